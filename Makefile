@@ -1,0 +1,53 @@
+# Every install step lives here, so a fresh machine and CI get what a developer has.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TOOLS  := .tools
+SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
+DEMO_IMAGE := fixtures/demo-image.tar
+
+.PHONY: venv install install-test demo test rules-check lint fixtures clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $@
+
+# Microsoft's SARIF Multitool validates our SARIF output in the tests (npm registry).
+$(SARIF_MULTITOOL):
+	mkdir -p $(TOOLS)
+	cd $(TOOLS) && npm install --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0
+
+venv install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test $(SARIF_MULTITOOL)
+
+## Scan the bundled demo image and show what it leaks (exit 1 = findings, as a CI gate would).
+demo: $(VENV)/.installed
+	@echo "== secretscan scan $(DEMO_IMAGE)"
+	@$(BIN)/secretscan scan $(DEMO_IMAGE); status=$$?; \
+	  if [ $$status -eq 1 ]; then echo "== exit 1: findings (a CI gate would fail here)"; exit 0; fi; exit $$status
+
+## Install what the tests need and run them all.
+test: install-test
+	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) $(BIN)/python -m pytest -q
+
+rules-check: $(VENV)/.installed
+	$(BIN)/secretscan rules check
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check secretscan tests
+	$(BIN)/mypy secretscan
+
+## Rebuild the committed demo image from its spec (deterministic: no diff unless the spec changed).
+fixtures: $(VENV)/.installed-test
+	$(BIN)/python fixtures/make_demo.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache

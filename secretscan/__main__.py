@@ -1,0 +1,3 @@
+from secretscan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Command line: parse, build the frozen config, wire the library, map results to exit codes.
+
+Exit codes: 0 nothing at or above ``--fail-on``; 1 findings; 2 usage, config or scan error;
+3 scan incomplete (something skipped) with ``--fail-on-incomplete``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from secretscan import __version__
+from secretscan.baseline import read_baseline, write_baseline
+from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config
+from secretscan.detect.checks import check_rules
+from secretscan.detect.knownkeys import KnownKeys
+from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
+from secretscan.errors import SecretScanError, UsageError
+from secretscan.models import ScanReport, Severity
+from secretscan.progress import make_progress
+from secretscan.report import OutputFormat
+from secretscan.scan import Scanner
+from secretscan.sources import open_source
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
+logger = logging.getLogger("secretscan")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="secretscan", description="Find leaked credentials in container images.")
+    parser.add_argument("--version", action="version", version=f"secretscan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("image", help="docker-archive:PATH[:REF|:@N], oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, or a bare path")
+        p.add_argument("--config", type=Path, help=f"config file (default: $SECRETSCAN_CONFIG or ./{CONFIG_FILENAME})")
+        p.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
+        p.add_argument("-v", "--verbose", action="store_true")
+
+    scan = sub.add_parser("scan", help="scan an image and report the secrets it ships")
+    common(scan)
+    scan.add_argument("-f", "--format", choices=[f.value for f in OutputFormat], default=os.environ.get("SECRETSCAN_FORMAT", "text"))
+    scan.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+    scan.add_argument("--show-secrets", action="store_true", help="put full secret values in the report (files are created mode 0600)")
+    scan.add_argument("--fail-on", default="info", metavar="SEVERITY",
+                      help="exit 1 when a finding is at or above SEVERITY: info (default: any finding), low, medium, high, critical, or none")
+    scan.add_argument("--fail-on-incomplete", action="store_true", help="exit 3 when something could not be scanned")
+    scan.add_argument("--baseline", type=Path, help="ignore findings recorded in this baseline file")
+
+    base = sub.add_parser("baseline", help="record the current findings as accepted (by fingerprint)")
+    common(base)
+    base.add_argument("-o", "--output", type=Path, required=True)
+
+    rules = sub.add_parser("rules", help="check or list the rule pack")
+    rules.add_argument("action", choices=["check", "list"])
+    rules.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR")
+    rules.add_argument("--config", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_ERROR if exc.code not in (0, None) else EXIT_CLEAN
+    logging.basicConfig(format="secretscan: %(message)s", stream=sys.stderr)
+    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+    try:
+        if args.command == "rules":
+            return _rules(args)
+        return _scan(args)
+    except SecretScanError as exc:
+        print(f"secretscan: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("secretscan: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _config(args: argparse.Namespace) -> ScanConfig:
+    explicit = args.config or (Path(os.environ["SECRETSCAN_CONFIG"]) if os.environ.get("SECRETSCAN_CONFIG") else None)
+    config = load_config(explicit or Path(CONFIG_FILENAME), required=explicit is not None)
+    return replace(config, rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules))
+
+
+def _ruleset(config: ScanConfig) -> tuple[RuleSet, KnownKeys]:
+    dirs = [BUILTIN_RULES_DIR, *config.rule_dirs]
+    return load_rules(dirs), KnownKeys.load(dirs)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    ruleset, _ = _ruleset(_config(args))
+    if args.action == "list":
+        for rule in ruleset.rules:
+            print(f"{rule.id:45} {str(rule.severity):9} {rule.name}")
+        return EXIT_CLEAN
+    failures = check_rules(ruleset)
+    for failure in failures:
+        print(f"{failure.origin}: {failure.problem}")
+    n_examples = sum(len(r.examples) + len(r.negative_examples) for r in ruleset.rules)
+    print(f"{len(ruleset)} rules, {n_examples} examples checked, {len(failures)} problems")
+    return EXIT_ERROR if failures else EXIT_CLEAN
+
+
+def _scan(args: argparse.Namespace) -> int:
+    config = _config(args)
+    show = bool(getattr(args, "show_secrets", False))
+    config = replace(config, show_secrets=show)
+    fail_on = None if getattr(args, "fail_on", "info") == "none" else _severity(getattr(args, "fail_on", "info"))
+    baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
+    ruleset, known = _ruleset(config)
+    source = open_source(args.image)
+    scanner = Scanner(config, ruleset, known, make_progress(args.quiet), baseline)
+    report = scanner.scan(source)
+    if args.command == "baseline":
+        count = write_baseline(report, args.output)
+        print(f"secretscan: wrote {count} finding(s) to baseline {args.output}", file=sys.stderr)
+        return EXIT_ERROR if report.errors else EXIT_CLEAN
+    fmt = OutputFormat(args.format)
+    color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    _emit(fmt.render(report, color=color), args.output, private=show)
+    for error in report.errors:
+        print(f"secretscan: error: {error}", file=sys.stderr)
+    return _exit_code(report, fail_on, args.fail_on_incomplete)
+
+
+def _severity(text: str) -> Severity:
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+def _emit(text: str, output: Path | None, *, private: bool) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(output, flags, 0o600 if private else 0o644)
+    if private:
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _exit_code(report: ScanReport, fail_on: Severity | None, fail_on_incomplete: bool) -> int:
+    if report.errors:
+        return EXIT_ERROR
+    if fail_on is not None and any(f.severity >= fail_on for f in report.findings):
+        return EXIT_FINDINGS
+    if fail_on_incomplete and report.skipped:
+        return EXIT_INCOMPLETE
+    return EXIT_CLEAN

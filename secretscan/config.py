@@ -1,0 +1,133 @@
+"""Run settings: one frozen ``ScanConfig`` built once (flags > environment > ``secretscan.yaml`` >
+defaults) and passed down. No module-level mutable settings."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from secretscan.errors import ConfigError
+from secretscan.redact import DEFAULT_FINGERPRINT_KEY
+
+MiB = 1024 * 1024
+CONFIG_FILENAME = "secretscan.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep a hostile image from exhausting memory or time. Whatever a limit stops is
+    listed in the report. There is deliberately no per-file size cap: big files are scanned in
+    windows."""
+
+    chunk_bytes: int = 8 * MiB
+    overlap_bytes: int = 64 * 1024
+    max_nested_depth: int = 4
+    max_nested_entries: int = 10_000
+    max_nested_bytes: int = 64 * MiB
+    """A nested zip is read into memory (zip needs random access); larger ones are scanned as bytes."""
+    max_nested_uncompressed_bytes: int = 1024 * MiB
+    """Per nested archive member stream: the decompression-bomb bound."""
+
+    def __post_init__(self) -> None:
+        if self.overlap_bytes * 2 > self.chunk_bytes or self.overlap_bytes < 8192:
+            raise ConfigError("limits: overlap_bytes must be at least 8192 and at most half of chunk_bytes")
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ConfigError(f"limits: {f.name} must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    paths: tuple[str, ...] = ()
+    """Globs over the location path (``/usr/share/doc/*``, ``*/test/fixtures/*``)."""
+    rules: tuple[str, ...] = ()
+    fingerprints: tuple[str, ...] = ()
+    regexes: tuple[re.Pattern[str], ...] = ()
+    """Matched against the secret value (in memory only)."""
+
+    def allows_path(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, glob) for glob in self.paths)
+
+    def allows_secret(self, rule_id: str, fingerprint: str, secret: str) -> bool:
+        return (
+            rule_id in self.rules
+            or fingerprint in self.fingerprints
+            or any(r.search(secret) for r in self.regexes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    rule_dirs: tuple[Path, ...] = ()
+    """Extra rule directories, loaded after the built-in pack."""
+    limits: Limits = field(default_factory=Limits)
+    allowlist: Allowlist = field(default_factory=Allowlist)
+    fingerprint_key: bytes = DEFAULT_FINGERPRINT_KEY
+    show_secrets: bool = False
+
+
+def load_config(path: Path | None, *, required: bool = False) -> ScanConfig:
+    """Read ``secretscan.yaml``; ``SECRETSCAN_FINGERPRINT_KEY`` overrides the file's key."""
+    config = ScanConfig()
+    if path is not None and path.is_file():
+        config = _from_file(path)
+    elif required and path is not None:
+        raise ConfigError(f"{path}: config file not found")
+    key = os.environ.get("SECRETSCAN_FINGERPRINT_KEY")
+    if key:
+        config = replace(config, fingerprint_key=key.encode())
+    return config
+
+
+_TOP_KEYS = {"rules", "allowlist", "limits", "fingerprint_key"}
+
+
+def _from_file(path: Path) -> ScanConfig:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: config must be a mapping")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(_TOP_KEYS)})")
+    rules = _mapping(doc.get("rules"), "rules", path)
+    allow = _mapping(doc.get("allowlist"), "allowlist", path)
+    limits_doc = _mapping(doc.get("limits"), "limits", path)
+    limit_names = {f.name for f in fields(Limits)}
+    if set(limits_doc) - limit_names:
+        raise ConfigError(f"{path}: unknown limits {sorted(set(limits_doc) - limit_names)}")
+    try:
+        regexes = tuple(re.compile(str(r)) for r in allow.get("regexes") or ())
+    except re.error as exc:
+        raise ConfigError(f"{path}: allowlist regex does not compile: {exc}") from None
+    paths = tuple(str(p) for p in allow.get("paths") or ())
+    if any(p.strip("*/") == "" for p in paths) or any(r.pattern in ("", ".*", ".+") for r in regexes):
+        raise ConfigError(f"{path}: an allowlist entry that matches everything would hide every finding")
+    base = path.parent
+    return ScanConfig(
+        rule_dirs=tuple((base / str(d)).resolve() for d in rules.get("dirs") or ()),
+        limits=Limits(**{k: int(v) for k, v in limits_doc.items()}),
+        allowlist=Allowlist(
+            paths=paths,
+            rules=tuple(str(r) for r in allow.get("rules") or ()),
+            fingerprints=tuple(str(f) for f in allow.get("fingerprints") or ()),
+            regexes=regexes,
+        ),
+        fingerprint_key=str(doc["fingerprint_key"]).encode() if doc.get("fingerprint_key") else DEFAULT_FINGERPRINT_KEY,
+    )
+
+
+def _mapping(value: Any, name: str, path: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {name} must be a mapping")
+    return value

@@ -1,0 +1,165 @@
+"""Rules are data: load ``patterns/*.yaml``, validate them, and check each against its examples.
+
+A rule either has a ``pattern`` (a regex with exactly one capture group: the secret) or names a
+``parser`` from :mod:`secretscan.detect.credfiles` (structured credential files). Validation is
+strict and fails closed: a rule without examples and negative examples is an error, because an
+untested rule is how scanners drift into false positives and misses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from secretscan.errors import RuleError
+from secretscan.models import Severity
+
+BUILTIN_RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "patterns"
+"""Installed copy of the repository's ``patterns/`` (a symlink in a source checkout)."""
+
+CONFIDENCES = ("high", "medium", "low")
+_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_KNOWN_KEYS = {
+    "id", "name", "pattern", "parser", "keywords", "severity", "confidence", "min_entropy",
+    "examples", "negative_examples", "references", "remediation", "filters", "description",
+}
+FILTERS = ("placeholder", "heuristic")
+"""``placeholder``: drop obvious placeholders (always on); ``heuristic``: also detect-secrets'
+heuristic filters (templated values, UUIDs, sequential strings, indirect references) — for
+generic rules whose pattern alone cannot tell a secret from code."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    confidence: str
+    keywords: tuple[bytes, ...]
+    """Lower-case byte strings; the rule runs only on data containing one of them."""
+    pattern: re.Pattern[bytes] | None
+    parser: str | None
+    min_entropy: float
+    filters: tuple[str, ...]
+    remediation: str
+    examples: tuple[Any, ...]
+    negative_examples: tuple[Any, ...]
+    references: tuple[str, ...] = ()
+    origin: str = ""
+    """``patterns/aws.yaml#aws.access-key-id``, for error messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    digest: str
+    """Hash over the rule files' contents: names the rule-pack version in reports and caches."""
+    by_id: Mapping[str, Rule] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def load_rules(dirs: Sequence[Path]) -> RuleSet:
+    """Load every ``*.yaml`` rule file under ``dirs``. Raises RuleError on the first invalid rule."""
+    rules: list[Rule] = []
+    hasher = hashlib.sha256()
+    for directory in dirs:
+        if not directory.is_dir():
+            raise RuleError(f"rule directory {directory} does not exist")
+        for path in sorted(directory.glob("*.yaml")):
+            text = path.read_bytes()
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise RuleError(f"{path.name}: not valid YAML: {exc}".splitlines()[0]) from None
+            if not isinstance(doc, dict) or "rules" not in doc:
+                continue  # data files that live beside the rules (known-test-keys.yaml)
+            hasher.update(path.name.encode() + b"\0" + text)
+            for raw in doc["rules"] or []:
+                rules.append(_parse_rule(raw, path.name))
+    if not rules:
+        raise RuleError("no rules loaded: an empty rule set would report every image as clean")
+    by_id: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.id in by_id:
+            raise RuleError(f"duplicate rule id {rule.id!r} in {rule.origin} and {by_id[rule.id].origin}")
+        by_id[rule.id] = rule
+    return RuleSet(rules=tuple(rules), digest="sha256:" + hasher.hexdigest(), by_id=by_id)
+
+
+def _parse_rule(raw: Any, filename: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{filename}: each rule must be a mapping, got {type(raw).__name__}")
+    rule_id = str(raw.get("id", ""))
+    origin = f"{filename}#{rule_id or '?'}"
+
+    def bad(msg: str) -> RuleError:
+        return RuleError(f"rule {origin}: {msg}")
+
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise bad(f"unknown keys {sorted(unknown)}")
+    if not _ID.match(rule_id):
+        raise bad("id must be lower-case letters, digits, dots and dashes")
+    for key in ("name", "severity"):
+        if not raw.get(key):
+            raise bad(f"missing {key!r}")
+    try:
+        severity = Severity.parse(str(raw["severity"]))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    confidence = str(raw.get("confidence", "high"))
+    if confidence not in CONFIDENCES:
+        raise bad(f"confidence must be one of {CONFIDENCES}")
+    if bool(raw.get("pattern")) == bool(raw.get("parser")):
+        raise bad("needs exactly one of 'pattern' or 'parser'")
+    pattern = None
+    if raw.get("pattern"):
+        try:
+            pattern = re.compile(str(raw["pattern"]).encode())
+        except re.error as exc:
+            raise bad(f"pattern does not compile: {exc}") from None
+        if pattern.groups != 1:
+            raise bad(f"pattern must have exactly one capture group (the secret), has {pattern.groups}")
+    keywords = tuple(str(k).lower().encode() for k in raw.get("keywords") or ())
+    if pattern is not None and not keywords:
+        raise bad("needs keywords (the prefilter runs a rule only where one occurs)")
+    examples = tuple(raw.get("examples") or ())
+    negatives = tuple(raw.get("negative_examples") or ())
+    if not examples or not negatives:
+        raise bad("needs at least one example and one negative example")
+    filters = tuple(str(f) for f in raw.get("filters") or ())
+    if set(filters) - set(FILTERS):
+        raise bad(f"unknown filters {sorted(set(filters) - set(FILTERS))}; known: {FILTERS}")
+    return Rule(
+        id=rule_id,
+        name=str(raw["name"]),
+        severity=severity,
+        confidence=confidence,
+        keywords=keywords,
+        pattern=pattern,
+        parser=str(raw["parser"]) if raw.get("parser") else None,
+        min_entropy=float(raw.get("min_entropy", 0.0)),
+        filters=filters,
+        remediation=str(raw.get("remediation") or ""),
+        examples=examples,
+        negative_examples=negatives,
+        references=tuple(str(r) for r in raw.get("references") or ()),
+        origin=origin,
+    )
+
+
+def example_cases(ruleset: RuleSet) -> Iterable[tuple[Rule, Any, bool]]:
+    """(rule, example, should_match) for every example and negative example."""
+    for rule in ruleset.rules:
+        for ex in rule.examples:
+            yield rule, ex, True
+        for ex in rule.negative_examples:
+            yield rule, ex, False

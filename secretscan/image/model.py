@@ -1,0 +1,109 @@
+"""What an image is, wherever it came from: config, history aligned to layers, layer handles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+from secretscan.errors import SourceError
+from secretscan.walk.entries import FileEntry
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""An image config is a few KiB; anything this large is hostile or broken."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    index: int
+    created_by: str
+    empty_layer: bool
+    layer_index: int | None
+    """Which layer this step produced, counting only non-empty entries (None for ENV, ARG, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    raw: dict[str, Any]
+    history: tuple[HistoryEntry, ...]
+    diff_ids: tuple[str, ...]
+    platform: str | None
+
+    @classmethod
+    def parse(cls, data: bytes, what: str) -> ImageConfig:
+        if len(data) > MAX_CONFIG_BYTES:
+            raise SourceError(f"{what}: image config is {len(data)} bytes, over the {MAX_CONFIG_BYTES} limit")
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{what}: image config is not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise SourceError(f"{what}: image config is not a JSON object")
+        rootfs = raw.get("rootfs") if isinstance(raw.get("rootfs"), dict) else {}
+        diff_ids = tuple(str(d) for d in (rootfs.get("diff_ids") or []) if isinstance(d, str))
+        history = _align_history(raw.get("history"), len(diff_ids))
+        platform = None
+        if raw.get("os") or raw.get("architecture"):
+            platform = "/".join(str(p) for p in (raw.get("os"), raw.get("architecture"), raw.get("variant")) if p)
+        return cls(raw=raw, history=history, diff_ids=diff_ids, platform=platform)
+
+    def step_for_layer(self, layer_index: int) -> str | None:
+        for entry in self.history:
+            if entry.layer_index == layer_index:
+                return entry.created_by
+        return None
+
+    @property
+    def container_config(self) -> dict[str, Any]:
+        cfg = self.raw.get("config")
+        return cfg if isinstance(cfg, dict) else {}
+
+
+def _align_history(raw_history: Any, n_layers: int) -> tuple[HistoryEntry, ...]:
+    """Tie history entries to layers by advancing the layer index on non-empty entries only.
+
+    When the counts disagree (squashed or hand-made images), entries keep their text but no layer,
+    rather than pointing at the wrong build step.
+    """
+    if not isinstance(raw_history, list):
+        return ()
+    items = [h if isinstance(h, dict) else {} for h in raw_history]
+    non_empty = sum(1 for h in items if not h.get("empty_layer"))
+    aligned = non_empty == n_layers
+    entries, layer = [], 0
+    for i, h in enumerate(items):
+        empty = bool(h.get("empty_layer"))
+        created_by = str(h.get("created_by") or h.get("comment") or "")
+        entries.append(HistoryEntry(i, created_by, empty, None if empty or not aligned else layer))
+        if not empty:
+            layer += 1
+    return tuple(entries)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerHandle:
+    index: int
+    diff_id: str | None
+    """From the config; checked against the uncompressed stream while it is scanned."""
+    blob_digest: str | None
+    """Digest of the stored blob (compressed or not), when the source names one."""
+    size: int | None
+    open: Callable[[], AbstractContextManager[BinaryIO]]
+    """Opens the stored blob (possibly compressed); the walker sniffs the compression."""
+    walk: Callable[[], Iterator[FileEntry]] | None = None
+    """For sources whose layer is not a blob (a plain directory): yields entries directly."""
+
+
+class Image(Protocol):
+    """One image from a source: a name, its config, and its layers base first."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str | None: ...
+    @property
+    def annotations(self) -> dict[str, str]: ...
+    def config(self) -> ImageConfig: ...
+    def layers(self) -> Sequence[LayerHandle]: ...

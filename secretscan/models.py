@@ -1,0 +1,157 @@
+"""The values a scan produces: locations, findings, what was skipped, and the report.
+
+Plaintext secrets never reach these types; a ``Finding`` carries a redacted form and a keyed
+fingerprint. The one exception is ``Finding.secret``, filled only when the user passed
+``--show-secrets`` (the scanner leaves it ``None`` otherwise).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that ``--fail-on high`` means ``severity >= Severity.HIGH``."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Exposure(str, enum.Enum):
+    """How a secret ships with the image. Every class is pullable; they differ in who sees it."""
+
+    FINAL = "final"
+    """In the final filesystem: anyone who runs the image reads it."""
+    REMOVED = "removed"
+    """Deleted or overwritten by a later layer: gone from the running container, still in the
+    earlier layer's blob that every pull downloads."""
+    CONFIG = "config"
+    """In the image config or build history (Env, Labels, ARG/RUN lines): `docker inspect` shows it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where one occurrence was seen."""
+
+    image: str
+    """The image as the user named it (or its tag inside a multi-image archive)."""
+    image_digest: str | None
+    """Manifest digest where one exists, else the config digest (the image ID)."""
+    layer_index: int | None
+    """0 = base layer; None for config and history locations and for plain directories."""
+    layer_digest: str | None
+    """The layer's diff ID (sha256 of the uncompressed tar): stable across compressions."""
+    path: str
+    """POSIX path inside the image, ``!/`` separating nested archives
+    (``/app/lib/x.jar!/config/app.properties``), or a config field (``config.Env[2]``,
+    ``history[5].created_by``)."""
+    line: int | None = None
+    created_by: str | None = None
+    """The build step (history ``created_by``) that produced the layer or the config entry."""
+    exposure: Exposure = Exposure.FINAL
+    removed_in_layer: int | None = None
+    """For ``Exposure.REMOVED``: the layer that deleted or overwrote the file."""
+    removed_how: str | None = None
+    """``deleted`` or ``overwritten``."""
+    context: str | None = None
+    """Key or field inside a structured file; never contains the secret."""
+
+    def describe(self) -> str:
+        """One human line, e.g. ``layer 3: /app/x.jar!/a.properties:12``."""
+        where = self.path + (f":{self.line}" if self.line else "")
+        if self.layer_index is None:
+            return where
+        return f"layer {self.layer_index}: {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One distinct secret, with every place it was seen."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    confidence: str
+    fingerprint: str
+    """Keyed hash of the secret: the join key for baselines and allowlists; does not reveal it."""
+    redacted: str
+    locations: tuple[Location, ...]
+    remediation: str
+    secret: str | None = None
+    """Full value: only with ``--show-secrets``."""
+
+    @property
+    def exposure(self) -> Exposure:
+        """The widest exposure of its locations: final > config > removed."""
+        kinds = {loc.exposure for loc in self.locations}
+        for kind in (Exposure.FINAL, Exposure.CONFIG, Exposure.REMOVED):
+            if kind in kinds:
+                return kind
+        return Exposure.FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class KnownTestKey:
+    """A match on a credential published as an example or test fixture: reported, not failed on."""
+
+    rule_id: str
+    fingerprint: str
+    redacted: str
+    source: str
+    locations: tuple[Location, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Something that was not (fully) scanned, and why. Every one appears in every report."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSummary:
+    name: str
+    digest: str | None
+    """Config digest (the image ID) for archives and layouts; manifest digest where one exists."""
+    platform: str | None
+    layers: int
+    files_scanned: int
+    bytes_scanned: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    tool_version: str
+    rules_digest: str
+    target: str
+    images: tuple[ImageSummary, ...]
+    findings: tuple[Finding, ...]
+    known_test_keys: tuple[KnownTestKey, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    suppressed: int = 0
+    """Findings dropped by the baseline or allowlist (counted, so nothing disappears silently)."""
+    errors: tuple[str, ...] = field(default_factory=tuple)
+    """Fatal problems met after some results were already collected (kept, then exit 2)."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.skipped and not self.errors

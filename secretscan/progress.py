@@ -1,0 +1,31 @@
+"""tqdm bars over layers' bytes, on a terminal only."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from secretscan.scan import Progress
+
+
+class TqdmProgress(Progress):
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+
+    def start_image(self, name: str, total_bytes: int, layers: int) -> None:
+        self._bar = tqdm(total=total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024,
+                         desc=f"{name} ({layers} layers)", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def advance(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def end_image(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_progress(quiet: bool) -> Progress:
+    return TqdmProgress() if not quiet and sys.stderr.isatty() else Progress()

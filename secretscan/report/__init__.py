@@ -1,0 +1,31 @@
+"""Report formats. Each turns a ``ScanReport`` into text; none ever sees a plaintext secret unless
+the user asked for ``--show-secrets`` (then ``Finding.secret`` is set)."""
+
+from __future__ import annotations
+
+import enum
+from typing import assert_never
+
+from secretscan.models import ScanReport
+
+
+@enum.unique
+class OutputFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    SARIF = "sarif"
+
+    def render(self, report: ScanReport, *, color: bool = False) -> str:
+        if self is OutputFormat.TEXT:
+            from secretscan.report.text import render_text
+
+            return render_text(report, color=color)
+        if self is OutputFormat.JSON:
+            from secretscan.report.json_report import render_json
+
+            return render_json(report)
+        if self is OutputFormat.SARIF:
+            from secretscan.report.sarif import render_sarif
+
+            return render_sarif(report)
+        assert_never(self)

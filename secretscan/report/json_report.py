@@ -1,0 +1,76 @@
+"""``--format json``: a documented, versioned schema (``docs/report-schema.json``).
+
+``schema_version`` changes only when a field changes meaning or disappears; new fields may be added
+within a version.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from secretscan.models import Finding, KnownTestKey, Location, ScanReport
+
+SCHEMA_VERSION = 1
+
+
+def location_dict(loc: Location) -> dict[str, Any]:
+    return {
+        "image": loc.image,
+        "image_digest": loc.image_digest,
+        "layer_index": loc.layer_index,
+        "layer_digest": loc.layer_digest,
+        "path": loc.path,
+        "line": loc.line,
+        "context": loc.context,
+        "created_by": loc.created_by,
+        "exposure": loc.exposure.value,
+        "removed_in_layer": loc.removed_in_layer,
+        "removed_how": loc.removed_how,
+        "description": loc.describe(),
+    }
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "rule_id": f.rule_id,
+        "title": f.title,
+        "severity": str(f.severity),
+        "confidence": f.confidence,
+        "fingerprint": f.fingerprint,
+        "redacted": f.redacted,
+        "exposure": f.exposure.value,
+        "remediation": f.remediation,
+        "locations": [location_dict(loc) for loc in f.locations],
+    }
+    if f.secret is not None:
+        out["secret"] = f.secret
+    return out
+
+
+def _known_dict(k: KnownTestKey) -> dict[str, Any]:
+    return {"rule_id": k.rule_id, "fingerprint": k.fingerprint, "redacted": k.redacted, "source": k.source,
+            "locations": [location_dict(loc) for loc in k.locations]}
+
+
+def report_dict(report: ScanReport) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "secretscan", "version": report.tool_version, "rules_digest": report.rules_digest},
+        "target": report.target,
+        "complete": report.complete,
+        "images": [
+            {"name": i.name, "digest": i.digest, "platform": i.platform, "layers": i.layers,
+             "files_scanned": i.files_scanned, "bytes_scanned": i.bytes_scanned}
+            for i in report.images
+        ],
+        "findings": [finding_dict(f) for f in report.findings],
+        "known_test_keys": [_known_dict(k) for k in report.known_test_keys],
+        "suppressed": report.suppressed,
+        "skipped": [{"what": s.what, "reason": s.reason} for s in report.skipped],
+        "errors": list(report.errors),
+    }
+
+
+def render_json(report: ScanReport) -> str:
+    return json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,77 @@
+"""The default report, for people: severity first, grouped, one line per location."""
+
+from __future__ import annotations
+
+from secretscan.models import Exposure, Finding, Location, ScanReport, Severity
+
+_COLORS = {Severity.CRITICAL: "\033[1;31m", Severity.HIGH: "\033[31m", Severity.MEDIUM: "\033[33m",
+           Severity.LOW: "\033[36m", Severity.INFO: "\033[2m"}
+_RESET = "\033[0m"
+
+
+def exposure_note(loc: Location) -> str:
+    if loc.exposure is Exposure.REMOVED:
+        return f"{loc.removed_how or 'removed'} in layer {loc.removed_in_layer} — gone from the final filesystem, still shipped in layer {loc.layer_index}'s blob"
+    if loc.exposure is Exposure.CONFIG:
+        return "image config/history — visible to anyone with `docker inspect`"
+    return "in the final filesystem"
+
+
+def render_text(report: ScanReport, *, color: bool = False) -> str:
+    out: list[str] = []
+    for img in report.images:
+        plat = f" ({img.platform})" if img.platform else ""
+        out.append(f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}")
+    out.append("")
+    if not report.findings:
+        out.append("No secrets found.")
+    for sev in sorted({f.severity for f in report.findings}, reverse=True):
+        group = [f for f in report.findings if f.severity == sev]
+        head = f"{str(sev).upper()} ({len(group)})"
+        out.append((_COLORS[sev] + head + _RESET) if color else head)
+        for f in group:
+            out.extend(_finding_lines(f))
+        out.append("")
+    if report.known_test_keys:
+        out.append(f"Known published test keys (informational, {len(report.known_test_keys)}):")
+        for k in report.known_test_keys:
+            out.append(f"  {k.rule_id} {k.redacted} — {k.source}")
+            out.extend(f"      at {loc.image}: {loc.describe()}" for loc in k.locations[:3])
+        out.append("")
+    if report.suppressed:
+        out.append(f"{report.suppressed} finding(s) suppressed by the allowlist or baseline.")
+    if report.skipped:
+        out.append(f"Not fully scanned ({len(report.skipped)}):")
+        out.extend(f"  - {s.what}: {s.reason}" for s in report.skipped)
+    if report.errors:
+        out.append(f"Errors ({len(report.errors)}) — the scan is incomplete:")
+        out.extend(f"  - {e}" for e in report.errors)
+    n = len(report.findings)
+    out.append(f"{n} finding{'s' if n != 1 else ''}" + ("" if report.complete else " (scan incomplete)"))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _finding_lines(f: Finding) -> list[str]:
+    value = f.secret if f.secret is not None else f.redacted
+    lines = [f"  {f.title} [{f.rule_id}] {value}", f"    fingerprint {f.fingerprint}  confidence {f.confidence}"]
+    for loc in f.locations:
+        ctx = f" ({loc.context})" if loc.context else ""
+        lines.append(f"    at {loc.image}: {loc.describe()}{ctx}")
+        lines.append(f"       {exposure_note(loc)}")
+        if loc.created_by:
+            lines.append(f"       added by: {_short(loc.created_by)}")
+    lines.append(f"    fix: {f.remediation}")
+    return lines
+
+
+def _short(text: str, limit: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"

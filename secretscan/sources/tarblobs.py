@@ -1,0 +1,71 @@
+"""Random access to members of a tar file without extracting it: the store behind
+docker-archive and oci-archive. Member names from the archive are only dictionary keys, never
+host paths."""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from secretscan.errors import SourceError
+
+MAX_MEMBERS = 1_000_000
+
+
+class TarBlobs:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(path, "r:")
+            self._members: dict[str, tarfile.TarInfo] = {}
+            for i, member in enumerate(self._tar):
+                if i >= MAX_MEMBERS:
+                    raise SourceError(f"{path}: more than {MAX_MEMBERS} members")
+                self._members[_norm(member.name)] = member
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise SourceError(f"{path}: not a readable tar archive ({exc})") from None
+
+    def names(self) -> set[str]:
+        return set(self._members)
+
+    def has(self, name: str) -> bool:
+        return _norm(name) in self._members
+
+    def _regular(self, name: str) -> tarfile.TarInfo:
+        member = self._members.get(_norm(name))
+        hops = 0
+        while member is not None and (member.issym() or member.islnk()) and hops < 8:
+            hops += 1
+            target = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(member.name), member.linkname)
+            member = self._members.get(_norm(target))
+        if member is None or not member.isfile():
+            raise SourceError(f"{self.path}: missing blob {name}")
+        return member
+
+    def size(self, name: str) -> int:
+        return self._regular(name).size
+
+    def read(self, name: str, limit: int) -> bytes:
+        member = self._regular(name)
+        if member.size > limit:
+            raise SourceError(f"{self.path}: {name} is {member.size} bytes, over the {limit}-byte limit")
+        with self.open(name) as f:
+            return f.read()
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]:
+        f = self._tar.extractfile(self._regular(name))
+        if f is None:
+            raise SourceError(f"{self.path}: cannot read {name}")
+        try:
+            yield f  # type: ignore[misc]
+        finally:
+            f.close()
+
+
+def _norm(name: str) -> str:
+    return posixpath.normpath("/" + name).lstrip("/")

@@ -1,0 +1,40 @@
+"""One file entry of a layer, whatever the layer is stored as (tar stream or plain directory)."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    """Absolute POSIX path inside the image, normalised; non-UTF-8 bytes shown as ``\\xNN``."""
+    kind: str
+    """``file``, ``dir``, ``symlink``, ``hardlink``, ``whiteout``, ``opaque`` or ``other``."""
+    mode: int
+    size: int
+    link_target: str = ""
+    open: Callable[[], BinaryIO] | None = None
+    """Regular files only: a reader positioned at the content (valid until the next entry)."""
+
+
+def normalise(name: str) -> str:
+    """Archive names are hostile: collapse ``..`` and ``.`` and anchor at ``/``. The result is only
+    ever a label and a dictionary key, never a host path."""
+    return posixpath.normpath("/" + name.replace("\\", "/")) if name else "/"
+
+
+def classify_whiteout(path: str) -> tuple[str, str] | None:
+    """``/etc/.wh.passwd`` -> ("whiteout", "/etc/passwd"); ``/etc/.wh..wh..opq`` -> ("opaque", "/etc")."""
+    parent, base = posixpath.split(path)
+    if base == OPAQUE_MARKER:
+        return "opaque", parent or "/"
+    if base.startswith(WHITEOUT_PREFIX):
+        return "whiteout", posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
+    return None

@@ -1,0 +1,67 @@
+"""What later layers did to each file: the whiteout and overwrite bookkeeping of an image.
+
+Every layer is scanned in full; this index only *annotates* an occurrence with its fate, so a
+secret in a file deleted by layer 5 is still reported (it ships in layer 3's blob) and labelled.
+Only paths are kept (no content), so memory grows with the file count, not the image size.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from secretscan.walk.entries import FileEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    layer: int
+    how: str
+    """``deleted`` (whiteout, opaque directory, or a parent replaced by a non-directory) or ``overwritten``."""
+
+
+@dataclass
+class _LayerPaths:
+    present: dict[str, str] = field(default_factory=dict)
+    """path -> entry kind, for everything the layer adds (files, dirs, links)."""
+    whiteouts: set[str] = field(default_factory=set)
+    opaque_dirs: set[str] = field(default_factory=set)
+
+
+class FateIndex:
+    def __init__(self) -> None:
+        self._layers: dict[int, _LayerPaths] = {}
+
+    def record(self, layer: int, entry: FileEntry) -> None:
+        paths = self._layers.setdefault(layer, _LayerPaths())
+        if entry.kind == "whiteout":
+            paths.whiteouts.add(entry.path)
+        elif entry.kind == "opaque":
+            paths.opaque_dirs.add(entry.path)
+        else:
+            paths.present[entry.path] = entry.kind
+
+    def fate(self, layer: int, path: str) -> Fate | None:
+        """The first later layer that hides ``path`` as seen in ``layer``, or None if it survives."""
+        outer = path.split("!/", 1)[0]  # a file inside a nested archive shares the archive's fate
+        ancestors = _ancestors(outer)
+        for later in sorted(k for k in self._layers if k > layer):
+            paths = self._layers[later]
+            if outer in paths.whiteouts or any(a in paths.whiteouts for a in ancestors):
+                return Fate(later, "deleted")
+            if any(a in paths.opaque_dirs for a in ancestors):
+                return Fate(later, "deleted")
+            if any(paths.present.get(a) not in (None, "dir") for a in ancestors):
+                return Fate(later, "deleted")
+            if outer in paths.present:
+                return Fate(later, "overwritten")
+        return None
+
+
+def _ancestors(path: str) -> list[str]:
+    out = []
+    parent = posixpath.dirname(path)
+    while parent and parent != "/":
+        out.append(parent)
+        parent = posixpath.dirname(parent)
+    return out

@@ -1,0 +1,196 @@
+"""Fresh, real-format test secrets, made at test time.
+
+Nothing here is a real credential: values are random, so no fixture ever
+carries a live-looking secret that a push-protection or scanner in the
+repository's own pipeline would (rightly) flag. Each function returns a new
+value per call; pass `seed` for a reproducible one. Formats follow the
+providers' published shapes, including GitHub/npm's CRC32 checksum, and
+values never contain long runs of one character or placeholder words, so
+scanners do not dismiss them as examples. Key functions ignore `seed`
+(the key generators they call cannot be seeded).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import string
+import struct
+import subprocess
+import tempfile
+import zlib
+
+UPPER, LOWER, DIGITS = string.ascii_uppercase, string.ascii_lowercase, string.digits
+ALNUM = DIGITS + UPPER + LOWER  # also the base62 alphabet GitHub/npm checksums use
+B64URL = UPPER + LOWER + DIGITS + "_-"
+_PLACEHOLDER = re.compile(r"(.)\1\1|EXAMPLE|example|XXXX|xxxx|1234|abcd|ABCD|TEST|test|DUMMY|dummy|FAKE|fake")
+
+
+def _rng(seed: int | None) -> random.Random:
+    return random.Random(seed) if seed is not None else secrets.SystemRandom()
+
+
+def _rand(rng: random.Random, alphabet: str, n: int) -> str:
+    """n chars from alphabet: no triple runs, no placeholder words, and every
+    letter/digit class of the alphabet present when n is long enough."""
+    classes = [c for c in (UPPER, LOWER, DIGITS) if set(c) & set(alphabet)]
+    while True:
+        s = "".join(rng.choice(alphabet) for _ in range(n))
+        if _PLACEHOLDER.search(s):
+            continue
+        if n >= 12 and not all(set(s) & set(c) for c in classes):
+            continue
+        if alphabet == B64URL and (s[0] in "_-" or s[-1] in "_-"):
+            continue  # keep word boundaries where regexes expect them
+        return s
+
+
+def _base62(n: int, width: int) -> str:
+    out = ""
+    while n:
+        n, r = divmod(n, 62)
+        out = ALNUM[r] + out
+    return out.rjust(width, "0")
+
+
+def _checksummed(prefix: str, rng: random.Random) -> str:
+    """prefix + 30 random base62 + 6-char base62 CRC32 of the random part (GitHub/npm)."""
+    body = _rand(rng, ALNUM, 30)
+    return prefix + body + _base62(zlib.crc32(body.encode()), 6)
+
+
+def aws_access_key_id(seed: int | None = None) -> str:
+    return "AKIA" + _rand(_rng(seed), UPPER + "234567", 16)
+
+
+def aws_secret_access_key(seed: int | None = None) -> str:
+    return _rand(_rng(seed), UPPER + LOWER + DIGITS + "/+", 40)
+
+
+def github_pat(seed: int | None = None) -> str:
+    return _checksummed("ghp_", _rng(seed))
+
+
+def github_fine_grained(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    return "github_pat_11" + _rand(rng, UPPER + DIGITS, 20) + "_" + _rand(rng, ALNUM, 59)
+
+
+def gitlab_pat(seed: int | None = None) -> str:
+    return "glpat-" + _rand(_rng(seed), B64URL, 20)
+
+
+def slack_bot_token(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    team = str(rng.randint(1, 9)) + _rand(rng, DIGITS, 10)
+    bot = str(rng.randint(1, 9)) + _rand(rng, DIGITS, 12)
+    return f"xoxb-{team}-{bot}-{_rand(rng, ALNUM, 24)}"
+
+
+def slack_webhook(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    return (
+        f"https://hooks.slack.com/services/T{_rand(rng, UPPER + DIGITS, 10)}"
+        f"/B{_rand(rng, UPPER + DIGITS, 10)}/{_rand(rng, ALNUM, 24)}"
+    )
+
+
+def stripe_live_secret(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    return "sk_live_" + _rand(rng, ALNUM, rng.choice((24, 99)))
+
+
+def openai_key(seed: int | None = None) -> str:
+    """Project key: sk-proj- + 74 + "T3BlbkFJ" (base64 of "OpenAI") + 74."""
+    rng = _rng(seed)
+    return "sk-proj-" + _rand(rng, B64URL, 74) + "T3BlbkFJ" + _rand(rng, B64URL, 74)
+
+
+def npm_token(seed: int | None = None) -> str:
+    return _checksummed("npm_", _rng(seed))
+
+
+def pypi_token(seed: int | None = None) -> str:
+    """"pypi-AgEIcHlwaS5vcmc" is base64 of the macaroon header naming pypi.org."""
+    return "pypi-AgEIcHlwaS5vcmc" + _rand(_rng(seed), B64URL, 160)
+
+
+def vault_token(seed: int | None = None) -> str:
+    """Current service-token shape: hvs. + ~90 base64url chars (CAES... protobuf)."""
+    return "hvs.CAESI" + _rand(_rng(seed), B64URL, 86)
+
+
+def jwt(seed: int | None = None) -> str:
+    """A genuinely HS256-signed JWT over a random payload."""
+    rng = _rng(seed)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    iat = rng.randint(1_600_000_000, 1_800_000_000)
+    payload = {"sub": _rand(rng, ALNUM, 16), "name": _rand(rng, LOWER, 8), "iat": iat, "exp": iat + 3600}
+    header = {"alg": "HS256", "typ": "JWT"}
+    signing_input = ".".join(b64(json.dumps(p, separators=(",", ":")).encode()) for p in (header, payload))
+    key = _rand(rng, ALNUM, 32).encode()
+    return signing_input + "." + b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())
+
+
+def password(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    symbols = "!#%&*+-=?@^_~"
+    while True:
+        s = _rand(rng, UPPER + LOWER + DIGITS + symbols, 20)
+        if any(c in symbols for c in s):
+            return s
+
+
+def _run(*cmd: str, stdin: bytes | None = None) -> bytes:
+    return subprocess.run(cmd, input=stdin, capture_output=True, check=True).stdout
+
+
+def rsa_private_key_pem(seed: int | None = None, traditional: bool = False) -> str:
+    """A real RSA-2048 key (PKCS#8 "PRIVATE KEY", or "RSA PRIVATE KEY" if traditional)."""
+    pem = _run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048")
+    if traditional:
+        pem = _run("openssl", "rsa", "-traditional", stdin=pem)
+    return pem.decode()
+
+
+def ec_private_key_pem(seed: int | None = None) -> str:
+    """A real P-256 key in SEC1 form ("EC PRIVATE KEY")."""
+    return _run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout").decode()
+
+
+def openssh_private_key(seed: int | None = None) -> str:
+    """A real unencrypted ed25519 key in OpenSSH format ("OPENSSH PRIVATE KEY")."""
+    if shutil.which("ssh-keygen"):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "id")
+            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path)
+            with open(path) as f:
+                return f.read()
+    # No ssh-keygen: let openssl make the key and write the openssh-key-v1 container ourselves.
+    der = _run("openssl", "genpkey", "-algorithm", "ed25519", "-outform", "DER")
+    seed32 = der[-32:]
+    pub32 = _run("openssl", "pkey", "-inform", "DER", "-pubout", "-outform", "DER", stdin=der)[-32:]
+
+    def s(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    pub_blob = s(b"ssh-ed25519") + s(pub32)
+    check = struct.pack(">I", secrets.randbits(32)) * 2
+    priv = check + pub_blob + s(seed32 + pub32) + s(b"")
+    priv += bytes(range(1, 1 + (-len(priv) % 8)))
+    blob = b"openssh-key-v1\0" + s(b"none") + s(b"none") + s(b"")  # cipher, kdf, kdf options
+    blob += struct.pack(">I", 1) + s(pub_blob) + s(priv)
+    b64 = base64.b64encode(blob).decode()
+    lines = [b64[i:i + 70] for i in range(0, len(b64), 70)]
+    body = "\n".join(lines)
+    return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n"
