@@ -74,7 +74,7 @@ class Scanner:
     baseline: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        self.engine = Engine(self.ruleset)
+        self.engine = Engine(self.ruleset, self.known)
 
     def scan(self, source: Source) -> ScanReport:
         occurrences: list[Occurrence] = []
@@ -106,11 +106,10 @@ class Scanner:
         config = image.config()
         layers = image.layers()
         digest = image.digest
-        base = dict(image=image.name, image_digest=digest)
         run = _ImageRun(image)
         for item in config_texts(config, image.annotations):
             for m in self.engine.scan_bytes(item.text.encode("utf-8", "surrogateescape")):
-                loc = Location(**base, layer_index=None, layer_digest=None, path=item.field,
+                loc = Location(image=image.name, image_digest=digest, layer_index=None, layer_digest=None, path=item.field,
                                created_by=item.created_by, exposure=Exposure.CONFIG, context=m.context)
                 run.occurrences.append((m, loc))
         self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))

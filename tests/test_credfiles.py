@@ -69,6 +69,7 @@ def check(m: Match, data: bytes, rule: str, secret: str, line: int, raw: str) ->
 )
 def test_parser_for_known_paths(path: str, name: str) -> None:
     assert parser_for(path) is PARSERS[name]
+    assert credfiles.parser_name_for(path) == name
 
 
 @pytest.mark.parametrize(
@@ -76,6 +77,7 @@ def test_parser_for_known_paths(path: str, name: str) -> None:
 )
 def test_parser_for_unrelated_paths(path: str) -> None:
     assert parser_for(path) is None
+    assert credfiles.parser_name_for(path) is None
 
 
 def test_parse_dispatches_and_rejects_unknown_names() -> None:

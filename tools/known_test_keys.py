@@ -22,14 +22,17 @@ where ``normalise`` is:
 
 CLI, for maintainers adding entries::
 
-    python tools/known_test_keys.py FILE...      # '-' reads stdin
+    python tools/known_test_keys.py [--pem-only] FILE...      # '-' reads stdin
 
-prints one line per PEM block found in each file, and one line per remaining
-non-blank line (treated as a token; lines starting with '#' are skipped).
+prints one line per PEM block found in each file (PEM blocks embedded in JSON
+or source code are decoded first, see ``clean_embedded_pem``), and one line per
+remaining non-blank line, treated as a token (lines starting with '#' are
+skipped; ``--pem-only`` skips tokens altogether).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import re
 import string
@@ -55,7 +58,7 @@ def _pem_body(block: str) -> str:
         # after the BEGIN line up to any END line.
         b = PEM_BEGIN.search(block)
         assert b is not None
-        inner = re.split(r"-----END [A-Z0-9 ]+-----", block[b.end():], maxsplit=1)[0]
+        inner = re.split(r"-----END [A-Z0-9 ]+-----", block[b.end() :], maxsplit=1)[0]
     kept = [line for line in inner.splitlines() if ":" not in line]
     return _WS.sub("", "".join(kept))
 
@@ -73,15 +76,18 @@ def fingerprint(value: str) -> str:
 
 
 _QUOTED = re.compile(r"""["']([^"']*)["']""")
-_NOT_B64 = re.compile(r"[^A-Za-z0-9+/=]")
+# String-literal syntax that can surround or split a PEM body embedded in source code.
+_STRING_SYNTAX = re.compile(r"""[\\"'`,;()]""")
 
 
 def clean_embedded_pem(block: str) -> str:
     """Rebuild a PEM block that is embedded in source code or JSON.
 
-    Handles literal ``\\n`` escapes (JSON, Python strings) and one string
-    literal per line (``"MIIE..."`` / ``b"MIIE..."`` concatenations). Header
-    lines (containing ':') are kept as they are so that ``normalise`` drops them.
+    Handles literal ``\\n`` escapes (JSON, Python/Go/Rust strings), one string
+    literal per line (``"MIIE..."`` / ``b"MIIE..."`` concatenations) and
+    string-literal punctuation (quotes, backslashes, commas, parentheses).
+    Nothing else is removed, so the result is what the decoded string holds.
+    Header lines (containing ':') are kept so that ``normalise`` drops them.
     A clean PEM block comes back with the same body.
     """
     m = PEM_BLOCK.search(block)
@@ -92,7 +98,7 @@ def clean_embedded_pem(block: str) -> str:
         quoted = _QUOTED.findall(raw)
         content = "".join(quoted) if quoted else raw
         for line in content.replace("\\r", "\n").replace("\\n", "\n").splitlines():
-            lines.append(line.strip() if ":" in line else _NOT_B64.sub("", line))
+            lines.append(line.strip() if ":" in line else _STRING_SYNTAX.sub("", line).strip())
     body = "\n".join(x for x in lines if x)
     return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
 
@@ -106,7 +112,7 @@ def iter_values(text: str) -> Iterator[tuple[str, str]]:
     rest = []
     pos = 0
     for m in PEM_BLOCK.finditer(text):
-        rest.append(text[pos:m.start()])
+        rest.append(text[pos : m.start()])
         pos = m.end()
         yield m.group("label"), clean_embedded_pem(m.group(0))
     rest.append(text[pos:])
@@ -125,16 +131,25 @@ def _short(label: str, value: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(f"usage: {sys.argv[0]} FILE...   ('-' for stdin)", file=sys.stderr)
-        return 2
-    for name in argv:
+    parser = argparse.ArgumentParser(
+        description="Print the known-test-keys fingerprint of each PEM block / token in FILEs.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="file to read ('-' for stdin)")
+    parser.add_argument(
+        "--pem-only",
+        action="store_true",
+        help="print PEM blocks only, not the remaining lines as tokens (for JSON/source files)",
+    )
+    args = parser.parse_args(argv)
+    for name in args.files:
         if name == "-":
             text = sys.stdin.read()
         else:
             with open(name, encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
         for label, value in iter_values(text):
+            if args.pem_only and label == "token":
+                continue
             print(f"{fingerprint(value)}  {name}  {_short(label, value)}")
     return 0
 

@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import yaml
 
+from secretscan.detect.filters import is_placeholder
 from secretscan.detect.match import Match
 
 Parser = Callable[[bytes], list[Match]]
@@ -46,29 +47,10 @@ SECRET_NAME_RE = re.compile(
 _NOT_SECRET_KEY_RE = re.compile(
     r"(?i)[._-](url|uri|host|port|path|file|dir|endpoint|enabled|type|name|user(name)?|id|ttl|timeout|expiry)$"
 )
-_PLACEHOLDER_WORDS = frozenset({"changeme", "password", "secret", "null", "none", "true", "false", "nil"})
-_PLACEHOLDER_RE = re.compile(
-    r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*\}\}|<[^<>]*>|%[A-Za-z_][A-Za-z0-9_]*%", re.S
-)
 _HTPASSWD_HASH_RE = re.compile(r"\$[0-9a-z]{1,6}\$\S{8,}|\{S?SHA\}\S{20,}|[./0-9A-Za-z]{13}")
 _USERINFO_RE = re.compile(rb"([^:@/\s]*):([^@/\s]*)@([^/\s?#@]*)")
 _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 _DOTENV_RE = re.compile(rb"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=")
-
-
-def is_placeholder(value: str) -> bool:
-    """True for values that are templates or dummies rather than credentials.
-
-    Images are full of ``password=${DB_PASSWORD}`` and ``.env.example`` files; reporting those
-    would drown the real findings.
-    """
-    v = value.strip().strip("'\"").strip()
-    low = v.lower()
-    if len(v) < 4 or low in _PLACEHOLDER_WORDS or low.startswith("xxxx"):
-        return True
-    if "${" in v or "{{" in v or _PLACEHOLDER_RE.fullmatch(v):
-        return True
-    return len(set(low) - set("-_. ")) <= 1  # "****", "xxxx-xxxx", "........"
 
 
 def _text(raw: bytes) -> str:
@@ -557,10 +539,15 @@ def _parser_name_for(name: str, parent: str) -> str | None:
     return _BY_NAME.get(name)
 
 
+def parser_name_for(path: str) -> str | None:
+    """The ``PARSERS`` key for a path inside the image, for callers that filter by parser name."""
+    p = PurePosixPath(path.replace("\\", "/"))
+    return _parser_name_for(p.name.lower(), p.parent.name.lower())
+
+
 def parser_for(path: str) -> Parser | None:
     """Pick the parser from the file's path inside the image (basename / suffix / parent dir), or None."""
-    p = PurePosixPath(path.replace("\\", "/"))
-    key = _parser_name_for(p.name.lower(), p.parent.name.lower())
+    key = parser_name_for(path)
     return PARSERS[key] if key else None
 
 

@@ -11,22 +11,28 @@ from dataclasses import replace
 
 from secretscan.detect import credfiles
 from secretscan.detect.filters import is_heuristic_non_secret, is_lock_file, is_placeholder, shannon_entropy
+from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
-from secretscan.detect.rules import Rule, RuleSet
+from secretscan.detect.rules import Rule, RuleSet, detect_secrets_plugins
 
 _CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 MAX_LINE_FOR_FILTERS = 4096
 
 
 class Engine:
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, known: KnownKeys | None = None) -> None:
+        """``known`` test keys pass the placeholder filter (AWS's documented ``…EXAMPLE`` keys look
+        like placeholders), so that they are reported as informational rather than dropped unseen."""
         self.ruleset = ruleset
+        self.known = known or KnownKeys({})
         self._pattern_rules = [r for r in ruleset.rules if r.pattern is not None]
         self._keywords: dict[bytes, list[Rule]] = {}
         for rule in self._pattern_rules:
             for kw in rule.keywords:
                 self._keywords.setdefault(kw, []).append(rule)
         self._parser_rules = {r.parser for r in ruleset.rules if r.parser}
+        plugins = detect_secrets_plugins() if any(r.detect_secrets for r in ruleset.rules) else {}
+        self._ds_rules = [(r, plugins[r.detect_secrets]()) for r in ruleset.rules if r.detect_secrets]
 
     def scan_bytes(self, data: bytes, path: str | None = None, *, parse: bool = True) -> list[Match]:
         """All matches in ``data`` after filtering and overlap resolution, in offset order.
@@ -35,6 +41,8 @@ class Engine:
         whole file, not a window of it), a credential-file parser.
         """
         matches = list(self._pattern_matches(data, path))
+        if self._ds_rules:
+            matches.extend(self._plugin_matches(data))
         if path is not None and parse:
             matches.extend(self._parsed_matches(data, path))
         return _resolve_overlaps(matches, self.ruleset)
@@ -59,17 +67,40 @@ class Engine:
                 if start < 0:
                     continue
                 secret = data[start:end].decode("utf-8", "replace")
-                if not _accept(rule, secret, data, start, end):
+                if not _accept(rule, secret, data, start, end) and self.known.lookup(secret) is None:
                     continue
                 yield Match(rule.id, secret, start, end, confidence=rule.confidence)
 
+    def _plugin_matches(self, data: bytes) -> Iterable[Match]:
+        """detect-secrets plugins work line by line; run them only on lines holding a keyword, and
+        through ``analyze_string`` (pure regex: its ``analyze_line`` consults global settings and
+        may try network verification)."""
+        lowered = data.lower()
+        for rule, plugin in self._ds_rules:
+            lines: set[int] = set()
+            for kw in rule.keywords:
+                pos = lowered.find(kw)
+                while pos >= 0 and len(lines) < 10_000:
+                    lines.add(data.rfind(b"\n", 0, pos) + 1)
+                    pos = lowered.find(kw, pos + len(kw))
+            for start in sorted(lines):
+                end = data.find(b"\n", start)
+                end = len(data) if end < 0 else end
+                if end - start > MAX_LINE_FOR_FILTERS:
+                    continue
+                line = data[start:end].decode("utf-8", "replace")
+                for secret in plugin.analyze_string(line):
+                    offset = data.find(secret.encode(), start, end)
+                    if offset >= 0 and _accept(rule, secret, data, offset, offset + len(secret.encode())):
+                        yield Match(rule.id, secret, offset, offset + len(secret.encode()), confidence=rule.confidence)
+
     def _parsed_matches(self, data: bytes, path: str) -> Iterable[Match]:
-        name = credfiles.parser_for(path)
+        name = credfiles.parser_name_for(path)
         if name is None or name not in self._parser_rules:
             return
         for match in credfiles.parse(name, data):
             rule = self.ruleset.by_id.get(match.rule_id)
-            if rule is not None and not is_placeholder(match.secret):
+            if rule is not None and (not is_placeholder(match.secret) or self.known.lookup(match.secret)):
                 yield replace(match, confidence=match.confidence if match.confidence != "high" else rule.confidence)
 
 

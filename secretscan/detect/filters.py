@@ -15,8 +15,12 @@ from detect_secrets.filters import heuristic as ds_heuristic
 
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[_-]|"
-    r"insert[_-]|dummy|xxxx|\*\*\*\*|\.\.\.\.|<[^>]*>|\$\{|\{\{|%\(|%s\b|\$\()"
+    r"insert[_-]|dummy|xxxx|\*\*\*\*|\.\.\.\.|\$\{|\$\(|\{\{|%\()"
 )
+_PLACEHOLDER_WHOLE = re.compile(
+    r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s", re.S
+)
+"""Values that are entirely a reference: ``<token>``, ``$TOKEN``, ``%TOKEN%``."""
 _PLACEHOLDER_EXACT = frozenset(
     {
         "password", "passwd", "secret", "token", "apikey", "api_key", "null", "none", "nil",
@@ -30,15 +34,15 @@ _LONG_RUN = re.compile(r"(.)\1{5,}")
 def is_placeholder(value: str) -> bool:
     """True for values that stand for a secret rather than being one.
 
-    A real credential never contains a template marker or a word like ``example``, and never has
-    six equal characters in a row (random 20+ character tokens practically never do).
+    A real credential never is a bare reference (``$TOKEN``, ``<token>``), never contains a
+    template marker or a word like ``example``, is not made of one repeated character, and never
+    has six equal characters in a row (random 20+ character tokens practically never do).
     """
-    v = value.strip().strip("'\"")
-    if len(v) < 4 or v.lower() in _PLACEHOLDER_EXACT:
+    v = value.strip().strip("'\"").strip()
+    low = v.lower()
+    if len(v) < 4 or low in _PLACEHOLDER_EXACT or len(set(low) - set("-_. ")) <= 1:
         return True
-    if v.startswith("$") and not v.startswith("$2") and not v.startswith("$apr1$") and not v.startswith("$6$"):
-        return True  # shell/env reference such as $TOKEN
-    if _PLACEHOLDER_WORDS.search(v):
+    if _PLACEHOLDER_WHOLE.fullmatch(v) or _PLACEHOLDER_WORDS.search(v):
         return True
     return bool(_LONG_RUN.search(v))
 

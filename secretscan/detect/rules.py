@@ -28,6 +28,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 _KNOWN_KEYS = {
     "id", "name", "pattern", "parser", "keywords", "severity", "confidence", "min_entropy",
     "examples", "negative_examples", "references", "remediation", "filters", "description",
+    "detect_secrets",
 }
 FILTERS = ("placeholder", "heuristic")
 """``placeholder``: drop obvious placeholders (always on); ``heuristic``: also detect-secrets'
@@ -45,6 +46,8 @@ class Rule:
     """Lower-case byte strings; the rule runs only on data containing one of them."""
     pattern: re.Pattern[bytes] | None
     parser: str | None
+    detect_secrets: str | None
+    """Class name of a detect-secrets plugin run on the lines that hold a keyword (reused, not rewritten)."""
     min_entropy: float
     filters: tuple[str, ...]
     remediation: str
@@ -118,8 +121,10 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
     confidence = str(raw.get("confidence", "high"))
     if confidence not in CONFIDENCES:
         raise bad(f"confidence must be one of {CONFIDENCES}")
-    if bool(raw.get("pattern")) == bool(raw.get("parser")):
-        raise bad("needs exactly one of 'pattern' or 'parser'")
+    if sum(bool(raw.get(k)) for k in ("pattern", "parser", "detect_secrets")) != 1:
+        raise bad("needs exactly one of 'pattern', 'parser' or 'detect_secrets'")
+    if raw.get("detect_secrets") and str(raw["detect_secrets"]) not in detect_secrets_plugins():
+        raise bad(f"unknown detect-secrets plugin {raw['detect_secrets']!r}")
     pattern = None
     if raw.get("pattern"):
         try:
@@ -129,7 +134,7 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         if pattern.groups != 1:
             raise bad(f"pattern must have exactly one capture group (the secret), has {pattern.groups}")
     keywords = tuple(str(k).lower().encode() for k in raw.get("keywords") or ())
-    if pattern is not None and not keywords:
+    if (pattern is not None or raw.get("detect_secrets")) and not keywords:
         raise bad("needs keywords (the prefilter runs a rule only where one occurs)")
     examples = tuple(raw.get("examples") or ())
     negatives = tuple(raw.get("negative_examples") or ())
@@ -146,6 +151,7 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         keywords=keywords,
         pattern=pattern,
         parser=str(raw["parser"]) if raw.get("parser") else None,
+        detect_secrets=str(raw["detect_secrets"]) if raw.get("detect_secrets") else None,
         min_entropy=float(raw.get("min_entropy", 0.0)),
         filters=filters,
         remediation=str(raw.get("remediation") or ""),
@@ -154,6 +160,16 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         references=tuple(str(r) for r in raw.get("references") or ()),
         origin=origin,
     )
+
+
+def detect_secrets_plugins() -> dict[str, type]:
+    """detect-secrets' regex plugins by class name (an explicit allowlist of its package, never
+    anything named by a file path)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    classes = get_mapping_from_secret_type_to_class().values()
+    return {c.__name__: c for c in classes if issubclass(c, RegexBasedDetector)}
 
 
 def example_cases(ruleset: RuleSet) -> Iterable[tuple[Rule, Any, bool]]:

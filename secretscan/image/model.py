@@ -41,7 +41,7 @@ class ImageConfig:
             raise SourceError(f"{what}: image config is not valid JSON ({exc})") from None
         if not isinstance(raw, dict):
             raise SourceError(f"{what}: image config is not a JSON object")
-        rootfs = raw.get("rootfs") if isinstance(raw.get("rootfs"), dict) else {}
+        rootfs = raw["rootfs"] if isinstance(raw.get("rootfs"), dict) else {}
         diff_ids = tuple(str(d) for d in (rootfs.get("diff_ids") or []) if isinstance(d, str))
         history = _align_history(raw.get("history"), len(diff_ids))
         platform = None

@@ -4,9 +4,9 @@ Docker 25+ one (an OCI layout plus ``manifest.json``). Both are read through man
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 

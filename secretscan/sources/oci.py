@@ -27,6 +27,8 @@ INDEX_TYPES = {
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
 REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+"""What ``docker save`` (Engine 25+) writes in its index.json: the full image name."""
 
 
 class BlobStore(Protocol):
@@ -176,8 +178,8 @@ class OciLayout:
                 continue
             digest = str(desc.get("digest", ""))
             doc = _read_json(self.blobs, blob_name(digest, self.label), self.label)
-            annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-            name = str(annotations.get(REF_NAME) or ref_name or f"{self.label}@{digest[:19]}")
+            annotations = desc["annotations"] if isinstance(desc.get("annotations"), dict) else {}
+            name = str(annotations.get(CONTAINERD_NAME) or annotations.get(REF_NAME) or ref_name or f"{self.label}@{digest[:19]}")
             plat = desc.get("platform")
             if isinstance(plat, dict):
                 plat_text: str | None = "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))

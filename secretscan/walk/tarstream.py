@@ -21,7 +21,7 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
         if marker is not None:
             yield FileEntry(marker[1], marker[0], member.mode, 0)
         elif member.isreg():
-            yield FileEntry(path, "file", member.mode, member.size, open=lambda m=member: tar.extractfile(m))  # type: ignore[misc]
+            yield FileEntry(path, "file", member.mode, member.size, open=lambda m=member: tar.extractfile(m))  # type: ignore[misc, arg-type]
         elif member.isdir():
             yield FileEntry(path, "dir", member.mode, 0)
         elif member.issym():

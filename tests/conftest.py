@@ -1,0 +1,68 @@
+"""Shared helpers: build real image files from specs, run the real CLI, read its JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from secretscan.cli import main  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., CliResult]:
+    """Run ``secretscan ARGS`` in-process, from an empty working directory (no stray config)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SECRETSCAN_CONFIG", raising=False)
+    monkeypatch.delenv("SECRETSCAN_FINGERPRINT_KEY", raising=False)
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def scan_json(cli: Callable[..., CliResult], image: str | Path, *extra: str) -> dict[str, Any]:
+    result = cli("scan", str(image), "--format", "json", "--quiet", *extra)
+    assert result.code in (0, 1), result.err
+    return result.report
+
+
+def locations(report: dict[str, Any], rule_id: str | None = None) -> list[dict[str, Any]]:
+    return [loc for f in report["findings"] if rule_id in (None, f["rule_id"]) for loc in f["locations"]]
+
+
+@pytest.fixture(scope="session")
+def sarif_multitool() -> str:
+    tool = os.environ.get("SARIF_MULTITOOL") or shutil.which("sarif-multitool") or str(REPO / ".tools/node_modules/.bin/sarif-multitool")
+    if not Path(tool).exists():
+        if IN_CI:
+            pytest.fail("SARIF Multitool is not installed (make test installs it with npm)")
+        pytest.skip("SARIF Multitool is not installed: run `make test`, which installs it with npm")
+    return tool
