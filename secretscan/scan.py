@@ -138,7 +138,8 @@ class Scanner:
         name = run.image.name
 
         def on_match(m: Match, path: str, line: int | None) -> None:
-            loc = Location(image=name, image_digest=run.image.digest, layer_index=handle.index,
+            layer_index = None if handle.walk is not None else handle.index  # a plain directory has no layers
+            loc = Location(image=name, image_digest=run.image.digest, layer_index=layer_index,
                            layer_digest=handle.diff_id, path=path, line=line, created_by=step, context=m.context)
             run.occurrences.append((m, loc))
 

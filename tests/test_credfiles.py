@@ -382,7 +382,7 @@ def test_htpasswd_negatives() -> None:
 def test_properties() -> None:
     a, b, c1, c2 = tok(), tok(), tok(), tok()
     data = (
-        "# comment password=nope1234\nspring.datasource.url=jdbc:h2:mem\n"
+        f"# comment password={tok()}\nspring.datasource.url=jdbc:h2:mem\n"
         f"spring.datasource.password={a}\n"
         f"stripe.api-key : {b}\n"
         f"oauth.client-secret={c1}\\\n    {c2}\n"

@@ -33,11 +33,13 @@ skipped; ``--pem-only`` skips tokens altogether).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import string
 import sys
 from collections.abc import Iterator
+
+from secretscan.detect.knownkeys import known_key_fingerprint as fingerprint
+from secretscan.detect.knownkeys import normalise  # noqa: F401  (re-exported for maintainers)
 
 PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 PEM_BLOCK = re.compile(
@@ -46,33 +48,6 @@ PEM_BLOCK = re.compile(
 )
 _TOKEN_STRIP = string.whitespace + "\"'"
 _WS = re.compile(r"\s+")
-
-
-def _pem_body(block: str) -> str:
-    """Base64 body of the first PEM block in ``block`` (headers and whitespace removed)."""
-    m = PEM_BLOCK.search(block)
-    if m is not None:
-        inner = m.group("body")
-    else:
-        # Tolerate a block whose END line is missing/mangled: take everything
-        # after the BEGIN line up to any END line.
-        b = PEM_BEGIN.search(block)
-        assert b is not None
-        inner = re.split(r"-----END [A-Z0-9 ]+-----", block[b.end() :], maxsplit=1)[0]
-    kept = [line for line in inner.splitlines() if ":" not in line]
-    return _WS.sub("", "".join(kept))
-
-
-def normalise(value: str) -> str:
-    """Normalise a credential value before hashing (see module docstring)."""
-    if PEM_BEGIN.search(value):
-        return _pem_body(value)
-    return value.strip(_TOKEN_STRIP)
-
-
-def fingerprint(value: str) -> str:
-    """``"sha256:" + sha256(normalise(value))`` as lowercase hex."""
-    return "sha256:" + hashlib.sha256(normalise(value).encode()).hexdigest()
 
 
 _QUOTED = re.compile(r"""["']([^"']*)["']""")

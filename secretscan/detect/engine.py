@@ -119,10 +119,11 @@ def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
 
 
 def _resolve_overlaps(matches: Sequence[Match], ruleset: RuleSet) -> list[Match]:
-    """Where two matches overlap, keep the more confident one (a provider rule or a parsed
-    credential file beats a generic name=value rule), then the longer one."""
-    def rank(m: Match) -> tuple[int, int]:
-        return (_CONFIDENCE_RANK.get(m.confidence, 0), m.end - m.start)
+    """Where two matches overlap, keep the more confident one (a provider rule beats a generic
+    name=value rule), then a parsed credential file over a regex, then the longer one."""
+    def rank(m: Match) -> tuple[int, int, int]:
+        structured = ruleset.by_id[m.rule_id].parser is not None
+        return (_CONFIDENCE_RANK.get(m.confidence, 0), structured, m.end - m.start)
 
     kept: list[Match] = []
     for m in sorted(matches, key=rank, reverse=True):

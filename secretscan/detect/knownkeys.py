@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def normalise(value: str) -> str:
     if block:
         body = [ln for ln in block.group(1).splitlines() if ":" not in ln]
         return "".join("".join(body).split())
-    return value.strip().strip("'\"")
+    return value.strip(string.whitespace + "\"'")
 
 
 def known_key_fingerprint(value: str) -> str:

@@ -18,7 +18,16 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
+_MAGIC = {"gzip": GZIP_MAGIC, "bzip2": BZIP2_MAGIC, "xz": XZ_MAGIC}
 _READ = 1 << 20
+
+
+def read_some(stream: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes, b"" only at the end: one read of what is at hand (``read1``), not a wait
+    for all ``n``. A wrapper that read ahead in full would hit damage in a nested stream (and give
+    up) before the entries in front of the damage were scanned."""
+    read1 = getattr(stream, "read1", None)
+    return read1(n) if read1 is not None else stream.read(n)
 
 
 def sniff(head: bytes) -> str:
@@ -48,7 +57,7 @@ class _Peeked(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._rest.read(len(buffer))
+        data = read_some(self._rest, len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -91,29 +100,41 @@ class _Decompressing(io.RawIOBase):
                 self._pending = d.decompress(d.unconsumed_tail, want)
                 return
             if d.eof:
-                rest = d.unused_data
-                if rest.lstrip(b"\0") and rest.startswith(GZIP_MAGIC):  # concatenated gzip members
-                    self._d = d = self._new()
-                    self._pending = d.decompress(rest, want)
-                    return
-                self._eof = True
+                self._next_stream(want)
                 return
-            chunk = self._raw.read(_READ)
+            chunk = read_some(self._raw, _READ)
             if not chunk:
                 raise EOFError("compressed stream ends early (truncated gzip)")
             self._pending = d.decompress(chunk, want)
             return
         # bzip2 / xz: max_length bounds output; needs_input tells when to feed more
         if d.eof:
-            self._eof = True
+            self._next_stream(want)
             return
         if d.needs_input:
-            chunk = self._raw.read(_READ)
+            chunk = read_some(self._raw, _READ)
             if not chunk:
                 raise EOFError(f"compressed stream ends early (truncated {self._kind})")
             self._pending = d.decompress(chunk, want)
         else:
             self._pending = d.decompress(b"", want)
+
+    def _next_stream(self, want: int) -> None:
+        """At the end of one compressed stream, go on with the next one if another follows
+        (concatenated gzip members, pbzip2/lbzip2 and multi-stream xz); zero padding is skipped.
+        The next stream's start may not have been read yet, so read until its magic can be told."""
+        magic = _MAGIC[self._kind]
+        rest = self._d.unused_data.lstrip(b"\0")
+        while len(rest) < len(magic):
+            more = read_some(self._raw, _READ)
+            if not more:
+                break
+            rest += more.lstrip(b"\0") if not rest else more
+        if not rest.startswith(magic):
+            self._eof = True
+            return
+        self._d = self._new()
+        self._pending = self._d.decompress(rest, want)
 
 
 def prefixed(head: bytes, rest: BinaryIO) -> BinaryIO:

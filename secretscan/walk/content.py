@@ -19,7 +19,7 @@ import zstandard
 from secretscan.config import Limits
 from secretscan.detect.engine import Engine
 from secretscan.detect.match import Match
-from secretscan.image.compression import open_uncompressed, prefixed, sniff
+from secretscan.image.compression import open_uncompressed, prefixed, read_some, sniff
 from secretscan.models import Skipped
 from secretscan.walk.tarstream import iter_tar
 
@@ -54,7 +54,7 @@ class _Bounded(io.RawIOBase):
             if probe:
                 raise LimitExceeded(f"{self._what}: more than {self.limit} bytes uncompressed")
             return 0
-        data = self._inner.read(min(len(buffer), self._left))
+        data = read_some(self._inner, min(len(buffer), self._left))
         self._left -= len(data)
         buffer[: len(data)] = data
         return len(data)
@@ -127,8 +127,10 @@ class ContentScanner:
             return
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile:
-            self._scan_windows(path, data, io.BytesIO())  # PK header but not a zip: plain bytes
+        except zipfile.BadZipFile as exc:  # a zip header but no readable zip (truncated, damaged)
+            reason = f"zip archive unreadable ({str(exc)[:120]}): scanned as plain bytes, entries not opened"
+            self.on_skip(Skipped(f"{label}: {path}", reason))
+            self._scan_windows(path, data, io.BytesIO())
             return
         infos = archive.infolist()
         if len(infos) > self.limits.max_nested_entries:
@@ -137,9 +139,14 @@ class ContentScanner:
             if info.is_dir():
                 continue
             inner = f"{path}!/{info.filename.lstrip('/')}"
-            with archive.open(info) as member:
-                bounded = io.BufferedReader(_Bounded(member, self.limits.max_nested_uncompressed_bytes, inner))  # type: ignore[arg-type]
-                self.scan(inner, bounded, label, depth + 1)  # type: ignore[arg-type]
+            try:
+                with archive.open(info) as member:
+                    cap = self.limits.max_nested_uncompressed_bytes
+                    bounded = io.BufferedReader(_Bounded(member, cap, inner))  # type: ignore[arg-type]
+                    self.scan(inner, bounded, label, depth + 1)  # type: ignore[arg-type]
+            except DECODE_ERRORS as exc:  # one damaged (or encrypted) member: the others are still read
+                reason = f"zip member unreadable ({type(exc).__name__}: {str(exc)[:120]}); other members scanned"
+                self.on_skip(Skipped(f"{label}: {inner}", reason))
 
     def _scan_tar(self, path: str, stream: BinaryIO, label: str, depth: int) -> None:
         bounded = io.BufferedReader(_Bounded(stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]

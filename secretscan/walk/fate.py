@@ -64,4 +64,6 @@ def _ancestors(path: str) -> list[str]:
     while parent and parent != "/":
         out.append(parent)
         parent = posixpath.dirname(parent)
+    if path != "/":
+        out.append("/")  # an opaque marker at the top of a layer hides everything below
     return out
