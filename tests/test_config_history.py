@@ -38,12 +38,19 @@ class Plant:
     oci_only: bool = False
 
 
+def _unquoted_password() -> str:
+    """A password that can stand unquoted in a shell word (`&` would end it, as the generic rule knows)."""
+    while "&" in (value := gen.password()):
+        pass
+    return value
+
+
 def _image() -> tuple[ImageSpec, dict[str, Plant]]:
     s = {
         "env": gen.github_pat(), "label": gen.slack_bot_token(), "annotation": gen.gitlab_pat(),
         "cmd": gen.github_pat(), "entrypoint": gen.npm_token(), "healthcheck": gen.aws_access_key_id(),
         "onbuild": gen.github_pat(), "user": gen.github_pat(), "arg": gen.npm_token(),
-        "buildkit": gen.password(), "inline": gen.github_pat(), "layer": gen.slack_bot_token(),
+        "buildkit": _unquoted_password(), "inline": gen.github_pat(), "layer": gen.slack_bot_token(),
     }
     steps = [
         Layer([Entry("etc/os-release", b"ID=demo\n")], created_by="ADD rootfs.tar /"),  # history[0]

@@ -13,6 +13,7 @@ from secretscan.detect import credfiles
 from secretscan.detect.filters import is_heuristic_non_secret, is_lock_file, is_placeholder, shannon_entropy
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
+from secretscan.detect.prefilter import KeywordIndex, pattern_reach, windows
 from secretscan.detect.rules import Rule, RuleSet, detect_secrets_plugins
 
 _CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
@@ -25,11 +26,14 @@ class Engine:
         like placeholders), so that they are reported as informational rather than dropped unseen."""
         self.ruleset = ruleset
         self.known = known or KnownKeys({})
-        self._pattern_rules = [r for r in ruleset.rules if r.pattern is not None]
-        self._keywords: dict[bytes, list[Rule]] = {}
-        for rule in self._pattern_rules:
-            for kw in rule.keywords:
-                self._keywords.setdefault(kw, []).append(rule)
+        self._pattern_rules = {r.id: r for r in ruleset.rules if r.pattern is not None}
+        self._reach = {r.id: pattern_reach(r.pattern) + 256 for r in ruleset.rules if r.pattern is not None}
+        users: dict[bytes, list[str]] = {}
+        for rule in ruleset.rules:
+            if rule.pattern is not None or rule.detect_secrets:
+                for kw in rule.keywords:
+                    users.setdefault(kw, []).append(rule.id)
+        self._keywords = KeywordIndex(users)
         self._parser_rules = {r.parser for r in ruleset.rules if r.parser}
         plugins = detect_secrets_plugins() if any(r.detect_secrets for r in ruleset.rules) else {}
         self._ds_rules = [(r, plugins[r.detect_secrets]()) for r in ruleset.rules if r.detect_secrets]
@@ -40,49 +44,40 @@ class Engine:
         ``path`` (inside the image) selects path-based filters and, with ``parse`` (the data is the
         whole file, not a window of it), a credential-file parser.
         """
-        matches = list(self._pattern_matches(data, path))
+        hits = self._keywords.hits(data)
+        matches = list(self._pattern_matches(data, path, hits))
         if self._ds_rules:
-            matches.extend(self._plugin_matches(data))
+            matches.extend(self._plugin_matches(data, hits))
         if path is not None and parse:
             matches.extend(self._parsed_matches(data, path))
         return _resolve_overlaps(matches, self.ruleset)
 
-    def _candidate_rules(self, data: bytes) -> list[Rule]:
-        lowered = data.lower()
-        seen: dict[str, Rule] = {}
-        for kw, rules in self._keywords.items():
-            if kw in lowered:
-                for rule in rules:
-                    seen.setdefault(rule.id, rule)
-        return list(seen.values())
-
-    def _pattern_matches(self, data: bytes, path: str | None) -> Iterable[Match]:
+    def _pattern_matches(self, data: bytes, path: str | None, hits: dict[str, list[int]]) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)
-        for rule in self._candidate_rules(data):
-            if lock_file and "heuristic" in rule.filters:
+        n = len(data)
+        for rule_id, offsets in hits.items():
+            rule = self._pattern_rules.get(rule_id)
+            if rule is None or (lock_file and "heuristic" in rule.filters):
                 continue
             assert rule.pattern is not None
-            for m in rule.pattern.finditer(data):
-                start, end = m.span(1)
-                if start < 0:
-                    continue
-                secret = data[start:end].decode("utf-8", "replace")
-                if not _accept(rule, secret, data, start, end) and self.known.lookup(secret) is None:
-                    continue
-                yield Match(rule.id, secret, start, end, confidence=rule.confidence)
+            for lo, hi in windows(data, offsets, self._reach[rule_id]):
+                for m in rule.pattern.finditer(data, lo, hi):
+                    if m.end() == hi and hi < n:  # the window's end may have cut the match short
+                        m = rule.pattern.match(data, m.start(), min(n, m.start() + self._reach[rule_id])) or m
+                    start, end = m.span(1)
+                    if start < 0:
+                        continue
+                    secret = data[start:end].decode("utf-8", "replace")
+                    if not _accept(rule, secret, data, start, end) and self.known.lookup(secret) is None:
+                        continue
+                    yield Match(rule.id, secret, start, end, confidence=rule.confidence)
 
-    def _plugin_matches(self, data: bytes) -> Iterable[Match]:
+    def _plugin_matches(self, data: bytes, hits: dict[str, list[int]]) -> Iterable[Match]:
         """detect-secrets plugins work line by line; run them only on lines holding a keyword, and
         through ``analyze_string`` (pure regex: its ``analyze_line`` consults global settings and
         may try network verification)."""
-        lowered = data.lower()
         for rule, plugin in self._ds_rules:
-            lines: set[int] = set()
-            for kw in rule.keywords:
-                pos = lowered.find(kw)
-                while pos >= 0 and len(lines) < 10_000:
-                    lines.add(data.rfind(b"\n", 0, pos) + 1)
-                    pos = lowered.find(kw, pos + len(kw))
+            lines = {data.rfind(b"\n", 0, pos) + 1 for pos in hits.get(rule.id, ())[:10_000]}
             for start in sorted(lines):
                 end = data.find(b"\n", start)
                 end = len(data) if end < 0 else end
@@ -120,10 +115,13 @@ def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
 
 def _resolve_overlaps(matches: Sequence[Match], ruleset: RuleSet) -> list[Match]:
     """Where two matches overlap, keep the more confident one (a provider rule beats a generic
-    name=value rule), then a parsed credential file over a regex, then the longer one."""
-    def rank(m: Match) -> tuple[int, int, int]:
+    name=value rule), then a parsed credential file over a regex, then the longer one, then the
+    rule listed first (so the result never depends on where keywords happen to occur)."""
+    def rank(m: Match) -> tuple[int, int, int, int]:
         structured = ruleset.by_id[m.rule_id].parser is not None
-        return (_CONFIDENCE_RANK.get(m.confidence, 0), structured, m.end - m.start)
+        return (_CONFIDENCE_RANK.get(m.confidence, 0), structured, m.end - m.start, -order[m.rule_id])
+
+    order = ruleset.order
 
     kept: list[Match] = []
     for m in sorted(matches, key=rank, reverse=True):

@@ -64,6 +64,8 @@ class RuleSet:
     digest: str
     """Hash over the rule files' contents: names the rule-pack version in reports and caches."""
     by_id: Mapping[str, Rule] = field(default_factory=dict)
+    order: Mapping[str, int] = field(default_factory=dict)
+    """Rule id -> position in the loaded pack: the last tie-breaker between overlapping matches."""
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -94,7 +96,8 @@ def load_rules(dirs: Sequence[Path]) -> RuleSet:
         if rule.id in by_id:
             raise RuleError(f"duplicate rule id {rule.id!r} in {rule.origin} and {by_id[rule.id].origin}")
         by_id[rule.id] = rule
-    return RuleSet(rules=tuple(rules), digest="sha256:" + hasher.hexdigest(), by_id=by_id)
+    order = {rule.id: i for i, rule in enumerate(rules)}
+    return RuleSet(rules=tuple(rules), digest="sha256:" + hasher.hexdigest(), by_id=by_id, order=order)
 
 
 def _parse_rule(raw: Any, filename: str) -> Rule:
