@@ -173,6 +173,9 @@ class Scanner:
             actual = "sha256:" + hashing.sha256.hexdigest()
             if expected and expected.startswith("sha256:") and actual != expected:
                 errors.append(f"{name} {label}: content does not match its digest {expected} (got {actual}): the image is corrupt or was tampered with")
+        except SecretScanError as exc:
+            errors.append(f"{name} {label}: {exc}")
         except DECODE_ERRORS as exc:
-            errors.append(f"{name} {label} ({handle.diff_id or handle.blob_digest}): unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned")
+            errors.append(f"{name} {label} ({handle.diff_id or handle.blob_digest}): unreadable layer: "
+                          f"{type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned")
         return scanner

@@ -70,14 +70,18 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, bad: str) -> None
     assert "Traceback" not in result.err and result.out == ""
 
 
-def test_missing_blob_is_exit_2(cli, tmp_path: Path) -> None:
+def test_missing_blob_is_exit_2_and_keeps_the_other_layers_findings(cli, tmp_path: Path) -> None:
     layout = tmp_path / "oci"
-    write_oci_layout(layout, [ImageSpec(steps=[Layer([Entry("a.txt", b"a")]), Layer([Entry("b.txt", b"b")])])])
+    token = secretgen.github_pat()
+    write_oci_layout(layout, [ImageSpec(steps=[Layer([Entry("a.txt", f"{token}\n".encode())]),
+                                               Layer([Entry("b.txt", b"b")])])])
     manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"].split(":")[1]
     layer_digest = json.loads((layout / "blobs/sha256" / manifest).read_text())["layers"][1]["digest"].split(":")[1]
     (layout / "blobs/sha256" / layer_digest).unlink()
-    result = cli("scan", f"oci:{layout}", "--quiet")
+    result = cli("scan", f"oci:{layout}", "--quiet", "--format", "json")
     assert result.code == 2 and "missing blob" in result.err and len(result.err.strip().splitlines()) == 1
+    assert [f["locations"][0]["path"] for f in result.report["findings"]] == ["/a.txt"]
+    assert not result.report["complete"]
 
 
 def test_truncated_layer_keeps_findings_from_the_rest_and_exits_2(cli, tmp_path: Path) -> None:

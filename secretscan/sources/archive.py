@@ -45,16 +45,14 @@ class ArchiveImage:
         diff_ids = self._config.diff_ids
         handles = []
         for i, member in enumerate(self.entry.get("Layers") or []):
-            member = str(member)
-            if not self.blobs.has(member):
-                raise SourceError(f"{self.blobs.path}: missing blob {member} (layer {i} of {self.name})")
+            member = str(member)  # a missing member fails when the layer is opened: the rest still gets scanned
             blob_digest = f"sha256:{member.split('/')[-1]}" if member.startswith("blobs/sha256/") else None
             handles.append(
                 LayerHandle(
                     index=i,
                     diff_id=diff_ids[i] if i < len(diff_ids) else None,
                     blob_digest=blob_digest,
-                    size=self.blobs.size(member),
+                    size=self.blobs.size(member) if self.blobs.has(member) else None,
                     open=lambda m=member: self.blobs.open(m),  # type: ignore[misc]
                 )
             )

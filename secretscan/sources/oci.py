@@ -123,15 +123,13 @@ class OciImage:
             if not isinstance(desc, dict):
                 raise SourceError(f"{self.name}: layer {i} descriptor is not an object")
             digest = str(desc.get("digest", ""))
-            name = blob_name(digest, self.name)
-            if not self.blobs.has(name):
-                raise SourceError(f"{self.name}: missing blob {digest} (layer {i})")
+            name = blob_name(digest, self.name)  # a missing blob fails when opened: the rest still gets scanned
             handles.append(
                 LayerHandle(
                     index=i,
                     diff_id=diff_ids[i] if i < len(diff_ids) else None,
                     blob_digest=digest,
-                    size=self.blobs.size(name),
+                    size=self.blobs.size(name) if self.blobs.has(name) else None,
                     open=lambda n=name: self.blobs.open(n),  # type: ignore[misc]
                 )
             )
