@@ -14,8 +14,12 @@ BASELINE_VERSION = 1
 
 def write_baseline(report: ScanReport, path: Path) -> int:
     entries = [
-        {"fingerprint": f.fingerprint, "rule_id": f.rule_id, "redacted": f.redacted,
-         "first_location": f"{f.locations[0].image}: {f.locations[0].describe()}"}
+        {
+            "fingerprint": f.fingerprint,
+            "rule_id": f.rule_id,
+            "redacted": f.redacted,
+            "first_location": f"{f.locations[0].image}: {f.locations[0].describe()}",
+        }
         for f in report.findings
     ]
     doc = {"secretscan_baseline": BASELINE_VERSION, "target": report.target, "findings": entries}
@@ -30,4 +34,6 @@ def read_baseline(path: Path) -> frozenset[str]:
         raise ConfigError(f"{path}: cannot read baseline ({exc})") from None
     if not isinstance(doc, dict) or doc.get("secretscan_baseline") != BASELINE_VERSION:
         raise ConfigError(f"{path}: not a secretscan baseline (version {BASELINE_VERSION})")
-    return frozenset(str(e["fingerprint"]) for e in doc.get("findings") or [] if isinstance(e, dict) and "fingerprint" in e)
+    return frozenset(
+        str(e["fingerprint"]) for e in doc.get("findings") or [] if isinstance(e, dict) and "fingerprint" in e
+    )

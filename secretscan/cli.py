@@ -36,19 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("image", help="docker-archive:PATH[:REF|:@N], oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, or a bare path")
+        p.add_argument(
+            "image",
+            help="docker-archive:PATH[:REF|:@N], oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, or a bare path",
+        )
         p.add_argument("--config", type=Path, help=f"config file (default: $SECRETSCAN_CONFIG or ./{CONFIG_FILENAME})")
-        p.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)")
+        p.add_argument(
+            "--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)"
+        )
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
         p.add_argument("-v", "--verbose", action="store_true")
 
     scan = sub.add_parser("scan", help="scan an image and report the secrets it ships")
     common(scan)
-    scan.add_argument("-f", "--format", choices=[f.value for f in OutputFormat], default=os.environ.get("SECRETSCAN_FORMAT", "text"))
+    scan.add_argument(
+        "-f", "--format", choices=[f.value for f in OutputFormat], default=os.environ.get("SECRETSCAN_FORMAT", "text")
+    )
     scan.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
-    scan.add_argument("--show-secrets", action="store_true", help="put full secret values in the report (files are created mode 0600)")
-    scan.add_argument("--fail-on", default="info", metavar="SEVERITY",
-                      help="exit 1 when a finding is at or above SEVERITY: info (default: any finding), low, medium, high, critical, or none")
+    scan.add_argument(
+        "--show-secrets", action="store_true", help="put full secret values in the report (files are created mode 0600)"
+    )
+    scan.add_argument(
+        "--fail-on",
+        default="info",
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at or above SEVERITY: info (default: any finding), low, medium, high, critical, or none",
+    )
     scan.add_argument("--fail-on-incomplete", action="store_true", help="exit 3 when something could not be scanned")
     scan.add_argument("--baseline", type=Path, help="ignore findings recorded in this baseline file")
 
@@ -70,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_CLEAN
     logging.basicConfig(format="secretscan: %(message)s", stream=sys.stderr)
-    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+    logger.setLevel(
+        logging.ERROR
+        if getattr(args, "quiet", False)
+        else logging.DEBUG
+        if getattr(args, "verbose", False)
+        else logging.WARNING
+    )
     try:
         if args.command == "rules":
             return _rules(args)

@@ -55,11 +55,7 @@ class Allowlist:
         return any(fnmatch.fnmatchcase(path, glob) for glob in self.paths)
 
     def allows_secret(self, rule_id: str, fingerprint: str, secret: str) -> bool:
-        return (
-            rule_id in self.rules
-            or fingerprint in self.fingerprints
-            or any(r.search(secret) for r in self.regexes)
-        )
+        return rule_id in self.rules or fingerprint in self.fingerprints or any(r.search(secret) for r in self.regexes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,4 +90,6 @@ def _unique(locations: Iterable[Location]) -> tuple[Location, ...]:
     seen: dict[Location, None] = {}
     for loc in locations:
         seen.setdefault(loc, None)
-    return tuple(sorted(seen, key=lambda l: (l.image, l.layer_index if l.layer_index is not None else -1, l.path, l.line or 0)))
+    return tuple(
+        sorted(seen, key=lambda loc: (loc.image, loc.layer_index if loc.layer_index is not None else -1, loc.path, loc.line or 0))
+    )

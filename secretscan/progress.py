@@ -17,9 +17,17 @@ class TqdmProgress(Progress):
     def start_image(self, name: str, total_bytes: int, layers: int) -> None:
         # A terminal that reports a 0x0 size (a bare pty, some CI consoles) makes tqdm draw nothing.
         size = shutil.get_terminal_size(fallback=(100, 24))
-        self._bar = tqdm(total=total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024,
-                         desc=f"{name} ({layers} layers)", file=sys.stderr, leave=False,
-                         ncols=size.columns or 100, nrows=size.lines or 24)
+        self._bar = tqdm(
+            total=total_bytes or None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"{name} ({layers} layers)",
+            file=sys.stderr,
+            leave=False,
+            ncols=size.columns or 100,
+            nrows=size.lines or 24,
+        )
 
     def advance(self, nbytes: int) -> None:
         if self._bar is not None:

@@ -102,15 +102,25 @@ class Scanner:
             errors=tuple(errors),
         )
 
-    def _scan_image(self, image: Image, out: list[Occurrence], skipped: list[Skipped], errors: list[str]) -> ImageSummary:
+    def _scan_image(
+        self, image: Image, out: list[Occurrence], skipped: list[Skipped], errors: list[str]
+    ) -> ImageSummary:
         config = image.config()
         layers = image.layers()
         digest = image.digest
         run = _ImageRun(image)
         for item in config_texts(config, image.annotations):
             for m in self.engine.scan_bytes(item.text.encode("utf-8", "surrogateescape")):
-                loc = Location(image=image.name, image_digest=digest, layer_index=None, layer_digest=None, path=item.field,
-                               created_by=item.created_by, exposure=Exposure.CONFIG, context=m.context)
+                loc = Location(
+                    image=image.name,
+                    image_digest=digest,
+                    layer_index=None,
+                    layer_digest=None,
+                    path=item.field,
+                    created_by=item.created_by,
+                    exposure=Exposure.CONFIG,
+                    context=m.context,
+                )
                 run.occurrences.append((m, loc))
         self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))
         files = nbytes = 0
@@ -133,14 +143,24 @@ class Scanner:
             out.append(Occurrence(m, loc))
         return ImageSummary(image.name, digest, config.platform, len(layers), files, nbytes)
 
-    def _scan_layer(self, handle: LayerHandle, run: _ImageRun, skipped: list[Skipped], errors: list[str], step: str | None) -> ContentScanner:
+    def _scan_layer(
+        self, handle: LayerHandle, run: _ImageRun, skipped: list[Skipped], errors: list[str], step: str | None
+    ) -> ContentScanner:
         label = f"layer {handle.index}"
         name = run.image.name
 
         def on_match(m: Match, path: str, line: int | None) -> None:
             layer_index = None if handle.walk is not None else handle.index  # a plain directory has no layers
-            loc = Location(image=name, image_digest=run.image.digest, layer_index=layer_index,
-                           layer_digest=handle.diff_id, path=path, line=line, created_by=step, context=m.context)
+            loc = Location(
+                image=name,
+                image_digest=run.image.digest,
+                layer_index=layer_index,
+                layer_digest=handle.diff_id,
+                path=path,
+                line=line,
+                created_by=step,
+                context=m.context,
+            )
             run.occurrences.append((m, loc))
 
         def on_skip(s: Skipped) -> None:
@@ -172,10 +192,14 @@ class Scanner:
             expected = handle.blob_digest or (handle.diff_id if compression == "none" else None)
             actual = "sha256:" + hashing.sha256.hexdigest()
             if expected and expected.startswith("sha256:") and actual != expected:
-                errors.append(f"{name} {label}: content does not match its digest {expected} (got {actual}): the image is corrupt or was tampered with")
+                errors.append(
+                    f"{name} {label}: content does not match its digest {expected} (got {actual}): the image is corrupt or was tampered with"
+                )
         except SecretScanError as exc:
             errors.append(f"{name} {label}: {exc}")
         except DECODE_ERRORS as exc:
-            errors.append(f"{name} {label} ({handle.diff_id or handle.blob_digest}): unreadable layer: "
-                          f"{type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned")
+            errors.append(
+                f"{name} {label} ({handle.diff_id or handle.blob_digest}): unreadable layer: "
+                f"{type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
+            )
         return scanner

@@ -33,7 +33,9 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., CliResult]:
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., CliResult]:
     """Run ``secretscan ARGS`` in-process, from an empty working directory (no stray config)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SECRETSCAN_CONFIG", raising=False)
@@ -60,7 +62,11 @@ def locations(report: dict[str, Any], rule_id: str | None = None) -> list[dict[s
 
 @pytest.fixture(scope="session")
 def sarif_multitool() -> str:
-    tool = os.environ.get("SARIF_MULTITOOL") or shutil.which("sarif-multitool") or str(REPO / ".tools/node_modules/.bin/sarif-multitool")
+    tool = (
+        os.environ.get("SARIF_MULTITOOL")
+        or shutil.which("sarif-multitool")
+        or str(REPO / ".tools/node_modules/.bin/sarif-multitool")
+    )
     if not Path(tool).exists():
         if IN_CI:
             pytest.fail("SARIF Multitool is not installed (make test installs it with npm)")

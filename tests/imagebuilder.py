@@ -197,21 +197,29 @@ def compress(data: bytes, compression: str) -> bytes:
 
 def build_config(spec: ImageSpec) -> bytes:
     """Docker/OCI image config JSON (the image ID is its sha256)."""
-    given = {"Env": list(spec.env), "Labels": dict(spec.labels), "Cmd": spec.cmd,
-             "Entrypoint": spec.entrypoint, "Healthcheck": spec.healthcheck, "OnBuild": spec.onbuild,
-             "User": spec.user}
+    given = {
+        "Env": list(spec.env),
+        "Labels": dict(spec.labels),
+        "Cmd": spec.cmd,
+        "Entrypoint": spec.entrypoint,
+        "Healthcheck": spec.healthcheck,
+        "OnBuild": spec.onbuild,
+        "User": spec.user,
+    }
     cfg = {**spec.extra_config, **{k: v for k, v in given.items() if v}}
     history: list[dict[str, Any]] = [{"created": EPOCH, "created_by": st.created_by} for st in spec.steps]
     for h, st in zip(history, spec.steps, strict=True):
         if isinstance(st, EmptyStep):
             h["empty_layer"] = True
-    return _json({
-        **_platform(spec),
-        "created": EPOCH,
-        "config": cfg,
-        "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar(ly)) for ly in spec.layers]},
-        "history": history,
-    })
+    return _json(
+        {
+            **_platform(spec),
+            "created": EPOCH,
+            "config": cfg,
+            "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar(ly)) for ly in spec.layers]},
+            "history": history,
+        }
+    )
 
 
 def _archive_tar(files: dict[str, bytes]) -> bytes:
@@ -300,8 +308,13 @@ def write_docker_archive(
             man = _oci_image(files, spec, uncompressed=True)
             desc = {**_blob(files, MT_OCI_MANIFEST, _json(man)), "platform": _platform(spec)}
             index += [
-                {**desc, "annotations": {"io.containerd.image.name": _docker_full_name(t),
-                                         "org.opencontainers.image.ref.name": _split_ref(t)[1]}}
+                {
+                    **desc,
+                    "annotations": {
+                        "io.containerd.image.name": _docker_full_name(t),
+                        "org.opencontainers.image.ref.name": _split_ref(t)[1],
+                    },
+                }
                 for t in spec.repo_tags
             ] or [desc]
             config_path = "blobs/sha256/" + sha256_hex(config)
@@ -316,8 +329,9 @@ def write_docker_archive(
                 # v1 ids are chain ids here, so images sharing base layers share their dirs
                 layer_id = sha256_hex((f"sha256:{top} {diff_id}" if top else diff_id).encode())
                 v1 = {"id": layer_id, "created": EPOCH, "os": spec.os, **({"parent": top} if top else {})}
-                files.update({f"{layer_id}/layer.tar": tar, f"{layer_id}/VERSION": b"1.0",
-                              f"{layer_id}/json": _json(v1)})
+                files.update(
+                    {f"{layer_id}/layer.tar": tar, f"{layer_id}/VERSION": b"1.0", f"{layer_id}/json": _json(v1)}
+                )
                 layer_paths.append(f"{layer_id}/layer.tar")
                 top = layer_id
         for tag in spec.repo_tags:
@@ -412,14 +426,14 @@ def _safe_join(root: str, rel: str, create: bool = True) -> str:
             st = os.lstat(cur)
         except FileNotFoundError:
             if not create:
-                return os.path.join(cur, *parts[i + 1:])
+                return os.path.join(cur, *parts[i + 1 :])
             os.mkdir(cur, 0o755)
             continue
         if stat.S_ISLNK(st.st_mode):
             raise ValueError(f"unsafe path {rel!r}: {part!r} is a symlink")
         if not stat.S_ISDIR(st.st_mode):
             if not create:
-                return os.path.join(cur, *parts[i + 1:])
+                return os.path.join(cur, *parts[i + 1 :])
             os.unlink(cur)  # a file replaced by a directory in a later layer
             os.mkdir(cur, 0o755)
     return os.path.join(cur, parts[-1])
@@ -464,9 +478,7 @@ def _place(dest: str, e: Entry, src: str | None) -> None:
         os.chmod(dest, e.mode & 0o7777)
 
 
-def write_rootfs(
-    directory: str | os.PathLike[str], layers: Iterable[Layer], on_unsafe: str = "raise"
-) -> list[str]:
+def write_rootfs(directory: str | os.PathLike[str], layers: Iterable[Layer], on_unsafe: str = "raise") -> list[str]:
     """Apply layers in order into a plain directory tree (for `dir:` inputs).
 
     Whiteouts and opaque markers hide what lower layers left, as overlayfs

@@ -118,7 +118,7 @@ def npm_token(seed: int | None = None) -> str:
 
 
 def pypi_token(seed: int | None = None) -> str:
-    """"pypi-AgEIcHlwaS5vcmc" is base64 of the macaroon header naming pypi.org."""
+    """ "pypi-AgEIcHlwaS5vcmc" is base64 of the macaroon header naming pypi.org."""
     return "pypi-AgEIcHlwaS5vcmc" + _rand(_rng(seed), B64URL, 160)
 
 
@@ -191,6 +191,6 @@ def openssh_private_key(seed: int | None = None) -> str:
     blob = b"openssh-key-v1\0" + s(b"none") + s(b"none") + s(b"")  # cipher, kdf, kdf options
     blob += struct.pack(">I", 1) + s(pub_blob) + s(priv)
     b64 = base64.b64encode(blob).decode()
-    lines = [b64[i:i + 70] for i in range(0, len(b64), 70)]
+    lines = [b64[i : i + 70] for i in range(0, len(b64), 70)]
     body = "\n".join(lines)
     return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n"

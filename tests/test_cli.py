@@ -29,7 +29,9 @@ def test_exit_0_when_clean(cli, tmp_path: Path) -> None:
 
 
 def test_exit_1_on_findings_and_fail_on_threshold(cli, tmp_path: Path) -> None:
-    image = _image(tmp_path, Layer([Entry("app/.npmrc", f"//registry.npmjs.org/:_authToken={secretgen.npm_token()}\n".encode())]))
+    image = _image(
+        tmp_path, Layer([Entry("app/.npmrc", f"//registry.npmjs.org/:_authToken={secretgen.npm_token()}\n".encode())])
+    )
     assert cli("scan", image, "--quiet").code == 1
     report = cli("scan", image, "--format", "json", "--quiet").report
     severities = {f["severity"] for f in report["findings"]}
@@ -73,8 +75,9 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, bad: str) -> None
 def test_missing_blob_is_exit_2_and_keeps_the_other_layers_findings(cli, tmp_path: Path) -> None:
     layout = tmp_path / "oci"
     token = secretgen.github_pat()
-    write_oci_layout(layout, [ImageSpec(steps=[Layer([Entry("a.txt", f"{token}\n".encode())]),
-                                               Layer([Entry("b.txt", b"b")])])])
+    write_oci_layout(
+        layout, [ImageSpec(steps=[Layer([Entry("a.txt", f"{token}\n".encode())]), Layer([Entry("b.txt", b"b")])])]
+    )
     manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"].split(":")[1]
     layer_digest = json.loads((layout / "blobs/sha256" / manifest).read_text())["layers"][1]["digest"].split(":")[1]
     (layout / "blobs/sha256" / layer_digest).unlink()
@@ -87,9 +90,11 @@ def test_missing_blob_is_exit_2_and_keeps_the_other_layers_findings(cli, tmp_pat
 def test_truncated_layer_keeps_findings_from_the_rest_and_exits_2(cli, tmp_path: Path) -> None:
     token = secretgen.github_pat()
     filler = secretgen.password().encode() * 20000
-    image = _image(tmp_path,
-                   Layer([Entry("app/token.txt", f"token: {token}\n".encode())], compression="gzip"),
-                   Layer([Entry("big.bin", filler)]))
+    image = _image(
+        tmp_path,
+        Layer([Entry("app/token.txt", f"token: {token}\n".encode())], compression="gzip"),
+        Layer([Entry("big.bin", filler)]),
+    )
     with tarfile.open(image) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
     manifest = json.loads(members["manifest.json"])
@@ -111,7 +116,10 @@ def test_truncated_layer_keeps_findings_from_the_rest_and_exits_2(cli, tmp_path:
 
 def test_truncated_gzip_layer_in_oci_layout(cli, tmp_path: Path) -> None:
     layout = tmp_path / "oci"
-    write_oci_layout(layout, [ImageSpec(steps=[Layer([Entry("big.txt", secretgen.password().encode() * 50000)], compression="gzip")])])
+    write_oci_layout(
+        layout,
+        [ImageSpec(steps=[Layer([Entry("big.txt", secretgen.password().encode() * 50000)], compression="gzip")])],
+    )
     index = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"].split(":")[1]
     layer = json.loads((layout / "blobs/sha256" / index).read_text())["layers"][0]["digest"].split(":")[1]
     blob = layout / "blobs/sha256" / layer

@@ -42,8 +42,10 @@ def test_new_secret_fails_despite_baseline(cli, tmp_path: Path) -> None:
 
 def test_allowlist_by_path_rule_fingerprint_and_regex(cli, tmp_path: Path) -> None:
     a, b, c, d = (secretgen.github_pat() for _ in range(4))
-    image = _image(tmp_path, {"docs/a.txt": f"{a}\n", "b.txt": f"{b}\n", "c.txt": f"{c}\n",
-                              "d.txt": f"npm {secretgen.npm_token()}\n{d}\n"})
+    image = _image(
+        tmp_path,
+        {"docs/a.txt": f"{a}\n", "b.txt": f"{b}\n", "c.txt": f"{c}\n", "d.txt": f"npm {secretgen.npm_token()}\n{d}\n"},
+    )
     report = scan_json(cli, image)
     fp_c = next(f["fingerprint"] for f in report["findings"] if f["locations"][0]["path"] == "/c.txt")
     npm_rule = next(f["rule_id"] for f in report["findings"] if f["redacted"].startswith("npm_"))
@@ -87,8 +89,13 @@ def test_extra_rule_dir_adds_a_credential_type_without_code(cli, tmp_path: Path)
 
 
 def test_invalid_config_and_match_everything_allowlists_are_rejected(cli, tmp_path: Path) -> None:
-    for body in ("allowlist:\n  paths: ['*']\n", "allowlist:\n  regexes: ['.*']\n", "unknown: 1\n",
-                 "limits:\n  max_nested_depth: 0\n", "allowlist: [\n"):
+    for body in (
+        "allowlist:\n  paths: ['*']\n",
+        "allowlist:\n  regexes: ['.*']\n",
+        "unknown: 1\n",
+        "limits:\n  max_nested_depth: 0\n",
+        "allowlist: [\n",
+    ):
         (tmp_path / "bad.yaml").write_text(body)
         result = cli("scan", DEMO, "--config", tmp_path / "bad.yaml", "--quiet")
         assert result.code == 2 and result.err.startswith("secretscan: error:"), body
@@ -97,8 +104,10 @@ def test_invalid_config_and_match_everything_allowlists_are_rejected(cli, tmp_pa
 def test_a_rule_without_negative_examples_is_an_error(cli, tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "x.yaml").write_text("rules:\n  - id: x.y\n    name: X\n    pattern: '(x{3})'\n    keywords: [x]\n"
-                                  "    severity: low\n    examples: ['xxx']\n")
+    (rules / "x.yaml").write_text(
+        "rules:\n  - id: x.y\n    name: X\n    pattern: '(x{3})'\n    keywords: [x]\n"
+        "    severity: low\n    examples: ['xxx']\n"
+    )
     result = cli("scan", DEMO, "--rules", rules, "--quiet")
     assert result.code == 2 and "negative example" in result.err
 
@@ -107,17 +116,25 @@ def test_known_test_keys_are_informational_not_findings(cli, tmp_path: Path) -> 
     from secretscan.detect.knownkeys import known_key_fingerprint
 
     published = secretgen.rsa_private_key_pem()
-    image = _image(tmp_path, {"usr/lib/python3/site-packages/lib/tests/test_rsa.key": published,
-                              "app/real.key": secretgen.rsa_private_key_pem()})
+    image = _image(
+        tmp_path,
+        {
+            "usr/lib/python3/site-packages/lib/tests/test_rsa.key": published,
+            "app/real.key": secretgen.rsa_private_key_pem(),
+        },
+    )
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "known-test-keys.yaml").write_text(
         "version: 1\nkeys:\n"
         f"  - fingerprint: '{known_key_fingerprint(published)}'\n    kind: rsa-private-key\n"
-        "    source: a library's published test key\n    where: lib/tests/test_rsa.key\n")
+        "    source: a library's published test key\n    where: lib/tests/test_rsa.key\n"
+    )
     result = cli("scan", image, "--rules", rules, "--format", "json", "--quiet")
     report = result.report
     assert [f["locations"][0]["path"] for f in report["findings"]] == ["/app/real.key"]
-    assert [k["locations"][0]["path"] for k in report["known_test_keys"]] == ["/usr/lib/python3/site-packages/lib/tests/test_rsa.key"]
+    assert [k["locations"][0]["path"] for k in report["known_test_keys"]] == [
+        "/usr/lib/python3/site-packages/lib/tests/test_rsa.key"
+    ]
     text = cli("scan", image, "--rules", rules, "--quiet").out
     assert "Known published test keys (informational, 1)" in text

@@ -47,23 +47,37 @@ def _unquoted_password() -> str:
 
 def _image() -> tuple[ImageSpec, dict[str, Plant]]:
     s = {
-        "env": gen.github_pat(), "label": gen.slack_bot_token(), "annotation": gen.gitlab_pat(),
-        "cmd": gen.github_pat(), "entrypoint": gen.npm_token(), "healthcheck": gen.aws_access_key_id(),
-        "onbuild": gen.github_pat(), "user": gen.github_pat(), "arg": gen.npm_token(),
-        "buildkit": _unquoted_password(), "inline": gen.github_pat(), "layer": gen.slack_bot_token(),
+        "env": gen.github_pat(),
+        "label": gen.slack_bot_token(),
+        "annotation": gen.gitlab_pat(),
+        "cmd": gen.github_pat(),
+        "entrypoint": gen.npm_token(),
+        "healthcheck": gen.aws_access_key_id(),
+        "onbuild": gen.github_pat(),
+        "user": gen.github_pat(),
+        "arg": gen.npm_token(),
+        "buildkit": _unquoted_password(),
+        "inline": gen.github_pat(),
+        "layer": gen.slack_bot_token(),
     }
     steps = [
         Layer([Entry("etc/os-release", b"ID=demo\n")], created_by="ADD rootfs.tar /"),  # history[0]
         EmptyStep("ENV PATH=/usr/local/bin:/usr/bin:/bin"),  # history[1]
         EmptyStep(f"ENV GITHUB_TOKEN={s['env']}"),  # history[2]
         EmptyStep(f"ARG NPM_TOKEN={s['arg']}"),  # history[3]
-        Layer([Entry("app/Makefile", b"all:\n\ttrue\n")],
-              created_by=f"RUN |2 A=1 TOKEN={s['buildkit']} /bin/sh -c make install"),  # history[4]
-        Layer([Entry("src.tgz", b"")],
-              created_by=f'RUN curl -fsSL -H "Authorization: Bearer {s["inline"]}" '
-                         "https://api.github.com/repos/acme/app/tarball -o /src.tgz"),  # history[5]
-        Layer([Entry("app/notify.sh", f"#!/bin/sh\ncurl -d 'token={s['layer']}' http://hooks.local\n".encode())],
-              created_by=f"RUN printf '#!/bin/sh\\ncurl -d token={s['layer']} http://hooks.local\\n' > /app/notify.sh"),
+        Layer(
+            [Entry("app/Makefile", b"all:\n\ttrue\n")],
+            created_by=f"RUN |2 A=1 TOKEN={s['buildkit']} /bin/sh -c make install",
+        ),  # history[4]
+        Layer(
+            [Entry("src.tgz", b"")],
+            created_by=f'RUN curl -fsSL -H "Authorization: Bearer {s["inline"]}" '
+            "https://api.github.com/repos/acme/app/tarball -o /src.tgz",
+        ),  # history[5]
+        Layer(
+            [Entry("app/notify.sh", f"#!/bin/sh\ncurl -d 'token={s['layer']}' http://hooks.local\n".encode())],
+            created_by=f"RUN printf '#!/bin/sh\\ncurl -d token={s['layer']} http://hooks.local\\n' > /app/notify.sh",
+        ),
         EmptyStep("LABEL ci.slack=<from the pipeline>"),  # history[7]
         EmptyStep("USER deploy"),  # history[8]
         EmptyStep('CMD ["/bin/sh", "-c", "start"]'),  # history[9]
@@ -75,8 +89,10 @@ def _image() -> tuple[ImageSpec, dict[str, Plant]]:
         annotations={"org.opencontainers.image.version": "1.0", "com.example.deploy-token": s["annotation"]},
         cmd=["/bin/sh", "-c", f"curl -H 'Authorization: token {s['cmd']}' https://api.github.com/user && start"],
         entrypoint=["/usr/bin/env", f"NPM_TOKEN={s['entrypoint']}", "node", "server.js"],
-        healthcheck={"Test": ["CMD-SHELL", f"curl -fsS -H 'X-Key-Id: {s['healthcheck']}' http://localhost/health"],
-                     "Interval": 30_000_000_000},
+        healthcheck={
+            "Test": ["CMD-SHELL", f"curl -fsS -H 'X-Key-Id: {s['healthcheck']}' http://localhost/health"],
+            "Interval": 30_000_000_000,
+        },
         onbuild=["RUN echo building", f"RUN git clone https://x-access-token:{s['onbuild']}@github.com/acme/lib.git"],
         user=s["user"],
     )

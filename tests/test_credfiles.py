@@ -91,9 +91,27 @@ def test_parse_dispatches_and_rejects_unknown_names() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "abc", "${TOKEN}", "$TOKEN", "{{ .Values.pw }}", "<your-token>", "changeme", "CHANGEME",
-     "xxxxxxxx", "xxxx-xxxx", "********", "password", "secret", "null", "None", "true", "false",
-     "%NPM_TOKEN%", "'${A}'"],
+    [
+        "",
+        "abc",
+        "${TOKEN}",
+        "$TOKEN",
+        "{{ .Values.pw }}",
+        "<your-token>",
+        "changeme",
+        "CHANGEME",
+        "xxxxxxxx",
+        "xxxx-xxxx",
+        "********",
+        "password",
+        "secret",
+        "null",
+        "None",
+        "true",
+        "false",
+        "%NPM_TOKEN%",
+        "'${A}'",
+    ],
 )
 def test_placeholders(value: str) -> None:
     assert is_placeholder(value)
@@ -137,8 +155,15 @@ def test_docker_legacy_dockercfg() -> None:
 
 
 def test_docker_config_negatives() -> None:
-    auths = {"r": {"auth": b64("u:${PASS}")}, "s": {"auth": "!!notbase64!!"}, "t": {"auth": ""},
-             "v": {"auth": b64("nocolon")}, "w": {"password": "changeme"}, "x": "str", "y": {"auth": 5}}
+    auths = {
+        "r": {"auth": b64("u:${PASS}")},
+        "s": {"auth": "!!notbase64!!"},
+        "t": {"auth": ""},
+        "v": {"auth": b64("nocolon")},
+        "w": {"password": "changeme"},
+        "x": "str",
+        "y": {"auth": 5},
+    }
     doc = {"auths": auths}
     assert parse("docker-config", json.dumps(doc).encode()) == []
     assert parse("docker-config", b'{"auths": {"r": {"auth": "') == []
@@ -315,8 +340,11 @@ users:
 """.encode()
     got = parse("kubeconfig", data)
     assert [m.rule_id for m in got] == [
-        "file.kubeconfig.token", "file.kubeconfig.client-key", "file.kubeconfig.password",
-        "file.kubeconfig.token", "file.kubeconfig.token",
+        "file.kubeconfig.token",
+        "file.kubeconfig.client-key",
+        "file.kubeconfig.password",
+        "file.kubeconfig.token",
+        "file.kubeconfig.token",
     ]
     check(got[0], data, "file.kubeconfig.token", token, 9, token)
     assert got[0].context == 'users."admin".user.token'
@@ -447,13 +475,16 @@ def test_maven_settings_negatives() -> None:
 
 BILLION_LAUGHS_XML = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
-               for i in range(1, 10))
+    + b"".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode() for i in range(1, 10)
+    )
     + b"]><settings><servers><server><password>&lol9;</password></server></servers></settings>"
 )
-BILLION_LAUGHS_YAML = b"a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n" + b"".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n".encode() for i in range(8)
-) + b"users: [*i, *i]\n"
+BILLION_LAUGHS_YAML = (
+    b"a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+    + b"".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n".encode() for i in range(8))
+    + b"users: [*i, *i]\n"
+)
 
 
 def garbage_inputs() -> list[bytes]:
@@ -492,8 +523,16 @@ def test_entity_bombs_are_refused() -> None:
 def test_linear_on_pathological_lines(name: str) -> None:
     """Long runs that make naive regexes or repeated searches quadratic must stay fast."""
     size = 1 << 20
-    inputs = [b"a" * size, b" " * size + b"=", b"://" * (size // 3), b"a:" * (size // 2),
-              b'"' * size, b"\\" * size, b"x\n" * (size // 2), b"password " * (size // 9)]
+    inputs = [
+        b"a" * size,
+        b" " * size + b"=",
+        b"://" * (size // 3),
+        b"a:" * (size // 2),
+        b'"' * size,
+        b"\\" * size,
+        b"x\n" * (size // 2),
+        b"password " * (size // 9),
+    ]
     began = time.monotonic()
     for data in inputs:
         parse(name, data)

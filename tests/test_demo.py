@@ -34,7 +34,12 @@ def test_every_planted_secret_is_found_where_planted_and_nothing_else(cli) -> No
 
 def test_layer_locations_name_the_build_step_that_added_them(cli) -> None:
     report = scan_json(cli, DEMO)
-    steps = {loc["path"]: loc["created_by"] for f in report["findings"] for loc in f["locations"] if loc["layer_index"] is not None}
+    steps = {
+        loc["path"]: loc["created_by"]
+        for f in report["findings"]
+        for loc in f["locations"]
+        if loc["layer_index"] is not None
+    }
     assert steps["/app/.env"] == "COPY .env /app/.env"
     assert steps["/app/lib/app.jar!/config/app.properties"] == "COPY target/app.jar /app/lib/app.jar"
     assert steps["/root/.ssh/id_rsa"] == "COPY id_rsa /root/.ssh/id_rsa"
@@ -52,7 +57,9 @@ def test_secrets_appear_in_full_only_with_show_secrets(cli) -> None:
 
 
 def test_make_demo_command_runs_the_scanner_on_the_bundled_image() -> None:
-    result = subprocess.run([sys.executable, "-m", "secretscan", "scan", str(DEMO)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "secretscan", "scan", str(DEMO)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1, result.stderr
     assert f"{len(EXPECTED['secrets'])} findings" in result.stdout
     assert "deleted in layer 4" in result.stdout and "overwritten in layer 4" in result.stdout

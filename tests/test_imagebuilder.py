@@ -50,8 +50,8 @@ def _spec(tag: str = "demo/app:1.0", arch: str = "amd64", compression: str = "gz
                 created_by="COPY . /",
                 compression=compression,
             ),
-            EmptyStep('ENV TOKEN=abc'),
-            EmptyStep('LABEL a=b'),
+            EmptyStep("ENV TOKEN=abc"),
+            EmptyStep("LABEL a=b"),
             Layer(
                 [Entry("etc/secret", kind="whiteout"), Entry("app", kind="opaque"), Entry("app/ok", b"ok")],
                 created_by="RUN rm /etc/secret",
@@ -101,8 +101,13 @@ def test_build_is_deterministic_across_processes(tmp_path: Path) -> None:
     outs = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(__file__).parent)}
-        out = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{seed}.tar")],
-                             env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"{seed}.tar")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         outs.add(out.stdout)
     assert len(outs) == 1
 

@@ -111,32 +111,73 @@ def _cases(secret: str) -> list[tuple[str, str, bytes, str]]:
     """(id, file path in the image, file bytes, expected location path). The secret is on line 3."""
     props = properties(secret)
     return [
-        ("jar", "app/lib/x.jar",
-         zip_bytes({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", "config/app.properties": props,
-                    "com/example/App.class": b"\xca\xfe\xba\xbe" + bytes(60)}),
-         "/app/lib/x.jar!/config/app.properties"),
-        ("tar.gz-in-zip", "app/bundle.zip",
-         zip_bytes({"README": b"bundle\n", "vendor/deps.tar.gz": gz(tar_bytes({"etc/deps.conf": props}))}),
-         "/app/bundle.zip!/vendor/deps.tar.gz!/etc/deps.conf"),
-        ("zip-in-tar.gz", "opt/release.tar.gz",
-         gz(tar_bytes({"release/VERSION": b"1.0\n",
-                       "release/lib/plugin.zip": zip_bytes({"plugin/settings.ini": props})})),
-         "/opt/release.tar.gz!/release/lib/plugin.zip!/plugin/settings.ini"),
+        (
+            "jar",
+            "app/lib/x.jar",
+            zip_bytes(
+                {
+                    "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n",
+                    "config/app.properties": props,
+                    "com/example/App.class": b"\xca\xfe\xba\xbe" + bytes(60),
+                }
+            ),
+            "/app/lib/x.jar!/config/app.properties",
+        ),
+        (
+            "tar.gz-in-zip",
+            "app/bundle.zip",
+            zip_bytes({"README": b"bundle\n", "vendor/deps.tar.gz": gz(tar_bytes({"etc/deps.conf": props}))}),
+            "/app/bundle.zip!/vendor/deps.tar.gz!/etc/deps.conf",
+        ),
+        (
+            "zip-in-tar.gz",
+            "opt/release.tar.gz",
+            gz(
+                tar_bytes(
+                    {"release/VERSION": b"1.0\n", "release/lib/plugin.zip": zip_bytes({"plugin/settings.ini": props})}
+                )
+            ),
+            "/opt/release.tar.gz!/release/lib/plugin.zip!/plugin/settings.ini",
+        ),
         ("tgz", "opt/pkg.tgz", gz(tar_bytes({"pkg/conf.txt": props})), "/opt/pkg.tgz!/pkg/conf.txt"),
-        ("tar.bz2", "opt/pkg.tar.bz2", bz2.compress(tar_bytes({"pkg/conf.txt": props})),
-         "/opt/pkg.tar.bz2!/pkg/conf.txt"),
-        ("tar.xz", "opt/pkg.tar.xz", lzma.compress(tar_bytes({"pkg/conf.txt": props})),
-         "/opt/pkg.tar.xz!/pkg/conf.txt"),
-        ("tar.zst", "opt/pkg.tar.zst", zstandard.ZstdCompressor().compress(tar_bytes({"pkg/conf.txt": props})),
-         "/opt/pkg.tar.zst!/pkg/conf.txt"),
+        (
+            "tar.bz2",
+            "opt/pkg.tar.bz2",
+            bz2.compress(tar_bytes({"pkg/conf.txt": props})),
+            "/opt/pkg.tar.bz2!/pkg/conf.txt",
+        ),
+        (
+            "tar.xz",
+            "opt/pkg.tar.xz",
+            lzma.compress(tar_bytes({"pkg/conf.txt": props})),
+            "/opt/pkg.tar.xz!/pkg/conf.txt",
+        ),
+        (
+            "tar.zst",
+            "opt/pkg.tar.zst",
+            zstandard.ZstdCompressor().compress(tar_bytes({"pkg/conf.txt": props})),
+            "/opt/pkg.tar.zst!/pkg/conf.txt",
+        ),
         ("tar", "opt/pkg.tar", tar_bytes({"pkg/conf.txt": props}), "/opt/pkg.tar!/pkg/conf.txt"),
         ("gz", "var/backups/app.properties.gz", gz(props), "/var/backups/app.properties.gz!/app.properties"),
-        ("apk", "var/cache/apk/tool-1.0-r0.apk", apk_bytes({"etc/tool/tool.conf": props}),
-         "/var/cache/apk/tool-1.0-r0.apk!/etc/tool/tool.conf"),
-        ("whl", "root/.cache/pip/wheels/tool-1.0-py3-none-any.whl",
-         zip_bytes({"tool/__init__.py": b"", "tool/settings.properties": props,
-                    "tool-1.0.dist-info/METADATA": b"Name: tool\nVersion: 1.0\n"}),
-         "/root/.cache/pip/wheels/tool-1.0-py3-none-any.whl!/tool/settings.properties"),
+        (
+            "apk",
+            "var/cache/apk/tool-1.0-r0.apk",
+            apk_bytes({"etc/tool/tool.conf": props}),
+            "/var/cache/apk/tool-1.0-r0.apk!/etc/tool/tool.conf",
+        ),
+        (
+            "whl",
+            "root/.cache/pip/wheels/tool-1.0-py3-none-any.whl",
+            zip_bytes(
+                {
+                    "tool/__init__.py": b"",
+                    "tool/settings.properties": props,
+                    "tool-1.0.dist-info/METADATA": b"Name: tool\nVersion: 1.0\n",
+                }
+            ),
+            "/root/.cache/pip/wheels/tool-1.0-py3-none-any.whl!/tool/settings.properties",
+        ),
     ]
 
 
@@ -164,10 +205,15 @@ def test_nested_member_shares_the_archives_fate(cli: Cli, tmp_path: Path) -> Non
     secret = gen.github_pat()
     jar = zip_bytes({"config/app.properties": properties(secret)})
     img = tmp_path / "image.tar"
-    write_docker_archive(img, ImageSpec([
-        Layer([Entry("app/lib/x.jar", jar)], created_by="COPY x.jar /app/lib/"),
-        Layer([Entry("app/lib/x.jar", kind="whiteout")], created_by="RUN rm /app/lib/x.jar"),
-    ]))
+    write_docker_archive(
+        img,
+        ImageSpec(
+            [
+                Layer([Entry("app/lib/x.jar", jar)], created_by="COPY x.jar /app/lib/"),
+                Layer([Entry("app/lib/x.jar", kind="whiteout")], created_by="RUN rm /app/lib/x.jar"),
+            ]
+        ),
+    )
     _, report = run(cli, img)
     [loc] = locations_of(report, secret)
     assert loc["path"] == "/app/lib/x.jar!/config/app.properties"
@@ -245,8 +291,14 @@ def test_entry_count_limit(cli: Cli, tmp_path: Path) -> None:
     members["lib/part00.txt"] = f"token {early}\n".encode()
     members["lib/part11.txt"] = f"token {late}\n".encode()
     tar_members = {f"d/f{i:02d}.txt": b"x\n" for i in range(11)} | {"d/last.txt": f"token {tar_late}\n".encode()}
-    img = image(tmp_path, {"app/many.zip": zip_bytes(members), "app/many.tar.gz": gz(tar_bytes(tar_members)),
-                           "app/other.txt": f"slack {elsewhere}\n".encode()})
+    img = image(
+        tmp_path,
+        {
+            "app/many.zip": zip_bytes(members),
+            "app/many.tar.gz": gz(tar_bytes(tar_members)),
+            "app/other.txt": f"slack {elsewhere}\n".encode(),
+        },
+    )
     config = limits_config(tmp_path, max_nested_entries=5)
     code, report = run(cli, img, "--config", config, "--fail-on-incomplete")
     assert code == 1  # findings outrank incompleteness
@@ -279,8 +331,9 @@ def test_gzip_bomb_is_bounded(cli: Cli, tmp_path: Path) -> None:
     bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9, mtime=0)
     assert len(bomb) < 200_000
     tar_bomb = gz(tar_bytes({"zeros.bin": bytes(8 * 1024 * 1024)}))
-    img = image(tmp_path, {"app/bomb.gz": bomb, "app/bomb.tar.gz": tar_bomb,
-                           "app/z.txt": f"token {elsewhere}\n".encode()})
+    img = image(
+        tmp_path, {"app/bomb.gz": bomb, "app/bomb.tar.gz": tar_bomb, "app/z.txt": f"token {elsewhere}\n".encode()}
+    )
     config = limits_config(tmp_path, max_nested_uncompressed_bytes=1024 * 1024)
     code, report = run(cli, img, "--config", config, "--fail-on-incomplete")
     assert code == 1
@@ -311,14 +364,24 @@ def test_zip_with_a_corrupt_member(cli: Cli, tmp_path: Path) -> None:
     """One damaged member must not hide the other members of the archive."""
     before, after, elsewhere = gen.github_pat(), gen.github_pat(), gen.slack_bot_token()
     damaged = f"token {gen.github_pat()}\n".encode() + random.Random(2).randbytes(5000)
-    jar = bytearray(zip_bytes({"a/first.txt": f"token {before}\n".encode(), "b/damaged.bin": damaged,
-                               "c/last.txt": f"token {after}\n".encode()}))
+    jar = bytearray(
+        zip_bytes(
+            {
+                "a/first.txt": f"token {before}\n".encode(),
+                "b/damaged.bin": damaged,
+                "c/last.txt": f"token {after}\n".encode(),
+            }
+        )
+    )
     start = jar.index(b"b/damaged.bin") + len("b/damaged.bin") + 100  # inside its deflated data
-    jar[start:start + 64] = bytes(64)
+    jar[start : start + 64] = bytes(64)
     img = image(tmp_path, {"app/mixed.jar": bytes(jar), "app/zz.txt": f"slack {elsewhere}\n".encode()})
     _, report = run(cli, img)
-    for secret, path in ((before, "/app/mixed.jar!/a/first.txt"), (after, "/app/mixed.jar!/c/last.txt"),
-                         (elsewhere, "/app/zz.txt")):
+    for secret, path in (
+        (before, "/app/mixed.jar!/a/first.txt"),
+        (after, "/app/mixed.jar!/c/last.txt"),
+        (elsewhere, "/app/zz.txt"),
+    ):
         [loc] = locations_of(report, secret)
         assert loc["path"] == path
     skips = [s for s in report["skipped"] if "/app/mixed.jar" in s["what"]]
@@ -327,8 +390,9 @@ def test_zip_with_a_corrupt_member(cli: Cli, tmp_path: Path) -> None:
 
 def test_truncated_nested_tar_gz(cli: Cli, tmp_path: Path) -> None:
     first, elsewhere = gen.github_pat(), gen.slack_bot_token()
-    archive = gz(tar_bytes({"rel/a.txt": f"token {first}\n".encode(),
-                            "rel/blob.bin": random.Random(4).randbytes(300_000)}))
+    archive = gz(
+        tar_bytes({"rel/a.txt": f"token {first}\n".encode(), "rel/blob.bin": random.Random(4).randbytes(300_000)})
+    )
     cut = archive[: len(archive) * 2 // 3]
     img = image(tmp_path, {"opt/release.tar.gz": cut, "opt/zz.txt": f"slack {elsewhere}\n".encode()})
     code, report = run(cli, img, "--fail-on-incomplete")

@@ -14,8 +14,12 @@ DEMO = REPO / "fixtures" / "demo-image.tar"
 
 def _run_with_tty_stderr(*args: str) -> str:
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "secretscan", "scan", str(DEMO), *args],
-                            stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secretscan", "scan", str(DEMO), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -40,5 +44,7 @@ def test_quiet_on_a_terminal() -> None:
 
 
 def test_silent_off_a_terminal() -> None:
-    result = subprocess.run([sys.executable, "-m", "secretscan", "scan", str(DEMO)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "secretscan", "scan", str(DEMO)], capture_output=True, text=True, timeout=120
+    )
     assert result.stderr == ""

@@ -50,7 +50,11 @@ def test_sarif_results_carry_rules_levels_and_fingerprints(cli, tmp_path: Path) 
 
 def test_text_report_groups_by_severity_and_explains_exposure(cli) -> None:
     text = cli("scan", DEMO, "--quiet").out
-    severities = [ln.split(" ")[0] for ln in text.splitlines() if ln and ln.split(" ")[0] in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")]
+    severities = [
+        ln.split(" ")[0]
+        for ln in text.splitlines()
+        if ln and ln.split(" ")[0] in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
+    ]
     order = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]
     assert severities == sorted(severities, key=order.index) and len(set(severities)) == len(severities)
     assert "still shipped in layer 1's blob" in text

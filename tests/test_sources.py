@@ -25,12 +25,21 @@ def _spec(tag: str = "t/app:1", arch: str = "amd64") -> tuple[ImageSpec, dict[st
     secrets = {"kept": secretgen.github_pat(), "deleted": secretgen.slack_bot_token(), "env": secretgen.gitlab_pat()}
     spec = ImageSpec(
         steps=[
-            Layer([Entry("app/", kind="dir"), Entry("app/token.txt", f"GITHUB={secrets['kept']}\n".encode())], created_by="COPY a /app"),
+            Layer(
+                [Entry("app/", kind="dir"), Entry("app/token.txt", f"GITHUB={secrets['kept']}\n".encode())],
+                created_by="COPY a /app",
+            ),
             EmptyStep("ENV MODE=prod"),
-            Layer([Entry("app/slack.txt", f"\n\nslack {secrets['deleted']}\n".encode())], created_by="COPY b /app", compression="zstd"),
+            Layer(
+                [Entry("app/slack.txt", f"\n\nslack {secrets['deleted']}\n".encode())],
+                created_by="COPY b /app",
+                compression="zstd",
+            ),
             Layer([Entry("app/slack.txt", kind="whiteout")], created_by="RUN rm /app/slack.txt", compression="none"),
         ],
-        env=[f"GL={secrets['env']}"], repo_tags=[tag], architecture=arch,
+        env=[f"GL={secrets['env']}"],
+        repo_tags=[tag],
+        architecture=arch,
     )
     return spec, secrets
 
@@ -50,9 +59,16 @@ def test_archive_layouts_and_oci_give_identical_findings(cli, tmp_path: Path, sp
     write_docker_archive(tmp_path / "docker25.tar", [image], style="oci")
     write_oci_layout(tmp_path / "layout", [image], ref_names=["1"])
     write_oci_archive(tmp_path / "layout.tar", [image], ref_names=["1"])
-    refs = [f"docker-archive:{tmp_path / 'legacy.tar'}", f"docker-archive:{tmp_path / 'docker25.tar'}",
-            f"oci:{tmp_path / 'layout'}:1", f"oci-archive:{tmp_path / 'layout.tar'}:1",
-            tmp_path / "legacy.tar", tmp_path / "docker25.tar", tmp_path / "layout", tmp_path / "layout.tar"]
+    refs = [
+        f"docker-archive:{tmp_path / 'legacy.tar'}",
+        f"docker-archive:{tmp_path / 'docker25.tar'}",
+        f"oci:{tmp_path / 'layout'}:1",
+        f"oci-archive:{tmp_path / 'layout.tar'}:1",
+        tmp_path / "legacy.tar",
+        tmp_path / "docker25.tar",
+        tmp_path / "layout",
+        tmp_path / "layout.tar",
+    ]
     results = [_rows(scan_json(cli, ref)) for ref in refs]
     assert len(results[0]) == 3
     assert all(r == results[0] for r in results), refs
@@ -66,7 +82,9 @@ def test_dir_source_sees_the_final_filesystem(cli, tmp_path: Path, spec) -> None
     write_rootfs(root, image.layers)
     (root / "app" / "escape").symlink_to("/etc")
     report = scan_json(cli, f"dir:{root}")
-    assert {(loc["path"], loc["line"]) for loc in [l for f in report["findings"] for l in f["locations"]]} == {("/app/token.txt", 1)}
+    assert {(loc["path"], loc["line"]) for loc in [loc for f in report["findings"] for loc in f["locations"]]} == {
+        ("/app/token.txt", 1)
+    }
     assert scan_json(cli, root)["findings"] == report["findings"]
 
 
@@ -79,7 +97,7 @@ def test_multi_image_archive_scans_all_or_the_one_named(cli, tmp_path: Path) -> 
     assert {img["name"] for img in both["images"]} == {"t/a:1", "t/b:2"}
     only_b = scan_json(cli, f"docker-archive:{path}:t/b:2")
     assert [img["name"] for img in only_b["images"]] == ["t/b:2"]
-    assert {loc["image"] for loc in [l for f in only_b["findings"] for l in f["locations"]]} == {"t/b:2"}
+    assert {loc["image"] for loc in [loc for f in only_b["findings"] for loc in f["locations"]]} == {"t/b:2"}
     by_index = scan_json(cli, f"docker-archive:{path}:@0")
     assert [img["name"] for img in by_index["images"]] == ["t/a:1"]
     missing = cli("scan", f"docker-archive:{path}:t/c:3", "--quiet")

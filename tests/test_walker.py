@@ -84,13 +84,19 @@ def text_file(*lines: str) -> bytes:
 @pytest.mark.parametrize("whiteout", ["app/notes.txt", "app"], ids=["file", "parent-dir"])
 def test_whiteout_in_later_layer_marks_file_deleted(cli: Cli, tmp_path: Path, whiteout: str) -> None:
     token = gen.github_pat()
-    spec = ImageSpec([
-        Layer([Entry("app/", kind="dir"), Entry("app/notes.txt", text_file("# deploy notes", f"remote {token}"))],
-              created_by="COPY notes.txt /app/notes.txt"),
-        Layer([Entry("srv/", kind="dir"), Entry("srv/readme.txt", b"nothing here\n")],
-              created_by="COPY readme.txt /srv/"),
-        Layer([Entry(whiteout, kind="whiteout")], created_by=f"RUN rm -rf /{whiteout}"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [Entry("app/", kind="dir"), Entry("app/notes.txt", text_file("# deploy notes", f"remote {token}"))],
+                created_by="COPY notes.txt /app/notes.txt",
+            ),
+            Layer(
+                [Entry("srv/", kind="dir"), Entry("srv/readme.txt", b"nothing here\n")],
+                created_by="COPY readme.txt /srv/",
+            ),
+            Layer([Entry(whiteout, kind="whiteout")], created_by=f"RUN rm -rf /{whiteout}"),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     f = finding(report, token)
     assert f["rule_id"] == GITHUB
@@ -107,15 +113,27 @@ def test_whiteout_in_later_layer_marks_file_deleted(cli: Cli, tmp_path: Path, wh
 
 def test_opaque_directory_hides_earlier_files(cli: Cli, tmp_path: Path) -> None:
     hidden, sibling, readded = gen.github_pat(), gen.github_pat(), gen.slack_bot_token()
-    spec = ImageSpec([
-        Layer([Entry("app/", kind="dir"), Entry("app/conf/", kind="dir"),
-               Entry("app/conf/old.ini", text_file("[remote]", f"key = {hidden}")),
-               Entry("app/conf-other.ini", text_file(f"key = {sibling}"))],
-              created_by="COPY conf /app/"),
-        Layer([Entry("app/conf", kind="opaque"), Entry("app/conf/", kind="dir"),
-               Entry("app/conf/new.ini", text_file("[remote]", f"slack = {readded}"))],
-              created_by="COPY conf-v2 /app/conf"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [
+                    Entry("app/", kind="dir"),
+                    Entry("app/conf/", kind="dir"),
+                    Entry("app/conf/old.ini", text_file("[remote]", f"key = {hidden}")),
+                    Entry("app/conf-other.ini", text_file(f"key = {sibling}")),
+                ],
+                created_by="COPY conf /app/",
+            ),
+            Layer(
+                [
+                    Entry("app/conf", kind="opaque"),
+                    Entry("app/conf/", kind="dir"),
+                    Entry("app/conf/new.ini", text_file("[remote]", f"slack = {readded}")),
+                ],
+                created_by="COPY conf-v2 /app/conf",
+            ),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
 
     loc = only_location(report, hidden)
@@ -135,11 +153,17 @@ def test_opaque_directory_hides_earlier_files(cli: Cli, tmp_path: Path) -> None:
 
 def test_opaque_marker_at_the_root_hides_everything_below(cli: Cli, tmp_path: Path) -> None:
     token = gen.github_pat()
-    spec = ImageSpec([
-        Layer([Entry("app/", kind="dir"), Entry("app/old.ini", text_file(f"key = {token}"))], created_by="COPY . /"),
-        Layer([Entry("", kind="opaque"), Entry("app/", kind="dir"), Entry("app/new.ini", b"key = none\n")],
-              created_by="COPY --link . /"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [Entry("app/", kind="dir"), Entry("app/old.ini", text_file(f"key = {token}"))], created_by="COPY . /"
+            ),
+            Layer(
+                [Entry("", kind="opaque"), Entry("app/", kind="dir"), Entry("app/new.ini", b"key = none\n")],
+                created_by="COPY --link . /",
+            ),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     loc = only_location(report, token)
     assert (loc["layer_index"], loc["path"]) == (0, "/app/old.ini")
@@ -148,11 +172,17 @@ def test_opaque_marker_at_the_root_hides_everything_below(cli: Cli, tmp_path: Pa
 
 def test_file_overwritten_with_clean_content(cli: Cli, tmp_path: Path) -> None:
     token = gen.github_pat()
-    spec = ImageSpec([
-        Layer([Entry("etc/app.conf", text_file("user = svc", f"token = {token}"))], created_by="COPY app.conf /etc/"),
-        Layer([Entry("etc/app.conf", text_file("user = svc", "token = ${APP_TOKEN}"))],
-              created_by="COPY app.conf.tpl /etc/app.conf"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [Entry("etc/app.conf", text_file("user = svc", f"token = {token}"))], created_by="COPY app.conf /etc/"
+            ),
+            Layer(
+                [Entry("etc/app.conf", text_file("user = svc", "token = ${APP_TOKEN}"))],
+                created_by="COPY app.conf.tpl /etc/app.conf",
+            ),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     f = finding(report, token)
     assert f["rule_id"] == GITHUB and f["exposure"] == "removed"
@@ -163,11 +193,15 @@ def test_file_overwritten_with_clean_content(cli: Cli, tmp_path: Path) -> None:
 
 def test_file_overwritten_with_same_secret_is_one_finding_two_locations(cli: Cli, tmp_path: Path) -> None:
     token = gen.github_pat()
-    spec = ImageSpec([
-        Layer([Entry("etc/app.conf", text_file(f"token {token}"))], created_by="COPY app.conf /etc/"),
-        Layer([Entry("etc/app.conf", text_file("# v2", "user svc", f"token {token}"))],
-              created_by="COPY app-v2.conf /etc/app.conf"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer([Entry("etc/app.conf", text_file(f"token {token}"))], created_by="COPY app.conf /etc/"),
+            Layer(
+                [Entry("etc/app.conf", text_file("# v2", "user svc", f"token {token}"))],
+                created_by="COPY app-v2.conf /etc/app.conf",
+            ),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     f = finding(report, token)
     assert f["rule_id"] == GITHUB
@@ -188,13 +222,21 @@ def test_file_overwritten_with_same_secret_is_one_finding_two_locations(cli: Cli
 )
 def test_parent_directory_replaced_by_non_directory(cli: Cli, tmp_path: Path, replacement: Entry) -> None:
     token, other = gen.github_pat(), gen.github_pat()
-    spec = ImageSpec([
-        Layer([Entry("opt/", kind="dir"), Entry("opt/svc/", kind="dir"), Entry("opt/svc/conf/", kind="dir"),
-               Entry("opt/svc/conf/remote.txt", text_file(f"git {token}")),
-               Entry("opt/svc-tools/env.txt", text_file(f"git {other}"))],
-              created_by="COPY svc /opt/"),
-        Layer([replacement], created_by="RUN mv /opt/svc /srv/svc && ln -s /srv/svc /opt/svc"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [
+                    Entry("opt/", kind="dir"),
+                    Entry("opt/svc/", kind="dir"),
+                    Entry("opt/svc/conf/", kind="dir"),
+                    Entry("opt/svc/conf/remote.txt", text_file(f"git {token}")),
+                    Entry("opt/svc-tools/env.txt", text_file(f"git {other}")),
+                ],
+                created_by="COPY svc /opt/",
+            ),
+            Layer([replacement], created_by="RUN mv /opt/svc /srv/svc && ln -s /srv/svc /opt/svc"),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     loc = only_location(report, token)
     assert (loc["layer_index"], loc["path"], loc["line"]) == (0, "/opt/svc/conf/remote.txt", 1)
@@ -212,19 +254,23 @@ def test_created_by_is_the_layers_own_step_despite_empty_history_entries(cli: Cl
     layers = [
         Layer([Entry("etc/os-release", b"ID=demo\n")], created_by="ADD rootfs.tar /"),
         Layer([Entry("srv/token.txt", text_file("# ci", f"{first}"))], created_by="COPY token.txt /srv/token.txt"),
-        Layer([Entry("srv/hooks/notify.sh", text_file("#!/bin/sh", "# notify", f'curl -d "t={second}" localhost'))],
-              created_by="RUN /bin/sh -c ./install-hooks.sh"),
+        Layer(
+            [Entry("srv/hooks/notify.sh", text_file("#!/bin/sh", "# notify", f'curl -d "t={second}" localhost'))],
+            created_by="RUN /bin/sh -c ./install-hooks.sh",
+        ),
     ]
-    spec = ImageSpec([
-        layers[0],
-        EmptyStep("ENV PATH=/usr/local/bin:/usr/bin:/bin"),
-        EmptyStep("ARG VERSION"),
-        layers[1],
-        EmptyStep("LABEL maintainer=ops"),
-        EmptyStep("WORKDIR /srv"),
-        layers[2],
-        EmptyStep('CMD ["/srv/run"]'),
-    ])
+    spec = ImageSpec(
+        [
+            layers[0],
+            EmptyStep("ENV PATH=/usr/local/bin:/usr/bin:/bin"),
+            EmptyStep("ARG VERSION"),
+            layers[1],
+            EmptyStep("LABEL maintainer=ops"),
+            EmptyStep("WORKDIR /srv"),
+            layers[2],
+            EmptyStep('CMD ["/srv/run"]'),
+        ]
+    )
     image = docker(tmp_path, spec) if fmt == "docker-archive" else oci(tmp_path, spec)
     report = scan(cli, image)
 
@@ -248,19 +294,23 @@ def test_created_by_is_the_layers_own_step_despite_empty_history_entries(cli: Cl
 @pytest.mark.parametrize("fmt", ["docker-archive", "dir"])
 def test_symlinks_are_not_followed(cli: Cli, tmp_path: Path, fmt: str) -> None:
     token = gen.github_pat()
-    layer = Layer([
-        Entry("app/", kind="dir"),
-        Entry("app/real.txt", text_file("# remote", f"token {token}")),
-        Entry("app/link.txt", kind="symlink", target="real.txt"),
-        Entry("app/abs-link.txt", kind="symlink", target="/app/real.txt"),
-        Entry("app/dir-link", kind="symlink", target="/app"),
-        # links named like credential files, pointing outside the image
-        Entry("root/", kind="dir"), Entry("root/.aws/", kind="dir"),
-        Entry("root/.aws/credentials", kind="symlink", target="/etc/shadow"),
-        Entry("root/.git-credentials", kind="symlink", target="../../../../etc/passwd"),
-        Entry("root/.npmrc", kind="symlink", target="../../.."),
-        Entry("root/.docker", kind="symlink", target="/root/../../../../"),
-    ], created_by="COPY app /app")
+    layer = Layer(
+        [
+            Entry("app/", kind="dir"),
+            Entry("app/real.txt", text_file("# remote", f"token {token}")),
+            Entry("app/link.txt", kind="symlink", target="real.txt"),
+            Entry("app/abs-link.txt", kind="symlink", target="/app/real.txt"),
+            Entry("app/dir-link", kind="symlink", target="/app"),
+            # links named like credential files, pointing outside the image
+            Entry("root/", kind="dir"),
+            Entry("root/.aws/", kind="dir"),
+            Entry("root/.aws/credentials", kind="symlink", target="/etc/shadow"),
+            Entry("root/.git-credentials", kind="symlink", target="../../../../etc/passwd"),
+            Entry("root/.npmrc", kind="symlink", target="../../.."),
+            Entry("root/.docker", kind="symlink", target="/root/../../../../"),
+        ],
+        created_by="COPY app /app",
+    )
     if fmt == "dir":
         root = tmp_path / "rootfs"
         write_rootfs(root, [layer])
@@ -278,18 +328,25 @@ def test_symlinks_are_not_followed(cli: Cli, tmp_path: Path, fmt: str) -> None:
 
 def test_hardlinks_do_not_crash_and_the_target_is_reported(cli: Cli, tmp_path: Path) -> None:
     token = gen.github_pat()
-    spec = ImageSpec([
-        Layer([
-            Entry("app/", kind="dir"),
-            Entry("app/real.txt", text_file("user svc", f"token {token}")),
-            Entry("app/hard.txt", kind="hardlink", target="app/real.txt"),
-            Entry("app/dangling.txt", kind="hardlink", target="app/nowhere.txt"),
-            Entry("app/outside.txt", kind="hardlink", target="../../etc/shadow"),
-        ], created_by="COPY app /app"),
-        # a hardlink to a file of an earlier layer
-        Layer([Entry("app/again.txt", kind="hardlink", target="app/real.txt")],
-              created_by="RUN ln /app/real.txt /app/again.txt"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [
+                    Entry("app/", kind="dir"),
+                    Entry("app/real.txt", text_file("user svc", f"token {token}")),
+                    Entry("app/hard.txt", kind="hardlink", target="app/real.txt"),
+                    Entry("app/dangling.txt", kind="hardlink", target="app/nowhere.txt"),
+                    Entry("app/outside.txt", kind="hardlink", target="../../etc/shadow"),
+                ],
+                created_by="COPY app /app",
+            ),
+            # a hardlink to a file of an earlier layer
+            Layer(
+                [Entry("app/again.txt", kind="hardlink", target="app/real.txt")],
+                created_by="RUN ln /app/real.txt /app/again.txt",
+            ),
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     f = finding(report, token)
     assert f["rule_id"] == GITHUB
@@ -303,13 +360,19 @@ def test_hardlinks_do_not_crash_and_the_target_is_reported(cli: Cli, tmp_path: P
 
 def test_non_utf8_file_name(cli: Cli, tmp_path: Path) -> None:
     kept, deleted = gen.github_pat(), gen.github_pat()
-    spec = ImageSpec([
-        Layer([Entry("app/", kind="dir"),
-               Entry("", text_file("# latin-1 name", f"token {kept}"), raw_name=b"app/caf\xe9-\xff.conf"),
-               Entry("", text_file(f"token {deleted}"), raw_name=b"app/old-\xe9.conf")],
-              created_by="COPY . /app"),
-        Layer([Entry("", kind="whiteout", raw_name=b"app/old-\xe9.conf")], created_by="RUN rm /app/old*"),
-    ])
+    spec = ImageSpec(
+        [
+            Layer(
+                [
+                    Entry("app/", kind="dir"),
+                    Entry("", text_file("# latin-1 name", f"token {kept}"), raw_name=b"app/caf\xe9-\xff.conf"),
+                    Entry("", text_file(f"token {deleted}"), raw_name=b"app/old-\xe9.conf"),
+                ],
+                created_by="COPY . /app",
+            ),
+            Layer([Entry("", kind="whiteout", raw_name=b"app/old-\xe9.conf")], created_by="RUN rm /app/old*"),
+        ]
+    )
     image = docker(tmp_path, spec)
     result = cli("scan", str(image), "--format", "json", "--quiet", "--show-secrets")
     assert result.code == 1, result.err
@@ -332,13 +395,19 @@ def test_non_utf8_file_name(cli: Cli, tmp_path: Path) -> None:
 
 def test_empty_files(cli: Cli, tmp_path: Path) -> None:
     token = gen.github_pat()
-    spec = ImageSpec([Layer([
-        Entry("app/empty.txt", b""),
-        Entry("root/.aws/credentials", b""),
-        Entry("root/.docker/config.json", b""),
-        Entry("app/empty.jar", b""),
-        Entry("app/token.txt", text_file(token)),
-    ])])
+    spec = ImageSpec(
+        [
+            Layer(
+                [
+                    Entry("app/empty.txt", b""),
+                    Entry("root/.aws/credentials", b""),
+                    Entry("root/.docker/config.json", b""),
+                    Entry("app/empty.jar", b""),
+                    Entry("app/token.txt", text_file(token)),
+                ]
+            )
+        ]
+    )
     report = scan(cli, docker(tmp_path, spec))
     assert len(report["findings"]) == 1
     loc = only_location(report, token)
@@ -350,7 +419,7 @@ def test_empty_files(cli: Cli, tmp_path: Path) -> None:
 def _filler(size: int, seed: int) -> bytearray:
     """``size`` bytes of lines of random lower-case hex: text no rule matches."""
     hexdata = random.Random(seed).randbytes(size // 2 + 64).hex()
-    lines = [hexdata[i:i + 71] for i in range(0, len(hexdata), 71)]
+    lines = [hexdata[i : i + 71] for i in range(0, len(hexdata), 71)]
     return bytearray("\n".join(lines).encode()[:size])
 
 
@@ -363,16 +432,16 @@ def test_huge_file_secrets_at_window_boundaries(cli: Cli, tmp_path: Path) -> Non
     planted: dict[str, int] = {}
 
     def plant(token: str, start: int) -> None:
-        data[start - 1:start] = b"\n"  # the token starts its own line (the line before it is cut short)
-        data[start:start + len(token)] = token.encode()
-        data[start + len(token):start + len(token) + 1] = b"\n"
+        data[start - 1 : start] = b"\n"  # the token starts its own line (the line before it is cut short)
+        data[start : start + len(token)] = token.encode()
+        data[start + len(token) : start + len(token) + 1] = b"\n"
         planted[token] = start
 
     plant(gen.github_pat(), chunk - 5)  # straddles the first window's end
     plant(gen.github_pat(), 2 * chunk - overlap - 17)  # straddles the second window's end
     plant(gen.slack_bot_token(), 12 * MiB + 3)  # in the middle of a window
     last = gen.github_pat()
-    data[-len(last) - 1:] = b" " + last.encode()  # the file's very last bytes, no newline after
+    data[-len(last) - 1 :] = b" " + last.encode()  # the file's very last bytes, no newline after
     planted[last] = len(data) - len(last)
     assert len(data) == size
 
@@ -393,7 +462,8 @@ def _normalised(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     keys = ("layer_index", "layer_digest", "path", "line", "created_by", "exposure", "removed_in_layer", "removed_how")
     return sorted(
         (f["rule_id"], f["fingerprint"], f["secret"], *(loc[k] for k in keys))
-        for f in report["findings"] for loc in f["locations"]
+        for f in report["findings"]
+        for loc in f["locations"]
     )
 
 
@@ -401,16 +471,30 @@ def test_gzip_zstd_and_uncompressed_layers_give_the_same_findings(cli: Cli, tmp_
     a, b, c = gen.github_pat(), gen.slack_bot_token(), gen.github_pat()
 
     def spec(compressions: tuple[str, str, str]) -> ImageSpec:
-        return ImageSpec([
-            Layer([Entry("app/", kind="dir"), Entry("app/a.txt", text_file("x", f"token {a}")),
-                   Entry("app/big.bin", random.Random(1).randbytes(300_000))],
-                  created_by="COPY a.txt /app/", compression=compressions[0]),
-            EmptyStep("ENV MODE=prod"),
-            Layer([Entry("app/b.txt", text_file(f"slack {b}")), Entry("app/a.txt", kind="whiteout")],
-                  created_by="RUN rm /app/a.txt", compression=compressions[1]),
-            Layer([Entry("app/b.txt", text_file("# rotated")), Entry("app/c.txt", text_file("", "", f"{c}"))],
-                  created_by="COPY c.txt /app/", compression=compressions[2]),
-        ])
+        return ImageSpec(
+            [
+                Layer(
+                    [
+                        Entry("app/", kind="dir"),
+                        Entry("app/a.txt", text_file("x", f"token {a}")),
+                        Entry("app/big.bin", random.Random(1).randbytes(300_000)),
+                    ],
+                    created_by="COPY a.txt /app/",
+                    compression=compressions[0],
+                ),
+                EmptyStep("ENV MODE=prod"),
+                Layer(
+                    [Entry("app/b.txt", text_file(f"slack {b}")), Entry("app/a.txt", kind="whiteout")],
+                    created_by="RUN rm /app/a.txt",
+                    compression=compressions[1],
+                ),
+                Layer(
+                    [Entry("app/b.txt", text_file("# rotated")), Entry("app/c.txt", text_file("", "", f"{c}"))],
+                    created_by="COPY c.txt /app/",
+                    compression=compressions[2],
+                ),
+            ]
+        )
 
     results = {}
     for comps in [("gzip",) * 3, ("zstd",) * 3, ("none",) * 3, ("zstd", "none", "gzip")]:
@@ -441,9 +525,14 @@ def test_multi_member_gzip_layer(cli: Cli, tmp_path: Path) -> None:
     """A layer blob of several gzip members (eStargz, pigz --independent) is read to its end, even
     when a member ends exactly where a 1 MiB read of the blob ends."""
     token = gen.github_pat()
-    layer = Layer([Entry("data/blob.bin", random.Random(8).randbytes(1_200_000)),
-                   Entry("data/conf.txt", text_file("# after the first member", f"token {token}"))],
-                  created_by="COPY data /data", compression="none")
+    layer = Layer(
+        [
+            Entry("data/blob.bin", random.Random(8).randbytes(1_200_000)),
+            Entry("data/conf.txt", text_file("# after the first member", f"token {token}")),
+        ],
+        created_by="COPY data /data",
+        compression="none",
+    )
     layout = oci(tmp_path, ImageSpec([layer]))
     tar = layer_tar(layer)
     n = _gzip_prefix_of_size(tar, 1 << 20)
@@ -454,8 +543,11 @@ def test_multi_member_gzip_layer(cli: Cli, tmp_path: Path) -> None:
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_bytes())
     (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
-    manifest["layers"][0] = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                             "digest": "sha256:" + hashlib.sha256(blob).hexdigest(), "size": len(blob)}
+    manifest["layers"][0] = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": "sha256:" + hashlib.sha256(blob).hexdigest(),
+        "size": len(blob),
+    }
     raw_manifest = json.dumps(manifest).encode()
     (blobs / hashlib.sha256(raw_manifest).hexdigest()).write_bytes(raw_manifest)
     index["manifests"][0].update(digest="sha256:" + hashlib.sha256(raw_manifest).hexdigest(), size=len(raw_manifest))

@@ -366,8 +366,7 @@ def _git_credentials(data: bytes) -> Iterator[Match]:
 @_total
 def _aws(data: bytes) -> Iterator[Match]:
     """Secret keys and session tokens per profile, with the profile's (non-secret) access key id."""
-    rules = {"aws_secret_access_key": "file.aws.secret-access-key",
-             "aws_session_token": "file.aws.session-token"}
+    rules = {"aws_secret_access_key": "file.aws.secret-access-key", "aws_session_token": "file.aws.session-token"}
     return _ini_secrets(data, rules, "aws_access_key_id", " (key id {v})")
 
 
@@ -506,18 +505,41 @@ def _maven_settings(data: bytes) -> Iterator[Match]:
                 yield _match("file.maven-settings.password", value, span, loc.line(span), ctx)
 
 
-PARSERS: Mapping[str, Parser] = MappingProxyType({
-    "docker-config": _docker_config, "npmrc": _npmrc, "pypirc": _pypirc, "pip-conf": _pip_conf,
-    "netrc": _netrc, "git-credentials": _git_credentials, "aws": _aws, "kubeconfig": _kubeconfig,
-    "dotenv": _dotenv, "htpasswd": _htpasswd, "properties": _properties, "maven-settings": _maven_settings,
-})
+PARSERS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "docker-config": _docker_config,
+        "npmrc": _npmrc,
+        "pypirc": _pypirc,
+        "pip-conf": _pip_conf,
+        "netrc": _netrc,
+        "git-credentials": _git_credentials,
+        "aws": _aws,
+        "kubeconfig": _kubeconfig,
+        "dotenv": _dotenv,
+        "htpasswd": _htpasswd,
+        "properties": _properties,
+        "maven-settings": _maven_settings,
+    }
+)
 
-_BY_NAME: Mapping[str, str] = MappingProxyType({
-    ".dockercfg": "docker-config", ".npmrc": "npmrc", "npmrc": "npmrc", ".pypirc": "pypirc",
-    "pip.conf": "pip-conf", "pip.ini": "pip-conf", ".netrc": "netrc", "_netrc": "netrc",
-    ".git-credentials": "git-credentials", ".htpasswd": "htpasswd", "htpasswd": "htpasswd",
-    "settings.xml": "maven-settings", "settings-security.xml": "maven-settings", "kubeconfig": "kubeconfig",
-})
+_BY_NAME: Mapping[str, str] = MappingProxyType(
+    {
+        ".dockercfg": "docker-config",
+        ".npmrc": "npmrc",
+        "npmrc": "npmrc",
+        ".pypirc": "pypirc",
+        "pip.conf": "pip-conf",
+        "pip.ini": "pip-conf",
+        ".netrc": "netrc",
+        "_netrc": "netrc",
+        ".git-credentials": "git-credentials",
+        ".htpasswd": "htpasswd",
+        "htpasswd": "htpasswd",
+        "settings.xml": "maven-settings",
+        "settings-security.xml": "maven-settings",
+        "kubeconfig": "kubeconfig",
+    }
+)
 
 
 def _parser_name_for(name: str, parent: str) -> str | None:

@@ -117,6 +117,7 @@ def _resolve_overlaps(matches: Sequence[Match], ruleset: RuleSet) -> list[Match]
     """Where two matches overlap, keep the more confident one (a provider rule beats a generic
     name=value rule), then a parsed credential file over a regex, then the longer one, then the
     rule listed first (so the result never depends on where keywords happen to occur)."""
+
     def rank(m: Match) -> tuple[int, int, int, int]:
         structured = ruleset.by_id[m.rule_id].parser is not None
         return (_CONFIDENCE_RANK.get(m.confidence, 0), structured, m.end - m.start, -order[m.rule_id])

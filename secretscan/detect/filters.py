@@ -17,15 +17,37 @@ _PLACEHOLDER_WORDS = re.compile(
     r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[_-]|"
     r"insert[_-]|dummy|xxxx|\*\*\*\*|\.\.\.\.|\$\{|\$\(|\{\{|%\()"
 )
-_PLACEHOLDER_WHOLE = re.compile(
-    r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s", re.S
-)
+_PLACEHOLDER_WHOLE = re.compile(r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s", re.S)
 """Values that are entirely a reference: ``<token>``, ``$TOKEN``, ``%TOKEN%``."""
 _PLACEHOLDER_EXACT = frozenset(
     {
-        "password", "passwd", "secret", "token", "apikey", "api_key", "null", "none", "nil",
-        "true", "false", "undefined", "test", "testing", "admin", "root", "default", "empty",
-        "string", "value", "changeit", "pass", "foobar", "hunter2", "todo", "tbd", "fixme",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "null",
+        "none",
+        "nil",
+        "true",
+        "false",
+        "undefined",
+        "test",
+        "testing",
+        "admin",
+        "root",
+        "default",
+        "empty",
+        "string",
+        "value",
+        "changeit",
+        "pass",
+        "foobar",
+        "hunter2",
+        "todo",
+        "tbd",
+        "fixme",
     }
 )
 _LONG_RUN = re.compile(r"(.)\1{5,}")

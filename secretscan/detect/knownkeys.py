@@ -56,5 +56,7 @@ class KnownKeys:
             for item in doc.get("keys") or []:
                 if isinstance(item, dict) and str(item.get("fingerprint", "")).startswith("sha256:"):
                     where = str(item.get("where") or "")
-                    sources[str(item["fingerprint"])] = str(item.get("source") or "published test key") + (f" ({where})" if where else "")
+                    sources[str(item["fingerprint"])] = str(item.get("source") or "published test key") + (
+                        f" ({where})" if where else ""
+                    )
         return cls(sources)

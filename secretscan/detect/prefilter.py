@@ -9,7 +9,7 @@ so a regex sees whole lines and no match is reported twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import ahocorasick
 
@@ -37,7 +37,7 @@ def pattern_reach(pattern: re.Pattern[bytes]) -> int:
 class KeywordIndex:
     """Maps lower-case keywords to the ids that use them and finds all of them in one pass."""
 
-    def __init__(self, keywords: dict[bytes, Sequence[str]]) -> None:
+    def __init__(self, keywords: Mapping[bytes, Sequence[str]]) -> None:
         self._automaton = ahocorasick.Automaton()
         for kw, ids in keywords.items():
             self._automaton.add_word(kw.decode("latin-1"), (len(kw), tuple(ids)))
@@ -80,5 +80,7 @@ def windows(data: bytes, hits: Sequence[int], reach: int) -> Iterable[tuple[int,
 def _to_lines(data: bytes, lo: int, hi: int) -> tuple[int, int]:
     start = data.rfind(b"\n", max(0, lo - LINE_SLACK), lo)
     end = data.find(b"\n", hi, hi + LINE_SLACK)
-    return (start + 1 if start >= 0 else max(0, lo - LINE_SLACK) if lo > LINE_SLACK else 0,
-            end if end >= 0 else min(len(data), hi + LINE_SLACK))
+    return (
+        start + 1 if start >= 0 else max(0, lo - LINE_SLACK) if lo > LINE_SLACK else 0,
+        end if end >= 0 else min(len(data), hi + LINE_SLACK),
+    )

@@ -26,8 +26,20 @@ BUILTIN_RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "patterns"
 CONFIDENCES = ("high", "medium", "low")
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 _KNOWN_KEYS = {
-    "id", "name", "pattern", "parser", "keywords", "severity", "confidence", "min_entropy",
-    "examples", "negative_examples", "references", "remediation", "filters", "description",
+    "id",
+    "name",
+    "pattern",
+    "parser",
+    "keywords",
+    "severity",
+    "confidence",
+    "min_entropy",
+    "examples",
+    "negative_examples",
+    "references",
+    "remediation",
+    "filters",
+    "description",
     "detect_secrets",
 }
 FILTERS = ("placeholder", "heuristic")

@@ -49,8 +49,13 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 
 
 def _known_dict(k: KnownTestKey) -> dict[str, Any]:
-    return {"rule_id": k.rule_id, "fingerprint": k.fingerprint, "redacted": k.redacted, "source": k.source,
-            "locations": [location_dict(loc) for loc in k.locations]}
+    return {
+        "rule_id": k.rule_id,
+        "fingerprint": k.fingerprint,
+        "redacted": k.redacted,
+        "source": k.source,
+        "locations": [location_dict(loc) for loc in k.locations],
+    }
 
 
 def report_dict(report: ScanReport) -> dict[str, Any]:
@@ -60,8 +65,14 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
         "target": report.target,
         "complete": report.complete,
         "images": [
-            {"name": i.name, "digest": i.digest, "platform": i.platform, "layers": i.layers,
-             "files_scanned": i.files_scanned, "bytes_scanned": i.bytes_scanned}
+            {
+                "name": i.name,
+                "digest": i.digest,
+                "platform": i.platform,
+                "layers": i.layers,
+                "files_scanned": i.files_scanned,
+                "bytes_scanned": i.bytes_scanned,
+            }
             for i in report.images
         ],
         "findings": [finding_dict(f) for f in report.findings],

@@ -18,10 +18,20 @@ from secretscan.report.text import exposure_note
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/secretscan/secretscan"
 CONFIG_ARTIFACT = "image-config.json"
-_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
-          Severity.LOW: "note", Severity.INFO: "note"}
-_SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5",
-                      Severity.LOW: "3.0", Severity.INFO: "0.0"}
+_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0",
+    Severity.INFO: "0.0",
+}
 
 
 def render_sarif(report: ScanReport) -> str:
@@ -30,22 +40,31 @@ def render_sarif(report: ScanReport) -> str:
         rules.setdefault(f.rule_id, _rule(f))
     rule_index = {rule_id: i for i, rule_id in enumerate(rules)}
     run: dict[str, Any] = {
-        "tool": {"driver": {
-            "name": "secretscan",
-            "version": report.tool_version,
-            "semanticVersion": report.tool_version,
-            "informationUri": INFORMATION_URI,
-            "rules": list(rules.values()),
-        }},
-        "invocations": [{
-            "executionSuccessful": not report.errors,
-            "toolExecutionNotifications": [
-                {"level": "warning", "message": {"text": f"Not fully scanned: {s.what}: {s.reason}"}} for s in report.skipped
-            ] + [{"level": "error", "message": {"text": e}} for e in report.errors],
-        }],
+        "tool": {
+            "driver": {
+                "name": "secretscan",
+                "version": report.tool_version,
+                "semanticVersion": report.tool_version,
+                "informationUri": INFORMATION_URI,
+                "rules": list(rules.values()),
+            }
+        },
+        "invocations": [
+            {
+                "executionSuccessful": not report.errors,
+                "toolExecutionNotifications": [
+                    {"level": "warning", "message": {"text": f"Not fully scanned: {s.what}: {s.reason}"}}
+                    for s in report.skipped
+                ]
+                + [{"level": "error", "message": {"text": e}} for e in report.errors],
+            }
+        ],
         "results": [_result(f, rule_index[f.rule_id]) for f in report.findings],
-        "properties": {"target": report.target, "rulesDigest": report.rules_digest,
-                       "images": [{"name": i.name, "digest": i.digest} for i in report.images]},
+        "properties": {
+            "target": report.target,
+            "rulesDigest": report.rules_digest,
+            "images": [{"name": i.name, "digest": i.digest} for i in report.images],
+        },
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -59,8 +78,11 @@ def _rule(f: Finding) -> dict[str, Any]:
         "fullDescription": {"text": f"A hardcoded {f.title} in a container image."},
         "help": {"text": f.remediation, "markdown": f.remediation},
         "defaultConfiguration": {"level": _LEVEL[f.severity]},
-        "properties": {"security-severity": _SECURITY_SEVERITY[f.severity], "tags": ["security", "secret"],
-                       "precision": {"high": "high", "medium": "medium", "low": "low"}.get(f.confidence, "medium")},
+        "properties": {
+            "security-severity": _SECURITY_SEVERITY[f.severity],
+            "tags": ["security", "secret"],
+            "precision": {"high": "high", "medium": "medium", "low": "low"}.get(f.confidence, "medium"),
+        },
     }
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from secretscan.models import Exposure, Finding, Location, ScanReport, Severity
 
-_COLORS = {Severity.CRITICAL: "\033[1;31m", Severity.HIGH: "\033[31m", Severity.MEDIUM: "\033[33m",
-           Severity.LOW: "\033[36m", Severity.INFO: "\033[2m"}
+_COLORS = {
+    Severity.CRITICAL: "\033[1;31m",
+    Severity.HIGH: "\033[31m",
+    Severity.MEDIUM: "\033[33m",
+    Severity.LOW: "\033[36m",
+    Severity.INFO: "\033[2m",
+}
 _RESET = "\033[0m"
 
 
@@ -21,7 +26,9 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
     out: list[str] = []
     for img in report.images:
         plat = f" ({img.platform})" if img.platform else ""
-        out.append(f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}")
+        out.append(
+            f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}"
+        )
     out.append("")
     if not report.findings:
         out.append("No secrets found.")

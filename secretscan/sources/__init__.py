@@ -29,7 +29,7 @@ def _split_path_ref(rest: str, want_dir: bool) -> tuple[Path, str | None]:
     candidates = [rest] + [rest[:i] for i in range(len(rest) - 1, 0, -1) if rest[i] == ":"]
     for candidate in candidates:
         p = Path(candidate)
-        if (p.is_dir() if want_dir else p.is_file()):
+        if p.is_dir() if want_dir else p.is_file():
             ref = rest[len(candidate) + 1 :] if len(candidate) < len(rest) else None
             return p, (ref or None)
     kind = "directory" if want_dir else "file"

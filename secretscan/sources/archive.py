@@ -83,7 +83,9 @@ class DockerArchive:
             chosen = [(i, e) for i, e in chosen if self._selected(i, e)]
             if not chosen:
                 tags = sorted(t for e in self.entries for t in (e.get("RepoTags") or []))
-                raise UsageError(f"{self.path}: no image {self.ref!r} in the archive (it has: {', '.join(tags) or 'untagged images'}; or use @N)")
+                raise UsageError(
+                    f"{self.path}: no image {self.ref!r} in the archive (it has: {', '.join(tags) or 'untagged images'}; or use @N)"
+                )
         for i, entry in chosen:
             tags = entry.get("RepoTags") or []
             name = str(tags[0]) if tags else f"{self.path.name}@{i}"

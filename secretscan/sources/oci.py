@@ -165,7 +165,9 @@ class OciLayout:
             found = chosen
         yield from found
 
-    def _walk(self, index: dict[str, Any], depth: int, ref_name: str | None, platform: str | None) -> Iterator[OciImage]:
+    def _walk(
+        self, index: dict[str, Any], depth: int, ref_name: str | None, platform: str | None
+    ) -> Iterator[OciImage]:
         if depth > MAX_INDEX_DEPTH:
             raise SourceError(f"{self.label}: image indexes nested deeper than {MAX_INDEX_DEPTH}")
         manifests = index.get("manifests") or []
@@ -177,7 +179,12 @@ class OciLayout:
             digest = str(desc.get("digest", ""))
             doc = _read_json(self.blobs, blob_name(digest, self.label), self.label)
             annotations = desc["annotations"] if isinstance(desc.get("annotations"), dict) else {}
-            name = str(annotations.get(CONTAINERD_NAME) or annotations.get(REF_NAME) or ref_name or f"{self.label}@{digest[:19]}")
+            name = str(
+                annotations.get(CONTAINERD_NAME)
+                or annotations.get(REF_NAME)
+                or ref_name
+                or f"{self.label}@{digest[:19]}"
+            )
             plat = desc.get("platform")
             if isinstance(plat, dict):
                 plat_text: str | None = "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))

@@ -20,7 +20,7 @@ class TarBlobs:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:")
+            self._tar = tarfile.open(path, "r:")  # noqa: SIM115 - kept open: blobs are read lazily
             self._members: dict[str, tarfile.TarInfo] = {}
             for i, member in enumerate(self._tar):
                 if i >= MAX_MEMBERS:
@@ -40,7 +40,9 @@ class TarBlobs:
         hops = 0
         while member is not None and (member.issym() or member.islnk()) and hops < 8:
             hops += 1
-            target = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(member.name), member.linkname)
+            target = (
+                member.linkname if member.islnk() else posixpath.join(posixpath.dirname(member.name), member.linkname)
+            )
             member = self._members.get(_norm(target))
         if member is None or not member.isfile():
             raise SourceError(f"{self.path}: missing blob {name}")

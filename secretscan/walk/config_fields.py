@@ -33,7 +33,11 @@ def config_texts(config: ImageConfig, annotations: dict[str, str]) -> Iterator[C
     labels = cfg.get("Labels")
     if isinstance(labels, dict):
         for key, value in labels.items():
-            yield ConfigText(f"config.Labels[{json.dumps(str(key))}]", f"{key}={value}", _step_mentioning(config, ("LABEL",), str(key)))
+            yield ConfigText(
+                f"config.Labels[{json.dumps(str(key))}]",
+                f"{key}={value}",
+                _step_mentioning(config, ("LABEL",), str(key)),
+            )
     for key, value in annotations.items():
         yield ConfigText(f"manifest.annotations[{json.dumps(key)}]", f"{key}={value}", None)
     for name in ("Cmd", "Entrypoint"):
@@ -42,7 +46,9 @@ def config_texts(config: ImageConfig, annotations: dict[str, str]) -> Iterator[C
             yield ConfigText(f"config.{name}", " ".join(parts), _step_mentioning(config, (name.upper(),), ""))
     health = cfg.get("Healthcheck")
     if isinstance(health, dict) and _strings(health.get("Test")):
-        yield ConfigText("config.Healthcheck", " ".join(_strings(health.get("Test"))), _step_mentioning(config, ("HEALTHCHECK",), ""))
+        yield ConfigText(
+            "config.Healthcheck", " ".join(_strings(health.get("Test"))), _step_mentioning(config, ("HEALTHCHECK",), "")
+        )
     for i, trigger in enumerate(_strings(cfg.get("OnBuild"))):
         yield ConfigText(f"config.OnBuild[{i}]", trigger, _step_mentioning(config, ("ONBUILD",), ""))
     if isinstance(cfg.get("User"), str) and cfg["User"]:
@@ -63,8 +69,10 @@ def _strings(value: Any) -> list[str]:
 def _step_mentioning(config: ImageConfig, instructions: tuple[str, ...], name: str) -> str | None:
     """The last history step that sets ``name`` with one of ``instructions`` (history is in build
     order and later steps win, as in the Dockerfile)."""
+    # The instruction starts the step (BuildKit: "CMD [...]"; classic builder: "/bin/sh -c #(nop)  CMD [...]"),
+    # so "HEALTHCHECK CMD ..." is not mistaken for a CMD step.
     pattern = re.compile(
-        r"\b(?:" + "|".join(instructions) + r")\b" + (r"\s+" + re.escape(name) + r"\b" if name else ""),
+        r"(?:^|#\(nop\)\s+)(?:" + "|".join(instructions) + r")\b" + (r"\s+" + re.escape(name) + r"\b" if name else ""),
     )
     found = None
     for entry in config.history:

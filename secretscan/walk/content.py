@@ -27,8 +27,17 @@ GUARD = 4096
 """A match ending this close to a window's end is left to the next window, which sees it whole."""
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".xz", ".zst", ".zstd")
-DECODE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, zstandard.ZstdError,
-                 ValueError, NotImplementedError, RuntimeError)
+DECODE_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    zstandard.ZstdError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 OnMatch = Callable[[Match, str, int | None], None]
 """(match, path including ``!/`` nesting, 1-based line) -> None."""
@@ -81,7 +90,12 @@ class ContentScanner:
             self._scan_windows(path, head, stream)
             return
         if depth >= self.limits.max_nested_depth:
-            self.on_skip(Skipped(f"{label}: {path}", f"nested archive deeper than {self.limits.max_nested_depth} levels: scanned as plain bytes, not opened"))
+            self.on_skip(
+                Skipped(
+                    f"{label}: {path}",
+                    f"nested archive deeper than {self.limits.max_nested_depth} levels: scanned as plain bytes, not opened",
+                )
+            )
             self._scan_windows(path, head, stream)
             return
         try:
@@ -94,7 +108,12 @@ class ContentScanner:
         except LimitExceeded as exc:
             self.on_skip(Skipped(f"{label}: {path}", f"{exc}; the rest of this archive was not scanned"))
         except DECODE_ERRORS as exc:
-            self.on_skip(Skipped(f"{label}: {path}", f"nested archive unreadable ({type(exc).__name__}: {str(exc)[:120]}); scanned up to the damage"))
+            self.on_skip(
+                Skipped(
+                    f"{label}: {path}",
+                    f"nested archive unreadable ({type(exc).__name__}: {str(exc)[:120]}); scanned up to the damage",
+                )
+            )
 
     def _scan_windows(self, path: str, head: bytes, stream: BinaryIO) -> None:
         """Scan in windows of ``chunk_bytes`` overlapping by ``overlap_bytes``; every match shorter
@@ -122,7 +141,12 @@ class ContentScanner:
         limit = self.limits.max_nested_bytes
         data = head + _read_exact(stream, limit + 1 - len(head))
         if len(data) > limit:
-            self.on_skip(Skipped(f"{label}: {path}", f"zip archive larger than max_nested_bytes ({limit}): scanned as plain bytes, entries not opened"))
+            self.on_skip(
+                Skipped(
+                    f"{label}: {path}",
+                    f"zip archive larger than max_nested_bytes ({limit}): scanned as plain bytes, entries not opened",
+                )
+            )
             self._scan_windows(path, data, stream)
             return
         try:
@@ -134,7 +158,12 @@ class ContentScanner:
             return
         infos = archive.infolist()
         if len(infos) > self.limits.max_nested_entries:
-            self.on_skip(Skipped(f"{label}: {path}", f"{len(infos)} entries, over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned"))
+            self.on_skip(
+                Skipped(
+                    f"{label}: {path}",
+                    f"{len(infos)} entries, over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
+                )
+            )
         for info in infos[: self.limits.max_nested_entries]:
             if info.is_dir():
                 continue
@@ -152,7 +181,12 @@ class ContentScanner:
         bounded = io.BufferedReader(_Bounded(stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]
         for count, entry in enumerate(iter_tar(bounded)):  # type: ignore[arg-type]
             if count >= self.limits.max_nested_entries:
-                self.on_skip(Skipped(f"{label}: {path}", f"over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned"))
+                self.on_skip(
+                    Skipped(
+                        f"{label}: {path}",
+                        f"over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
+                    )
+                )
                 return
             if entry.kind == "file" and entry.open is not None:
                 self.scan(f"{path}!{entry.path}", entry.open(), label, depth + 1)

@@ -14,7 +14,7 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
 
     Names are decoded as UTF-8 with invalid bytes kept as surrogates, then shown as ``\\xNN``.
     """
-    tar = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")
+    tar = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 - the stream belongs to the caller
     for member in tar:
         path = _display(normalise(member.name))
         marker = classify_whiteout(path)
