@@ -91,5 +91,13 @@ def _unique(locations: Iterable[Location]) -> tuple[Location, ...]:
     for loc in locations:
         seen.setdefault(loc, None)
     return tuple(
-        sorted(seen, key=lambda loc: (loc.image, loc.layer_index if loc.layer_index is not None else -1, loc.path, loc.line or 0))
+        sorted(
+            seen,
+            key=lambda loc: (
+                loc.image,
+                loc.layer_index if loc.layer_index is not None else -1,
+                loc.path,
+                loc.line or 0,
+            ),
+        )
     )

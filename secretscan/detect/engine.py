@@ -102,7 +102,7 @@ class Engine:
 def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
     if rule.min_entropy and shannon_entropy(secret) < rule.min_entropy:
         return False
-    if "\n" not in secret and is_placeholder(secret):
+    if "\n" not in secret and is_placeholder(secret, strict="heuristic" in rule.filters):
         return False
     if "heuristic" in rule.filters:
         line_start = data.rfind(b"\n", max(0, start - MAX_LINE_FOR_FILTERS), start) + 1

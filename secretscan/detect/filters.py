@@ -51,14 +51,18 @@ _PLACEHOLDER_EXACT = frozenset(
     }
 )
 _LONG_RUN = re.compile(r"(.)\1{5,}")
+_FILLER_RUN = re.compile(r"([xX*0.#_=-])\1{5,}")
+"""Filler characters people type in placeholders. Other runs occur in real tokens: STS session
+tokens hold ``//////////``, OpenSSH key bodies ``AAAAAAAAAAAB``, X bearer tokens lead with As."""
 
 
-def is_placeholder(value: str) -> bool:
+def is_placeholder(value: str, *, strict: bool = False) -> bool:
     """True for values that stand for a secret rather than being one.
 
     A real credential never is a bare reference (``$TOKEN``, ``<token>``), never contains a
     template marker or a word like ``example``, is not made of one repeated character, and never
-    has six equal characters in a row (random 20+ character tokens practically never do).
+    has six filler characters (``x``, ``*``, ``0``…) in a row. ``strict`` (generic name=value rules,
+    which see human-typed values) rejects a run of any six equal characters.
     """
     v = value.strip().strip("'\"").strip()
     low = v.lower()
@@ -66,7 +70,7 @@ def is_placeholder(value: str) -> bool:
         return True
     if _PLACEHOLDER_WHOLE.fullmatch(v) or _PLACEHOLDER_WORDS.search(v):
         return True
-    return bool(_LONG_RUN.search(v))
+    return bool((_LONG_RUN if strict else _FILLER_RUN).search(v))
 
 
 def is_heuristic_non_secret(secret: str, line: str) -> bool:

@@ -156,7 +156,11 @@ def open_uncompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
 
 
 class _ZstdCheckedEOF(io.RawIOBase):
-    """zstandard's reader returns b"" on a truncated frame; turn that into an error."""
+    """Turns zstandard's decoder errors into EOFError, like the other decompressors.
+
+    Known gap: zstandard's stream reader ends silently (b"") when the input stops inside a frame.
+    For layers the digest check catches the truncation; a nested ``.zst`` cut short is scanned up
+    to the cut without a note (to fix: walk the frame and block headers of the input alongside)."""
 
     def __init__(self, reader: zstandard.ZstdDecompressionReader) -> None:
         self._r = reader

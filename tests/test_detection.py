@@ -1,0 +1,78 @@
+"""What is and is not a finding in realistic files: real formats found, look-alikes left alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import subprocess
+import uuid
+from pathlib import Path
+
+import secretgen
+from conftest import scan_json
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+
+
+def _scan(cli, tmp_path: Path, files: dict[str, str]) -> dict:
+    path = tmp_path / "img.tar"
+    write_docker_archive(path, [ImageSpec(steps=[Layer([Entry(p, d.encode()) for p, d in files.items()])])])
+    return scan_json(cli, path, "--show-secrets")
+
+
+def test_sts_session_token_with_slash_runs_is_found(cli, tmp_path: Path) -> None:
+    # Real STS session tokens are base64 and often hold runs like "//////////".
+    token = (
+        "IQoJb3JpZ2luX2VjE"
+        + base64.b64encode(secrets.token_bytes(150)).decode()[:120]
+        + "//////////"
+        + base64.b64encode(secrets.token_bytes(60)).decode()
+    )
+    creds = (
+        f"[default]\naws_access_key_id = {secretgen.aws_access_key_id()}\n"
+        f"aws_secret_access_key = {secretgen.aws_secret_access_key()}\naws_session_token = {token}\n"
+    )
+    report = _scan(cli, tmp_path, {"root/.aws/credentials": creds})
+    assert token in {f["secret"] for f in report["findings"]}
+
+
+def test_placeholders_templates_and_references_are_not_findings(cli, tmp_path: Path) -> None:
+    files = {
+        "app/.env.example": "GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nDB_PASSWORD=changeme\nAPI_KEY=<your api key>\n",
+        "app/settings.py": 'import os\nSECRET_KEY = os.environ["SECRET_KEY"]\npassword = get_password()\ntoken = "${TOKEN}"\n',
+        "app/values.yaml": "auth:\n  token: '{{ .Values.token }}'\n  password: $DB_PASSWORD\n",
+    }
+    assert _scan(cli, tmp_path, files)["findings"] == []
+
+
+def test_lockfile_hashes_uuids_digests_public_keys_are_not_findings(cli, tmp_path: Path) -> None:
+    lock = {
+        "packages": {
+            "node_modules/x": {
+                "version": "1.0.0",
+                "integrity": "sha512-" + base64.b64encode(secrets.token_bytes(64)).decode(),
+            }
+        }
+    }
+    private = secretgen.rsa_private_key_pem().encode()
+    public = subprocess.run(
+        ["openssl", "pkey", "-pubout"], input=private, capture_output=True, check=True
+    ).stdout.decode()
+    cert = subprocess.run(
+        ["openssl", "req", "-x509", "-new", "-key", "/dev/stdin", "-subj", "/CN=demo", "-days", "1"],
+        input=private,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    files = {
+        "app/package-lock.json": json.dumps(lock, indent=2),
+        "app/ids.py": f'request_token = "{uuid.uuid4()}"\nsecret_sha256 = "{secrets.token_hex(32)}"\n',
+        "etc/ssl/certs/demo.pem": cert + public,
+    }
+    assert _scan(cli, tmp_path, files)["findings"] == []
+
+
+def test_openssh_key_escaped_on_one_line_is_found(cli, tmp_path: Path) -> None:
+    key = secretgen.openssh_private_key().strip()
+    report = _scan(cli, tmp_path, {"app/deploy.json": json.dumps({"ssh_key": key})})
+    assert any(f["rule_id"].startswith("private-key.") for f in report["findings"])
