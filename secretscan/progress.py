@@ -13,8 +13,10 @@ from secretscan.scan import Progress
 class TqdmProgress(Progress):
     def __init__(self) -> None:
         self._bar: tqdm | None = None
+        self._layers = 0
 
     def start_image(self, name: str, total_bytes: int, layers: int) -> None:
+        self._layers = layers
         # A terminal that reports a 0x0 size (a bare pty, some CI consoles) makes tqdm draw nothing.
         size = shutil.get_terminal_size(fallback=(100, 24))
         self._bar = tqdm(
@@ -28,6 +30,10 @@ class TqdmProgress(Progress):
             ncols=size.columns or 100,
             nrows=size.lines or 24,
         )
+
+    def start_layer(self, index: int) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"layer {index + 1}/{self._layers}")
 
     def advance(self, nbytes: int) -> None:
         if self._bar is not None:

@@ -36,6 +36,7 @@ class Progress:
     """What the pipeline tells a progress display. The default shows nothing."""
 
     def start_image(self, name: str, total_bytes: int, layers: int) -> None: ...
+    def start_layer(self, index: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
     def end_image(self) -> None: ...
 
@@ -126,6 +127,7 @@ class Scanner:
         files = nbytes = 0
         try:
             for handle in layers:
+                self.progress.start_layer(handle.index)
                 scanner = self._scan_layer(handle, run, skipped, errors, config.step_for_layer(handle.index))
                 files += scanner.stats.files
                 nbytes += scanner.stats.bytes

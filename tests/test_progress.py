@@ -36,7 +36,8 @@ def _run_with_tty_stderr(*args: str) -> str:
 
 
 def test_progress_bar_on_a_terminal() -> None:
-    assert "secretscan/demo:1.0 (9 layers)" in _run_with_tty_stderr()
+    shown = _run_with_tty_stderr()
+    assert "secretscan/demo:1.0 (9 layers)" in shown and "layer 1/9" in shown
 
 
 def test_quiet_on_a_terminal() -> None:
