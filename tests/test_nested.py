@@ -408,3 +408,24 @@ def test_truncated_nested_tar_gz(cli: Cli, tmp_path: Path) -> None:
     text = cli("scan", img, "--quiet")
     assert "Traceback" not in text.out + text.err
     assert "/opt/release.tar.gz" in text.out and "Not fully scanned (1)" in text.out
+
+
+@pytest.mark.parametrize("cut_at", ["inside-a-frame", "inside-the-next-magic"])
+def test_truncated_nested_zstd_is_reported(cli: Cli, tmp_path: Path, cut_at: str) -> None:
+    # zstandard's own reader ends silently on a cut frame; the scanner must still say so.
+    first = gen.github_pat()
+    frame = zstandard.ZstdCompressor().compress(
+        tar_bytes({"rel/a.txt": f"token {first}\n".encode(), "rel/blob.bin": random.Random(5).randbytes(300_000)})
+    )
+    cut = (
+        frame[: len(frame) - 1000]
+        if cut_at == "inside-a-frame"
+        else frame + zstandard.ZstdCompressor().compress(b"x")[:3]
+    )
+    img = image(tmp_path, {"opt/release.tar.zst": cut})
+    code, report = run(cli, img, "--fail-on-incomplete")
+    assert code == 1
+    [loc] = locations_of(report, first)
+    assert loc["path"] == "/opt/release.tar.zst!/rel/a.txt"
+    [skip] = skipped_for(report, "/opt/release.tar.zst")
+    assert "truncated zstd" in skip["reason"]

@@ -150,20 +150,119 @@ def open_uncompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
     if kind == "none":
         return peeked, kind
     if kind == "zstd":
-        reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(peeked, read_across_frames=True)
-        return io.BufferedReader(_ZstdCheckedEOF(reader), _READ), kind
+        return _open_zstd(peeked), kind
     return io.BufferedReader(_Decompressing(peeked, kind), _READ), kind
 
 
-class _ZstdCheckedEOF(io.RawIOBase):
-    """Turns zstandard's decoder errors into EOFError, like the other decompressors.
+class _ZstdFrames:
+    """Walks the frame and block headers of a zstd stream as it passes, without decompressing, to
+    tell whether the input stopped at a frame boundary: zstandard's stream reader ends silently
+    (b"") when the input stops inside a frame, which would hide a truncated layer or archive."""
 
-    Known gap: zstandard's stream reader ends silently (b"") when the input stops inside a frame.
-    For layers the digest check catches the truncation; a nested ``.zst`` cut short is scanned up
-    to the cut without a note (to fix: walk the frame and block headers of the input alongside)."""
+    _SIZES = (0, 1, 2, 4)
 
-    def __init__(self, reader: zstandard.ZstdDecompressionReader) -> None:
-        self._r = reader
+    def __init__(self) -> None:
+        self._state, self._need, self._buf, self._skip = "magic", 4, b"", 0
+        self._checksum = False
+        self.at_boundary, self.problem = True, ""
+
+    @property
+    def complete(self) -> bool:
+        """The input so far ends exactly after a whole frame."""
+        return self.at_boundary and not self._buf and not self.problem
+
+    def feed(self, data: bytes) -> None:
+        pos, n = 0, len(data)
+        while pos < n and not self.problem:
+            if self._skip:
+                take = min(self._skip, n - pos)
+                self._skip, pos = self._skip - take, pos + take
+                if not self._skip:
+                    self._after_content()
+                continue
+            take = min(self._need - len(self._buf), n - pos)
+            self._buf, pos = self._buf + data[pos : pos + take], pos + take
+            if len(self._buf) == self._need:
+                header, self._buf = self._buf, b""
+                self._parse(header)
+
+    def _expect(self, state: str, need: int) -> None:
+        self._state, self._need = state, need
+        if need == 0:
+            self._parse(b"")
+
+    def _parse(self, h: bytes) -> None:
+        if self._state == "magic":
+            self.at_boundary = False
+            if h == ZSTD_MAGIC:
+                self._expect("descriptor", 1)
+            elif h[0] & 0xF0 == 0x50 and h[1:] == b"\x2a\x4d\x18":
+                self._expect("skippable", 4)
+            else:
+                self.problem = "data after the last zstd frame is not a frame"
+        elif self._state == "descriptor":
+            fcs_flag, single, self._checksum = h[0] >> 6, bool(h[0] & 0x20), bool(h[0] & 0x04)
+            fcs = (1 if single else 0, 2, 4, 8)[fcs_flag]
+            self._expect("header", (0 if single else 1) + self._SIZES[h[0] & 3] + fcs)
+        elif self._state == "header":
+            self._expect("block", 3)
+        elif self._state == "block":
+            value = int.from_bytes(h, "little")
+            self._last, kind, size = bool(value & 1), (value >> 1) & 3, value >> 3
+            if kind == 3:
+                self.problem = "reserved zstd block type"
+                return
+            self._skip = 1 if kind == 1 else size
+            if not self._skip:
+                self._after_content()
+        elif self._state == "skippable":
+            self._skip = int.from_bytes(h, "little")
+            self._state = "skippable-data"
+            if not self._skip:
+                self._after_content()
+        elif self._state == "checksum":
+            self._frame_done()
+
+    def _after_content(self) -> None:
+        if self._state == "skippable-data":
+            self._frame_done()
+        elif self._last:
+            self._expect("checksum", 4) if self._checksum else self._frame_done()
+        else:
+            self._expect("block", 3)
+
+    def _frame_done(self) -> None:
+        self.at_boundary = True
+        self._expect("magic", 4)
+
+
+class _Tee(io.RawIOBase):
+    def __init__(self, inner: BinaryIO, sink: _ZstdFrames) -> None:
+        self._inner, self._sink = inner, sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = read_some(self._inner, len(buffer))
+        self._sink.feed(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _open_zstd(peeked: BinaryIO) -> BinaryIO:
+    frames = _ZstdFrames()
+    source = io.BufferedReader(_Tee(peeked, frames), _READ)
+    reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(source, read_across_frames=True)
+    return io.BufferedReader(_ZstdChecked(reader, frames), _READ)
+
+
+class _ZstdChecked(io.RawIOBase):
+    """zstd decoding with the same failure behaviour as the other decompressors: decoder errors and
+    input that stops inside a frame both raise EOFError."""
+
+    def __init__(self, reader: zstandard.ZstdDecompressionReader, frames: _ZstdFrames) -> None:
+        self._r, self._frames = reader, frames
 
     def readable(self) -> bool:
         return True
@@ -173,5 +272,9 @@ class _ZstdCheckedEOF(io.RawIOBase):
             data = self._r.read(len(buffer))
         except zstandard.ZstdError as exc:
             raise EOFError(f"corrupt zstd stream ({exc})") from None
+        if not data and len(buffer) and not self._frames.complete:
+            raise EOFError(
+                f"compressed stream ends early (truncated zstd{': ' + self._frames.problem if self._frames.problem else ''})"
+            )
         buffer[: len(data)] = data
         return len(data)
