@@ -64,6 +64,25 @@ class _ImageRun:
     image: Image
     occurrences: list[tuple[Match, Location]] = field(default_factory=list)
     fates: FateIndex = field(default_factory=FateIndex)
+    by_path: dict[str, list[tuple[Match, Location]]] = field(default_factory=dict)
+    """Layer-file occurrences by path, so a hardlink can repeat its target's findings."""
+
+    def add(self, match: Match, loc: Location) -> None:
+        self.occurrences.append((match, loc))
+        if loc.layer_index is not None:
+            self.by_path.setdefault(loc.path.split("!/", 1)[0], []).append((match, loc))
+
+    def add_hardlink(
+        self, layer_index: int, layer_digest: str | None, step: str | None, link: str, target: str
+    ) -> None:
+        """A hardlink ships its target's bytes under another name: each of the target's findings
+        is also found at the link's path, whose fate is its own (deleting the target leaves the link)."""
+        for match, loc in list(self.by_path.get(target, ())):
+            if loc.layer_index is not None and loc.layer_index <= layer_index:
+                path = link + loc.path[len(target) :]
+                self.add(
+                    match, replace(loc, layer_index=layer_index, layer_digest=layer_digest, path=path, created_by=step)
+                )
 
 
 @dataclass
@@ -122,7 +141,7 @@ class Scanner:
                     exposure=Exposure.CONFIG,
                     context=m.context,
                 )
-                run.occurrences.append((m, loc))
+                run.add(m, loc)
         self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))
         files = nbytes = 0
         try:
@@ -163,7 +182,7 @@ class Scanner:
                 created_by=step,
                 context=m.context,
             )
-            run.occurrences.append((m, loc))
+            run.add(m, loc)
 
         def on_skip(s: Skipped) -> None:
             skipped.append(Skipped(f"{name} {s.what}", s.reason))
@@ -187,6 +206,8 @@ class Scanner:
                     run.fates.record(handle.index, entry)
                     if entry.kind == "file" and entry.open is not None:
                         scanner.scan(entry.path, entry.open(), label)
+                    elif entry.kind == "hardlink":
+                        run.add_hardlink(handle.index, handle.diff_id, step, entry.path, entry.link_target)
                 while stream.read(1 << 20):
                     pass  # the rest of the blob (tar padding) still counts for its digest
                 while hashing.read(1 << 20):

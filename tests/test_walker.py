@@ -352,7 +352,32 @@ def test_hardlinks_do_not_crash_and_the_target_is_reported(cli: Cli, tmp_path: P
     assert f["rule_id"] == GITHUB
     paths = {(loc["layer_index"], loc["path"], loc["line"], loc["exposure"]) for loc in f["locations"]}
     assert (0, "/app/real.txt", 2, "final") in paths
+    assert (0, "/app/hard.txt", 2, "final") in paths
+    assert (1, "/app/again.txt", 2, "final") in paths
     assert report["skipped"] == []
+
+
+def test_a_hardlink_keeps_the_secret_in_the_final_filesystem_after_the_target_is_deleted(
+    cli: Cli, tmp_path: Path
+) -> None:
+    token = gen.github_pat()
+    spec = ImageSpec(
+        [
+            Layer(
+                [
+                    Entry("app/", kind="dir"),
+                    Entry("app/real.txt", f"token {token}\n".encode()),
+                    Entry("app/alias.txt", kind="hardlink", target="app/real.txt"),
+                ]
+            ),
+            Layer([Entry("app/real.txt", kind="whiteout")], created_by="RUN rm /app/real.txt"),
+        ]
+    )
+    f = finding(scan(cli, docker(tmp_path, spec)), token)
+    by_path = {loc["path"]: loc for loc in f["locations"]}
+    assert by_path["/app/real.txt"]["exposure"] == "removed"
+    assert by_path["/app/alias.txt"]["exposure"] == "final"
+    assert f["exposure"] == "final"
 
 
 # --------------------------------------------------------------------------- odd names and sizes
