@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from secretscan.config import ScanConfig
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
-from secretscan.detect.rules import RuleSet
+from secretscan.detect.rules import CONFIDENCE_RANK, RuleSet
 from secretscan.models import Finding, KnownTestKey, Location
 from secretscan.redact import fingerprint, redact
 
-_CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 DEFAULT_REMEDIATION = "Revoke and rotate this credential, then rebuild the image without it."
 
 
@@ -83,7 +82,7 @@ def aggregate(
 
 def _rank(match: Match, ruleset: RuleSet) -> tuple[int, int]:
     rule = ruleset.by_id[match.rule_id]
-    return (_CONFIDENCE_RANK.get(match.confidence, 0), int(rule.severity))
+    return (CONFIDENCE_RANK.get(match.confidence, 0), int(rule.severity))
 
 
 def _unique(locations: Iterable[Location]) -> tuple[Location, ...]:

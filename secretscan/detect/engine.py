@@ -14,9 +14,8 @@ from secretscan.detect.filters import is_heuristic_non_secret, is_lock_file, is_
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
 from secretscan.detect.prefilter import KeywordIndex, pattern_reach, windows
-from secretscan.detect.rules import Rule, RuleSet, detect_secrets_plugins
+from secretscan.detect.rules import CONFIDENCE_RANK, Rule, RuleSet, detect_secrets_plugins
 
-_CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 MAX_LINE_FOR_FILTERS = 4096
 
 
@@ -120,7 +119,7 @@ def _resolve_overlaps(matches: Sequence[Match], ruleset: RuleSet) -> list[Match]
 
     def rank(m: Match) -> tuple[int, int, int, int]:
         structured = ruleset.by_id[m.rule_id].parser is not None
-        return (_CONFIDENCE_RANK.get(m.confidence, 0), structured, m.end - m.start, -order[m.rule_id])
+        return (CONFIDENCE_RANK.get(m.confidence, 0), structured, m.end - m.start, -order[m.rule_id])
 
     order = ruleset.order
 

@@ -24,6 +24,8 @@ BUILTIN_RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "patterns"
 """Installed copy of the repository's ``patterns/`` (a symlink in a source checkout)."""
 
 CONFIDENCES = ("high", "medium", "low")
+CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
+"""Which of two overlapping matches wins, and which rule names a secret found by several."""
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 _KNOWN_KEYS = {
     "id",
