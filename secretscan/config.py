@@ -28,9 +28,11 @@ class Limits:
     chunk_bytes: int = 8 * MiB
     overlap_bytes: int = 64 * 1024
     max_nested_depth: int = 4
-    max_nested_entries: int = 10_000
-    max_nested_bytes: int = 64 * MiB
-    """A nested zip is read into memory (zip needs random access); larger ones are scanned as bytes."""
+    max_nested_entries: int = 100_000
+    """Per nested archive. SDK bundle jars hold tens of thousands of classes."""
+    max_nested_bytes: int = 256 * MiB
+    """A nested zip is read into memory (zip needs random access); larger ones are scanned as bytes.
+    256 MiB admits the fat jars of Spring Boot images; nested jars inside them are far smaller."""
     max_nested_uncompressed_bytes: int = 1024 * MiB
     """Per nested archive member stream: the decompression-bomb bound."""
 
