@@ -81,8 +81,8 @@ class ContentScanner:
         self.on_match, self.on_skip = on_match, on_skip
         self.stats = ContentStats()
 
-    def scan(self, path: str, stream: BinaryIO, label: str, depth: int = 0) -> None:
-        """Scan a file's bytes. ``label`` prefixes skip messages (``layer 3``)."""
+    def scan(self, path: str, stream: BinaryIO, depth: int = 0) -> None:
+        """Scan a file's bytes; skip notes name the path (the caller adds image and layer)."""
         self.stats.files += 1
         head = _read_exact(stream, 512)
         kind = _nested_kind(head)
@@ -92,7 +92,7 @@ class ContentScanner:
         if depth >= self.limits.max_nested_depth:
             self.on_skip(
                 Skipped(
-                    f"{label}: {path}",
+                    path,
                     f"nested archive deeper than {self.limits.max_nested_depth} levels: scanned as plain bytes, not opened",
                 )
             )
@@ -100,17 +100,17 @@ class ContentScanner:
             return
         try:
             if kind == "zip":
-                self._scan_zip(path, head, stream, label, depth)
+                self._scan_zip(path, head, stream, depth)
             elif kind == "tar":
-                self._scan_tar(path, prefixed(head, stream), label, depth)
+                self._scan_tar(path, prefixed(head, stream), depth)
             else:
-                self._scan_compressed(path, prefixed(head, stream), label, depth)
+                self._scan_compressed(path, prefixed(head, stream), depth)
         except LimitExceeded as exc:
-            self.on_skip(Skipped(f"{label}: {path}", f"{exc}; the rest of this archive was not scanned"))
+            self.on_skip(Skipped(path, f"{exc}; the rest of this archive was not scanned"))
         except DECODE_ERRORS as exc:
             self.on_skip(
                 Skipped(
-                    f"{label}: {path}",
+                    path,
                     f"nested archive unreadable ({type(exc).__name__}: {str(exc)[:120]}); scanned up to the damage",
                 )
             )
@@ -137,13 +137,13 @@ class ContentScanner:
             seen_until = overlap - GUARD
             data, first = tail + ahead, False
 
-    def _scan_zip(self, path: str, head: bytes, stream: BinaryIO, label: str, depth: int) -> None:
+    def _scan_zip(self, path: str, head: bytes, stream: BinaryIO, depth: int) -> None:
         limit = self.limits.max_nested_bytes
         data = head + _read_exact(stream, limit + 1 - len(head))
         if len(data) > limit:
             self.on_skip(
                 Skipped(
-                    f"{label}: {path}",
+                    path,
                     f"zip archive larger than max_nested_bytes ({limit}): scanned as plain bytes, entries not opened",
                 )
             )
@@ -153,14 +153,14 @@ class ContentScanner:
             archive = zipfile.ZipFile(io.BytesIO(data))
         except zipfile.BadZipFile as exc:  # a zip header but no readable zip (truncated, damaged)
             reason = f"zip archive unreadable ({str(exc)[:120]}): scanned as plain bytes, entries not opened"
-            self.on_skip(Skipped(f"{label}: {path}", reason))
+            self.on_skip(Skipped(path, reason))
             self._scan_windows(path, data, io.BytesIO())
             return
         infos = archive.infolist()
         if len(infos) > self.limits.max_nested_entries:
             self.on_skip(
                 Skipped(
-                    f"{label}: {path}",
+                    path,
                     f"{len(infos)} entries, over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
                 )
             )
@@ -172,38 +172,38 @@ class ContentScanner:
                 with archive.open(info) as member:
                     cap = self.limits.max_nested_uncompressed_bytes
                     bounded = io.BufferedReader(_Bounded(member, cap, inner))  # type: ignore[arg-type]
-                    self.scan(inner, bounded, label, depth + 1)  # type: ignore[arg-type]
+                    self.scan(inner, bounded, depth + 1)  # type: ignore[arg-type]
             except DECODE_ERRORS as exc:  # one damaged (or encrypted) member: the others are still read
                 reason = f"zip member unreadable ({type(exc).__name__}: {str(exc)[:120]}); other members scanned"
-                self.on_skip(Skipped(f"{label}: {inner}", reason))
+                self.on_skip(Skipped(inner, reason))
 
-    def _scan_tar(self, path: str, stream: BinaryIO, label: str, depth: int) -> None:
+    def _scan_tar(self, path: str, stream: BinaryIO, depth: int) -> None:
         bounded = io.BufferedReader(_Bounded(stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]
         for count, entry in enumerate(iter_tar(bounded)):  # type: ignore[arg-type]
             if count >= self.limits.max_nested_entries:
                 self.on_skip(
                     Skipped(
-                        f"{label}: {path}",
+                        path,
                         f"over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
                     )
                 )
                 return
             if entry.kind == "file" and entry.open is not None:
-                self.scan(f"{path}!{entry.path}", entry.open(), label, depth + 1)
+                self.scan(f"{path}!{entry.path}", entry.open(), depth + 1)
 
-    def _scan_compressed(self, path: str, stream: BinaryIO, label: str, depth: int) -> None:
+    def _scan_compressed(self, path: str, stream: BinaryIO, depth: int) -> None:
         inner_stream, _ = open_uncompressed(stream)
         bounded = io.BufferedReader(_Bounded(inner_stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]
         inner_head = _read_exact(bounded, 512)  # type: ignore[arg-type]
         if _is_tar(inner_head):
-            self._scan_tar(path, prefixed(inner_head, bounded), label, depth)  # type: ignore[arg-type]
+            self._scan_tar(path, prefixed(inner_head, bounded), depth)  # type: ignore[arg-type]
             return
         base = posixpath.basename(path)
         for suffix in _COMPRESSED_SUFFIXES:
             if base.endswith(suffix) and len(base) > len(suffix):
                 base = base[: -len(suffix)]
                 break
-        self.scan(f"{path}!/{base}", prefixed(inner_head, bounded), label, depth + 1)  # type: ignore[arg-type]
+        self.scan(f"{path}!/{base}", prefixed(inner_head, bounded), depth + 1)  # type: ignore[arg-type]
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:

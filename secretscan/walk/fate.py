@@ -8,6 +8,7 @@ Only paths are kept (no content), so memory grows with the file count, not the i
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from secretscan.walk.entries import FileEntry
@@ -21,31 +22,34 @@ class Fate:
 
 
 @dataclass
-class _LayerPaths:
+class LayerPaths:
+    """What one layer adds and removes, as paths: recorded while the layer streams past."""
+
     present: dict[str, str] = field(default_factory=dict)
     """path -> entry kind, for everything the layer adds (files, dirs, links)."""
     whiteouts: set[str] = field(default_factory=set)
     opaque_dirs: set[str] = field(default_factory=set)
 
+    def record(self, entry: FileEntry) -> None:
+        if entry.kind == "whiteout":
+            self.whiteouts.add(entry.path)
+        elif entry.kind == "opaque":
+            self.opaque_dirs.add(entry.path)
+        else:
+            self.present[entry.path] = entry.kind
+
 
 class FateIndex:
-    def __init__(self) -> None:
-        self._layers: dict[int, _LayerPaths] = {}
+    """The layers of one image, base first, each as the paths it adds and removes."""
 
-    def record(self, layer: int, entry: FileEntry) -> None:
-        paths = self._layers.setdefault(layer, _LayerPaths())
-        if entry.kind == "whiteout":
-            paths.whiteouts.add(entry.path)
-        elif entry.kind == "opaque":
-            paths.opaque_dirs.add(entry.path)
-        else:
-            paths.present[entry.path] = entry.kind
+    def __init__(self, layers: Sequence[LayerPaths]) -> None:
+        self._layers = list(layers)
 
     def fate(self, layer: int, path: str) -> Fate | None:
         """The first later layer that hides ``path`` as seen in ``layer``, or None if it survives."""
         outer = path.split("!/", 1)[0]  # a file inside a nested archive shares the archive's fate
         ancestors = _ancestors(outer)
-        for later in sorted(k for k in self._layers if k > layer):
+        for later in range(layer + 1, len(self._layers)):
             paths = self._layers[later]
             if outer in paths.whiteouts or any(a in paths.whiteouts for a in ancestors):
                 return Fate(later, "deleted")
