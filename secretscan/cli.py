@@ -24,7 +24,9 @@ from secretscan.models import ScanReport, Severity
 from secretscan.progress import make_progress
 from secretscan.report import OutputFormat
 from secretscan.scan import Scanner
-from secretscan.sources import open_source
+from secretscan.sources import SourceOptions, open_source
+from secretscan.sources.auth import Credentials, default_keychain
+from secretscan.sources.registry import RegistryOptions
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
 logger = logging.getLogger("secretscan")
@@ -38,7 +40,43 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "image",
-            help="docker-archive:PATH[:REF|:@N], oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, or a bare path",
+            help="docker://[REGISTRY/]REPO[:TAG|@DIGEST], docker-daemon:REPO[:TAG], docker-archive:PATH[:REF|:@N], "
+            "oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, a bare path, or a bare REPO[:TAG] (daemon, then registry)",
+        )
+        reg = p.add_argument_group("registries and the Docker daemon")
+        reg.add_argument(
+            "--source",
+            choices=["auto", "daemon", "registry"],
+            default="auto",
+            help="for a bare REPO[:TAG]: the local daemon first (auto), only the daemon, or only the registry",
+        )
+        reg.add_argument(
+            "--platform",
+            metavar="OS/ARCH[/VARIANT]",
+            help="image of a multi-platform index to scan (default: the host's)",
+        )
+        reg.add_argument("--all-platforms", action="store_true", help="scan every platform of a multi-platform index")
+        reg.add_argument(
+            "--username",
+            default=os.environ.get("SECRETSCAN_REGISTRY_USERNAME"),
+            help="registry user; the password comes from --password-stdin (never from the command line)",
+        )
+        reg.add_argument(
+            "--password-stdin", action="store_true", help="read the registry password or token from standard input"
+        )
+        reg.add_argument(
+            "--insecure-registry",
+            action="append",
+            default=[],
+            metavar="HOST[:PORT]",
+            help="reach this registry over plain HTTP (loopback registries always are), repeatable",
+        )
+        reg.add_argument(
+            "--ecr-registry",
+            action="append",
+            default=[],
+            metavar="HOST[:PORT]",
+            help="treat this registry as Amazon ECR (credentials from boto3), repeatable",
         )
         p.add_argument("--config", type=Path, help=f"config file (default: $SECRETSCAN_CONFIG or ./{CONFIG_FILENAME})")
         p.add_argument(
@@ -134,7 +172,7 @@ def _scan(args: argparse.Namespace) -> int:
     fail_on = None if getattr(args, "fail_on", "info") == "none" else _severity(getattr(args, "fail_on", "info"))
     baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
     ruleset, known = _ruleset(config)
-    source = open_source(args.image)
+    source = open_source(args.image, _source_options(args))
     scanner = Scanner(config, ruleset, known, make_progress(args.quiet), baseline)
     report = scanner.scan(source)
     if args.command == "baseline":
@@ -147,6 +185,25 @@ def _scan(args: argparse.Namespace) -> int:
     for error in report.errors:
         print(f"secretscan: error: {error}", file=sys.stderr)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
+
+
+def _source_options(args: argparse.Namespace) -> SourceOptions:
+    explicit = None
+    if args.password_stdin:
+        if not args.username:
+            raise UsageError("--password-stdin needs --username (or SECRETSCAN_REGISTRY_USERNAME)")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: nothing was read from standard input")
+        explicit = Credentials(args.username, password, origin="--username/--password-stdin")
+    elif args.username and not os.environ.get("SECRETSCAN_REGISTRY_PASSWORD"):
+        raise UsageError("--username needs --password-stdin: passwords are never taken from the command line")
+    registry = RegistryOptions(
+        insecure_registries=tuple(args.insecure_registry),
+        platform=args.platform,
+        all_platforms=args.all_platforms,
+    )
+    return SourceOptions(default_keychain(explicit, ecr_hosts=args.ecr_registry), registry, args.source)
 
 
 def _severity(text: str) -> Severity:

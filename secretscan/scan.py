@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import BinaryIO
 
 from secretscan import __version__
 from secretscan.config import ScanConfig
@@ -17,7 +18,7 @@ from secretscan.detect.match import Match
 from secretscan.detect.rules import RuleSet
 from secretscan.errors import SecretScanError
 from secretscan.findings import Occurrence, aggregate
-from secretscan.image.model import Image, ImageConfig, LayerHandle
+from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, Location, ScanReport, Skipped
 from secretscan.redact import mask
 from secretscan.sources import Source
@@ -61,8 +62,12 @@ class Scanner:
     def scan(self, source: Source) -> ScanReport:
         state = RunState()
         try:
-            for image in source.images():
-                self.scan_image(image, state)
+            scan_into = getattr(source, "scan_into", None)
+            if scan_into is not None:  # streamed sources scan layers as they arrive
+                scan_into(self, state)
+            else:
+                for image in source.images():
+                    self.scan_image(image, state)
         except SecretScanError as exc:
             if not state.summaries and not state.occurrences:
                 raise
@@ -83,12 +88,15 @@ class Scanner:
             errors=tuple(state.errors),
         )
 
+    def scan_layer_stream(self, blob: BinaryIO) -> LayerResult:
+        return scan_layer_blob(self.engine, self.config.limits, blob, self.progress.advance)
+
     def scan_layer(self, handle: LayerHandle) -> LayerResult:
         if handle.walk is not None:
             return scan_layer_entries(self.engine, self.config.limits, handle.walk())
         try:
             with handle.open() as blob:
-                return scan_layer_blob(self.engine, self.config.limits, blob, self.progress.advance)
+                return self.scan_layer_stream(blob)
         except SecretScanError as exc:  # the blob cannot be opened (missing from the archive)
             return LayerResult(error=str(exc))
 
@@ -107,7 +115,7 @@ class Scanner:
 
     def attribute(
         self,
-        image: Image,
+        image: ImageIdentity,
         config: ImageConfig,
         layers: Sequence[LayerHandle],
         results: Sequence[LayerResult],
@@ -167,7 +175,7 @@ class Scanner:
         )
 
     @staticmethod
-    def _check(image: Image, handle: LayerHandle, result: LayerResult, state: RunState) -> None:
+    def _check(image: ImageIdentity, handle: LayerHandle, result: LayerResult, state: RunState) -> None:
         label = f"{image.name} layer {handle.index}"
         state.skipped.extend(Skipped(f"{label}: {s.what}", s.reason) for s in result.skipped)
         if result.error:

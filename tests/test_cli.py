@@ -142,8 +142,10 @@ def test_tampered_layer_fails_digest_check(cli, tmp_path: Path) -> None:
 
 def test_unknown_severity_and_unknown_transport_are_usage_errors(cli) -> None:
     assert cli("scan", DEMO, "--fail-on", "severe").code == 2
-    result = cli("scan", "nosuch:thing")
+    result = cli("scan", "./nosuch.tar")
     assert result.code == 2 and "no such file" in result.err
+    result = cli("scan", "Not An Image!")
+    assert result.code == 2 and "neither a file nor an image name" in result.err
 
 
 def test_rules_check_passes_on_the_shipped_pack(cli) -> None:

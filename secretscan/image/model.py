@@ -96,8 +96,8 @@ class LayerHandle:
     """For sources whose layer is not a blob (a plain directory): yields entries directly."""
 
 
-class Image(Protocol):
-    """One image from a source: a name, its config, and its layers base first."""
+class ImageIdentity(Protocol):
+    """What a report says of an image: its name, digest and manifest annotations."""
 
     @property
     def name(self) -> str: ...
@@ -105,5 +105,10 @@ class Image(Protocol):
     def digest(self) -> str | None: ...
     @property
     def annotations(self) -> dict[str, str]: ...
+
+
+class Image(ImageIdentity, Protocol):
+    """One image from a source: its identity, config, and layers base first."""
+
     def config(self) -> ImageConfig: ...
     def layers(self) -> Sequence[LayerHandle]: ...

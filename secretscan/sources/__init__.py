@@ -1,9 +1,10 @@
-"""Where images come from. Every source yields :class:`~secretscan.image.model.Image` values.
+"""Where images come from. Every source yields :class:`~secretscan.image.model.Image` values
+(or, for streams, scans itself into the run: ``scan_into``).
 
 References follow containers-transports(5), the convention skopeo and podman users know:
-``docker-archive:PATH[:REF|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``dir:PATH``.
-A bare path is recognised by its contents. Later sources (daemon, registry, ECR) plug into the
-same table.
+``docker-archive:PATH[:REF|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``dir:PATH``,
+``docker://[REGISTRY/]REPO[:TAG|@DIGEST]``, ``docker-daemon:REPO[:TAG]``. A bare path is recognised
+by its contents; a bare ``REPO[:TAG]`` is looked up in the local daemon first, then the registry.
 """
 
 from __future__ import annotations
@@ -11,17 +12,28 @@ from __future__ import annotations
 import os
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from secretscan.errors import UsageError
+from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.image.model import Image
+from secretscan.sources.auth import Keychain, MultiKeychain
+from secretscan.sources.registry import RegistryOptions
 
 
 class Source(Protocol):
     @property
     def description(self) -> str: ...
     def images(self) -> Iterator[Image]: ...
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    keychain: Keychain = field(default_factory=lambda: MultiKeychain(()))
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    prefer: str = "auto"
+    """For a bare ``REPO:TAG``: ``auto`` (daemon, then registry), ``daemon`` or ``registry``."""
 
 
 def _split_path_ref(rest: str, want_dir: bool) -> tuple[Path, str | None]:
@@ -36,28 +48,28 @@ def _split_path_ref(rest: str, want_dir: bool) -> tuple[Path, str | None]:
     raise UsageError(f"{rest}: no such {kind}")
 
 
-def _docker_archive(rest: str) -> Source:
+def _docker_archive(rest: str, options: SourceOptions) -> Source:
     from secretscan.sources.archive import DockerArchive
 
     path, ref = _split_path_ref(rest, want_dir=False)
     return DockerArchive(path, ref)
 
 
-def _oci(rest: str) -> Source:
+def _oci(rest: str, options: SourceOptions) -> Source:
     from secretscan.sources.oci import OciLayout
 
     path, ref = _split_path_ref(rest, want_dir=True)
     return OciLayout.from_dir(path, ref)
 
 
-def _oci_archive(rest: str) -> Source:
+def _oci_archive(rest: str, options: SourceOptions) -> Source:
     from secretscan.sources.oci import OciLayout
 
     path, ref = _split_path_ref(rest, want_dir=False)
     return OciLayout.from_tar(path, ref)
 
 
-def _dir(rest: str) -> Source:
+def _dir(rest: str, options: SourceOptions) -> Source:
     from secretscan.sources.rootfs import RootFs
 
     path, ref = _split_path_ref(rest, want_dir=True)
@@ -66,19 +78,88 @@ def _dir(rest: str) -> Source:
     return RootFs(path)
 
 
-TRANSPORTS: dict[str, Callable[[str], Source]] = {
+def _registry(rest: str, options: SourceOptions) -> Source:
+    from secretscan.sources.reference import ImageRef
+    from secretscan.sources.registry import RegistrySource
+
+    return RegistrySource(ImageRef.parse(rest.removeprefix("//")), options.keychain, options.registry)
+
+
+def _daemon(rest: str, options: SourceOptions) -> Source:
+    from secretscan.sources.daemon import DaemonSource
+
+    if not rest:
+        raise UsageError("docker-daemon: needs an image name or ID")
+    return DaemonSource(rest)
+
+
+TRANSPORTS: dict[str, Callable[[str, SourceOptions], Source]] = {
     "docker-archive": _docker_archive,
     "oci": _oci,
     "oci-archive": _oci_archive,
     "dir": _dir,
+    "docker": _registry,
+    "docker-daemon": _daemon,
 }
 
 
-def open_source(reference: str) -> Source:
+def open_source(reference: str, options: SourceOptions | None = None) -> Source:
+    options = options or SourceOptions()
     transport, sep, rest = reference.partition(":")
     if sep and transport in TRANSPORTS:
-        return TRANSPORTS[transport](rest)
-    return TRANSPORTS[_recognise(reference)](reference)
+        return TRANSPORTS[transport](rest, options)
+    if os.path.exists(reference):
+        return TRANSPORTS[_recognise(reference)](reference, options)
+    if reference.startswith((".", "/", "~")) or os.sep in reference and not _looks_like_image_name(reference):
+        known = ", ".join(f"{t}:" for t in TRANSPORTS)
+        raise UsageError(f"{reference}: no such file or directory (or name a transport: {known})")
+    return _by_name(reference, options)
+
+
+def _looks_like_image_name(text: str) -> bool:
+    from secretscan.sources.reference import ImageRef
+
+    try:
+        ImageRef.parse(text)
+    except UsageError:
+        return False
+    return True
+
+
+def _by_name(reference: str, options: SourceOptions) -> Source:
+    """A bare image name: the local daemon first (what ``docker push`` would send), then the registry."""
+    if not _looks_like_image_name(reference):
+        known = ", ".join(f"{t}:" for t in TRANSPORTS)
+        raise UsageError(f"{reference}: neither a file nor an image name (or name a transport: {known})")
+    if options.prefer == "registry":
+        return _registry(reference, options)
+    daemon = _daemon(reference, options)
+    if options.prefer == "daemon":
+        return daemon
+    try:
+        daemon.lookup()  # type: ignore[attr-defined]
+    except SecretScanError as exc:
+        registry = _registry(reference, options)
+        return _Fallback(registry, f"not in the local Docker daemon ({exc})")
+    return daemon
+
+
+@dataclass
+class _Fallback:
+    """The registry source, remembering why the daemon was not used (for the error if both fail)."""
+
+    inner: Source
+    why_not_daemon: str
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    def images(self) -> Iterator[Image]:
+        try:
+            yield from self.inner.images()
+        except SourceError as exc:
+            raise SourceError(f"{exc}; {self.why_not_daemon}") from None
 
 
 def _recognise(reference: str) -> str:
@@ -86,9 +167,6 @@ def _recognise(reference: str) -> str:
     path = Path(reference)
     if path.is_dir():
         return "oci" if (path / "oci-layout").is_file() and (path / "index.json").is_file() else "dir"
-    if not path.is_file():
-        known = ", ".join(f"{t}:" for t in TRANSPORTS)
-        raise UsageError(f"{reference}: no such file or directory (or name a transport: {known})")
     try:
         with tarfile.open(path, "r:") as tar:
             names = set()

@@ -1,0 +1,71 @@
+"""Image references as Docker names them: ``[REGISTRY/]REPOSITORY[:TAG][@DIGEST]``.
+
+Docker Hub's defaults are applied here, once: no registry means ``docker.io``, a one-part name
+means ``library/NAME``, no tag and no digest means ``latest``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from secretscan.errors import UsageError
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    registry: str
+    """As the user names it: ``docker.io``, ``ghcr.io``, ``127.0.0.1:5000``."""
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ImageRef:
+        rest, digest = text, None
+        if "@" in rest:
+            rest, digest = rest.split("@", 1)
+            if not _DIGEST.match(digest):
+                raise UsageError(f"{text}: the digest must be sha256:<64 hex digits>")
+        tag = None
+        last = rest.rsplit("/", 1)[-1]
+        if ":" in last:
+            rest, tag = rest.rsplit(":", 1)
+            if not _TAG.match(tag):
+                raise UsageError(f"{text}: invalid tag {tag!r}")
+        first, _, remainder = rest.partition("/")
+        if remainder and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+            registry, repository = first, remainder
+        else:
+            registry, repository = DOCKER_HUB, rest
+        if registry == DOCKER_HUB and "/" not in repository:
+            repository = f"library/{repository}"
+        if not _REPO.match(repository):
+            raise UsageError(f"{text}: invalid repository name {repository!r}")
+        if tag is None and digest is None:
+            tag = "latest"
+        return cls(registry, repository, tag, digest)
+
+    @property
+    def api_host(self) -> str:
+        """Where the registry API answers (Docker Hub's API host differs from its name)."""
+        return DOCKER_HUB_API if self.registry in (DOCKER_HUB, "index.docker.io") else self.registry
+
+    @property
+    def reference(self) -> str:
+        """What goes after ``/manifests/``: the digest when pinned, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
