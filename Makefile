@@ -6,7 +6,7 @@ TOOLS  := .tools
 SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-test demo test rules-check lint fixtures clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,27 @@ $(SARIF_MULTITOOL):
 	mkdir -p $(TOOLS)
 	cd $(TOOLS) && npm install --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0
 
+# The real servers the tests start (tests/servers.py), from Debian's packages:
+# distribution's registry, dockerd (+ containerd), skopeo, umoci, htpasswd.
+SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils
+SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils
+
+## Install the Debian packages the server tests need, if a binary is missing (as root; otherwise say what is missing).
+install-system:
+	@missing=""; for pair in $(SYSTEM_BINARIES); do \
+	  PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "== installing Debian packages for the server tests (missing:$$missing)"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(SYSTEM_PACKAGES); \
+	else \
+	  echo "== missing Debian packages:$$missing -- as root: apt-get install $(SYSTEM_PACKAGES)"; \
+	  echo "== (the tests that need them are skipped, or fail when CI=true)"; \
+	fi
+
 venv install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test $(SARIF_MULTITOOL)
+install-test: install-system $(VENV)/.installed-test $(SARIF_MULTITOOL)
 
 ## Scan the bundled demo image and show what it leaks (exit 1 = findings, as a CI gate would).
 demo: $(VENV)/.installed

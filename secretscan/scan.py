@@ -178,10 +178,6 @@ class Scanner:
     def _check(image: ImageIdentity, handle: LayerHandle, result: LayerResult, state: RunState) -> None:
         label = f"{image.name} layer {handle.index}"
         state.skipped.extend(Skipped(f"{label}: {s.what}", s.reason) for s in result.skipped)
-        if result.error:
-            where = f" ({handle.diff_id or handle.blob_digest})" if "unreadable" in result.error else ""
-            state.errors.append(f"{label}{where}: {result.error}")
-            return
         expected = handle.blob_digest or (handle.diff_id if result.compression == "none" else None)
         actual = result.stored_digest
         if actual and expected and expected.startswith("sha256:") and actual != expected:
@@ -189,3 +185,6 @@ class Scanner:
                 f"{label}: content does not match its digest {expected} (got {actual}): "
                 "the image is corrupt or was tampered with"
             )
+        elif result.error:
+            where = f" ({handle.diff_id or handle.blob_digest})" if "unreadable" in result.error else ""
+            state.errors.append(f"{label}{where}: {result.error}")

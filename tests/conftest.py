@@ -17,6 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from secretscan.cli import main  # noqa: E402
 
+# Real servers (registry, token issuer, dockerd, moto) as fixtures: see conftest_servers.py and servers.py.
+pytest_plugins = ["conftest_servers"]
+
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -80,7 +80,19 @@ def scan_layer_blob(
         result.error = str(exc)
     except DECODE_ERRORS as exc:
         result.error = f"unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
+        result.stored_digest = _finish_digest(hashing)
     return result
+
+
+def _finish_digest(hashing: _HashingReader) -> str | None:
+    """After a decoding failure, hash the rest of the blob: if its bytes do not match its digest,
+    that (tampering or corruption in transit) is the error to report, not the decoder's symptom."""
+    try:
+        while hashing.read(1 << 20):
+            pass
+    except (OSError, EOFError):
+        return None
+    return "sha256:" + hashing.sha256.hexdigest()
 
 
 def scan_layer_entries(engine: Engine, limits: Limits, entries: Iterator[FileEntry]) -> LayerResult:

@@ -1,0 +1,72 @@
+"""Fixtures for the real servers in servers.py (loaded by conftest.py through pytest_plugins).
+
+The registries and dockerd are session-scoped (started once, on first use,
+and shared): give every test its own repository with `unique_repo`. The moto
+server is session-scoped too, but `moto_endpoint` resets its state and sets
+fake AWS credentials for each test.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import servers
+from servers import DockerInfo, RegistryInfo
+
+
+def _registry(tmp_path_factory: pytest.TempPathFactory, auth: str) -> Iterator[RegistryInfo]:
+    with servers.registry(tmp_path_factory.mktemp(f"registry-{auth}"), auth=auth) as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def registry_none(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryInfo]:
+    """A registry with no auth."""
+    yield from _registry(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="session")
+def registry_htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryInfo]:
+    """A registry with basic auth (bcrypt htpasswd): info.username / info.password."""
+    yield from _registry(tmp_path_factory, "htpasswd")
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryInfo]:
+    """A registry with token auth: info.realm is the issuer, info.issuer.requests its log."""
+    yield from _registry(tmp_path_factory, "token")
+
+
+@pytest.fixture
+def unique_repo(request: pytest.FixtureRequest) -> str:
+    """A repository name no other test uses, e.g. "t/test-push-works-1a2b3c"."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+    return f"t/{name}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerInfo]:
+    """A private dockerd (vfs, no network) on a unix socket: info.host for `docker -H`."""
+    with servers.dockerd(tmp_path_factory.mktemp("dockerd")) as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def moto_session() -> Iterator[str]:
+    """moto's server, shared by the session, without env changes (use `moto_endpoint`)."""
+    with servers.moto_server(set_env=False) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def moto_endpoint(moto_session: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The moto endpoint URL, reset for this test, with fake AWS credentials (and
+    AWS_ENDPOINT_URL) in the environment for this test only."""
+    servers.moto_reset(moto_session)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for key, value in servers.fake_aws_env(moto_session).items():
+        monkeypatch.setenv(key, value)
+    return moto_session
