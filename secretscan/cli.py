@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="reach this registry over plain HTTP (loopback registries always are), repeatable",
         )
         reg.add_argument(
+            "--tls-verify",
+            action="store_true",
+            help="require verified HTTPS even for loopback and --insecure-registry registries",
+        )
+        reg.add_argument(
             "--ecr-registry",
             action="append",
             default=[],
@@ -200,6 +205,7 @@ def _source_options(args: argparse.Namespace) -> SourceOptions:
         raise UsageError("--username needs --password-stdin: passwords are never taken from the command line")
     registry = RegistryOptions(
         insecure_registries=tuple(args.insecure_registry),
+        tls_verify=args.tls_verify,
         platform=args.platform,
         all_platforms=args.all_platforms,
     )

@@ -38,6 +38,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tarfile
 import tempfile
@@ -210,8 +211,13 @@ def wait_for(ready: Callable[[], bool], timeout: float, what: str, proc: Process
         delay = min(delay * 1.5, 0.25)
 
 
-def _http_status(host: str, path: str, timeout: float = 2.0) -> int:
-    conn = http.client.HTTPConnection(host, timeout=timeout)
+def _http_status(host: str, path: str, timeout: float = 2.0, tls: bool = False) -> int:
+    if tls:
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, timeout=timeout, context=ssl._create_unverified_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(host, timeout=timeout)
     try:
         conn.request("GET", path)
         return conn.getresponse().status
@@ -219,8 +225,36 @@ def _http_status(host: str, path: str, timeout: float = 2.0) -> int:
         conn.close()
 
 
-def _answers_v2(host: str) -> bool:
-    return _http_status(host, "/v2/") in (200, 401)
+def _answers_v2(host: str, tls: bool = False) -> bool:
+    return _http_status(host, "/v2/", tls=tls) in (200, 401)
+
+
+def self_signed_certificate(directory: Path, ip: str = "127.0.0.1") -> tuple[Path, Path]:
+    """(certificate, key) for a TLS server on ``ip``, made with the openssl CLI."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(
+        [
+            need("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={ip}",
+            "-addext",
+            f"subjectAltName=IP:{ip}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def _clean_env(drop_prefixes: Sequence[str] = ()) -> dict[str, str]:
@@ -581,6 +615,7 @@ def registry(
     auth: str = "none",
     anonymous_pull: bool = False,
     credentials: tuple[str, str] | None = None,
+    tls: bool = False,
 ) -> Iterator[RegistryInfo]:
     """Run `docker-registry serve CONFIG` on 127.0.0.1 with storage under `tmp_path`.
 
@@ -588,7 +623,7 @@ def registry(
     `htpasswd -niB` (password on stdin). "token": distribution's token auth,
     backed by a `TokenIssuer` (started first, so its URL is the realm); with
     `anonymous_pull` anonymous tokens may pull. `credentials` fixes the user and password
-    (random otherwise). No TLS; deletes enabled.
+    (random otherwise). `tls` serves HTTPS with a fresh self-signed certificate. Deletes enabled.
     Yields once `GET /v2/` answers 200 or 401; on failure the process is
     stopped and its log printed. Env vars REGISTRY_* (which override the
     config file) are not passed on.
@@ -616,6 +651,10 @@ def registry(
                 }
             }
         log_path = root / "registry.log"
+        tls_config: dict[str, Any] = {}
+        if tls:
+            cert, key = self_signed_certificate(root)
+            tls_config = {"tls": {"certificate": str(cert), "key": str(key)}}
         for attempt in range(3):
             port = free_port()
             config = {
@@ -626,7 +665,7 @@ def registry(
                     "delete": {"enabled": True},
                     "maintenance": {"uploadpurging": {"enabled": False}},
                 },
-                "http": {"addr": f"{LOOPBACK}:{port}", "secret": secrets.token_hex(16)},
+                "http": {"addr": f"{LOOPBACK}:{port}", "secret": secrets.token_hex(16), **tls_config},
                 **({"auth": auth_config} if auth_config else {}),
             }
             config_path = root / "config.yml"
@@ -635,7 +674,7 @@ def registry(
             stack.callback(proc.stop)
             host = f"{LOOPBACK}:{port}"
             try:
-                wait_for(functools.partial(_answers_v2, host), 30, f"docker-registry ({auth})", proc)
+                wait_for(functools.partial(_answers_v2, host, tls), 30, f"docker-registry ({auth})", proc)
                 break
             except RuntimeError:
                 if attempt < 2 and "address already in use" in proc.log():
@@ -643,7 +682,7 @@ def registry(
                 raise
         yield RegistryInfo(
             host=host,
-            url=f"http://{host}",
+            url=f"{'https' if tls else 'http'}://{host}",
             auth=auth,
             username=username,
             password=password,

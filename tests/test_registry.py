@@ -245,3 +245,26 @@ def test_ecr_credentials_come_from_boto3(cli, moto_endpoint: str, tmp_path: Path
         assert findings_key(report) == archive_findings
         without = cli("scan", f"docker://{info.host}/team/app:1.0", "-q")
         assert without.code == 2 and "401" in without.err
+
+
+def test_tls_registry_on_loopback_and_verification(cli, monkeypatch, tmp_path: Path, archive_findings: list) -> None:
+    with servers.registry(tmp_path, auth="none", tls=True) as info:
+        servers.push(info, DEMO, "tls/app:1.0")
+        ref = f"docker://{info.host}/tls/app:1.0"
+        # loopback, as in Docker: HTTPS without verification when the registry speaks it
+        assert findings_key(scan_json(cli, ref, "--show-secrets")) == archive_findings
+        refused = cli("scan", ref, "--tls-verify", "-q")
+        assert refused.code == 2 and "TLS verification failed" in refused.err
+        assert len(refused.err.strip().splitlines()) == 1
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(info.root / "tls.crt"))  # a private CA, the usual way
+        assert findings_key(scan_json(cli, ref, "--tls-verify", "--show-secrets")) == archive_findings
+
+
+def test_credentials_from_environment_and_retries_on_503(cli, monkeypatch, registry_htpasswd, unique_repo: str) -> None:
+    servers.push(registry_htpasswd, DEMO, f"{unique_repo}:1.0")
+    monkeypatch.setenv("SECRETSCAN_REGISTRY_USERNAME", registry_htpasswd.username)
+    monkeypatch.setenv("SECRETSCAN_REGISTRY_PASSWORD", registry_htpasswd.password)
+    with servers.flaky_proxy(registry_htpasswd.host, fail_first=1, status=503, retry_after="0") as proxy:
+        report = scan_json(cli, f"docker://{proxy.host}/{unique_repo}:1.0")
+        assert proxy.failed == 1
+    assert len(report["findings"]) == 10

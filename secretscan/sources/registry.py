@@ -18,6 +18,7 @@ import logging
 import platform as host_platform
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,7 +60,10 @@ class RegistryOptions:
     backoff_seconds: float = 0.5
     max_retry_after_seconds: float = 60.0
     insecure_registries: tuple[str, ...] = ()
-    """Registries reached over plain HTTP (loopback ones always are, as in Docker)."""
+    """Registries that may be reached without TLS verification or over plain HTTP (loopback ones
+    always may, as in Docker): HTTPS is tried first, unverified, then HTTP."""
+    tls_verify: bool = False
+    """Require verified HTTPS even for loopback and insecure registries."""
     platform: str | None = None
     """``os/arch[/variant]``; None means the host's."""
     all_platforms: bool = False
@@ -98,19 +102,42 @@ class RegistryClient:
     def __init__(self, ref: ImageRef, keychain: Keychain, options: RegistryOptions) -> None:
         self.ref, self.options = ref, options
         self.host = ref.api_host
-        plain = (
-            _is_loopback(self.host)
-            or ref.registry in options.insecure_registries
-            or self.host in options.insecure_registries
-        )
-        self.base = f"{'http' if plain else 'https'}://{self.host}"
         self._keychain = keychain
         self._credentials: Credentials | None = None
         self._credentials_resolved = False
         self._auth_header: str | None = None
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False  # no proxies or .netrc credentials picked up behind the user's back
+        # Proxies and CA bundles from the environment apply (HTTPS_PROXY, REQUESTS_CA_BUNDLE), but no
+        # credentials from ~/.netrc: an explicit no-op auth stops requests from looking there.
+        self.session.auth = _NoNetrc()
+        relaxed = not options.tls_verify and (
+            _is_loopback(self.host)
+            or ref.registry in options.insecure_registries
+            or self.host in options.insecure_registries
+        )
+        self.base = self._choose_base(relaxed)
+
+    def _tls(self, url: str) -> dict[str, Any]:
+        """Certificate checks are off only for the relaxed registry itself, never for the blob
+        storage it redirects to or its token service. (Passed per request: requests lets a
+        REQUESTS_CA_BUNDLE variable override a session-wide ``verify=False``.)"""
+        return {"verify": False} if self._unverified and urlsplit(url).netloc == self.host else {}
+
+    def _choose_base(self, relaxed: bool) -> str:
+        """HTTPS with verification; for loopback and --insecure-registry hosts, as Docker does:
+        HTTPS without verification if the registry speaks it, else plain HTTP."""
+        self._unverified = False
+        if not relaxed:
+            return f"https://{self.host}"
+        self._unverified = True
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        try:
+            probe = f"https://{self.host}/v2/"
+            self.session.get(probe, timeout=min(self.options.timeout_seconds, 10), **self._tls(probe)).close()
+        except requests.exceptions.RequestException:
+            return f"http://{self.host}"
+        return f"https://{self.host}"
 
     # ---- HTTP with auth, retries and safe redirects
 
@@ -172,7 +199,13 @@ class RegistryClient:
                 else {k: v for k, v in headers.items() if k.lower() != "authorization"}
             )
             response = self.session.request(
-                method, url, headers=sent, stream=stream, allow_redirects=False, timeout=self.options.timeout_seconds
+                method,
+                url,
+                headers=sent,
+                stream=stream,
+                allow_redirects=False,
+                timeout=self.options.timeout_seconds,
+                **self._tls(url),
             )
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
                 return response
@@ -231,11 +264,11 @@ class RegistryClient:
                     "client_id": USER_AGENT,
                     **query,
                 }
-                answer = self.session.post(realm, data=form, timeout=self.options.timeout_seconds)
+                answer = self.session.post(realm, data=form, timeout=self.options.timeout_seconds, **self._tls(realm))
             else:
                 auth = (creds.username, creds.password) if creds else None
                 answer = self.session.get(
-                    f"{realm}?{urlencode(query)}", auth=auth, timeout=self.options.timeout_seconds
+                    f"{realm}?{urlencode(query)}", auth=auth, timeout=self.options.timeout_seconds, **self._tls(realm)
                 )
         except requests.exceptions.RequestException as exc:
             raise SourceError(
@@ -314,6 +347,11 @@ class RegistryClient:
             yield io.BufferedReader(_DropSafe(response.raw, f"{self._where()} blob {digest[:19]}"), 1 << 20)  # type: ignore[arg-type]
         finally:
             response.close()
+
+
+class _NoNetrc(requests.auth.AuthBase):
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
 
 
 class _DropSafe(io.RawIOBase):
