@@ -90,6 +90,8 @@ def test_docker_config_auths_and_credential_helpers(
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
     (config_dir / "config.json").write_text(json.dumps({"credHelpers": {info.host: "testvault"}}))
     assert len(scan_json(cli, f"docker://{info.host}/{unique_repo}:1.0")["findings"]) == 10
+    (config_dir / "config.json").write_text(json.dumps({"credsStore": "testvault"}))  # the default store
+    assert len(scan_json(cli, f"docker://{info.host}/{unique_repo}:1.0")["findings"]) == 10
 
 
 def test_auth_failures_are_one_line_and_never_show_credentials(
