@@ -379,6 +379,8 @@ class TokenIssuer:
         from cryptography.x509.oid import NameOID
 
         self.username, self.password = username, password
+        self.refresh_token = secrets.token_urlsafe(32)
+        """An identity token for ``username``, as ``docker login`` stores for Docker Hub."""
         self.service, self.issuer = service, issuer
         self.anonymous_pull, self.expires_in = anonymous_pull, expires_in
         self.requests: list[dict[str, Any]] = []
@@ -487,7 +489,13 @@ class _TokenHandler(_Handler):
         url = urllib.parse.urlsplit(self.path)
         form = urllib.parse.parse_qs((self.read_body() or b"").decode())
         issuer: TokenIssuer = self.server.issuer
-        if form.get("grant_type", [""])[0] != "password":
+        grant = form.get("grant_type", [""])[0]
+        if grant == "refresh_token":  # Docker Hub's identity tokens (docker config "identitytoken")
+            given = form.get("refresh_token", [""])[0]
+            ok = bool(issuer.refresh_token) and secrets.compare_digest(given, issuer.refresh_token)
+            self._answer(url.path, issuer.username if ok else False, form, oauth=True)
+            return
+        if grant != "password":
             self._record(url.path, None, form, 400)
             self.reply_json(400, {"error": "unsupported_grant_type"})
             return
@@ -504,6 +512,7 @@ class _TokenHandler(_Handler):
                 "service": params.get("service", [None])[0],
                 "scopes": scopes,
                 "user": user if isinstance(user, str) else None,
+                "grant_type": params.get("grant_type", [None])[0],
                 "status": status,
             }
         )

@@ -270,3 +270,21 @@ def test_credentials_from_environment_and_retries_on_503(cli, monkeypatch, regis
         report = scan_json(cli, f"docker://{proxy.host}/{unique_repo}:1.0")
         assert proxy.failed == 1
     assert len(report["findings"]) == 10
+
+
+def test_identity_token_from_docker_config(cli, monkeypatch, registry_token, unique_repo: str, tmp_path: Path) -> None:
+    """docker config's ``identitytoken`` is an OAuth2 refresh token: exchanged at the token service
+    with grant_type=refresh_token, as Docker Hub expects."""
+    info = registry_token
+    servers.push(info, DEMO, f"{unique_repo}:1.0")
+    config_dir = tmp_path / "docker"
+    config_dir.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
+    entry = {
+        "auth": __import__("base64").b64encode(f"{info.username}:".encode()).decode(),
+        "identitytoken": info.issuer.refresh_token,
+    }
+    (config_dir / "config.json").write_text(json.dumps({"auths": {info.host: entry}}))
+    assert len(scan_json(cli, f"docker://{info.host}/{unique_repo}:1.0")["findings"]) == 10
+    granted = [r for r in info.issuer.requests if r["grant_type"] == "refresh_token" and r["status"] == 200]
+    assert granted and granted[-1]["user"] == info.username
