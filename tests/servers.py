@@ -892,6 +892,11 @@ class _ProxyHandler(_Handler):
             )
             if fail:
                 info.failed += 1
+        if fail and info.status == 0:  # status 0: drop the connection without an answer
+            info.log.append((self.command, path, 0))
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if fail:
             headers = {"Retry-After": cfg["retry_after"]} if cfg["retry_after"] is not None else {}
             code = "TOOMANYREQUESTS" if info.status == 429 else "UNAVAILABLE"
@@ -967,7 +972,8 @@ def flaky_proxy(
 
     The first `fail_first` requests whose method is in `fail_methods` and
     whose path matches the regex `fail_paths` (default: manifest and blob
-    GET/HEAD, not uploads) are answered with `status` and a `Retry-After:
+    GET/HEAD, not uploads) are dropped without an answer when `status` is 0,
+    else answered with `status` and a `Retry-After:
     retry_after` header (none if None) and a registry-style JSON error.
     Everything else is forwarded verbatim: method, path, headers (Host
     included, so registry Location URLs point back at the proxy), body; the

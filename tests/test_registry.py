@@ -262,6 +262,14 @@ def test_tls_registry_on_loopback_and_verification(cli, monkeypatch, tmp_path: P
         assert findings_key(scan_json(cli, ref, "--tls-verify", "--show-secrets")) == archive_findings
 
 
+def test_retries_after_dropped_connections(cli, registry_none, unique_repo: str) -> None:
+    servers.push(registry_none, DEMO, f"{unique_repo}:1.0")
+    with servers.flaky_proxy(registry_none.host, fail_first=2, status=0) as proxy:
+        report = scan_json(cli, f"docker://{proxy.host}/{unique_repo}:1.0")
+        assert proxy.failed == 2
+    assert len(report["findings"]) == 10 and report["complete"]
+
+
 def test_credentials_from_environment_and_retries_on_503(cli, monkeypatch, registry_htpasswd, unique_repo: str) -> None:
     servers.push(registry_htpasswd, DEMO, f"{unique_repo}:1.0")
     monkeypatch.setenv("SECRETSCAN_REGISTRY_USERNAME", registry_htpasswd.username)
