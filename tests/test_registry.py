@@ -296,3 +296,16 @@ def test_identity_token_from_docker_config(cli, monkeypatch, registry_token, uni
     assert len(scan_json(cli, f"docker://{info.host}/{unique_repo}:1.0")["findings"]) == 10
     granted = [r for r in info.issuer.requests if r["grant_type"] == "refresh_token" and r["status"] == 200]
     assert granted and granted[-1]["user"] == info.username
+
+
+def test_bare_name_falls_back_to_the_registry(
+    cli, monkeypatch, registry_none, unique_repo: str, tmp_path: Path
+) -> None:
+    servers.push(registry_none, DEMO, f"{unique_repo}:1.0")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
+    report = scan_json(cli, f"{registry_none.host}/{unique_repo}:1.0")
+    assert report["target"] == f"docker://{registry_none.host}/{unique_repo}:1.0" and len(report["findings"]) == 10
+    only_daemon = cli("scan", f"{registry_none.host}/{unique_repo}:1.0", "--source", "daemon", "-q")
+    assert only_daemon.code == 2 and "no Docker daemon answers" in only_daemon.err
+    missing = cli("scan", f"{registry_none.host}/{unique_repo}:9.9", "-q")
+    assert missing.code == 2 and "404" in missing.err and "not in the local Docker daemon" in missing.err
