@@ -7,7 +7,7 @@ counted in the report instead of making a finding vanish.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from secretscan.config import ScanConfig
 from secretscan.detect.knownkeys import KnownKeys
@@ -28,8 +28,11 @@ class Occurrence:
 @dataclass(frozen=True, slots=True)
 class Aggregated:
     findings: tuple[Finding, ...]
+    """Without plaintext (``secret`` is None): enrichers and ``--show-secrets`` use ``secrets``."""
     known_test_keys: tuple[KnownTestKey, ...]
     suppressed: int
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """fingerprint -> plaintext, in memory only, for verification and Vault matching."""
 
 
 def aggregate(
@@ -73,11 +76,20 @@ def aggregate(
                 redacted=redact(secret),
                 locations=locations,
                 remediation=rule.remediation or DEFAULT_REMEDIATION,
-                secret=secret if config.show_secrets else None,
             )
         )
-    findings.sort(key=lambda f: (-f.severity, f.rule_id, f.locations[0].describe()))
-    return Aggregated(tuple(findings), tuple(known_keys), suppressed)
+    kept = {f.fingerprint for f in findings}
+    return Aggregated(
+        tuple(sort_findings(findings)),
+        tuple(known_keys),
+        suppressed,
+        {fp: s for fp, s in secrets.items() if fp in kept},
+    )
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Severity first, then rule and first location: the order every report uses."""
+    return sorted(findings, key=lambda f: (-f.severity, f.rule_id, f.locations[0].describe()))
 
 
 def _rank(match: Match, ruleset: RuleSet) -> tuple[int, int]:

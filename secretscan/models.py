@@ -82,6 +82,48 @@ class Location:
         return f"layer {self.layer_index}: {where}"
 
 
+class Verdict(str, enum.Enum):
+    """Whether a found secret still works, as its provider answered (``--verify``)."""
+
+    LIVE = "live"
+    REVOKED = "revoked"
+    """Determinately rejected by the provider."""
+    UNKNOWN = "unknown"
+    """No determinate answer: timeout, rate limit, unexpected status or body, unreachable."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    verdict: Verdict
+    provider: str
+    evidence: str
+    """What the provider said: HTTP status, account or token metadata. Never the secret."""
+
+
+class VaultStatus(str, enum.Enum):
+    CURRENT = "current"
+    """Equal to the current version of a Vault KV secret: a live managed secret leaked, rotate now."""
+    FORMER = "former"
+    """Equal to an older version only: already rotated, the leak exposes history."""
+    UNMANAGED = "unmanaged"
+    """Not in the Vault paths that were searched: migrate it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class VaultMatch:
+    status: VaultStatus
+    path: str | None = None
+    """``mount/path#key`` of the matching KV secret, e.g. ``kv/app/prod/db#password``."""
+    version: int | None = None
+    current_version: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One distinct secret, with every place it was seen."""
@@ -97,6 +139,8 @@ class Finding:
     remediation: str
     secret: str | None = None
     """Full value: only with ``--show-secrets``."""
+    verification: Verification | None = None
+    vault: VaultMatch | None = None
 
     @property
     def exposure(self) -> Exposure:

@@ -17,7 +17,8 @@ from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
 from secretscan.detect.rules import RuleSet
 from secretscan.errors import SecretScanError
-from secretscan.findings import Occurrence, aggregate
+from secretscan.enrich import Enricher
+from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, Location, ScanReport, Skipped
 from secretscan.redact import mask
@@ -55,6 +56,7 @@ class Scanner:
     known: KnownKeys
     progress: Progress = field(default_factory=Progress)
     baseline: frozenset[str] = frozenset()
+    enrichers: Sequence[Enricher] = ()
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.ruleset, self.known)
@@ -76,12 +78,18 @@ class Scanner:
 
     def report(self, target: str, state: RunState) -> ScanReport:
         result = aggregate(state.occurrences, self.ruleset, self.config, self.known, self.baseline)
+        findings = list(result.findings)
+        for enricher in self.enrichers:  # verification, Vault matching: the plaintext stays in memory
+            findings, problems = enricher.enrich(findings, result.secrets)
+            state.errors.extend(problems)
+        if self.config.show_secrets:
+            findings = [replace(f, secret=result.secrets[f.fingerprint]) for f in findings]
         return ScanReport(
             tool_version=__version__,
             rules_digest=self.ruleset.digest,
             target=target,
             images=tuple(state.summaries),
-            findings=result.findings,
+            findings=tuple(sort_findings(findings)),
             known_test_keys=result.known_test_keys,
             skipped=tuple(state.skipped),
             suppressed=result.suppressed,

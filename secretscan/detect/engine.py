@@ -7,6 +7,7 @@ rule set and handed every chunk of every file, config entry and history line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import re
 from dataclasses import replace
 
 from secretscan.detect import credfiles
@@ -49,7 +50,10 @@ class Engine:
             matches.extend(self._plugin_matches(data, hits))
         if path is not None and parse:
             matches.extend(self._parsed_matches(data, path))
-        return _resolve_overlaps(matches, self.ruleset)
+        return [
+            m if m.context else replace(m, context=assigned_name(data, m.start))
+            for m in _resolve_overlaps(matches, self.ruleset)
+        ]
 
     def _pattern_matches(self, data: bytes, path: str | None, hits: dict[str, list[int]]) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)
@@ -96,6 +100,18 @@ class Engine:
             rule = self.ruleset.by_id.get(match.rule_id)
             if rule is not None and (not is_placeholder(match.secret) or self.known.lookup(match.secret)):
                 yield replace(match, confidence=match.confidence if match.confidence != "high" else rule.confidence)
+
+
+_ASSIGNED = re.compile(rb"(?:\b(?:ENV|ARG)\s+|--|(?<![/\w.-]))([A-Za-z_][A-Za-z0-9_.-]{0,80})[\"']?\s*(?:=|:=|=>|:|\s)\s*[\"']?$")
+
+
+def assigned_name(data: bytes, start: int) -> str | None:
+    """The name a secret is assigned to on its line (``DB_PASSWORD=…``, ``"token": "…"``,
+    ``ENV API_KEY …``, ``--password=…``): what reports and migration plans call it. Read from
+    the text before the secret only, so it never contains the secret."""
+    line_start = data.rfind(b"\n", max(0, start - 200), start) + 1
+    found = _ASSIGNED.search(data, line_start if line_start > 0 else max(0, start - 200), start)
+    return found.group(1).decode("ascii", "replace") if found else None
 
 
 def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
