@@ -16,8 +16,8 @@ from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
 from secretscan.detect.rules import RuleSet
-from secretscan.errors import SecretScanError
 from secretscan.enrich import Enricher
+from secretscan.errors import SecretScanError
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, Location, ScanReport, Skipped

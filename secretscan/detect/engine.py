@@ -6,8 +6,8 @@ rule set and handed every chunk of every file, config entry and history line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from secretscan.detect import credfiles
