@@ -18,7 +18,8 @@ from secretscan.baseline import read_baseline, write_baseline
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config
 from secretscan.detect.checks import check_rules
 from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
+from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
+from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, UsageError
 from secretscan.models import ScanReport, Severity
 from secretscan.progress import make_progress
@@ -27,6 +28,11 @@ from secretscan.scan import Scanner
 from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
 from secretscan.sources.registry import RegistryOptions
+from secretscan.vault.connect import KvLocation, VaultSettings, connect
+from secretscan.vault.matcher import VaultMatcher
+from secretscan.vault.migrate import apply_plan, make_plan, render_markdown
+from secretscan.vault.migrate import render_json as render_plan_json
+from secretscan.verify import Verifier
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
 logger = logging.getLogger("secretscan")
@@ -83,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="HOST[:PORT]",
             help="treat this registry as Amazon ECR (credentials from boto3), repeatable",
         )
+        vault = p.add_argument_group("HashiCorp Vault")
+        vault.add_argument(
+            "--vault",
+            action="store_true",
+            help="compare findings with the values in Vault KV v2 (VAULT_ADDR, VAULT_TOKEN / AppRole / Kubernetes auth)",
+        )
+        vault.add_argument(
+            "--vault-kv",
+            action="append",
+            default=[],
+            metavar="MOUNT[/PREFIX]",
+            help="KV v2 mount and prefix to search (repeatable; default: vault.kv in secretscan.yaml)",
+        )
         p.add_argument("--config", type=Path, help=f"config file (default: $SECRETSCAN_CONFIG or ./{CONFIG_FILENAME})")
         p.add_argument(
             "--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)"
@@ -107,6 +126,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--fail-on-incomplete", action="store_true", help="exit 3 when something could not be scanned")
     scan.add_argument("--baseline", type=Path, help="ignore findings recorded in this baseline file")
+    scan.add_argument(
+        "--verify",
+        action="store_true",
+        help="ask each provider whether found secrets are live (opt-in; read-only requests to the configured endpoints)",
+    )
+    scan.add_argument(
+        "--verify-provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"only these verifiers (repeatable): {', '.join(sorted(VERIFIER_NAMES))}",
+    )
+
+    migrate = sub.add_parser("migrate", help="plan or perform the move of hardcoded secrets into Vault KV v2")
+    migrate.add_argument("action", choices=["plan", "apply"])
+    common(migrate)
+    migrate.add_argument(
+        "--to", metavar="MOUNT/PREFIX", help="where new secrets go (default: vault.migrate_to, secret/secretscan)"
+    )
+    migrate.add_argument("-f", "--format", choices=["markdown", "json"], default="markdown", help="plan output format")
+    migrate.add_argument("-o", "--output", type=Path, help="write the plan to FILE instead of stdout")
+    migrate.add_argument(
+        "--force", action="store_true", help="apply: overwrite a different existing value (check-and-set)"
+    )
+    migrate.add_argument(
+        "--record",
+        type=Path,
+        default=Path("secretscan-migrations.json"),
+        help="apply: append what was written (paths, versions, fingerprints; never values) to FILE",
+    )
 
     base = sub.add_parser("baseline", help="record the current findings as accepted (by fingerprint)")
     common(base)
@@ -136,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "rules":
             return _rules(args)
+        if args.command == "migrate":
+            return _migrate(args)
         return _scan(args)
     except SecretScanError as exc:
         print(f"secretscan: error: {exc}", file=sys.stderr)
@@ -178,7 +229,7 @@ def _scan(args: argparse.Namespace) -> int:
     baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
     ruleset, known = _ruleset(config)
     source = open_source(args.image, _source_options(args))
-    scanner = Scanner(config, ruleset, known, make_progress(args.quiet), baseline)
+    scanner = Scanner(config, ruleset, known, make_progress(args.quiet), baseline, _enrichers(args, config, ruleset))
     report = scanner.scan(source)
     if args.command == "baseline":
         count = write_baseline(report, args.output)
@@ -190,6 +241,55 @@ def _scan(args: argparse.Namespace) -> int:
     for error in report.errors:
         print(f"secretscan: error: {error}", file=sys.stderr)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
+
+
+def _vault_settings(args: argparse.Namespace, config: ScanConfig) -> VaultSettings:
+    settings = config.vault
+    if args.vault_kv:
+        settings = replace(settings, kv=tuple(KvLocation.parse(k) for k in args.vault_kv))
+    if getattr(args, "to", None):
+        settings = replace(settings, migrate_to=KvLocation.parse(args.to))
+    return settings
+
+
+def _enrichers(args: argparse.Namespace, config: ScanConfig, ruleset: RuleSet) -> list[Enricher]:
+    enrichers: list[Enricher] = []
+    if args.vault:
+        enrichers.append(VaultMatcher(_vault_settings(args, config)))
+    if getattr(args, "verify", False):
+        options = config.verify
+        if args.verify_provider:
+            unknown = set(args.verify_provider) - VERIFIER_NAMES
+            if unknown:
+                raise UsageError(
+                    f"--verify-provider: unknown {sorted(unknown)} (known: {', '.join(sorted(VERIFIER_NAMES))})"
+                )
+            options = replace(options, providers=frozenset(args.verify_provider))
+        enrichers.append(Verifier(ruleset, options))
+    return enrichers
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    ruleset, known = _ruleset(config)
+    settings = _vault_settings(args, config)
+    scanner = Scanner(config, ruleset, known, make_progress(args.quiet), frozenset(), _enrichers(args, config, ruleset))
+    report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args)))
+    for error in report.errors:
+        print(f"secretscan: error: {error}", file=sys.stderr)
+    plan = make_plan(report, settings.migrate_to)
+    if args.action == "plan":
+        text = render_markdown(plan) if args.format == "markdown" else render_plan_json(plan)
+        _emit(text, args.output, private=False)
+        return EXIT_ERROR if report.errors else EXIT_CLEAN
+    result = apply_plan(connect(settings), plan, secrets, force=args.force, record=args.record)
+    for entry in result.written:
+        print(
+            f"{entry['action']:11} {entry['path']}" + (f" (version {entry['version']})" if entry.get("version") else "")
+        )
+    for problem in result.problems:
+        print(f"secretscan: {problem}", file=sys.stderr)
+    return EXIT_ERROR if report.errors or result.problems else EXIT_CLEAN
 
 
 def _source_options(args: argparse.Namespace) -> SourceOptions:

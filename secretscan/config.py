@@ -12,8 +12,11 @@ from typing import Any
 
 import yaml
 
+from secretscan.detect.rules import VERIFIER_NAMES
 from secretscan.errors import ConfigError
 from secretscan.redact import DEFAULT_FINGERPRINT_KEY
+from secretscan.vault.connect import VaultSettings
+from secretscan.verify import VerifyOptions
 
 MiB = 1024 * 1024
 CONFIG_FILENAME = "secretscan.yaml"
@@ -68,6 +71,8 @@ class ScanConfig:
     allowlist: Allowlist = field(default_factory=Allowlist)
     fingerprint_key: bytes = DEFAULT_FINGERPRINT_KEY
     show_secrets: bool = False
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
+    vault: VaultSettings = field(default_factory=VaultSettings)
 
 
 def load_config(path: Path | None, *, required: bool = False) -> ScanConfig:
@@ -83,7 +88,7 @@ def load_config(path: Path | None, *, required: bool = False) -> ScanConfig:
     return config
 
 
-_TOP_KEYS = {"rules", "allowlist", "limits", "fingerprint_key"}
+_TOP_KEYS = {"rules", "allowlist", "limits", "fingerprint_key", "verify", "vault"}
 
 
 def _from_file(path: Path) -> ScanConfig:
@@ -120,6 +125,21 @@ def _from_file(path: Path) -> ScanConfig:
             regexes=regexes,
         ),
         fingerprint_key=str(doc["fingerprint_key"]).encode() if doc.get("fingerprint_key") else DEFAULT_FINGERPRINT_KEY,
+        verify=_verify_options(_mapping(doc.get("verify"), "verify", path), path),
+        vault=VaultSettings.from_config(_mapping(doc.get("vault"), "vault", path)),
+    )
+
+
+def _verify_options(doc: dict[str, Any], path: Path) -> VerifyOptions:
+    unknown = set(doc) - {"providers", "endpoints", "rate_per_second", "timeout_seconds"}
+    if unknown:
+        raise ConfigError(f"{path}: verify: unknown keys {sorted(unknown)}")
+    providers = frozenset(str(p) for p in doc.get("providers") or VERIFIER_NAMES)
+    endpoints = {str(k): str(v) for k, v in _mapping(doc.get("endpoints"), "verify.endpoints", path).items()}
+    if providers - VERIFIER_NAMES or set(endpoints) - VERIFIER_NAMES:
+        raise ConfigError(f"{path}: verify: unknown providers (known: {', '.join(sorted(VERIFIER_NAMES))})")
+    return VerifyOptions(
+        providers, endpoints, float(doc.get("rate_per_second", 5.0)), float(doc.get("timeout_seconds", 10.0))
     )
 
 

@@ -62,6 +62,10 @@ class Scanner:
         self.engine = Engine(self.ruleset, self.known)
 
     def scan(self, source: Source) -> ScanReport:
+        return self.scan_with_secrets(source)[0]
+
+    def scan_with_secrets(self, source: Source) -> tuple[ScanReport, dict[str, str]]:
+        """The report, and fingerprint -> plaintext in memory (for ``migrate apply`` only)."""
         state = RunState()
         try:
             scan_into = getattr(source, "scan_into", None)
@@ -76,7 +80,7 @@ class Scanner:
             state.errors.append(str(exc))
         return self.report(source.description, state)
 
-    def report(self, target: str, state: RunState) -> ScanReport:
+    def report(self, target: str, state: RunState) -> tuple[ScanReport, dict[str, str]]:
         result = aggregate(state.occurrences, self.ruleset, self.config, self.known, self.baseline)
         findings = list(result.findings)
         for enricher in self.enrichers:  # verification, Vault matching: the plaintext stays in memory
@@ -84,7 +88,7 @@ class Scanner:
             state.errors.extend(problems)
         if self.config.show_secrets:
             findings = [replace(f, secret=result.secrets[f.fingerprint]) for f in findings]
-        return ScanReport(
+        report = ScanReport(
             tool_version=__version__,
             rules_digest=self.ruleset.digest,
             target=target,
@@ -95,6 +99,7 @@ class Scanner:
             suppressed=result.suppressed,
             errors=tuple(state.errors),
         )
+        return report, result.secrets
 
     def scan_layer_stream(self, blob: BinaryIO) -> LayerResult:
         return scan_layer_blob(self.engine, self.config.limits, blob, self.progress.advance)

@@ -3,7 +3,8 @@
 The registries and dockerd are session-scoped (started once, on first use,
 and shared): give every test its own repository with `unique_repo`. The moto
 server is session-scoped too, but `moto_endpoint` resets its state and sets
-fake AWS credentials for each test.
+fake AWS credentials for each test. `moto_auth_endpoint` is a second moto, in
+its own process, that enforces AWS request signing (for `--verify` tests).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import secrets
 from collections.abc import Iterator
 
+import provider_fakes
 import pytest
 import servers
 from servers import DockerInfo, RegistryInfo
@@ -70,3 +72,27 @@ def moto_endpoint(moto_session: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for key, value in servers.fake_aws_env(moto_session).items():
         monkeypatch.setenv(key, value)
     return moto_session
+
+
+@pytest.fixture(scope="session")
+def moto_auth_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server in its own process that checks every request's SigV4 signature
+    (INITIAL_NO_AUTH_ACTION_COUNT=0), shared by the session (use `moto_auth_endpoint`)."""
+    with provider_fakes.moto_auth_server(tmp_path_factory.mktemp("moto-auth")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def moto_auth_endpoint(moto_auth_session: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The auth-enforcing moto's endpoint URL, reset and enforcing for this test, with fake AWS
+    credentials (which it rejects) and AWS_ENDPOINT_URL in the environment for this test only.
+
+    Make keys it accepts with `provider_fakes.aws_keys(endpoint)`. Not the same moto as
+    `moto_endpoint`: that one is in this process and never checks signatures.
+    """
+    servers.moto_reset(moto_auth_session)
+    provider_fakes.moto_set_auth(moto_auth_session, enforce=True)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for key, value in servers.fake_aws_env(moto_auth_session).items():
+        monkeypatch.setenv(key, value)
+    return moto_auth_session

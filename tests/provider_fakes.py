@@ -143,7 +143,9 @@ class ProviderFake:
         _check_provider(provider)
         unknown = set(identity) - _IDENTITY_KEYS[provider]
         if unknown:
-            raise TypeError(f"{provider}: unknown identity keys {sorted(unknown)}; use {sorted(_IDENTITY_KEYS[provider])}")
+            raise TypeError(
+                f"{provider}: unknown identity keys {sorted(unknown)}; use {sorted(_IDENTITY_KEYS[provider])}"
+            )
         with self._lock:
             self._creds[(provider, token)] = _Credential(provider, "live", dict(identity))
 
@@ -284,10 +286,11 @@ class _ProviderHandler(servers._Handler):
                 "auth": auth.scheme if auth else None,
             }
         )
-        if isinstance(answer.body, bytes):
-            self.reply(answer.status, answer.body, answer.headers)
-        else:
-            self.reply_json(answer.status, answer.body, answer.headers)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out
+            if isinstance(answer.body, bytes):
+                self.reply(answer.status, answer.body, answer.headers)
+            else:
+                self.reply_json(answer.status, answer.body, answer.headers)
 
     # ------------------------------------------------------------------ credentials
 
@@ -349,7 +352,9 @@ class _ProviderHandler(servers._Handler):
             )
         cred = fake._lookup("github", auth.value)
         if cred is None or cred.state != "live":
-            return _Answer(401, {"message": "Bad credentials", "documentation_url": _GITHUB_DOCS, "status": "401"}, headers)
+            return _Answer(
+                401, {"message": "Bad credentials", "documentation_url": _GITHUB_DOCS, "status": "401"}, headers
+            )
         ident = cred.identity
         login = ident.get("login", "octocat")
         uid = ident.get("id", _stable_int(auth.value, 8))
@@ -398,7 +403,9 @@ class _ProviderHandler(servers._Handler):
             return _Answer(
                 401,
                 {"error": "invalid_token", "error_description": desc},
-                {"WWW-Authenticate": f'Bearer realm="Protected by OAuth 2.0", error="invalid_token", error_description="{desc}"'},
+                {
+                    "WWW-Authenticate": f'Bearer realm="Protected by OAuth 2.0", error="invalid_token", error_description="{desc}"'
+                },
             )
         ident = cred.identity
         user_id = ident.get("user_id", _stable_int(auth.value or "", 6))
@@ -474,7 +481,12 @@ class _ProviderHandler(servers._Handler):
         if path != "/v1/balance" or self.command not in ("GET", "HEAD"):
             return _Answer(
                 404,
-                {"error": {"message": f"Unrecognized request URL ({self.command}: {path}).", "type": "invalid_request_error"}},
+                {
+                    "error": {
+                        "message": f"Unrecognized request URL ({self.command}: {path}).",
+                        "type": "invalid_request_error",
+                    }
+                },
                 headers,
             )
         if auth.value is None:
@@ -488,7 +500,9 @@ class _ProviderHandler(servers._Handler):
         cred = fake._lookup("stripe", auth.value)
         if cred is None:
             return _Answer(
-                401, {"error": {"message": f"Invalid API Key provided: {masked}", "type": "invalid_request_error"}}, headers
+                401,
+                {"error": {"message": f"Invalid API Key provided: {masked}", "type": "invalid_request_error"}},
+                headers,
             )
         if cred.state != "live":
             return _Answer(
@@ -532,7 +546,14 @@ class _ProviderHandler(servers._Handler):
         if path != "/v1/models" or self.command not in ("GET", "HEAD"):
             return _Answer(
                 404,
-                {"error": {"message": f"Invalid URL ({self.command} {path})", "type": "invalid_request_error", "param": None, "code": None}},
+                {
+                    "error": {
+                        "message": f"Invalid URL ({self.command} {path})",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
                 headers,
             )
         if auth.value is None:
@@ -542,7 +563,9 @@ class _ProviderHandler(servers._Handler):
                 "you're accessing the API from your browser and are prompted for a username and password. You can "
                 "obtain an API key from https://platform.openai.com/account/api-keys."
             )
-            return _Answer(401, {"error": {"message": msg, "type": "invalid_request_error", "param": None, "code": None}}, headers)
+            return _Answer(
+                401, {"error": {"message": msg, "type": "invalid_request_error", "param": None, "code": None}}, headers
+            )
         cred = fake._lookup("openai", auth.value)
         if cred is None or cred.state != "live":
             masked = _mask(auth.value, ("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-"), stars=4)
@@ -615,7 +638,8 @@ def _flaky_answer(provider: str, flaky: _Flaky) -> _Answer:
     elif provider == "openai":
         body = {
             "error": {
-                "message": "Rate limit reached for requests" if limited
+                "message": "Rate limit reached for requests"
+                if limited
                 else "The server had an error while processing your request. Sorry about that!",
                 "type": "requests" if limited else "server_error",
                 "param": None,
@@ -686,7 +710,7 @@ def aws_keys(endpoint: str, user_name: str | None = None, enforce: bool = True) 
     e.g. `moto_endpoint`'s ThreadedMotoServer: enforcing there would make every
     other moto user in the test process (ECR tests with "testing" keys) fail.
     """
-    import boto3  # noqa: PLC0415 - moto/boto3 are test extras, imported on use like servers.py
+    import boto3  # a test extra: imported on use, as servers.py does with moto
 
     previous = moto_set_auth(endpoint, enforce=False)
     name = user_name or f"secretscan-verify-{secrets.token_hex(4)}"

@@ -102,7 +102,9 @@ class Engine:
                 yield replace(match, confidence=match.confidence if match.confidence != "high" else rule.confidence)
 
 
-_ASSIGNED = re.compile(rb"(?:\b(?:ENV|ARG)\s+|--|(?<![/\w.-]))([A-Za-z_][A-Za-z0-9_.-]{0,80})[\"']?\s*(?:=|:=|=>|:|\s)\s*[\"']?$")
+_ASSIGNED = re.compile(
+    rb"(?:\b(?:ENV|ARG)\s+|--|(?<![/\w.-]))([A-Za-z_][A-Za-z0-9_.-]{0,80})[\"']?\s*(?:=|:=|=>|:|\s)\s*[\"']?$"
+)
 
 
 def assigned_name(data: bytes, start: int) -> str | None:

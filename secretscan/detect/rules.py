@@ -24,6 +24,8 @@ BUILTIN_RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "patterns"
 """Installed copy of the repository's ``patterns/`` (a symlink in a source checkout)."""
 
 CONFIDENCES = ("high", "medium", "low")
+VERIFIER_NAMES = frozenset({"aws", "vault", "github", "gitlab", "slack", "stripe", "openai", "npm"})
+"""The ``--verify`` checks a rule may name (implemented in :mod:`secretscan.verify`)."""
 CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 """Which of two overlapping matches wins, and which rule names a secret found by several."""
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
@@ -43,6 +45,7 @@ _KNOWN_KEYS = {
     "filters",
     "description",
     "detect_secrets",
+    "verifier",
 }
 FILTERS = ("placeholder", "heuristic")
 """``placeholder``: drop obvious placeholders (always on); ``heuristic``: also detect-secrets'
@@ -62,6 +65,8 @@ class Rule:
     parser: str | None
     detect_secrets: str | None
     """Class name of a detect-secrets plugin run on the lines that hold a keyword (reused, not rewritten)."""
+    verifier: str | None
+    """Name of the ``--verify`` check for this credential type (``secretscan.verify``)."""
     min_entropy: float
     filters: tuple[str, ...]
     remediation: str
@@ -157,6 +162,9 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
     negatives = tuple(raw.get("negative_examples") or ())
     if not examples or not negatives:
         raise bad("needs at least one example and one negative example")
+    verifier = str(raw["verifier"]) if raw.get("verifier") else None
+    if verifier is not None and verifier not in VERIFIER_NAMES:
+        raise bad(f"unknown verifier {verifier!r} (known: {', '.join(sorted(VERIFIER_NAMES))})")
     filters = tuple(str(f) for f in raw.get("filters") or ())
     if set(filters) - set(FILTERS):
         raise bad(f"unknown filters {sorted(set(filters) - set(FILTERS))}; known: {FILTERS}")
@@ -169,6 +177,7 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         pattern=pattern,
         parser=str(raw["parser"]) if raw.get("parser") else None,
         detect_secrets=str(raw["detect_secrets"]) if raw.get("detect_secrets") else None,
+        verifier=verifier,
         min_entropy=float(raw.get("min_entropy", 0.0)),
         filters=filters,
         remediation=str(raw.get("remediation") or ""),

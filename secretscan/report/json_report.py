@@ -43,6 +43,25 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "remediation": f.remediation,
         "locations": [location_dict(loc) for loc in f.locations],
     }
+    out["verification"] = (
+        {
+            "verdict": f.verification.verdict.value,
+            "provider": f.verification.provider,
+            "evidence": f.verification.evidence,
+        }
+        if f.verification
+        else None
+    )
+    out["vault"] = (
+        {
+            "status": f.vault.status.value,
+            "path": f.vault.path,
+            "version": f.vault.version,
+            "current_version": f.vault.current_version,
+        }
+        if f.vault
+        else None
+    )
     if f.secret is not None:
         out["secret"] = f.secret
     return out

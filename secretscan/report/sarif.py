@@ -100,7 +100,13 @@ def _result(f: Finding, index: int) -> dict[str, Any]:
         "locations": [_location(loc) for loc in f.locations[:10]],
         "relatedLocations": [dict(_location(loc), id=i) for i, loc in enumerate(f.locations[10:], start=1)],
         "partialFingerprints": {"secretscanFingerprint/v1": f.fingerprint},
-        "properties": {"exposure": f.exposure.value, "confidence": f.confidence, "severity": str(f.severity)},
+        "properties": {
+            "exposure": f.exposure.value,
+            "confidence": f.confidence,
+            "severity": str(f.severity),
+            **({"verification": f.verification.verdict.value} if f.verification else {}),
+            **({"vault": f.vault.status.value, "vaultPath": f.vault.path} if f.vault else {}),
+        },
     }
 
 

@@ -61,6 +61,12 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
 def _finding_lines(f: Finding) -> list[str]:
     value = f.secret if f.secret is not None else f.redacted
     lines = [f"  {f.title} [{f.rule_id}] {value}", f"    fingerprint {f.fingerprint}  confidence {f.confidence}"]
+    if f.verification:
+        v = f.verification
+        lines.append(f"    verified: {v.verdict.value.upper()} ({v.provider}: {v.evidence})")
+    if f.vault:
+        where = f" {f.vault.path} version {f.vault.version} (current {f.vault.current_version})" if f.vault.path else ""
+        lines.append(f"    vault: {f.vault.status.value}{where}")
     for loc in f.locations:
         ctx = f" ({loc.context})" if loc.context else ""
         lines.append(f"    at {loc.image}: {loc.describe()}{ctx}")
