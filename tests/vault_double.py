@@ -19,8 +19,8 @@ What it serves (paths under /v1/, all behind token + ACL checks unless noted):
 - KV version 2 on every mount in `kv_mounts`: data/ (GET ?version=N, POST/PUT
   with options.cas, PATCH merge-patch, DELETE), metadata/ (GET, LIST or
   GET ?list=true, POST, PATCH, DELETE), delete/, undelete/, destroy/, config.
-- auth/approle/login and auth/kubernetes/login once enabled with
-  `enable_approle` / `enable_kubernetes`.
+- auth/<mount>/login for AppRole and Kubernetes once enabled with
+  `enable_approle` / `enable_kubernetes` (default mounts approle/, kubernetes/).
 
 Behaviour follows Vault's source (hashicorp/vault, vault-plugin-secrets-kv,
 vault-plugin-auth-kubernetes) and API docs: the response envelope
@@ -270,13 +270,17 @@ def _merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _jwt_claims(jwt: str) -> dict[str, Any]:
     try:
         payload = jwt.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
         return {}
-    return claims if isinstance(claims, dict) else {}
+    return _as_dict(claims)
 
 
 # --------------------------------------------------------------------------- ACL
@@ -448,8 +452,8 @@ class _Namespace:
     id: str
     policies: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     kv: dict[str, _KVMount] = field(default_factory=dict)
-    approle: dict[str, _AppRole] | None = None
-    kubernetes: dict[str, _KubeRole] | None = None
+    approle: dict[str, dict[str, _AppRole]] = field(default_factory=dict)  # auth mount -> role name -> role
+    kubernetes: dict[str, dict[str, _KubeRole]] = field(default_factory=dict)
 
 
 @dataclass
@@ -523,7 +527,9 @@ class VaultDouble:
         server.daemon_threads = True
         self._server = server
         self.addr = f"http://{LOOPBACK}:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="vault-double", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="vault-double", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -654,14 +660,20 @@ class VaultDouble:
             return entry.accessor if entry else None
 
     def enable_approle(
-        self, role_name: str, policies: Iterable[str], token_ttl: str | int = 0, namespace: str | None = None
+        self,
+        role_name: str,
+        policies: Iterable[str],
+        token_ttl: str | int = 0,
+        namespace: str | None = None,
+        mount: str = "approle",
     ) -> tuple[str, str]:
-        """Enable auth/approle (if needed), create or extend role `role_name`; returns (role_id, secret_id)."""
+        """Enable auth/<mount> (AppRole) if needed, create role `role_name` or add a secret ID to it.
+
+        Returns (role_id, secret_id); both are random UUIDs, as Vault generates them.
+        """
         with self._lock:
-            ns = self._ns(namespace)
-            if ns.approle is None:
-                ns.approle = {}
-            role = ns.approle.get(role_name)
+            roles = self._ns(namespace).approle.setdefault(mount.strip("/"), {})
+            role = roles.get(role_name)
             secret_id = str(uuid.uuid4())
             if role is None:
                 role = _AppRole(
@@ -672,7 +684,7 @@ class VaultDouble:
                     token_ttl=_parse_duration(token_ttl),
                     entity_id=str(uuid.uuid4()),
                 )
-                ns.approle[role_name] = role
+                roles[role_name] = role
             else:
                 role.policies = list(policies)
             role.secret_ids.add(_digest(secret_id))
@@ -685,13 +697,11 @@ class VaultDouble:
         policies: Iterable[str],
         token_ttl: str | int = 0,
         namespace: str | None = None,
+        mount: str = "kubernetes",
     ) -> None:
-        """Enable auth/kubernetes (if needed) with role `role_name` accepting exactly this JWT."""
+        """Enable auth/<mount> (Kubernetes) if needed, with role `role_name` accepting exactly this JWT."""
         with self._lock:
-            ns = self._ns(namespace)
-            if ns.kubernetes is None:
-                ns.kubernetes = {}
-            ns.kubernetes[role_name] = _KubeRole(
+            self._ns(namespace).kubernetes.setdefault(mount.strip("/"), {})[role_name] = _KubeRole(
                 name=role_name,
                 jwt_digest=_digest(service_account_jwt),
                 policies=list(policies),
@@ -874,7 +884,7 @@ class VaultDouble:
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """Serve one HTTP request (called by the handler thread); returns status, headers, body."""
+        """Serve one HTTP request (called by the handler thread; `headers` keys lower-case)."""
         parsed = urllib.parse.urlsplit(target)
         url_path = urllib.parse.unquote(parsed.path)
         log: dict[str, Any] = {"method": method, "path": url_path, "accessor": None, "namespace": None, "status": 0}
@@ -923,7 +933,7 @@ class VaultDouble:
             op = "update"
             data = self._json_body(body)
         elif method == "PATCH":
-            ctype = headers.get("Content-Type", "").split(";")[0].strip().lower()
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype != "application/merge-patch+json":
                 raise _VaultError(
                     415, [f"PATCH requires Content-Type of application/merge-patch+json, provided {ctype}"]
@@ -945,11 +955,11 @@ class VaultDouble:
         if path.rstrip("/") == "sys/health":
             return self._sys_health(method, query)
 
-        ns, path = self._resolve_namespace(headers.get("X-Vault-Namespace", ""), path)
+        ns, path = self._resolve_namespace(headers.get("x-vault-namespace", ""), path)
         log["namespace"] = ns.path or None
-        client_token = headers.get("X-Vault-Token") or None
+        client_token = headers.get("x-vault-token") or None
         if client_token is None:
-            authz = headers.get("Authorization", "")
+            authz = headers.get("authorization", "")
             if authz.startswith("Bearer "):
                 client_token = authz[len("Bearer ") :].strip() or None
 
@@ -961,7 +971,7 @@ class VaultDouble:
         route = self._route(ns, path)
 
         if route is not None and route[0] == "login":
-            return self._login(req, route[1], log)
+            return self._login(req, route[1], route[2])
 
         # core.CheckToken
         if not client_token:
@@ -1023,10 +1033,8 @@ class VaultDouble:
     def _route(self, ns: _Namespace, path: str) -> tuple[str, str, str] | None:
         """(kind, mount, sub-path) for `path`, or None when nothing is mounted there."""
         mounts: list[tuple[str, str]] = [("sys/", "sys"), ("auth/token/", "token")]
-        if ns.approle is not None:
-            mounts.append(("auth/approle/", "approle"))
-        if ns.kubernetes is not None:
-            mounts.append(("auth/kubernetes/", "kubernetes"))
+        mounts += [(f"auth/{m}/", "approle") for m in ns.approle]
+        mounts += [(f"auth/{m}/", "kubernetes") for m in ns.kubernetes]
         mounts += [(m + "/", "kv") for m in ns.kv]
         best: tuple[str, str] | None = None
         for prefix, kind in mounts:
@@ -1037,7 +1045,7 @@ class VaultDouble:
         prefix, kind = best
         sub = path[len(prefix) :] if path.startswith(prefix) else ""
         if kind in ("approle", "kubernetes") and sub == "login":
-            return ("login", kind, sub)
+            return ("login", kind, prefix.removeprefix("auth/").rstrip("/"))
         return (kind, prefix.rstrip("/"), sub)
 
     def _exists(self, ns: _Namespace, route: tuple[str, str, str], path: str) -> bool | None:
@@ -1364,17 +1372,19 @@ class VaultDouble:
 
     # ------------------------------------------------------------------ logins
 
-    def _login(self, req: _Request, kind: str, log: dict[str, Any]) -> _Response:
+    def _login(self, req: _Request, kind: str, mount: str) -> _Response:
         if req.op not in ("update", "create"):
             raise _VaultError(405, [UNSUPPORTED_OPERATION])
         ns = req.ns
+        # core.handleLoginRequest: the token's display name is the mount (slashes as dashes) + the method's name.
+        source = mount.replace("/", "-") + "-"
         if kind == "approle":
-            assert ns.approle is not None
             role_id = str(req.data.get("role_id") or "").strip()
             if not role_id:
                 raise _VaultError(400, ["missing role_id"])
             secret_id = str(req.data.get("secret_id") or "")
-            role = next((r for r in ns.approle.values() if hmac.compare_digest(r.role_id, role_id)), None)
+            roles = ns.approle[mount].values()
+            role = next((r for r in roles if hmac.compare_digest(r.role_id, role_id)), None)
             if role is None or not any(hmac.compare_digest(_digest(secret_id), s) for s in role.secret_ids):
                 raise _VaultError(400, ["invalid role or secret ID"])
             ttl = min(role.token_ttl or SYSTEM_MAX_TTL, SYSTEM_MAX_TTL)
@@ -1382,8 +1392,8 @@ class VaultDouble:
                 namespace=ns.path,
                 policies=_sanitize_policies(role.policies, True),
                 meta={"role_name": role.name},
-                display_name="approle",
-                path="auth/approle/login",
+                display_name=source.rstrip("-"),
+                path=f"auth/{mount}/login",
                 ttl=ttl,
                 renewable=True,
                 num_uses=0,
@@ -1392,21 +1402,20 @@ class VaultDouble:
             )
             mount_type = "approle"
         else:
-            assert ns.kubernetes is not None
             role_name = str(req.data.get("role") or "")
             if not role_name:
                 raise _VaultError(400, ["missing role"])
             jwt = str(req.data.get("jwt") or "")
             if not jwt:
                 raise _VaultError(400, ["missing jwt"])
-            krole = ns.kubernetes.get(role_name)
+            krole = ns.kubernetes[mount].get(role_name)
             if krole is None:
                 raise _VaultError(400, [f'invalid role name "{role_name}"'])
             if not hmac.compare_digest(_digest(jwt), krole.jwt_digest):
                 raise _VaultError(403, [PERMISSION_DENIED])
             claims = _jwt_claims(jwt)
-            k8s = claims.get("kubernetes.io") if isinstance(claims.get("kubernetes.io"), dict) else {}
-            sa = k8s.get("serviceaccount") if isinstance(k8s.get("serviceaccount"), dict) else {}
+            k8s = _as_dict(claims.get("kubernetes.io"))
+            sa = _as_dict(k8s.get("serviceaccount"))
             sa_name = str(
                 sa.get("name") or claims.get("kubernetes.io/serviceaccount/service-account.name") or "default"
             )
@@ -1424,8 +1433,8 @@ class VaultDouble:
                     "service_account_secret_name": secret_name,
                     "service_account_uid": sa_uid,
                 },
-                display_name=f"kubernetes-{sa_ns}-{sa_name}",
-                path="auth/kubernetes/login",
+                display_name=f"{source}{sa_ns}-{sa_name}",
+                path=f"auth/{mount}/login",
                 ttl=ttl,
                 renewable=True,
                 num_uses=0,
@@ -1434,7 +1443,6 @@ class VaultDouble:
             )
             mount_type = "kubernetes"
         entry = self._tokens[_digest(token_id)]
-        log["accessor"] = entry.accessor
         return self._ok(auth=self._auth_block(entry, token_id, ttl), mount_type=mount_type)
 
     # ------------------------------------------------------------------ KV v2
@@ -1705,7 +1713,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "VaultDouble"
     sys_version = ""
-    timeout = 30  # idle keep-alive connections end instead of pinning a thread
+    timeout = 5  # idle keep-alive connections end instead of pinning a thread
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence: nothing is ever logged
         return
@@ -1713,7 +1721,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        headers = {k: v for k, v in self.headers.items()}
+        headers = {k.lower(): v for k, v in self.headers.items()}
         status, out_headers, payload = self.double.handle(self.command, self.path, headers, body)
         self.send_response(status)
         for name, value in out_headers.items():
@@ -1724,4 +1732,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if payload and self.command != "HEAD":
             self.wfile.write(payload)
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_LIST = do_OPTIONS = _serve
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_LIST = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method reaches the double too, which answers 405 like Vault (not http.server's 501).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
