@@ -199,3 +199,16 @@ def test_apply_never_overwrites_a_different_value_without_force(cli, vault, monk
     forced = cli("migrate", "apply", image, "--record", record, "--force", "-q")
     assert forced.code == 0 and "overwritten" in forced.out
     assert [e["action"] for e in json.loads(record.read_text())] == ["conflict", "overwritten"]
+
+
+def test_vault_namespace_from_the_environment(cli, monkeypatch, demo_secrets) -> None:
+    with VaultDouble(namespaces=True) as double:
+        double.create_namespace("team-a")
+        double.set_policy("scanner", READ_ONLY, namespace="team-a")
+        double.put_secret("secret", "payments/stripe", {"api_key": demo_secrets["stripe.secret-key"]}, namespace="team-a")
+        monkeypatch.setenv("VAULT_ADDR", double.addr)
+        monkeypatch.setenv("VAULT_TOKEN", double.create_token(["scanner"], namespace="team-a"))
+        monkeypatch.setenv("VAULT_NAMESPACE", "team-a")
+        report = scan_json(cli, DEMO, "--vault", "--vault-kv", "secret")
+        assert _by_rule(report)["stripe.secret-key"]["vault"]["status"] == "current"
+        assert {r["namespace"] for r in double.requests} == {"team-a/"}  # Vault normalises to a trailing slash
