@@ -192,7 +192,7 @@ class ProviderFake:
 
     def _log(self, entry: dict[str, Any]) -> None:
         with self._lock:
-            self.requests.append(entry)
+            self.requests.append({**entry, "at": time.monotonic()})
 
 
 def _check_provider(provider: str) -> None:

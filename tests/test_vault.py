@@ -205,7 +205,9 @@ def test_vault_namespace_from_the_environment(cli, monkeypatch, demo_secrets) ->
     with VaultDouble(namespaces=True) as double:
         double.create_namespace("team-a")
         double.set_policy("scanner", READ_ONLY, namespace="team-a")
-        double.put_secret("secret", "payments/stripe", {"api_key": demo_secrets["stripe.secret-key"]}, namespace="team-a")
+        double.put_secret(
+            "secret", "payments/stripe", {"api_key": demo_secrets["stripe.secret-key"]}, namespace="team-a"
+        )
         monkeypatch.setenv("VAULT_ADDR", double.addr)
         monkeypatch.setenv("VAULT_TOKEN", double.create_token(["scanner"], namespace="team-a"))
         monkeypatch.setenv("VAULT_NAMESPACE", "team-a")

@@ -127,3 +127,15 @@ def test_aws_key_pairs_through_sts(cli, moto_auth_endpoint: str, tmp_path: Path)
     text = cli("scan", _image(tmp_path, files), "--verify", "--config", str(cfg), "-q").out
     assert "verified: LIVE (aws" in text and "verified: REVOKED (aws" in text
     assert live_secret not in text and dead_secret not in text
+
+
+def test_requests_are_rate_limited_per_provider(cli, fake, tmp_path: Path) -> None:
+    tokens = [secretgen.github_pat() for _ in range(4)]
+    for token in tokens:
+        fake.live("github", token)
+    cfg = tmp_path / "secretscan.yaml"
+    cfg.write_text(json.dumps({"verify": {"endpoints": dict(fake.base), "rate_per_second": 4}}))
+    scan_json(cli, _image(tmp_path, {"a.txt": "\n".join(tokens) + "\n"}), "--verify", "--config", str(cfg))
+    times = sorted(r["at"] for r in fake.requests if r["provider"] == "github")
+    assert len(times) == 4
+    assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[1:])), "at most 4 requests a second"
