@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)"
         )
+        p.add_argument(
+            "--no-hyperscan", action="store_true", help="keyword prefilter only (same findings, slower): for comparison"
+        )
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
         p.add_argument("-v", "--verbose", action="store_true")
 
@@ -199,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 def _config(args: argparse.Namespace) -> ScanConfig:
     explicit = args.config or (Path(os.environ["SECRETSCAN_CONFIG"]) if os.environ.get("SECRETSCAN_CONFIG") else None)
     config = load_config(explicit or Path(CONFIG_FILENAME), required=explicit is not None)
-    return replace(config, rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules))
+    return replace(
+        config,
+        rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules),
+        hyperscan=config.hyperscan and not getattr(args, "no_hyperscan", False),
+    )
 
 
 def _ruleset(config: ScanConfig) -> tuple[RuleSet, KnownKeys]:

@@ -71,6 +71,8 @@ class ScanConfig:
     allowlist: Allowlist = field(default_factory=Allowlist)
     fingerprint_key: bytes = DEFAULT_FINGERPRINT_KEY
     show_secrets: bool = False
+    hyperscan: bool = True
+    """Use the Hyperscan pattern prefilter when installed (same findings, faster); off: --no-hyperscan."""
     verify: VerifyOptions = field(default_factory=VerifyOptions)
     vault: VaultSettings = field(default_factory=VaultSettings)
 

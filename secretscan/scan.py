@@ -15,6 +15,7 @@ from secretscan.config import ScanConfig
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
+from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import RuleSet
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError
@@ -59,7 +60,7 @@ class Scanner:
     enrichers: Sequence[Enricher] = ()
 
     def __post_init__(self) -> None:
-        self.engine = Engine(self.ruleset, self.known)
+        self.engine = Engine(self.ruleset, self.known, hyperscan=self.config.hyperscan, cache_dir=default_cache_dir())
 
     def scan(self, source: Source) -> ScanReport:
         return self.scan_with_secrets(source)[0]

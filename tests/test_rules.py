@@ -12,7 +12,8 @@ from secretscan.detect.rules import example_cases, load_rules
 
 PATTERNS = Path(__file__).resolve().parent.parent / "patterns"
 RULESET = load_rules([PATTERNS])
-ENGINE = Engine(RULESET)
+ENGINE = Engine(RULESET)  # with the Hyperscan prefilter when installed
+SLOW_ENGINE = Engine(RULESET, hyperscan=False)  # keyword prefilter only
 CASES = list(example_cases(RULESET))
 
 
@@ -25,6 +26,7 @@ def _case_id(case: tuple) -> str:
 def test_rule_example(case: tuple) -> None:
     rule, example, should_match = case
     assert check_example(ENGINE, rule, example, should_match) is None
+    assert check_example(SLOW_ENGINE, rule, example, should_match) is None
 
 
 def test_rule_pack_is_big_enough() -> None:

@@ -138,4 +138,6 @@ def test_requests_are_rate_limited_per_provider(cli, fake, tmp_path: Path) -> No
     scan_json(cli, _image(tmp_path, {"a.txt": "\n".join(tokens) + "\n"}), "--verify", "--config", str(cfg))
     times = sorted(r["at"] for r in fake.requests if r["provider"] == "github")
     assert len(times) == 4
-    assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[1:], strict=False)), "at most 4 requests a second"
+    assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[1:], strict=False)), (
+        "at most 4 requests a second"
+    )

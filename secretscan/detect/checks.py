@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from secretscan.detect.engine import Engine
+from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import Rule, RuleSet, example_cases
 
 
@@ -41,8 +42,8 @@ def check_example(engine: Engine, rule: Rule, example: Any, should_match: bool) 
     return None
 
 
-def check_rules(ruleset: RuleSet) -> list[CheckFailure]:
-    engine = Engine(ruleset)
+def check_rules(ruleset: RuleSet, *, hyperscan: bool = True) -> list[CheckFailure]:
+    engine = Engine(ruleset, hyperscan=hyperscan, cache_dir=default_cache_dir())
     failures = []
     for rule, example, should_match in example_cases(ruleset):
         problem = check_example(engine, rule, example, should_match)

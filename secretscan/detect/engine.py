@@ -9,21 +9,38 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from secretscan.detect import credfiles
 from secretscan.detect.filters import is_heuristic_non_secret, is_lock_file, is_placeholder, shannon_entropy
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
-from secretscan.detect.prefilter import KeywordIndex, pattern_reach, windows
+from secretscan.detect.prefilter import (
+    WHOLE_BUFFER_HITS,
+    KeywordIndex,
+    PatternPrefilter,
+    keyword_offsets,
+    pattern_reach,
+    windows,
+)
 from secretscan.detect.rules import CONFIDENCE_RANK, Rule, RuleSet, detect_secrets_plugins
 
 MAX_LINE_FOR_FILTERS = 4096
 
 
 class Engine:
-    def __init__(self, ruleset: RuleSet, known: KnownKeys | None = None) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        known: KnownKeys | None = None,
+        *,
+        hyperscan: bool = True,
+        cache_dir: Path | None = None,
+    ) -> None:
         """``known`` test keys pass the placeholder filter (AWS's documented ``…EXAMPLE`` keys look
-        like placeholders), so that they are reported as informational rather than dropped unseen."""
+        like placeholders), so that they are reported as informational rather than dropped unseen.
+        ``hyperscan`` adds the one-pass pattern prefilter when the package is installed; without it
+        (or with ``hyperscan=False``) the keyword-only path gives the same findings, slower."""
         self.ruleset = ruleset
         self.known = known or KnownKeys({})
         self._pattern_rules = {r.id: r for r in ruleset.rules if r.pattern is not None}
@@ -37,6 +54,14 @@ class Engine:
         self._parser_rules = {r.parser for r in ruleset.rules if r.parser}
         plugins = detect_secrets_plugins() if any(r.detect_secrets for r in ruleset.rules) else {}
         self._ds_rules = [(r, plugins[r.detect_secrets]()) for r in ruleset.rules if r.detect_secrets]
+        self._rule_keywords = {r.id: r.keywords for r in ruleset.rules if r.pattern is not None or r.detect_secrets}
+        self.prefilter: PatternPrefilter | None = None
+        if hyperscan and self._pattern_rules:
+            try:
+                patterns = {rid: r.pattern.pattern for rid, r in self._pattern_rules.items() if r.pattern is not None}
+                self.prefilter = PatternPrefilter(patterns, cache_dir)
+            except ImportError:
+                self.prefilter = None
 
     def scan_bytes(self, data: bytes, path: str | None = None, *, parse: bool = True) -> list[Match]:
         """All matches in ``data`` after filtering and overlap resolution, in offset order.
@@ -44,7 +69,7 @@ class Engine:
         ``path`` (inside the image) selects path-based filters and, with ``parse`` (the data is the
         whole file, not a window of it), a credential-file parser.
         """
-        hits = self._keywords.hits(data)
+        hits = self._keywords.hits(data) if self.prefilter is None else self._candidate_hits(data)
         matches = list(self._pattern_matches(data, path, hits))
         if self._ds_rules:
             matches.extend(self._plugin_matches(data, hits))
@@ -54,6 +79,22 @@ class Engine:
             m if m.context else replace(m, context=assigned_name(data, m.start))
             for m in _resolve_overlaps(matches, self.ruleset)
         ]
+
+    def _candidate_hits(self, data: bytes) -> dict[str, list[int]]:
+        """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
+        can match (and the detect-secrets plugin rules, which it does not see)."""
+        assert self.prefilter is not None
+        lowered = data.lower()
+        hits: dict[str, list[int]] = {}
+        for rule_id in self.prefilter.candidates(data) | {r.id for r, _ in self._ds_rules}:
+            offsets: list[int] = []
+            for keyword in self._rule_keywords[rule_id]:
+                offsets.extend(
+                    keyword_offsets(lowered, keyword, WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000)
+                )
+            if offsets:
+                hits[rule_id] = sorted(offsets)
+        return hits
 
     def _pattern_matches(self, data: bytes, path: str | None, hits: dict[str, list[int]]) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)

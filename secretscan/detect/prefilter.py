@@ -8,8 +8,12 @@ so a regex sees whole lines and no match is reported twice.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import ahocorasick
 
@@ -84,3 +88,99 @@ def _to_lines(data: bytes, lo: int, hi: int) -> tuple[int, int]:
         start + 1 if start >= 0 else max(0, lo - LINE_SLACK) if lo > LINE_SLACK else 0,
         end if end >= 0 else min(len(data), hi + LINE_SLACK),
     )
+
+
+class PatternPrefilter:
+    """One Hyperscan pass over a buffer tells which rules can match at all.
+
+    Every rule pattern is compiled in Hyperscan's prefilter mode (a guaranteed superset of the
+    regex: assertions Hyperscan lacks are relaxed) with one report per rule per buffer, into one
+    database. Rules it cannot compile are always candidates. The regex engine then runs only for
+    candidate rules, around their keywords — so the findings are exactly those of the keyword-only
+    path, only sooner. The compiled database is cached by pattern digest (compiling takes seconds).
+    """
+
+    def __init__(self, patterns: Mapping[str, bytes], cache_dir: Path | None) -> None:
+        import hyperscan
+
+        self._hs = hyperscan
+        ids = sorted(patterns)
+        self._ids = ids
+        self.unsupported: frozenset[str] = frozenset()
+        key = hashlib.sha256(
+            repr((getattr(hyperscan, "__version__", "?"), [(i, patterns[i]) for i in ids])).encode()
+        ).hexdigest()[:32]
+        loaded = self._load(cache_dir, key) if cache_dir else None
+        if loaded is None:
+            self._db: Any = self._compile(patterns)
+            if cache_dir:
+                self._store(cache_dir, key)
+        else:
+            self._db = loaded
+            self.unsupported = frozenset(self._cached_unsupported)
+
+    def _compile(self, patterns: Mapping[str, bytes]) -> Any:
+        hs = self._hs
+        flags = hs.HS_FLAG_PREFILTER | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
+        usable, unsupported = [], set()
+        for index, rule_id in enumerate(self._ids):
+            probe = hs.Database(mode=hs.HS_MODE_BLOCK)
+            try:
+                probe.compile(expressions=[patterns[rule_id]], ids=[index], elements=1, flags=[flags])
+                usable.append(index)
+            except hs.error:
+                unsupported.add(rule_id)
+        self.unsupported = frozenset(unsupported)
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[patterns[self._ids[i]] for i in usable],
+            ids=usable,
+            elements=len(usable),
+            flags=[flags] * len(usable),
+        )
+        return db
+
+    def _load(self, cache_dir: Path, key: str) -> Any:
+        path = cache_dir / f"hyperscan-{key}.db"
+        try:
+            raw = path.read_bytes()
+            header, _, blob = raw.partition(b"\n")
+            self._cached_unsupported = [u for u in header.decode().split(",") if u]
+            db = self._hs.loadb(blob, self._hs.HS_MODE_BLOCK)
+            db.scratch = self._hs.Scratch(db)  # a deserialised database comes without scratch space
+            return db
+        except (OSError, ValueError, self._hs.error):
+            return None
+
+    def _store(self, cache_dir: Path, key: str) -> None:
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = cache_dir / f".hyperscan-{key}.{os.getpid()}"
+            tmp.write_bytes(",".join(sorted(self.unsupported)).encode() + b"\n" + self._hs.dumpb(self._db))
+            tmp.replace(cache_dir / f"hyperscan-{key}.db")
+        except OSError:
+            pass  # a cache that cannot be written only costs the compile time next run
+
+    def candidates(self, data: bytes) -> set[str]:
+        found: set[str] = set(self.unsupported)
+
+        def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
+            found.add(self._ids[index])
+
+        self._db.scan(data, match_event_handler=on_match)
+        return found
+
+
+def keyword_offsets(lowered: bytes, keyword: bytes, limit: int) -> list[int]:
+    """Start offsets of ``keyword`` in ``lowered`` (overlapping), at most ``limit`` + 1 of them."""
+    out: list[int] = []
+    pos = lowered.find(keyword)
+    while pos >= 0 and len(out) <= limit:
+        out.append(pos)
+        pos = lowered.find(keyword, pos + 1)
+    return out
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "secretscan"

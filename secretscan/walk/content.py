@@ -19,7 +19,7 @@ import zstandard
 from secretscan.config import Limits
 from secretscan.detect.engine import Engine
 from secretscan.detect.match import Match
-from secretscan.image.compression import open_uncompressed, prefixed, read_some, sniff
+from secretscan.image.compression import INFLATE_ERROR, open_uncompressed, prefixed, read_some, sniff
 from secretscan.models import Skipped
 from secretscan.walk.tarstream import iter_tar
 
@@ -31,6 +31,7 @@ DECODE_ERRORS = (
     tarfile.TarError,
     zipfile.BadZipFile,
     zlib.error,
+    INFLATE_ERROR,
     EOFError,
     OSError,
     zstandard.ZstdError,

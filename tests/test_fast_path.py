@@ -1,0 +1,48 @@
+"""The Hyperscan prefilter only makes scanning faster: findings are identical without it."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import secretgen
+from conftest import REPO, scan_json
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+
+
+def _mixed_image(tmp_path: Path) -> Path:
+    jar = io.BytesIO()
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr("application.yml", f"spring:\n  datasource:\n    password: {secretgen.password()}\n")
+    files: dict[str, str | bytes] = {
+        "app/.env": f"GITHUB_TOKEN={secretgen.github_pat()}\nDB_PASSWORD={secretgen.password()}\n",
+        "app/settings.py": 'import os\nSECRET_KEY = os.environ["SECRET_KEY"]\napi_key = "'
+        + secretgen.password()
+        + '"\n',
+        "app/bundle.min.js": 'var a={token:"' + secretgen.slack_bot_token() + '"};' + "x=1;" * 20000,
+        "app/lib/app.jar": jar.getvalue(),
+        "root/.ssh/id_ed25519": secretgen.openssh_private_key(),
+        "usr/bin/tool": b"\x7fELF" + bytes(5000) + b"key=" + secretgen.aws_secret_access_key().encode() + bytes(100),
+        "var/log/app.log": "\n".join(f"2026-11-22 request id={i:08x} token=none user=svc" for i in range(30000)),
+    }
+    path = tmp_path / "mixed.tar"
+    entries = [Entry(p, d if isinstance(d, bytes) else d.encode()) for p, d in files.items()]
+    write_docker_archive(path, [ImageSpec(steps=[Layer(entries)], env=[f"NPM_TOKEN={secretgen.npm_token()}"])])
+    return path
+
+
+@pytest.mark.parametrize("image", ["demo", "mixed"])
+def test_fast_and_slow_paths_give_identical_findings(cli, tmp_path: Path, image: str) -> None:
+    from secretscan.detect.engine import Engine  # noqa: F401 - the fast path needs hyperscan importable
+
+    pytest.importorskip("hyperscan", reason="the Hyperscan fast path is not installed (pip install hyperscan)")
+    target = REPO / "fixtures" / "demo-image.tar" if image == "demo" else _mixed_image(tmp_path)
+    fast = scan_json(cli, target, "--show-secrets")
+    slow = scan_json(cli, target, "--show-secrets", "--no-hyperscan")
+    assert fast["findings"] and json.dumps(fast["findings"], sort_keys=True) == json.dumps(
+        slow["findings"], sort_keys=True
+    )
+    assert fast["skipped"] == slow["skipped"]
