@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)"
         )
         p.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            metavar="N",
+            help="worker processes for the layers of local images (default: CPUs)",
+        )
+        p.add_argument(
             "--no-hyperscan", action="store_true", help="keyword prefilter only (same findings, slower): for comparison"
         )
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
@@ -206,6 +213,7 @@ def _config(args: argparse.Namespace) -> ScanConfig:
         config,
         rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules),
         hyperscan=config.hyperscan and not getattr(args, "no_hyperscan", False),
+        jobs=max(1, args.jobs) if getattr(args, "jobs", None) else config.jobs,
     )
 
 

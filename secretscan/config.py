@@ -71,6 +71,8 @@ class ScanConfig:
     allowlist: Allowlist = field(default_factory=Allowlist)
     fingerprint_key: bytes = DEFAULT_FINGERPRINT_KEY
     show_secrets: bool = False
+    jobs: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)))
+    """Worker processes for the layers of local images (``--jobs``)."""
     hyperscan: bool = True
     """Use the Hyperscan pattern prefilter when installed (same findings, faster); off: --no-hyperscan."""
     verify: VerifyOptions = field(default_factory=VerifyOptions)

@@ -22,6 +22,7 @@ from secretscan.errors import SecretScanError
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, Location, ScanReport, Skipped
+from secretscan.parallel import fork_map
 from secretscan.redact import mask
 from secretscan.sources import Source
 from secretscan.walk.config_fields import config_texts
@@ -118,11 +119,27 @@ class Scanner:
         config = image.config()
         layers = image.layers()
         self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))
-        results = []
+        parallel = self.config.jobs > 1 and len(layers) > 1 and all(h.forkable for h in layers)
+
+        def scan_one(i: int) -> LayerResult:
+            if not parallel:
+                self.progress.start_layer(i)
+            return self.scan_layer(layers[i])
+
+        def done(i: int) -> None:
+            if parallel:  # workers report when they finish; the bar moves by whole layers
+                self.progress.start_layer(i)
+                self.progress.advance(layers[i].size or 0)
+
         try:
-            for handle in layers:
-                self.progress.start_layer(handle.index)
-                results.append(self.scan_layer(handle))
+            results = fork_map(
+                scan_one,
+                len(layers),
+                [h.size or 0 for h in layers],
+                self.config.jobs if parallel else 1,
+                on_error=lambda i, reason: LayerResult(error=f"layer worker failed: {reason}"),
+                on_done=done,
+            )
         finally:
             self.progress.end_image()
         self.attribute(image, config, layers, results, state)

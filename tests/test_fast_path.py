@@ -1,4 +1,5 @@
-"""The Hyperscan prefilter only makes scanning faster: findings are identical without it."""
+"""Speed-ups only make scanning faster: findings are identical without the Hyperscan prefilter
+and without worker processes."""
 
 from __future__ import annotations
 
@@ -46,3 +47,10 @@ def test_fast_and_slow_paths_give_identical_findings(cli, tmp_path: Path, image:
         slow["findings"], sort_keys=True
     )
     assert fast["skipped"] == slow["skipped"]
+
+
+def test_layers_in_worker_processes_give_the_same_report(cli) -> None:
+    demo = REPO / "fixtures" / "demo-image.tar"  # nine layers: spread over two workers
+    parallel = scan_json(cli, demo, "--show-secrets", "--jobs", "2")
+    sequential = scan_json(cli, demo, "--show-secrets", "--jobs", "1")
+    assert parallel == sequential and len(parallel["findings"]) == 10

@@ -92,6 +92,8 @@ class LayerHandle:
     size: int | None
     open: Callable[[], AbstractContextManager[BinaryIO]]
     """Opens the stored blob (possibly compressed); the walker sniffs the compression."""
+    forkable: bool = False
+    """``open`` works in a forked worker process (a local file, reopened per call)."""
     walk: Callable[[], Iterator[FileEntry]] | None = None
     """For sources whose layer is not a blob (a plain directory): yields entries directly."""
 

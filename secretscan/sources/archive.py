@@ -54,6 +54,7 @@ class ArchiveImage:
                     blob_digest=blob_digest,
                     size=self.blobs.size(member) if self.blobs.has(member) else None,
                     open=lambda m=member: self.blobs.open(m),  # type: ignore[misc]
+                    forkable=True,
                 )
             )
         return handles

@@ -131,6 +131,7 @@ class OciImage:
                     blob_digest=digest,
                     size=self.blobs.size(name) if self.blobs.has(name) else None,
                     open=lambda n=name: self.blobs.open(n),  # type: ignore[misc]
+                    forkable=True,
                 )
             )
         return handles

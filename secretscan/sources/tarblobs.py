@@ -4,6 +4,7 @@ host paths."""
 
 from __future__ import annotations
 
+import io
 import posixpath
 import tarfile
 from collections.abc import Iterator
@@ -16,16 +17,38 @@ from secretscan.errors import SourceError
 MAX_MEMBERS = 1_000_000
 
 
+class _Slice(io.RawIOBase):
+    """``size`` bytes of a file from ``offset``, through a handle of its own: readers never share
+    a file position, so layers can be read in parallel (threads or forked workers)."""
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._f.seek(offset)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = self._f.readinto(memoryview(buffer)[: min(len(buffer), self._left)]) if self._left else 0
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 class TarBlobs:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:")  # noqa: SIM115 - kept open: blobs are read lazily
-            self._members: dict[str, tarfile.TarInfo] = {}
-            for i, member in enumerate(self._tar):
-                if i >= MAX_MEMBERS:
-                    raise SourceError(f"{path}: more than {MAX_MEMBERS} members")
-                self._members[_norm(member.name)] = member
+            with tarfile.open(path, "r:") as tar:  # only the index is kept; each read opens the file anew
+                self._members: dict[str, tarfile.TarInfo] = {}
+                for i, member in enumerate(tar):
+                    if i >= MAX_MEMBERS:
+                        raise SourceError(f"{path}: more than {MAX_MEMBERS} members")
+                    self._members[_norm(member.name)] = member
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise SourceError(f"{path}: not a readable tar archive ({exc})") from None
 
@@ -60,13 +83,17 @@ class TarBlobs:
 
     @contextmanager
     def open(self, name: str) -> Iterator[BinaryIO]:
-        f = self._tar.extractfile(self._regular(name))
-        if f is None:
-            raise SourceError(f"{self.path}: cannot read {name}")
+        member = self._regular(name)
+        if member.sparse:
+            raise SourceError(f"{self.path}: {name} is a sparse tar member, which a blob never is")
         try:
-            yield f  # type: ignore[misc]
+            reader = io.BufferedReader(_Slice(self.path, member.offset_data, member.size), 1 << 20)
+        except OSError as exc:
+            raise SourceError(f"{self.path}: cannot read {name} ({exc.strerror})") from None
+        try:
+            yield reader
         finally:
-            f.close()
+            reader.close()
 
 
 def _norm(name: str) -> str:
