@@ -6,7 +6,7 @@ TOOLS  := .tools
 SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,22 @@ lint: $(VENV)/.installed-test
 ## Rebuild the committed demo image from its spec (deterministic: no diff unless the spec changed).
 fixtures: $(VENV)/.installed-test
 	$(BIN)/python fixtures/make_demo.py
+
+## Benchmark (prints figures; not a timed test): secretscan vs. the gzip floor and detect-secrets on a
+## synthetic 500 MB image built offline and deterministically under .bench/ (bench/make_image.py).
+BENCH_DIR   := .bench
+BENCH_SMALL := $(BENCH_DIR)/bench-500.tar
+BENCH_LARGE := $(BENCH_DIR)/bench-2000.tar
+
+$(BENCH_DIR)/bench-%.tar: bench/make_image.py | $(VENV)/.installed-test
+	$(BIN)/python bench/make_image.py $@ --size-mb $*
+
+bench: $(VENV)/.installed-test $(BENCH_SMALL)
+	$(BIN)/python bench/run.py $(BENCH_SMALL)
+
+## Peak RSS must stay flat as the image grows: secretscan on the 500 MB and the 2 GB image.
+bench-large: $(VENV)/.installed-test $(BENCH_SMALL) $(BENCH_LARGE)
+	$(BIN)/python bench/run.py --compare $(BENCH_SMALL) $(BENCH_LARGE) --runs 1
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache

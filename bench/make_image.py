@@ -15,7 +15,7 @@ meets in practice, by uncompressed bytes (roughly):
   binary data file), which is where a scanner's per-byte cost and memory show;
 
 plus near-misses that must not be reported (UUIDs, sha256 digests, lockfile integrity hashes,
-`password = os.environ[...]`, certificates and public keys) and about fifteen planted secrets of
+`password = os.environ[...]`, certificates and public keys) and sixteen planted secrets of
 varied kinds in hard places: deep inside the big files (one straddling secretscan's 8 MiB chunk
 boundary), in a jar nested in a jar, in a .tgz, in an ELF string table, a PEM private key, a file
 a later layer deletes, the config Env and a history ARG. `OUT.tar.planted.json` lists them by the
@@ -34,7 +34,7 @@ Why deterministic: every file's content comes from random.Random seeded with (se
 pools from (seed, pool name); mtimes are fixed, members sorted, gzip headers carry no time or name.
 The same seed and size give the same uncompressed layers (diff_ids); with the same compressor they
 give the same archive byte for byte. Big files repeat sampled lines and byte pools rather than
-calling the random generator per line, which keeps generation near 10 s per 100 MB.
+calling the random generator per line: the 500 MB image takes about 11 s to build on one core.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any, BinaryIO
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +67,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import secretgen as gen  # noqa: E402
 from imagebuilder import EPOCH, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_MANIFEST  # noqa: E402
 
+_igzip: ModuleType | None
 try:
     from isal import igzip as _igzip
 except ImportError:  # pragma: no cover - the venv has it; plain gzip is the documented fallback
@@ -407,7 +410,7 @@ class Pools:
             n += len(s)
         return "".join(parts)
 
-    def js_bundle_chunks(self, rng: random.Random, size: int) -> Iterator[bytes]:
+    def js_bundle_chunks(self, rng: random.Random) -> Iterator[bytes]:
         """A minified bundle in ~64 KiB chunks; most chunks continue the same line, so lines run
         to hundreds of KB as in real webpack output."""
         yield b"/*! For license information please see LICENSES.txt */\n!function(){"
@@ -582,10 +585,11 @@ class Build:
     pools: Pools
     seed: int
     target: int
-    written: int = 0
+    layer: int = 0  # index of the layer being planned
+    written: int = 0  # uncompressed bytes of the layers written so far
     planted: list[Planted] = field(default_factory=list)
     by_kind: dict[str, int] = field(default_factory=dict)
-    gh_token: str = ""  # the ARG value, also shown in the RUN line of the apt layer
+    gh_token: str = ""  # the ARG value, which docker also records in the next RUN line
     big: list[tuple[str, int]] = field(default_factory=list)  # (kind, size) of the big files
 
     def rng(self, name: str) -> random.Random:
@@ -595,16 +599,62 @@ class Build:
         return int(self.target * SHARES[share] * fraction)
 
     def plant(self, value: str, kind: str, where: str) -> str:
-        self.planted.append(Planted(value, kind, where))
+        """Record a planted secret; `where` is prefixed with the current layer unless it names one."""
+        self.planted.append(
+            Planted(value, kind, where if where.startswith("config") else f"layer {self.layer}: {where}")
+        )
         return value
 
     def secret_seed(self, n: int) -> int:
         return self.seed * 1000 + n
 
 
-def seeded_file(build: Build, path: str, make: Callable[[random.Random], Content]) -> Callable[[], Content]:
-    """A producer whose randomness depends only on (seed, path): order-independent and repeatable."""
-    return lambda: make(build.rng("file/" + path))
+class Files:
+    """Collects the members of one layer.
+
+    `add` stores small content as is. `gen` defers generation to the moment the member is
+    written, with a random.Random seeded from (seed, key), the key being the path unless given:
+    content does not depend on generation order, and only one big file is in memory at a time."""
+
+    def __init__(self, build: Build, kind: str) -> None:
+        self.build, self.kind, self.specs = build, kind, list[FileSpec]()
+
+    def add(self, path: str, data: bytes | str, mode: int = 0o644, kind: str | None = None) -> None:
+        blob = data.encode() if isinstance(data, str) else data
+        self.specs.append(FileSpec(path, lambda: blob, mode, kind or self.kind))
+
+    def gen(
+        self,
+        path: str,
+        make: Callable[[random.Random], Content],
+        mode: int = 0o644,
+        kind: str | None = None,
+        key: str = "",
+    ) -> None:
+        rng_name = "file/" + (key or path)
+        build = self.build
+        self.specs.append(FileSpec(path, lambda: make(build.rng(rng_name)), mode, kind or self.kind))
+
+    def whiteout(self, path: str) -> None:
+        self.specs.append(FileSpec(path, lambda: b"", whiteout=True))
+
+    def __contains__(self, path: str) -> bool:
+        return any(f.path == path for f in self.specs)
+
+    def __iadd__(self, other: Files) -> Files:
+        self.specs += other.specs
+        return self
+
+
+def big_file(
+    blocks: Callable[[Pools, random.Random], Iterator[bytes]],
+    pools: Pools,
+    size: int,
+    plants: list[tuple[int, bytes]],
+    text: bool,
+) -> Callable[[random.Random], Content]:
+    """A streamed file of exactly `size` bytes from a block generator, with plants (see planted_stream)."""
+    return lambda rng: Streamed(size, planted_stream(size, blocks(pools, rng), plants, text))
 
 
 # ----------------------------------------------------------------------------- ELF
@@ -613,23 +663,8 @@ def seeded_file(build: Build, path: str, make: Callable[[random.Random], Content
 def elf_bytes(pools: Pools, rng: random.Random, size: int, shared: bool, extra: list[bytes] | None = None) -> bytes:
     """An ELF64 x86-64 header, then skewed 'code', a NUL-separated string table (where `extra`
     strings are placed), zero padding and high-entropy data (like .eh_frame/.debug sections)."""
-    header = b"\x7fELF\x02\x01\x01" + bytes(9)
-    header += struct.pack(
-        "<HHIQQQIHHHHHH",
-        3 if shared else 2,
-        0x3E,
-        1,
-        0x1000 + rng.randrange(1 << 16),
-        64,
-        size - 4096,
-        0,
-        64,
-        56,
-        13,
-        64,
-        30,
-        29,
-    )
+    fields = (3 if shared else 2, 0x3E, 1, 0x1000 + rng.randrange(1 << 16), 64, size - 4096, 0, 64, 56, 13, 64, 30, 29)
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", *fields)
     code = pools.slices(rng, pools.code, int(size * 0.6))
     strtab = pools.string_table(rng, int(size * 0.22), extra)
     pad = bytes(int(size * 0.06))
@@ -638,34 +673,24 @@ def elf_bytes(pools: Pools, rng: random.Random, size: int, shared: bool, extra: 
     return out[:size] if not extra else out  # never cut off a planted string
 
 
-def plan_binaries(build: Build, tag: str, budget: int, taken: set[str]) -> list[FileSpec]:
+def plan_binaries(build: Build, tag: str, budget: int) -> Files:
     """Executables in bin dirs and shared libraries in the multiarch lib dir, lognormal sizes."""
-    rng = build.rng(f"plan/{tag}")
+    rng, idents = build.rng(f"plan/{tag}"), build.pools.idents
     names = list(BIN_NAMES) if tag == "base" else []
     libs = list(LIB_NAMES) if tag == "base" else []
-    files: list[FileSpec] = []
+    files = Files(build, "binaries")
     total = 0
     while total < budget:
         size = min(lognormal(rng, 56 * KiB, 1.4, 6 * KiB, 7 * MiB), budget - total + 8 * KiB)
         if rng.random() < 0.45:
-            stem = libs.pop(0) if libs else build.pools.idents[rng.randrange(len(build.pools.idents))].replace("_", "-")
+            stem = libs.pop(0) if libs else idents[rng.randrange(len(idents))].replace("_", "-")
             path, shared = f"usr/lib/x86_64-linux-gnu/lib{stem}.so.{rng.randint(0, 9)}", True
         else:
-            stem = (
-                names.pop(0) if names else build.pools.idents[rng.randrange(len(build.pools.idents))].replace("_", "-")
-            )
+            stem = names.pop(0) if names else idents[rng.randrange(len(idents))].replace("_", "-")
             path, shared = f"{rng.choice(['usr/bin', 'usr/bin', 'usr/sbin', 'usr/libexec/' + tag])}/{stem}", False
-        if path in taken:
+        if path in files:
             continue
-        taken.add(path)
-        files.append(
-            FileSpec(
-                path,
-                seeded_file(build, path, lambda r, s=size, sh=shared: elf_bytes(build.pools, r, s, sh)),
-                mode=0o755,
-                kind="binaries",
-            )
-        )
+        files.gen(path, partial(elf_bytes, build.pools, size=size, shared=shared), mode=0o755)
         total += size
     return files
 
@@ -750,13 +775,17 @@ def jar_bytes(
             zip_add(z, name, data)
         for name, data in sorted((nested or {}).items()):
             zip_add(z, f"BOOT-INF/lib/{name}", data, stored=True)
+        seen: set[str] = set()
         while buf.tell() < target:
             cls = rng.choice(build.pools.classes)
-            zip_add(
-                z,
-                f"{group.replace('.', '/')}/{rng.choice(build.pools.words)}/{cls}.class",
-                class_file(build.pools, rng, cls),
-            )
+            name = f"{group.replace('.', '/')}/{rng.choice(build.pools.words)}/{cls}"
+            data = class_file(build.pools, rng, cls)
+            member, n = f"{name}.class", 0
+            while member in seen:  # a name drawn twice: call it an inner class, Name$1.class
+                n += 1
+                member = f"{name}${n}.class"
+            seen.add(member)
+            zip_add(z, member, data)
     return buf.getvalue()
 
 
@@ -912,8 +941,8 @@ class HashingWriter:
 def gzip_writer(sink: HashingWriter) -> BinaryIO:
     """gzip without mtime or file name: igzip (ISA-L) when installed, else zlib level 6."""
     if _igzip is not None:
-        return _igzip.IGzipFile(filename="", mode="wb", fileobj=sink, compresslevel=2, mtime=0)  # type: ignore[return-value]
-    return gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=6, mtime=0)  # type: ignore[return-value]
+        return _igzip.IGzipFile(filename="", mode="wb", fileobj=sink, compresslevel=2, mtime=0)  # type: ignore[no-any-return]
+    return gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=6, mtime=0)  # type: ignore[arg-type,return-value]
 
 
 def parents(path: str) -> list[str]:
@@ -995,112 +1024,79 @@ def ec_private_key(build: Build) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------- layer planners
 # Each planner runs after the previous layers were written (build.written is current), so the
-# big-data layers can top the image up to exactly the requested size.
+# big-data layers can top the image up to the requested size.
+
+OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
+PASSWD = (
+    "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\napp:x:1000:1000::/app:/bin/sh\n"
+)
+WHEEL = "Wheel-Version: 1.0\nGenerator: bdist_wheel (0.42.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
 
 def layer_base(build: Build) -> LayerPlan:
-    """A Debian-like root: binaries, libraries, /etc, certificates, docs and dpkg metadata."""
+    """A Debian-like root: binaries, libraries, /etc, certificates (near-misses), docs, dpkg data."""
     pools, rng = build.pools, build.rng("plan/base-extra")
-    taken: set[str] = set()
-    files = plan_binaries(build, "base", build.budget("binaries", 0.6), taken)
+    files = plan_binaries(build, "base", build.budget("binaries", 0.6))
     certs = []
     for i in range(140):
-        der = rng.randbytes(rng.randint(700, 1400))
-        certs.append(pem_block("CERTIFICATE", der))
-        name = f"usr/share/ca-certificates/mozilla/{rng.choice(pools.classes)}_Root_CA_{i}.crt"
-        files.append(FileSpec(name, lambda c=certs[-1]: c.encode(), kind="os"))
-    files.append(FileSpec("etc/ssl/certs/ca-certificates.crt", lambda: "".join(certs).encode(), kind="os"))
-    host_key = ssh_public_key(rng, "root@buildkitsandbox")
-    files += [
-        FileSpec(
-            "etc/os-release",
-            lambda: (
-                b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
-            ),
-            kind="os",
-        ),
-        FileSpec("etc/debian_version", lambda: b"12.5\n", kind="os"),
-        FileSpec("etc/hostname", lambda: b"buildkitsandbox\n", kind="os"),
-        FileSpec(
-            "etc/passwd",
-            lambda: (
-                b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\napp:x:1000:1000::/app:/bin/sh\n"
-            ),
-            kind="os",
-        ),
-        FileSpec("etc/group", lambda: b"root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\napp:x:1000:\n", kind="os"),
-        FileSpec("etc/ssh/ssh_host_ed25519_key.pub", lambda k=host_key: k, kind="os"),
-    ]
+        certs.append(pem_block("CERTIFICATE", rng.randbytes(rng.randint(700, 1400))))
+        files.add(
+            f"usr/share/ca-certificates/mozilla/{rng.choice(pools.classes)}_Root_CA_{i}.crt", certs[-1], kind="os"
+        )
+    files.add("etc/ssl/certs/ca-certificates.crt", "".join(certs), kind="os")
+    files.add("etc/ssh/ssh_host_ed25519_key.pub", ssh_public_key(rng, "root@buildkitsandbox"), kind="os")
+    files.add("etc/os-release", OS_RELEASE, kind="os")
+    files.add("etc/debian_version", "12.5\n", kind="os")
+    files.add("etc/hostname", "buildkitsandbox\n", kind="os")
+    files.add("etc/passwd", PASSWD, kind="os")
+    files.add("etc/group", "root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\napp:x:1000:\n", kind="os")
     files += debian_docs(build, DEB_PACKAGES[: len(DEB_PACKAGES) * 2 // 3], "base")
-    return LayerPlan("/bin/sh -c #(nop) ADD file:" + hexstr(rng, 32) + " in / ", files)
+    return LayerPlan("/bin/sh -c #(nop) ADD file:" + hexstr(rng, 32) + " in / ", files.specs)
 
 
-def debian_docs(build: Build, packages: list[str], tag: str) -> list[FileSpec]:
-    """copyright files, changelog.Debian.gz (the changelog part of the compressed share), dpkg lists."""
-    rng = build.rng(f"plan/docs/{tag}")
+def debian_docs(build: Build, packages: list[str], tag: str) -> Files:
+    """copyright files, changelog.Debian.gz (the changelog part of the compressed share), dpkg data."""
+    pools, rng = build.pools, build.rng(f"plan/docs/{tag}")
     per_pkg = build.budget("compressed", COMPRESSED_SPLIT["changelog"]) // len(DEB_PACKAGES)
-    files: list[FileSpec] = []
+    files = Files(build, "os")
     status = []
     for pkg in packages:
         target = lognormal(rng, per_pkg, 0.8, 512, per_pkg * 8)
-        files.append(
-            FileSpec(
-                f"usr/share/doc/{pkg}/changelog.Debian.gz",
-                seeded_file(build, f"doc/{pkg}/cl", lambda r, p=pkg, t=target: changelog_gz(build.pools, r, p, t)),
-                kind="compressed",
-            )
-        )
-        files.append(
-            FileSpec(
-                f"usr/share/doc/{pkg}/copyright",
-                seeded_file(build, f"doc/{pkg}/cr", lambda r: build.pools.text(r, r.randint(1000, 20000)).encode()),
-                kind="os",
-            )
-        )
-        files.append(
-            FileSpec(
-                f"var/lib/dpkg/info/{pkg}.md5sums",
-                seeded_file(
-                    build,
-                    f"doc/{pkg}/md5",
-                    lambda r, p=pkg: "".join(
-                        f"{hexstr(r, 16)}  usr/share/{p}/{w}\n" for w in r.sample(build.pools.words, 20)
-                    ).encode(),
-                ),
-                kind="os",
-            )
-        )
+        doc = f"usr/share/doc/{pkg}"
+        files.gen(f"{doc}/changelog.Debian.gz", partial(changelog_gz, pools, pkg=pkg, target=target), kind="compressed", key=f"doc/{pkg}/cl")  # fmt: skip
+        files.gen(f"{doc}/copyright", lambda r: pools.text(r, r.randint(1000, 20000)).encode(), key=f"doc/{pkg}/cr")
+        files.gen(f"var/lib/dpkg/info/{pkg}.md5sums", partial(md5sums, pools, pkg=pkg), key=f"doc/{pkg}/md5")
         status.append(
             f"Package: {pkg}\nStatus: install ok installed\nPriority: optional\nInstalled-Size: {rng.randint(20, 9000)}\n"
             f"Maintainer: Debian Developers <debian-devel@lists.debian.org>\nArchitecture: amd64\nVersion: {version(rng)}-1\n"
-            f"Description: {build.pools.sentence(rng)}\n {build.pools.paragraph(rng, 2)}\n\n"
+            f"Description: {pools.sentence(rng)}\n {pools.paragraph(rng, 2)}\n\n"
         )
-    files.append(
-        FileSpec(
-            f"var/lib/dpkg/status-{tag}" if tag != "base" else "var/lib/dpkg/status",
-            lambda: "".join(status).encode(),
-            kind="os",
-        )
-    )
+    files.add("var/lib/dpkg/status" if tag == "base" else f"var/lib/dpkg/status-{tag}", "".join(status))
     return files
 
 
+def md5sums(pools: Pools, rng: random.Random, pkg: str) -> bytes:
+    """dpkg's md5sums list: hex digests, near-misses for entropy-based detectors."""
+    return "".join(f"{hexstr(rng, 16)}  usr/share/{pkg}/{w}\n" for w in rng.sample(pools.words, 20)).encode()
+
+
 def layer_apt(build: Build) -> LayerPlan:
-    """apt-get install: more libraries and tools. The RUN line shows the ARG value (as docker records it)."""
-    gh = build.gh_token
-    files = plan_binaries(build, "apt", build.budget("binaries", 0.4), set())
+    """apt-get install: more libraries and tools. The RUN line shows the ARG value, as docker records it."""
+    files = plan_binaries(build, "apt", build.budget("binaries", 0.4))
     files += debian_docs(build, DEB_PACKAGES[len(DEB_PACKAGES) * 2 // 3 :], "apt")
     return LayerPlan(
-        f"|1 GH_TOKEN={gh} /bin/sh -c apt-get update && apt-get install -y --no-install-recommends ca-certificates curl libpq5 && rm -rf /var/lib/apt/lists/*",
-        files,
+        f"|1 GH_TOKEN={build.gh_token} /bin/sh -c apt-get update && apt-get install -y --no-install-recommends"
+        " ca-certificates curl libpq5 && rm -rf /var/lib/apt/lists/*",
+        files.specs,
     )
 
 
 def layer_python(build: Build) -> LayerPlan:
-    """site-packages (sources, .pyc, dist-info) plus the pip wheel cache (compressed share)."""
+    """site-packages (sources, .pyc, dist-info), the app's settings (a SECRET_KEY), the pip wheel cache."""
     pools, rng = build.pools, build.rng("plan/python")
     budget = build.budget("python")
-    files: list[FileSpec] = []
+    files = Files(build, "python")
     total = 0
     names = list(PY_PACKAGES)
     used = {"shopapp"}
@@ -1114,75 +1110,38 @@ def layer_python(build: Build) -> LayerPlan:
         pkg_total = 0
         modules: list[str] = ["__init__"]
         while pkg_total < pkg_target:
-            sub = rng.choice(["", "", f"{rng.choice(pools.idents)}/"])
-            mod = sub + rng.choice(pools.idents)
+            mod = rng.choice(["", "", f"{rng.choice(pools.idents)}/"]) + rng.choice(pools.idents)
             if mod in modules:
                 continue
             modules.append(mod)
             size = lognormal(rng, 9 * KiB, 1.1, 300, 400 * KiB)
-            py = f"{SITE}/{pkg}/{mod}.py"
             head, _, stem = mod.rpartition("/")
-            pyc = f"{SITE}/{pkg}/{head + '/' if head else ''}__pycache__/{stem}.cpython-311.pyc"
-            files.append(
-                FileSpec(
-                    py,
-                    seeded_file(build, py, lambda r, s=size, m=mod: pools.python_source(r, s, m).encode()),
-                    kind="python",
-                )
-            )
-            files.append(
-                FileSpec(pyc, seeded_file(build, pyc, lambda r, s=size: pyc_bytes(pools, r, s)), kind="python")
-            )
-            pkg_total += int(size * 1.95)  # the .py and its .pyc
-        files.append(
-            FileSpec(
-                f"{SITE}/{pkg}/__init__.py",
-                lambda p=pkg, v=ver: f'"""{p}."""\n\n__version__ = "{v}"\n'.encode(),
-                kind="python",
-            )
-        )
+            pycache = f"{SITE}/{pkg}/{head + '/' if head else ''}__pycache__"
+            files.gen(f"{SITE}/{pkg}/{mod}.py", partial(python_file, pools, size=size, module=mod))
+            files.gen(f"{pycache}/{stem}.cpython-311.pyc", partial(pyc_bytes, pools, size=size))
+            pkg_total += int(size * 2.1)  # the .py and its .pyc
+        files.add(f"{SITE}/{pkg}/__init__.py", f'"""{pkg}."""\n\n__version__ = "{ver}"\n')
         dist = f"{SITE}/{pkg}-{ver}.dist-info"
-        files += [
-            FileSpec(
-                f"{dist}/METADATA",
-                seeded_file(build, dist + "/M", lambda r, p=pkg, v=ver: metadata(pools, r, p, v)),
-                kind="python",
-            ),
-            FileSpec(
-                f"{dist}/RECORD",
-                seeded_file(build, dist + "/R", lambda r, p=pkg, ms=tuple(modules): record(r, p, ms)),
-                kind="python",
-            ),
-            FileSpec(
-                f"{dist}/WHEEL",
-                lambda: (
-                    b"Wheel-Version: 1.0\nGenerator: bdist_wheel (0.42.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-                ),
-                kind="python",
-            ),
-            FileSpec(f"{dist}/INSTALLER", lambda: b"pip\n", kind="python"),
-            FileSpec(f"{dist}/top_level.txt", lambda p=pkg: f"{p}\n".encode(), kind="python"),
-        ]
+        files.gen(f"{dist}/METADATA", partial(metadata, pools, pkg=pkg, ver=ver), key=dist + "/M")
+        files.gen(f"{dist}/RECORD", partial(record, pkg=pkg, modules=tuple(modules)), key=dist + "/R")
+        files.add(f"{dist}/WHEEL", WHEEL)
+        files.add(f"{dist}/INSTALLER", "pip\n")
+        files.add(f"{dist}/top_level.txt", f"{pkg}\n")
         total += pkg_total
-    # the application's own settings module: a Django-style SECRET_KEY (generic rule)
-    secret_key = build.plant(
-        safe_password(build, 15),
-        "generic.secret-assignment",
-        f"layer 2: /{SITE}/shopapp/settings.py (SECRET_KEY = ...)",
-    )
-    files.append(
-        FileSpec(
-            f"{SITE}/shopapp/settings.py",
-            lambda: (
-                '"""Django settings for shopapp."""\n\nimport os\n\nDEBUG = False\nALLOWED_HOSTS = ["shop.example.com"]\n'
-                f'SECRET_KEY = "{secret_key}"\n'
-                'DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "PASSWORD": os.environ["DB_PASSWORD"]}}\n'
-            ).encode(),
-            kind="python",
-        )
+    settings = f"{SITE}/shopapp/settings.py"
+    secret_key = build.plant(safe_password(build, 15), "generic.secret-assignment", f"/{settings} (SECRET_KEY = ...)")
+    files.add(
+        settings,
+        '"""Django settings for shopapp."""\n\nimport os\n\nDEBUG = False\nALLOWED_HOSTS = ["shop.example.com"]\n'
+        f'SECRET_KEY = "{secret_key}"\n'
+        'DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "PASSWORD": os.environ["DB_PASSWORD"]}}\n',
     )
     files += pip_cache(build)
-    return LayerPlan("RUN /bin/sh -c pip install -r requirements.txt # buildkit", files)
+    return LayerPlan("RUN /bin/sh -c pip install -r requirements.txt # buildkit", files.specs)
+
+
+def python_file(pools: Pools, rng: random.Random, size: int, module: str) -> bytes:
+    return pools.python_source(rng, size, module).encode()
 
 
 def pyc_bytes(pools: Pools, rng: random.Random, size: int) -> bytes:
@@ -1195,7 +1154,8 @@ def metadata(pools: Pools, rng: random.Random, pkg: str, ver: str) -> bytes:
     reqs = "".join(f"Requires-Dist: {rng.choice(PY_PACKAGES)}>={version(rng)}\n" for _ in range(rng.randint(0, 6)))
     return (
         f"Metadata-Version: 2.1\nName: {pkg}\nVersion: {ver}\nSummary: {pools.sentence(rng)}\n"
-        f"Home-page: https://github.com/{rng.choice(pools.words)}/{pkg}\nLicense: MIT\n{reqs}\n{pools.text(rng, rng.randint(1000, 12000))}"
+        f"Home-page: https://github.com/{rng.choice(pools.words)}/{pkg}\nLicense: MIT\n{reqs}\n"
+        + pools.text(rng, rng.randint(1000, 12000))
     ).encode()
 
 
@@ -1208,28 +1168,23 @@ def record(rng: random.Random, pkg: str, modules: tuple[str, ...]) -> bytes:
     return "".join(lines).encode()
 
 
-def pip_cache(build: Build) -> list[FileSpec]:
+def pip_cache(build: Build) -> Files:
+    """Wheels in pip's cache; the first carries a GitLab token in a module."""
     rng = build.rng("plan/wheels")
     budget = build.budget("compressed", COMPRESSED_SPLIT["wheels"])
-    files: list[FileSpec] = []
-    total, i = 0, 0
+    files = Files(build, "compressed")
     glpat = gen.gitlab_pat(build.secret_seed(9))
+    total, i = 0, 0
     while total < budget:
         target = min(lognormal(rng, 600 * KiB, 0.9, 40 * KiB, 6 * MiB), budget - total + KiB)
         name = rng.choice(build.pools.idents) + str(i)
         d = hexstr(rng, 28)
         path = f"root/.cache/pip/wheels/{d[:2]}/{d[2:4]}/{d[4:]}/{name}-{version(rng)}-py3-none-any.whl"
         extra = None
-        if i == 0:  # one wheel carries a GitLab token in a module
-            build.plant(glpat, "gitlab.personal-access-token", f"layer 2: /{path}!{name}/_ci.py")
+        if i == 0:
+            build.plant(glpat, "gitlab.personal-access-token", f"/{path}!{name}/_ci.py")
             extra = (f"{name}/_ci.py", f'"""CI helper."""\n\nGITLAB_TOKEN = "{glpat}"\nPROJECT = "{name}"\n')
-        files.append(
-            FileSpec(
-                path,
-                seeded_file(build, path, lambda r, n=name, t=target, e=extra: wheel_bytes(build, r, n, t, e)),
-                kind="compressed",
-            )
-        )
+        files.gen(path, partial(wheel_bytes, build, name=name, target=target, extra=extra))
         total += target
         i += 1
     return files
@@ -1237,172 +1192,98 @@ def pip_cache(build: Build) -> list[FileSpec]:
 
 def layer_env_file(build: Build) -> LayerPlan:
     """A .env with an AWS key pair; a later layer deletes it (it stays in this layer's blob)."""
-    key_id = build.plant(
-        gen.aws_access_key_id(build.secret_seed(1)),
-        "aws.access-key-id",
-        "layer 3: /app/.env line 1 (deleted by layer 6)",
-    )
-    secret = build.plant(
-        gen.aws_secret_access_key(build.secret_seed(2)),
-        "aws.secret-access-key",
-        "layer 3: /app/.env line 2 (deleted by layer 6)",
-    )
-    return LayerPlan(
-        "COPY .env /app/.env # buildkit",
-        [
-            FileSpec(
-                "app/.env",
-                lambda: f"AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\nAWS_REGION=eu-west-1\n".encode(),
-                kind="app",
-            ),
-            FileSpec(
-                "app/README.md", lambda: b"# shop\n\nCopy .env.example to .env and fill in your values.\n", kind="app"
-            ),
-        ],
-    )
+    key_id = gen.aws_access_key_id(build.secret_seed(1))
+    secret = gen.aws_secret_access_key(build.secret_seed(2))
+    build.plant(key_id, "aws.access-key-id", "/app/.env line 1 (deleted by a later layer: RUN rm /app/.env)")
+    build.plant(secret, "aws.secret-access-key", "/app/.env line 2 (deleted by a later layer: RUN rm /app/.env)")
+    files = Files(build, "app")
+    files.add("app/.env", f"AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\nAWS_REGION=eu-west-1\n")
+    files.add("app/README.md", "# shop\n\nCopy .env.example to .env and fill in your values.\n")
+    return LayerPlan("COPY .env /app/.env # buildkit", files.specs)
 
 
 def layer_node(build: Build) -> LayerPlan:
     """node_modules (package.json, small .js, minified bundles), package-lock.json (integrity
-    hashes), the app's own bundle (a Slack webhook mid-line) and vendored .tgz tarballs."""
+    hashes), the app's own bundle (a Slack webhook in a long line) and vendored .tgz tarballs."""
     pools, rng = build.pools, build.rng("plan/node")
     budget = build.budget("node")
-    files: list[FileSpec] = []
-    lock: dict[str, Any] = {}
-    total = 0
-    names = list(NODE_PACKAGES)
+    files = Files(build, "node")
     bundle_size = max(MiB, budget // 40)
     webhook = gen.slack_webhook(build.secret_seed(11))
-    bundle_path = f"app/public/static/js/main.{hexstr(rng, 4)}.js"
+    bundle = f"app/public/static/js/main.{hexstr(rng, 4)}.js"
     at = bundle_size // 2
-    stmt = f';var Hk="{webhook}";'.encode()
-    build.plant(webhook, "slack.webhook-url", f"layer 4: /{bundle_path} byte {at + 9} (minified, one long line)")
-    files.append(
-        FileSpec(
-            bundle_path,
-            seeded_file(
-                build,
-                bundle_path,
-                lambda r: Streamed(
-                    bundle_size,
-                    planted_stream(
-                        bundle_size,
-                        pools.js_bundle_chunks(r, bundle_size),
-                        [(at, stmt)],
-                        text=False,
-                    ),
-                ),
-            ),
-            kind="node",
-        )
-    )
-    total += bundle_size
+    stmt = f';var Hk="{webhook}";'
+    build.plant(webhook, "slack.webhook-url", f"/{bundle} byte {at + stmt.index(webhook)} (minified, one long line)")
+    files.gen(bundle, big_file(js_bundle_blocks, pools, bundle_size, [(at, stmt.encode())], text=False))
+    lock: dict[str, Any] = {}
+    total = bundle_size
+    names = list(NODE_PACKAGES)
     while total < budget:
-        name = (
-            names.pop(0) if names else "-".join(rng.choices(pools.words, k=rng.randint(1, 2))) + str(rng.randint(0, 99))
-        )
+        name = names.pop(0) if names else "-".join(rng.choices(pools.words, k=rng.randint(1, 2))) + str(rng.randint(0, 99))  # fmt: skip
         if f"node_modules/{name}" in lock:
             continue
-        ver = version(rng)
-        base = f"app/node_modules/{name}"
+        ver, base = version(rng), f"app/node_modules/{name}"
         lock[f"node_modules/{name}"] = {
             "version": ver,
             "resolved": f"https://registry.npmjs.org/{name}/-/{name.split('/')[-1]}-{ver}.tgz",
-            "integrity": "sha512-" + base64.b64encode(rng.randbytes(64)).decode(),
+            "integrity": "sha512-" + base64.b64encode(rng.randbytes(64)).decode(),  # a near-miss
         }
         pkg_json = {"name": name, "version": ver, "description": pools.sentence(rng), "main": "index.js", "license": "MIT",
                     "repository": {"type": "git", "url": f"git+https://github.com/{rng.choice(pools.words)}/{name}.git"},
                     "dependencies": {d: "^" + version(rng) for d in rng.sample(NODE_PACKAGES, rng.randint(0, 4))}}  # fmt: skip
-        files.append(
-            FileSpec(f"{base}/package.json", lambda p=pkg_json: json.dumps(p, indent=2).encode() + b"\n", kind="node")
-        )
-        files.append(
-            FileSpec(
-                f"{base}/README.md",
-                seeded_file(build, base + "/README", lambda r: pools.text(r, r.randint(500, 12000)).encode()),
-                kind="node",
-            )
-        )
-        files.append(
-            FileSpec(
-                f"{base}/LICENSE",
-                lambda: (
-                    b"MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy...\n"
-                ),
-                kind="node",
-            )
+        files.add(f"{base}/package.json", json.dumps(pkg_json, indent=2) + "\n")
+        files.gen(f"{base}/README.md", lambda r: pools.text(r, r.randint(500, 12000)).encode(), key=base + "/README")
+        files.add(
+            f"{base}/LICENSE",
+            "MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy...\n",
         )
         pkg_total = 8 * KiB
         for j in range(rng.randint(1, 25)):
             size = lognormal(rng, 4 * KiB, 1.0, 200, 120 * KiB)
-            path = f"{base}/{'index' if j == 0 else 'lib/' + rng.choice(pools.idents) + str(j)}.js"
-            files.append(
-                FileSpec(path, seeded_file(build, path, lambda r, s=size: pools.js_source(r, s).encode()), kind="node")
-            )
+            files.gen(f"{base}/{'index' if j == 0 else 'lib/' + rng.choice(pools.idents) + str(j)}.js", partial(js_file, pools, size=size))  # fmt: skip
             pkg_total += size
         if rng.random() < 0.3:
             size = lognormal(rng, 200 * KiB, 1.2, 10 * KiB, 4 * MiB)
-            path = f"{base}/dist/{name.split('/')[-1]}.min.js"
-            files.append(
-                FileSpec(
-                    path,
-                    seeded_file(
-                        build,
-                        path,
-                        lambda r, s=size: Streamed(s, planted_stream(s, pools.js_bundle_chunks(r, s), [], text=False)),
-                    ),
-                    kind="node",
-                )
+            files.gen(
+                f"{base}/dist/{name.split('/')[-1]}.min.js", big_file(js_bundle_blocks, pools, size, [], text=False)
             )
             pkg_total += size
         total += pkg_total
     lockfile = {"name": "shop", "version": "1.0.0", "lockfileVersion": 3, "requires": True, "packages": lock}
-    files.append(
-        FileSpec(
-            "app/package-lock.json",
-            lambda: json.dumps(lockfile, indent=2, sort_keys=True).encode() + b"\n",
-            kind="node",
-        )
-    )
-    files.append(
-        FileSpec(
-            "app/package.json",
-            lambda: (
-                json.dumps(
-                    {"name": "shop", "version": "1.0.0", "private": True, "scripts": {"build": "webpack"}}, indent=2
-                ).encode()
-                + b"\n"
-            ),
-            kind="node",
-        )
+    files.add("app/package-lock.json", json.dumps(lockfile, indent=2, sort_keys=True) + "\n")
+    files.add(
+        "app/package.json",
+        json.dumps({"name": "shop", "version": "1.0.0", "private": True, "scripts": {"build": "webpack"}}, indent=2)
+        + "\n",
     )
     files += vendored_tgz(build)
-    return LayerPlan("RUN /bin/sh -c cd /app && npm ci && npm run build # buildkit", files)
+    return LayerPlan("RUN /bin/sh -c cd /app && npm ci && npm run build # buildkit", files.specs)
 
 
-def vendored_tgz(build: Build) -> list[FileSpec]:
+def js_file(pools: Pools, rng: random.Random, size: int) -> bytes:
+    return pools.js_source(rng, size).encode()
+
+
+def js_bundle_blocks(pools: Pools, rng: random.Random) -> Iterator[bytes]:
+    return pools.js_bundle_chunks(rng)
+
+
+def vendored_tgz(build: Build) -> Files:
+    """`npm pack` tarballs; the first picked up the developer's .npmrc with an npm token."""
     rng = build.rng("plan/tgz")
     budget = build.budget("compressed", COMPRESSED_SPLIT["tgz"])
+    files = Files(build, "compressed")
     npm = gen.npm_token(build.secret_seed(10))
-    files: list[FileSpec] = []
     total, i = 0, 0
     while total < budget:
         target = min(lognormal(rng, 400 * KiB, 0.9, 20 * KiB, 5 * MiB), budget - total + KiB)
         name = rng.choice(build.pools.words) + f"-{rng.choice(build.pools.words)}{i}"
         path = f"app/vendor/{name}-{version(rng)}.tgz"
         extra = None
-        if i == 0:  # `npm pack` picked up the developer's .npmrc
-            build.plant(npm, "npm.access-token", f"layer 4: /{path}!package/.npmrc")
-            extra = {
-                "package/.npmrc": f"registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken={npm}\n".encode()
-            }
-        files.append(
-            FileSpec(
-                path,
-                seeded_file(build, path, lambda r, n=name, t=target, e=extra: npm_tgz(build, r, n, t, e)),
-                kind="compressed",
-            )
-        )
+        if i == 0:
+            build.plant(npm, "npm.access-token", f"/{path}!package/.npmrc")
+            extra = {"package/.npmrc": f"registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken={npm}\n".encode()}  # fmt: skip
+        files.gen(path, partial(npm_tgz, build, name=name, target=target, extra=extra))
         total += target
         i += 1
     return files
@@ -1411,16 +1292,16 @@ def vendored_tgz(build: Build) -> list[FileSpec]:
 def layer_app(build: Build) -> LayerPlan:
     """The Java part and deployment bits: a fat jar whose nested jar holds a password, library
     jars, an ELF tool with a Vault token in its string table, a PEM private key, and near-misses
-    (public key, authorized_keys, templated config)."""
+    (a public key, authorized_keys, templated config)."""
     pools, rng = build.pools, build.rng("plan/app")
-    files: list[FileSpec] = []
+    files = Files(build, "app")
     budget = build.budget("compressed", COMPRESSED_SPLIT["jars"])
-    pw = build.plant(
-        safe_password(build, 12),
-        "file.properties.secret",
-        "layer 5: /app/app.jar!BOOT-INF/lib/shop-config-2.3.1.jar!application.properties line 3",
-    )
-    props = f"# shop configuration\nspring.datasource.url=jdbc:postgresql://db:5432/shop\nspring.datasource.password={pw}\nserver.port=8080\n".encode()
+    inner_jar = "shop-config-2.3.1.jar"
+    pw = build.plant(safe_password(build, 12), "file.properties.secret", f"/app/app.jar!BOOT-INF/lib/{inner_jar}!application.properties line 3")  # fmt: skip
+    props = (
+        "# shop configuration\nspring.datasource.url=jdbc:postgresql://db:5432/shop\n"
+        f"spring.datasource.password={pw}\nserver.port=8080\n"
+    ).encode()
     fat_target = budget // 3
 
     def fat_jar(r: random.Random) -> bytes:
@@ -1429,81 +1310,49 @@ def layer_app(build: Build) -> LayerPlan:
             f"{w}-{version(r)}.jar": jar_bytes(build, r, f"org.{w}", lognormal(r, 300 * KiB, 0.8, 20 * KiB, 3 * MiB))
             for w in r.sample(pools.words, 6)
         }
-        libs["shop-config-2.3.1.jar"] = inner
-        return jar_bytes(build, r, "com.example.shop", fat_target, nested=libs)  # nested jars count
+        libs[inner_jar] = inner
+        return jar_bytes(build, r, "com.example.shop", fat_target, nested=libs)  # the nested jars count
 
-    files.append(FileSpec("app/app.jar", seeded_file(build, "app/app.jar", fat_jar), kind="compressed"))
+    files.gen("app/app.jar", fat_jar, kind="compressed")
     total = fat_target
     while total < budget:
         target = min(lognormal(rng, 500 * KiB, 1.0, 20 * KiB, 8 * MiB), budget - total + KiB)
         w = rng.choice(pools.words)
         path = f"app/lib/{w}-{rng.choice(pools.words)}-{version(rng)}.jar"
-        if any(f.path == path for f in files):
+        if path in files:
             continue
-        files.append(
-            FileSpec(
-                path,
-                seeded_file(build, path, lambda r, t=target, g=w: jar_bytes(build, r, f"org.{g}", t)),
-                kind="compressed",
-            )
-        )
+        files.gen(path, partial(jar_bytes, build, group=f"org.{w}", target=target), kind="compressed")
         total += target
 
-    vault = build.plant(
-        gen.vault_token(build.secret_seed(13)),
-        "vault.service-token",
-        "layer 5: /usr/local/bin/deployer (ELF string table)",
-    )
-    size = 3 * MiB
-    files.append(
-        FileSpec(
-            "usr/local/bin/deployer",
-            seeded_file(
-                build,
-                "deployer",
-                lambda r: elf_bytes(
-                    pools, r, size, False, [b"VAULT_ADDR=https://vault.internal:8200", vault.encode(), b"deploy: %s"]
-                ),
-            ),
-            mode=0o755,
-            kind="binaries",
-        )
-    )
+    vault = build.plant(gen.vault_token(build.secret_seed(13)), "vault.service-token", "/usr/local/bin/deployer (ELF string table)")  # fmt: skip
+    strings = [b"VAULT_ADDR=https://vault.internal:8200", vault.encode(), b"deploy: %s"]
+    files.gen("usr/local/bin/deployer", partial(elf_bytes, pools, size=3 * MiB, shared=False, extra=strings), mode=0o755, kind="binaries", key="deployer")  # fmt: skip
 
     app_yaml = (
         "server:\n  port: 8080\ndatabase:\n  host: db\n  password: ${DB_PASSWORD}\nstripe:\n  api_key: ${STRIPE_API_KEY}\n"
         f"build:\n  commit: {hexstr(rng, 20)}\n  image_digest: sha256:{hexstr(rng, 32)}\n  request_id: {uuid4(rng)}\n"
-    ).encode()
-    deploy_key = ssh_public_key(rng, "deploy@ci")
+    )
+    files.add("root/.ssh/authorized_keys", ssh_public_key(rng, "deploy@ci"))
     priv, pub = ec_private_key(build)
-    build.plant(priv.strip(), "private-key.pkcs8", "layer 5: /etc/ssl/private/shop.key (PEM)")
-    files += [
-        FileSpec("etc/ssl/private/shop.key", lambda: priv.encode(), mode=0o600, kind="app"),
-        FileSpec("app/config/jwt-public.pem", lambda: pub.encode(), kind="app"),
-        FileSpec("root/.ssh/authorized_keys", lambda k=deploy_key: k, kind="app"),
-        FileSpec("app/config/application.yaml", lambda y=app_yaml: y, kind="app"),
-    ]
-    return LayerPlan("COPY build/ / # buildkit", files)
+    build.plant(priv.strip(), "private-key.pkcs8", "/etc/ssl/private/shop.key (PEM)")
+    files.add("etc/ssl/private/shop.key", priv, mode=0o600)
+    files.add("app/config/jwt-public.pem", pub)
+    files.add("app/config/application.yaml", app_yaml)
+    return LayerPlan("COPY build/ / # buildkit", files.specs)
 
 
 def layer_cleanup(build: Build) -> LayerPlan:
-    return LayerPlan(
-        "RUN /bin/sh -c rm /app/.env && mkdir -p /var/log/app /srv/data # buildkit",
-        [
-            FileSpec("app/.env", lambda: b"", whiteout=True),
-            FileSpec(
-                "app/.env.example",
-                lambda: b"AWS_ACCESS_KEY_ID=\nAWS_SECRET_ACCESS_KEY=\nAWS_REGION=eu-west-1\n",
-                kind="app",
-            ),
-        ],
-    )
+    files = Files(build, "app")
+    files.whiteout("app/.env")
+    files.add("app/.env.example", "AWS_ACCESS_KEY_ID=\nAWS_SECRET_ACCESS_KEY=\nAWS_REGION=eu-west-1\n")
+    return LayerPlan("RUN /bin/sh -c rm /app/.env && mkdir -p /var/log/app /srv/data # buildkit", files.specs)
 
 
 def big_files(build: Build) -> list[tuple[str, int]]:
-    """(kind, size) of the big files: what is left of the target, split into 3+ files of at
-    most BIG_FILE_MAX, kinds cycling log, csv, bin."""
-    remaining = max(3 * BIG_FILE_MIN, build.target - build.written)
+    """(kind, size) of the big files: their share of the target, or what is left of it if more
+    (so the image is never smaller than asked), split into 3+ files of at most BIG_FILE_MAX,
+    kinds cycling log, csv, bin."""
+    remaining = max(3 * BIG_FILE_MIN, int(build.target * SHARES["bigdata"]), build.target - build.written)
     n = max(3, math.ceil(remaining / BIG_FILE_MAX))
     each = max(BIG_FILE_MIN, remaining // n)
     return [(("log", "csv", "bin")[i % 3], each) for i in range(n)]
@@ -1511,10 +1360,9 @@ def big_files(build: Build) -> list[tuple[str, int]]:
 
 def layer_logs(build: Build) -> LayerPlan:
     """The big logs, with a secret straddling the 8 MiB chunk boundary and others deep inside."""
-    pools = build.pools
     build.big = big_files(build)
     logs = [size for kind, size in build.big if kind == "log"]
-    files: list[FileSpec] = []
+    files = Files(build, "bigdata")
     openai = gen.openai_key(build.secret_seed(3))
     ghp = gen.github_pat(build.secret_seed(4))
     token = gen.jwt(build.secret_seed(5))
@@ -1525,136 +1373,90 @@ def layer_logs(build: Build) -> LayerPlan:
             line = f"2024-06-01T00:00:00.000Z ERROR [llm-client] upstream rejected key {openai} (model=gpt-4o)\n"
             start = CHUNK_BOUNDARY - line.index(openai) - len(openai) // 2
             plants.append((start, line.encode()))
-            build.plant(
-                openai,
-                "openai.project-api-key",
-                f"layer 7: /{path} byte {start + line.index(openai)} (straddles the 8 MiB chunk boundary)",
-            )
+            where = f"/{path} byte {start + line.index(openai)} (straddles the 8 MiB chunk boundary)"
+            build.plant(openai, "openai.project-api-key", where)
             at = int(size * 0.61)
             line = f"2024-06-01T03:00:00.000Z DEBUG [sync] cloning with GITHUB_TOKEN={ghp}\n"
             plants.append((at, line.encode()))
-            build.plant(ghp, "github.personal-access-token", f"layer 7: /{path} byte {at + line.index(ghp)}")
+            build.plant(ghp, "github.personal-access-token", f"/{path} byte {at + line.index(ghp)}")
         if i == len(logs) - 1:
             at = int(size * 0.87)
-            line = f"2024-06-01T09:00:00.000Z INFO [auth-proxy] issued session {token} for user {uuid4(build.rng('jwt-user'))}\n"
+            user = uuid4(build.rng("jwt-user"))
+            line = f"2024-06-01T09:00:00.000Z INFO [auth-proxy] issued session {token} for user {user}\n"
             plants.append((at, line.encode()))
-            build.plant(token, "jwt.token", f"layer 7: /{path} byte {at + line.index(token)}")
-        files.append(
-            FileSpec(
-                path,
-                seeded_file(
-                    build,
-                    path,
-                    lambda r, s=size, p=tuple(plants): Streamed(
-                        s, planted_stream(s, log_blocks(pools, r), list(p), text=True)
-                    ),
-                ),
-                kind="bigdata",
-            )
-        )
-    return LayerPlan("COPY logs/ /var/log/app/ # buildkit", files)
+            build.plant(token, "jwt.token", f"/{path} byte {at + line.index(token)}")
+        files.gen(path, big_file(log_blocks, build.pools, size, plants, text=True))
+    return LayerPlan("COPY logs/ /var/log/app/ # buildkit", files.specs)
 
 
 def layer_data(build: Build) -> LayerPlan:
-    """A CSV export (a Stripe key in a cell) and a binary data file (a Slack token in a record)."""
-    pools = build.pools
-    files: list[FileSpec] = []
+    """CSV exports (a Stripe key in a cell) and binary data files (a Slack token in a record)."""
+    files = Files(build, "bigdata")
     stripe = gen.stripe_live_secret(build.secret_seed(6))
     slack = gen.slack_bot_token(build.secret_seed(7))
-    csv_i = bin_i = 0
-    for kind, size in build.big:
-        plants: list[tuple[int, bytes]] = []
-        if kind == "csv":
-            path = f"srv/data/events-{csv_i}.csv"
-            if csv_i == 0:
-                at = int(size * 0.45)
-                row = f'{uuid4(build.rng("csv"))},2024-02-03T04:05:06Z,,,10.0.0.9,DE,0,EUR,SKU-00000,ok,,"migrated billing key {stripe}"\n'
-                plants.append((at, row.encode()))
-                build.plant(stripe, "stripe.secret-key", f"layer 8: /{path} byte {at + row.index(stripe)}")
-            files.append(
-                FileSpec(
-                    path,
-                    seeded_file(
-                        build,
-                        path,
-                        lambda r, s=size, p=tuple(plants): Streamed(
-                            s, planted_stream(s, csv_blocks(pools, r), list(p), text=True)
-                        ),
-                    ),
-                    kind="bigdata",
-                )
-            )
-            csv_i += 1
-        elif kind == "bin":
-            path = f"srv/data/features-{bin_i}.bin"
-            if bin_i == 0:
-                at = int(size * 0.7)
-                rec = b"\x00\x00CFG\x00notify.slack=" + slack.encode() + b"\x00\x00"
-                plants.append((at, rec))
-                build.plant(
-                    slack, "slack.bot-token", f"layer 8: /{path} byte {at + rec.index(slack.encode())} (binary)"
-                )
-            files.append(
-                FileSpec(
-                    path,
-                    seeded_file(
-                        build,
-                        path,
-                        lambda r, s=size, p=tuple(plants): Streamed(
-                            s, planted_stream(s, binary_blocks(pools, r), list(p), text=False)
-                        ),
-                    ),
-                    kind="bigdata",
-                )
-            )
-            bin_i += 1
-    return LayerPlan("COPY data/ /srv/data/ # buildkit", files)
+    csvs = [size for kind, size in build.big if kind == "csv"]
+    bins = [size for kind, size in build.big if kind == "bin"]
+    for i, size in enumerate(csvs):
+        path, plants = f"srv/data/events-{i}.csv", []
+        if i == 0:
+            at = int(size * 0.45)
+            row = f'{uuid4(build.rng("csv"))},2024-02-03T04:05:06Z,,,10.0.0.9,DE,0,EUR,SKU-00000,ok,,"migrated billing key {stripe}"\n'  # fmt: skip
+            plants.append((at, row.encode()))
+            build.plant(stripe, "stripe.secret-key", f"/{path} byte {at + row.index(stripe)}")
+        files.gen(path, big_file(csv_blocks, build.pools, size, plants, text=True))
+    for i, size in enumerate(bins):
+        path, plants = f"srv/data/features-{i}.bin", []
+        if i == 0:
+            at = int(size * 0.7)
+            rec = b"\x00\x00CFG\x00notify.slack=" + slack.encode() + b"\x00\x00"
+            plants.append((at, rec))
+            build.plant(slack, "slack.bot-token", f"/{path} byte {at + rec.index(slack.encode())} (binary)")
+        files.gen(path, big_file(binary_blocks, build.pools, size, plants, text=False))
+    return LayerPlan("COPY data/ /srv/data/ # buildkit", files.specs)
 
 
 # ----------------------------------------------------------------------------- image assembly
 
 
 def build_image(out: Path, size_mb: int, seed: int) -> dict[str, Any]:
+    """Plan and write the layers one by one, then the archive; return the planted.json content."""
     t0 = time.perf_counter()
     build = Build(pools=Pools(seed), seed=seed, target=size_mb * MiB)
     t_pools = time.perf_counter() - t0
-    gh = build.plant(
-        gen.github_fine_grained(build.secret_seed(8)),
-        "github.fine-grained-pat",
-        "config: history[2].created_by (ARG) and history[3].created_by (RUN)",
-    )
-    build.gh_token = gh
-    pypi = build.plant(
-        gen.pypi_token(build.secret_seed(14)),
-        "pypi.upload-token",
-        "config: config.Env[2] and history[10].created_by (ENV)",
-    )
-    # (history entry, layer planner or None for an empty step)
-    steps: list[tuple[str, Callable[[Build], LayerPlan] | None]] = [
-        ("", layer_base),
-        ('/bin/sh -c #(nop)  CMD ["bash"]', None),
-        (f"ARG GH_TOKEN={gh}", None),
-        ("", layer_apt),
-        ("ENV PYTHON_VERSION=3.11.9", None),
-        ("", layer_python),
-        ("", layer_env_file),
-        ("", layer_node),
-        ("", layer_app),
-        ("", layer_cleanup),
-        (f"ENV PYPI_TOKEN={pypi}", None),
-        ("", layer_logs),
-        ("", layer_data),
-        ("WORKDIR /app", None),
-        ('CMD ["python" "-m" "shopapp"]', None),
+    build.gh_token = gen.github_fine_grained(build.secret_seed(8))
+    pypi = gen.pypi_token(build.secret_seed(14))
+    arg, env = f"ARG GH_TOKEN={build.gh_token}", f"ENV PYPI_TOKEN={pypi}"
+    # the build steps in order: a history entry each; a planner for those that make a layer
+    steps: list[str | Callable[[Build], LayerPlan]] = [
+        layer_base,
+        '/bin/sh -c #(nop)  CMD ["bash"]',
+        arg,
+        layer_apt,  # its RUN line repeats the ARG value
+        "ENV PYTHON_VERSION=3.11.9",
+        layer_python,
+        layer_env_file,
+        layer_node,
+        layer_app,
+        layer_cleanup,
+        env,
+        layer_logs,
+        layer_data,
+        "WORKDIR /app",
+        'CMD ["python" "-m" "shopapp"]',
     ]
+    env_list = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHON_VERSION=3.11.9", env[4:]]
+    i_arg, i_env = steps.index(arg), steps.index(env)
+    build.plant(build.gh_token, "github.fine-grained-pat", f"config: history[{i_arg}].created_by (ARG) and history[{i_arg + 1}].created_by (RUN)")  # fmt: skip
+    build.plant(pypi, "pypi.upload-token", f"config: config.Env[{len(env_list) - 1}] and history[{i_env}].created_by (ENV)")  # fmt: skip
     history: list[dict[str, Any]] = []
     layers: list[LayerResult] = []
     try:
-        for created_by, planner in steps:
-            if planner is None:
-                history.append({"created": EPOCH, "created_by": created_by, "empty_layer": True})
+        for step in steps:
+            if isinstance(step, str):
+                history.append({"created": EPOCH, "created_by": step, "empty_layer": True})
                 continue
-            plan = planner(build)
+            build.layer = len(layers)
+            plan = step(build)
             blob = out.parent / f".{out.name}.layer{len(layers)}.tmp"
             res = write_layer(plan, blob, build)
             layers.append(res)
@@ -1669,11 +1471,7 @@ def build_image(out: Path, size_mb: int, seed: int) -> dict[str, Any]:
                 "os": "linux",
                 "created": EPOCH,
                 "config": {
-                    "Env": [
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                        "PYTHON_VERSION=3.11.9",
-                        f"PYPI_TOKEN={pypi}",
-                    ],
+                    "Env": env_list,
                     "Cmd": ["python", "-m", "shopapp"],
                     "WorkingDir": "/app",
                 },
@@ -1796,7 +1594,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "content by kind: "
-        + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(meta["content_bytes"].items(), key=lambda kv: -kv[1]))
+        + ", ".join(f"{k} {v / total:.1%}" for k, v in sorted(meta["content_bytes"].items(), key=lambda kv: -kv[1]))
     )
     print(f"wrote {planted}: {len(meta['secrets'])} planted secrets")
     return 0

@@ -19,7 +19,8 @@ from secretscan.detect.prefilter import (
     WHOLE_BUFFER_HITS,
     KeywordIndex,
     PatternPrefilter,
-    keyword_offsets,
+    line_windows,
+    newline_span,
     pattern_reach,
     windows,
 )
@@ -45,6 +46,7 @@ class Engine:
         self.known = known or KnownKeys({})
         self._pattern_rules = {r.id: r for r in ruleset.rules if r.pattern is not None}
         self._reach = {r.id: pattern_reach(r.pattern) + 256 for r in ruleset.rules if r.pattern is not None}
+        self._span = {r.id: newline_span(r.pattern) for r in ruleset.rules if r.pattern is not None}
         users: dict[bytes, list[str]] = {}
         for rule in ruleset.rules:
             if rule.pattern is not None or rule.detect_secrets:
@@ -59,7 +61,8 @@ class Engine:
         if hyperscan and self._pattern_rules:
             try:
                 patterns = {rid: r.pattern.pattern for rid, r in self._pattern_rules.items() if r.pattern is not None}
-                self.prefilter = PatternPrefilter(patterns, cache_dir)
+                all_keywords = [k for kws in self._rule_keywords.values() for k in kws]
+                self.prefilter = PatternPrefilter(patterns, all_keywords, cache_dir)
             except ImportError:
                 self.prefilter = None
 
@@ -84,14 +87,11 @@ class Engine:
         """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
         can match (and the detect-secrets plugin rules, which it does not see)."""
         assert self.prefilter is not None
-        lowered = data.lower()
+        candidates, found = self.prefilter.scan(data)
         hits: dict[str, list[int]] = {}
-        for rule_id in self.prefilter.candidates(data) | {r.id for r, _ in self._ds_rules}:
-            offsets: list[int] = []
-            for keyword in self._rule_keywords[rule_id]:
-                offsets.extend(
-                    keyword_offsets(lowered, keyword, WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000)
-                )
+        for rule_id in candidates | {r.id for r, _ in self._ds_rules}:
+            limit = (WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000) + 1
+            offsets = [o for keyword in self._rule_keywords[rule_id] for o in found.get(keyword, ())[:limit]]
             if offsets:
                 hits[rule_id] = sorted(offsets)
         return hits
@@ -104,7 +104,9 @@ class Engine:
             if rule is None or (lock_file and "heuristic" in rule.filters):
                 continue
             assert rule.pattern is not None
-            for lo, hi in windows(data, offsets, self._reach[rule_id]):
+            span, reach = self._span[rule_id], self._reach[rule_id]
+            spans = windows(data, offsets, reach) if span is None else line_windows(data, offsets, reach, span)
+            for lo, hi in spans:
                 for m in rule.pattern.finditer(data, lo, hi):
                     if m.end() == hi and hi < n:  # the window's end may have cut the match short
                         m = rule.pattern.match(data, m.start(), min(n, m.start() + self._reach[rule_id])) or m

@@ -38,6 +38,105 @@ def pattern_reach(pattern: re.Pattern[bytes]) -> int:
     return min(int(high), MAX_WINDOW_REACH)
 
 
+MAX_LINE_SPAN = 4
+"""Rules whose matches span at most this many line breaks are confirmed on their keyword's lines."""
+
+
+def newline_span(pattern: re.Pattern[bytes]) -> int | None:
+    """How many newlines a match of ``pattern`` can contain at most (None: unbounded or many).
+
+    A match holds its keyword, so a rule whose matches hold at most k newlines is confirmed on the
+    keyword's line and k lines either side — far less text than the regex's whole reach."""
+    try:
+        tree = _sre_parse.parse(pattern.pattern.decode("latin-1"), pattern.flags)
+    except Exception:  # noqa: BLE001 - unknown: no bound
+        return None
+    span = _newlines(tree.data, dotall=bool(pattern.flags & re.DOTALL))
+    return None if span > MAX_LINE_SPAN else int(span)
+
+
+_NEWLINE = 10
+_INFINITE = float("inf")
+
+
+def _newlines(items: Any, dotall: bool) -> float:
+    total = 0.0
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            total += av == _NEWLINE
+        elif name == "NOT_LITERAL":
+            total += av != _NEWLINE
+        elif name == "ANY":
+            total += dotall
+        elif name == "IN":
+            total += _set_has_newline(av)
+        elif name == "SUBPATTERN":
+            total += _newlines(av[-1], dotall or bool(av[1] & re.DOTALL))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            inner = _newlines(av[2], dotall)
+            total += 0 if not inner else (_INFINITE if av[1] == _sre_parse.MAXREPEAT else inner * av[1])
+        elif name == "BRANCH":
+            total += max(_newlines(branch, dotall) for branch in av[1])
+        elif name == "ATOMIC_GROUP":
+            total += _newlines(av, dotall)
+        elif name in ("GROUPREF", "GROUPREF_EXISTS", "CATEGORY"):
+            return _INFINITE  # rare in rules: no bound
+    return total
+
+
+def _set_has_newline(items: Any) -> bool:
+    negate, found = False, False
+    for op, av in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif (
+            name == "LITERAL"
+            and av == _NEWLINE
+            or name == "RANGE"
+            and av[0] <= _NEWLINE <= av[1]
+            or name == "CATEGORY"
+            and str(av)
+            in (
+                "CATEGORY_SPACE",
+                "CATEGORY_NOT_DIGIT",
+                "CATEGORY_NOT_WORD",
+                "CATEGORY_LINEBREAK",
+            )
+        ):
+            found = True
+    return found != negate
+
+
+def line_windows(data: bytes, hits: Sequence[int], reach: int, span: int) -> Iterable[tuple[int, int]]:
+    """Each hit's line and ``span`` lines either side, cut to ``reach`` bytes from the hit, merged."""
+    n = len(data)
+    current: tuple[int, int] | None = None
+    for hit in sorted(hits):
+        floor, ceiling = max(0, hit - reach), min(n, hit + reach)
+        start = hit
+        for _ in range(span + 1):
+            start = data.rfind(b"\n", floor, start)
+            if start < 0:
+                break
+        start = floor if start < 0 else start + 1
+        end = hit
+        for _ in range(span + 1):
+            end = data.find(b"\n", end + (end != hit), ceiling)
+            if end < 0:
+                break
+        end = ceiling if end < 0 else end
+        if current is not None and start <= current[1]:
+            current = (current[0], max(current[1], end))
+            continue
+        if current is not None:
+            yield current
+        current = (start, end)
+    if current is not None:
+        yield current
+
+
 class KeywordIndex:
     """Maps lower-case keywords to the ids that use them and finds all of them in one pass."""
 
@@ -100,15 +199,18 @@ class PatternPrefilter:
     path, only sooner. The compiled database is cached by pattern digest (compiling takes seconds).
     """
 
-    def __init__(self, patterns: Mapping[str, bytes], cache_dir: Path | None) -> None:
+    def __init__(self, patterns: Mapping[str, bytes], keywords: Sequence[bytes], cache_dir: Path | None) -> None:
+        """``keywords`` are found in the same pass (every occurrence, case-insensitive): the
+        positions the regexes are then confirmed around."""
         import hyperscan
 
         self._hs = hyperscan
         ids = sorted(patterns)
         self._ids = ids
+        self._keywords = sorted(set(keywords))
         self.unsupported: frozenset[str] = frozenset()
         key = hashlib.sha256(
-            repr((getattr(hyperscan, "__version__", "?"), [(i, patterns[i]) for i in ids])).encode()
+            repr((getattr(hyperscan, "__version__", "?"), [(i, patterns[i]) for i in ids], self._keywords)).encode()
         ).hexdigest()[:32]
         loaded = self._load(cache_dir, key) if cache_dir else None
         if loaded is None:
@@ -131,12 +233,14 @@ class PatternPrefilter:
             except hs.error:
                 unsupported.add(rule_id)
         self.unsupported = frozenset(unsupported)
+        offset = len(self._ids)
+        literals = [re.escape(k.decode("latin-1")).encode("latin-1") for k in self._keywords]
         db = hs.Database(mode=hs.HS_MODE_BLOCK)
         db.compile(
-            expressions=[patterns[self._ids[i]] for i in usable],
-            ids=usable,
-            elements=len(usable),
-            flags=[flags] * len(usable),
+            expressions=[patterns[self._ids[i]] for i in usable] + literals,
+            ids=usable + [offset + j for j in range(len(literals))],
+            elements=len(usable) + len(literals),
+            flags=[flags] * len(usable) + [hs.HS_FLAG_CASELESS] * len(literals),
         )
         return db
 
@@ -161,24 +265,24 @@ class PatternPrefilter:
         except OSError:
             pass  # a cache that cannot be written only costs the compile time next run
 
-    def candidates(self, data: bytes) -> set[str]:
+    def scan(self, data: bytes) -> tuple[set[str], dict[bytes, list[int]]]:
+        """(rules that can match, keyword -> start offsets in order)."""
         found: set[str] = set(self.unsupported)
+        hits: list[tuple[int, int]] = []
+        n_rules, ids, add_hit = len(self._ids), self._ids, hits.append
 
         def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
-            found.add(self._ids[index])
+            if index < n_rules:
+                found.add(ids[index])
+            else:
+                add_hit((index - n_rules, end))
 
         self._db.scan(data, match_event_handler=on_match)
-        return found
-
-
-def keyword_offsets(lowered: bytes, keyword: bytes, limit: int) -> list[int]:
-    """Start offsets of ``keyword`` in ``lowered`` (overlapping), at most ``limit`` + 1 of them."""
-    out: list[int] = []
-    pos = lowered.find(keyword)
-    while pos >= 0 and len(out) <= limit:
-        out.append(pos)
-        pos = lowered.find(keyword, pos + 1)
-    return out
+        offsets: dict[bytes, list[int]] = {}
+        for j, end in hits:
+            keyword = self._keywords[j]
+            offsets.setdefault(keyword, []).append(end - len(keyword))
+        return found, offsets
 
 
 def default_cache_dir() -> Path:
