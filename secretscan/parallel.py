@@ -1,5 +1,6 @@
 """Layers on several cores: forked workers (no pickling of the engine or the image; each worker
-inherits them), each given a share of the layers by size, results merged back in layer order.
+inherits them) that take the next layer as soon as they finish one, biggest layers first, with
+results merged back in layer order.
 
 Forking is safe here because layer readers open their own file handles (``TarBlobs`` slices,
 OCI blob files) and nothing is shared but read-only state. Sources that hold network sessions or
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
+import struct
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+_STOP = -1
 
 
 def fork_map(
@@ -26,52 +30,106 @@ def fork_map(
 ) -> list[T]:
     """``[func(0), …, func(count - 1)]`` computed in up to ``workers`` forked processes.
 
-    A worker that raises or dies turns each of its items into ``on_error(index, reason)``: one
-    layer's failure never loses the others. Longest items are placed first, each on the least
-    loaded worker (LPT), since one big base layer usually dominates."""
+    Work is handed out one item at a time, heaviest first, so a worker stuck on a big layer does
+    not hold back the rest. An item whose worker raises or dies becomes ``on_error(index,
+    reason)``: one layer's failure never loses the others."""
     if workers <= 1 or count <= 1 or not hasattr(os, "fork"):
         out = []
         for i in range(count):
             out.append(func(i))
             on_done(i)
         return out
-    shares: list[list[int]] = [[] for _ in range(min(workers, count))]
-    loads = [0] * len(shares)
-    for i in sorted(range(count), key=lambda i: -(weights[i] or 0)):
-        k = loads.index(min(loads))
-        shares[k].append(i)
-        loads[k] += max(weights[i] or 0, 1)
-    children = []
-    for share in shares:
-        read_fd, write_fd = os.pipe()
+    queue = sorted(range(count), key=lambda i: -(weights[i] or 0))
+    results: dict[int, T] = {}
+    busy: dict[int, tuple[int, int, int]] = {}  # result fd -> (pid, task fd, index)
+    for _ in range(min(workers, count)):
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
-            os.close(read_fd)
-            try:
-                payload = pickle.dumps(("ok", [(i, func(i)) for i in share]), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent as this share's error
-                payload = pickle.dumps(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
-            with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(payload)
-            os._exit(0)
-        os.close(write_fd)
-        children.append((pid, read_fd, share))
-    results: dict[int, T] = {}
-    for pid, read_fd, share in children:
-        with os.fdopen(read_fd, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        done: dict[int, T] = {}
-        reason = f"worker process ended abnormally (wait status {status})"
-        try:
-            kind, payload = pickle.loads(data)
-            if kind == "ok":
-                done = dict(payload)
+            os.close(task_w)
+            os.close(result_r)
+            _work(func, task_r, result_w)
+        os.close(task_r)
+        os.close(result_w)
+        index = queue.pop(0)
+        os.write(task_w, struct.pack("!i", index))
+        busy[result_r] = (pid, task_w, index)
+    while busy:
+        ready, _, _ = select.select(list(busy), [], [])
+        for fd in ready:
+            pid, task_w, index = busy.pop(fd)
+            message = _read_message(fd)
+            if message is None:  # the worker died (out of memory, a signal): its item is lost
+                results[index] = on_error(index, "worker process ended abnormally")
+                on_done(index)
+                _finish(pid, task_w, fd)
+                continue
+            kind, payload = message
+            results[index] = payload if kind == "ok" else on_error(index, str(payload))  # type: ignore[assignment]
+            on_done(index)
+            if queue:
+                following = queue.pop(0)
+                os.write(task_w, struct.pack("!i", following))
+                busy[fd] = (pid, task_w, following)
             else:
-                reason = str(payload)
-        except Exception:  # noqa: BLE001, S110 - a worker killed mid-write (out of memory, signal)
-            pass
-        for i in share:
-            results[i] = done[i] if i in done else on_error(i, reason)
-            on_done(i)
+                os.write(task_w, struct.pack("!i", _STOP))
+                _finish(pid, task_w, fd)
+    for index in queue:  # only when every worker died early
+        results[index] = on_error(index, "no worker left to scan it")
+        on_done(index)
     return [results[i] for i in range(count)]
+
+
+def _work(func: Callable[[int], object], task_r: int, result_w: int) -> None:  # pragma: no cover - child
+    try:
+        while True:
+            raw = _read_exact(task_r, 4)
+            if raw is None:
+                break
+            (index,) = struct.unpack("!i", raw)
+            if index == _STOP:
+                break
+            try:
+                payload = pickle.dumps(("ok", func(index)), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001 - reported as this item's error
+                payload = pickle.dumps(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
+            _write_all(result_w, struct.pack("!Q", len(payload)) + payload)
+    finally:
+        os._exit(0)
+
+
+def _finish(pid: int, task_w: int, result_r: int) -> None:
+    os.close(task_w)
+    os.close(result_r)
+    os.waitpid(pid, 0)
+
+
+def _read_message(fd: int) -> tuple[str, object] | None:
+    header = _read_exact(fd, 8)
+    if header is None:
+        return None
+    body = _read_exact(fd, struct.unpack("!Q", header)[0])
+    if body is None:
+        return None
+    try:
+        return pickle.loads(body)  # noqa: S301 - our own forked worker's output
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    parts, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

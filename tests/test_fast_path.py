@@ -54,3 +54,21 @@ def test_layers_in_worker_processes_give_the_same_report(cli) -> None:
     parallel = scan_json(cli, demo, "--show-secrets", "--jobs", "2")
     sequential = scan_json(cli, demo, "--show-secrets", "--jobs", "1")
     assert parallel == sequential and len(parallel["findings"]) == 10
+
+
+def test_a_dying_worker_loses_only_its_own_layer() -> None:
+    import os
+
+    from secretscan.parallel import fork_map
+
+    def work(i: int) -> str:
+        if i == 2:
+            os._exit(9)  # a worker killed mid-layer (out of memory, a signal)
+        if i == 3:
+            raise ValueError("unreadable")
+        return f"layer {i} scanned"
+
+    results = fork_map(work, 6, [1] * 6, 2, on_error=lambda i, why: f"layer {i} failed: {why}")
+    assert results[2] == "layer 2 failed: worker process ended abnormally"
+    assert results[3].startswith("layer 3 failed: ValueError: unreadable")
+    assert [results[i] for i in (0, 1, 4, 5)] == [f"layer {i} scanned" for i in (0, 1, 4, 5)]
