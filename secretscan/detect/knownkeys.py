@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from secretscan.detect.rules import load_yaml
 from secretscan.errors import RuleError
 
 KNOWN_KEYS_FILE = "known-test-keys.yaml"
@@ -50,7 +51,7 @@ class KnownKeys:
             if not path.is_file():
                 continue
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                doc = load_yaml(path.read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError) as exc:
                 raise RuleError(f"{path}: cannot read known test keys ({str(exc).splitlines()[0]})") from None
             for item in doc.get("keys") or []:

@@ -100,7 +100,7 @@ def load_rules(dirs: Sequence[Path]) -> RuleSet:
         for path in sorted(directory.glob("*.yaml")):
             text = path.read_bytes()
             try:
-                doc = yaml.safe_load(text)
+                doc = load_yaml(text)
             except yaml.YAMLError as exc:
                 raise RuleError(f"{path.name}: not valid YAML: {exc}".splitlines()[0]) from None
             if not isinstance(doc, dict) or "rules" not in doc:
@@ -186,6 +186,12 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         references=tuple(str(r) for r in raw.get("references") or ()),
         origin=origin,
     )
+
+
+def load_yaml(text: bytes | str) -> Any:
+    """Rule and config files (the user's own, never image content): libyaml's safe loader when
+    present, a few times faster than the pure-Python one, same result."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders only
 
 
 def detect_secrets_plugins() -> dict[str, type]:
