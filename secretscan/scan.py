@@ -126,9 +126,12 @@ class Scanner:
                 self.progress.start_layer(i)
             return self.scan_layer(layers[i])
 
+        finished = [0]
+
         def done(i: int) -> None:
             if parallel:  # workers report when they finish; the bar moves by whole layers
-                self.progress.start_layer(i)
+                finished[0] += 1
+                self.progress.start_layer(finished[0] - 1)
                 self.progress.advance(layers[i].size or 0)
 
         try:

@@ -19,6 +19,7 @@ def _run_with_tty_stderr(*args: str) -> str:
         stdout=subprocess.DEVNULL,
         stderr=follower,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200"},  # a bare pty reports no width: room for the whole bar
     )
     os.close(follower)
     chunks = []
