@@ -78,7 +78,7 @@ $(BENCH_DIR)/bench-%.tar: bench/make_image.py | $(VENV)/.installed-test
 	$(BIN)/python bench/make_image.py $@ --size-mb $*
 
 bench: $(VENV)/.installed-test $(BENCH_SMALL)
-	$(BIN)/python bench/run.py $(BENCH_SMALL)
+	$(BIN)/python bench/run.py --check-slow-path $(BENCH_SMALL)
 
 ## Peak RSS must stay flat as the image grows: secretscan on the 500 MB and the 2 GB image.
 bench-large: $(VENV)/.installed-test $(BENCH_SMALL) $(BENCH_LARGE)

@@ -431,6 +431,12 @@ def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-run-", dir=work_parent) as tmp:
         work = Path(tmp)
         a_runs, check = run_secretscan(image, args.runs, work, args.secretscan_arg)
+        fast_findings = json.loads((work / "report.json").read_text()).get("findings")
+        slow_same: bool | None = None
+        if args.check_slow_path:
+            print("  (a') once more with --no-hyperscan (the slow path), to compare findings ...", flush=True)
+            run_secretscan(image, 1, work, [*args.secretscan_arg, "--no-hyperscan"])
+            slow_same = json.loads((work / "report.json").read_text()).get("findings") == fast_findings
         blobs = image.extract_blobs(work)
         b_runs = run_floor(blobs, args.runs)
         c: tuple[Run, int, str] | None = None
@@ -464,6 +470,8 @@ def bench(args: argparse.Namespace) -> int:
     else:
         print(f"  {'':3s}c skipped (--skip-detect-secrets)")
     print()
+    if slow_same is not None:
+        print(f"  slow path (--no-hyperscan) findings identical to the fast path: {verdict(slow_same)}")
     ratio_ab = a.wall / b.wall
     print(f"  a/b = {ratio_ab:.2f}   (target <= {TARGET_A_OVER_B})   {verdict(ratio_ab <= TARGET_A_OVER_B)}")
     if c:
@@ -542,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
         help="extra argument for secretscan scan (repeatable), e.g. --secretscan-arg=--no-hyperscan",
     )
     ap.add_argument("--work-dir", type=Path, help="where temporary files go (default: next to the image)")
+    ap.add_argument(
+        "--check-slow-path",
+        action="store_true",
+        help="also scan once with --no-hyperscan and check the findings are identical",
+    )
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
