@@ -54,7 +54,7 @@ MiB = 1 << 20
 TARGET_A_OVER_B = 1.5
 TARGET_C_OVER_A = 100.0
 TARGET_RSS_MB = 400.0
-TARGET_FLAT_RATIO = 1.25  # peak RSS of the 2 GB image over that of the 500 MB one
+TARGET_FLAT_RATIO = 2.0  # peak RSS of the 2 GB image over the 500 MB one: "flat" as the project defines it (< 2x)
 SAMPLE_WHOLE_FILE_MAX = 1 * MiB  # bigger files contribute a head slice to the detect-secrets sample
 
 _gzip_impl: ModuleType
