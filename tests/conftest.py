@@ -65,6 +65,18 @@ def scan_json(cli: Callable[..., CliResult], image: str | Path, *extra: str) -> 
     return result.report
 
 
+LOCATION_KEYS = ("layer_index", "path", "line", "exposure", "removed_in_layer", "removed_how", "created_by")
+
+
+def findings_key(report: dict[str, Any]) -> list[Any]:
+    """What must agree when one image is scanned from two sources: each secret, its rule, and
+    where it was seen (by layer, path and line; not by image name or digest)."""
+    return sorted(
+        (f["rule_id"], f["secret"], tuple(sorted(tuple(loc[k] for k in LOCATION_KEYS) for loc in f["locations"])))
+        for f in report["findings"]
+    )
+
+
 def locations(report: dict[str, Any], rule_id: str | None = None) -> list[dict[str, Any]]:
     return [loc for f in report["findings"] if rule_id in (None, f["rule_id"]) for loc in f["locations"]]
 

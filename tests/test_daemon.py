@@ -9,18 +9,10 @@ from pathlib import Path
 import pytest
 import secretgen
 import servers
-from conftest import REPO, scan_json
+from conftest import REPO, findings_key, scan_json
 
 pytestmark = pytest.mark.servers
 DEMO = REPO / "fixtures" / "demo-image.tar"
-KEYS = ("layer_index", "path", "line", "exposure", "removed_in_layer", "removed_how", "created_by")
-
-
-def findings_key(report: dict) -> list:
-    return sorted(
-        (f["rule_id"], f["secret"], tuple(sorted(tuple(loc[k] for k in KEYS) for loc in f["locations"])))
-        for f in report["findings"]
-    )
 
 
 @pytest.fixture

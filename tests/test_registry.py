@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 import servers
-from conftest import REPO, scan_json
+from conftest import REPO, findings_key, scan_json
 from imagebuilder import Entry, ImageSpec, Layer, write_oci_layout
 
 pytestmark = pytest.mark.servers
 DEMO = REPO / "fixtures" / "demo-image.tar"
-KEYS = ("layer_index", "path", "line", "exposure", "removed_in_layer", "removed_how", "created_by")
-
-
-def findings_key(report: dict) -> list:
-    return sorted(
-        (f["rule_id"], f["secret"], tuple(sorted(tuple(loc[k] for k in KEYS) for loc in f["locations"])))
-        for f in report["findings"]
-    )
 
 
 @pytest.fixture(scope="module")

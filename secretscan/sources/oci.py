@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from secretscan.errors import SourceError, UsageError
-from secretscan.image.model import ImageConfig, LayerHandle
+from secretscan.image.manifest import ManifestImage
+from secretscan.image.model import LayerHandle
 from secretscan.sources.tarblobs import TarBlobs
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -84,7 +84,7 @@ def _read_json(blobs: BlobStore, name: str, where: str) -> dict[str, Any]:
 
 
 @dataclass
-class OciImage:
+class OciImage(ManifestImage):
     blobs: BlobStore
     manifest: dict[str, Any]
     manifest_digest: str
@@ -96,45 +96,19 @@ class OciImage:
     def name(self) -> str:
         return f"{self.ref_name} [{self.platform}]" if self.platform else self.ref_name
 
-    @property
-    def digest(self) -> str | None:
-        return self.manifest_digest
+    def read_blob(self, digest: str, limit: int) -> bytes:
+        return self.blobs.read(blob_name(digest, self.name), limit)
 
-    @property
-    def annotations(self) -> dict[str, str]:
-        raw = self.manifest.get("annotations")
-        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-    def config(self) -> ImageConfig:
-        return self._config
-
-    @cached_property
-    def _config(self) -> ImageConfig:
-        desc = self.manifest.get("config")
-        if not isinstance(desc, dict):
-            raise SourceError(f"{self.name}: manifest has no config descriptor")
-        name = blob_name(str(desc.get("digest", "")), self.name)
-        return ImageConfig.parse(self.blobs.read(name, MAX_JSON_BYTES), f"{self.name}: config")
-
-    def layers(self) -> Sequence[LayerHandle]:
-        diff_ids = self._config.diff_ids
-        handles = []
-        for i, desc in enumerate(self.manifest.get("layers") or []):
-            if not isinstance(desc, dict):
-                raise SourceError(f"{self.name}: layer {i} descriptor is not an object")
-            digest = str(desc.get("digest", ""))
-            name = blob_name(digest, self.name)  # a missing blob fails when opened: the rest still gets scanned
-            handles.append(
-                LayerHandle(
-                    index=i,
-                    diff_id=diff_ids[i] if i < len(diff_ids) else None,
-                    blob_digest=digest,
-                    size=self.blobs.size(name) if self.blobs.has(name) else None,
-                    open=lambda n=name: self.blobs.open(n),  # type: ignore[misc]
-                    forkable=True,
-                )
-            )
-        return handles
+    def layer_handle(self, index: int, digest: str, descriptor: dict[str, Any], diff_id: str | None) -> LayerHandle:
+        name = blob_name(digest, self.name)  # a missing blob fails when opened: the rest still gets scanned
+        return LayerHandle(
+            index=index,
+            diff_id=diff_id,
+            blob_digest=digest,
+            size=self.blobs.size(name) if self.blobs.has(name) else None,
+            open=lambda: self.blobs.open(name),
+            forkable=True,
+        )
 
 
 class OciLayout:

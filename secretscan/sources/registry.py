@@ -19,10 +19,9 @@ import platform as host_platform
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -30,7 +29,8 @@ import requests
 import urllib3
 
 from secretscan.errors import SourceError, UsageError
-from secretscan.image.model import ImageConfig, LayerHandle
+from secretscan.image.manifest import ManifestImage
+from secretscan.image.model import LayerHandle
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
 
@@ -47,7 +47,6 @@ DOCKER_SCHEMA1 = (
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_REDIRECTS = 5
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "secretscan"
@@ -374,9 +373,9 @@ class _DropSafe(io.RawIOBase):
 
 
 @dataclass
-class RegistryImage:
+class RegistryImage(ManifestImage):
     client: RegistryClient
-    manifest_doc: dict[str, Any]
+    manifest: dict[str, Any]
     manifest_digest: str
     platform: str | None
     multi_platform: bool
@@ -386,46 +385,17 @@ class RegistryImage:
         base = str(self.client.ref)
         return f"{base} [{self.platform}]" if self.multi_platform and self.platform else base
 
-    @property
-    def digest(self) -> str | None:
-        return self.manifest_digest
+    def read_blob(self, digest: str, limit: int) -> bytes:
+        return self.client.blob(digest, limit)
 
-    @property
-    def annotations(self) -> dict[str, str]:
-        raw = self.manifest_doc.get("annotations")
-        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-    def config(self) -> ImageConfig:
-        return self._config
-
-    @cached_property
-    def _config(self) -> ImageConfig:
-        desc = self.manifest_doc.get("config")
-        if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
-            raise SourceError(f"{self.name}: manifest has no config descriptor")
-        return ImageConfig.parse(self.client.blob(desc["digest"], MAX_CONFIG_BYTES), f"{self.name}: config")
-
-    def layers(self) -> Sequence[LayerHandle]:
-        diff_ids = self._config.diff_ids
-        handles = []
-        for i, desc in enumerate(self.manifest_doc.get("layers") or []):
-            if not isinstance(desc, dict) or not re.fullmatch(r"sha256:[0-9a-f]{64}", str(desc.get("digest", ""))):
-                raise SourceError(f"{self.name}: layer {i} has no valid sha256 digest")
-            digest = str(desc["digest"])
-            handles.append(
-                LayerHandle(
-                    index=i,
-                    diff_id=diff_ids[i] if i < len(diff_ids) else None,
-                    blob_digest=digest,
-                    size=int(desc["size"]) if isinstance(desc.get("size"), int) else None,
-                    open=_blob_opener(self.client, digest),
-                )
-            )
-        return handles
-
-
-def _blob_opener(client: RegistryClient, digest: str) -> Callable[[], Any]:
-    return lambda: client.open_blob(digest)
+    def layer_handle(self, index: int, digest: str, descriptor: dict[str, Any], diff_id: str | None) -> LayerHandle:
+        return LayerHandle(
+            index=index,
+            diff_id=diff_id,
+            blob_digest=digest,
+            size=int(descriptor["size"]) if isinstance(descriptor.get("size"), int) else None,
+            open=lambda: self.client.open_blob(digest),
+        )
 
 
 @dataclass

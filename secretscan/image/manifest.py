@@ -1,0 +1,61 @@
+"""An image described by an OCI / Docker schema 2 manifest, wherever its blobs live (an OCI layout
+on disk or in a tar, a registry): config and layer handles from the manifest, one way."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from secretscan.errors import SourceError
+from secretscan.image.model import ImageConfig, LayerHandle
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+
+
+class ManifestImage(ABC):
+    manifest: dict[str, Any]
+    manifest_digest: str
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @abstractmethod
+    def read_blob(self, digest: str, limit: int) -> bytes:
+        """A small blob (the config), checked against its digest by the store."""
+
+    @abstractmethod
+    def layer_handle(self, index: int, digest: str, descriptor: dict[str, Any], diff_id: str | None) -> LayerHandle: ...
+
+    @property
+    def digest(self) -> str | None:
+        return self.manifest_digest
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        raw = self.manifest.get("annotations")
+        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+    def config(self) -> ImageConfig:
+        return self._config
+
+    @cached_property
+    def _config(self) -> ImageConfig:
+        desc = self.manifest.get("config")
+        if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
+            raise SourceError(f"{self.name}: manifest has no valid config descriptor")
+        return ImageConfig.parse(self.read_blob(str(desc["digest"]), MAX_CONFIG_BYTES), f"{self.name}: config")
+
+    def layers(self) -> Sequence[LayerHandle]:
+        diff_ids = self._config.diff_ids
+        handles = []
+        for i, desc in enumerate(self.manifest.get("layers") or []):
+            if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
+                raise SourceError(f"{self.name}: layer {i} has no valid digest")
+            diff_id = diff_ids[i] if i < len(diff_ids) else None
+            handles.append(self.layer_handle(i, str(desc["digest"]), desc, diff_id))
+        return handles
