@@ -144,19 +144,8 @@ def test_migrate_plan_apply_then_rescan_finds_them_managed(
 
     monkeypatch.setenv("VAULT_TOKEN", vault.create_token(["migrator"]))
     record = tmp_path / "record.json"
-    applied = cli(
-        "migrate",
-        "apply",
-        DEMO,
-        "--vault",
-        "--vault-kv",
-        "secret/payments",
-        "--to",
-        "secret/migrated",
-        "--record",
-        record,
-        "-q",
-    )
+    apply = ("migrate", "apply", DEMO, "--vault", "--vault-kv", "secret/payments", "--to", "secret/migrated")
+    applied = cli(*apply, "--record", record, "-q")
     assert applied.code == 0, applied.err
     assert applied.out.count("created") == 9
     written = json.loads(record.read_text())
@@ -164,19 +153,7 @@ def test_migrate_plan_apply_then_rescan_finds_them_managed(
         v not in record.read_text() for v in demo_secrets.values()
     )
 
-    again = cli(
-        "migrate",
-        "apply",
-        DEMO,
-        "--vault",
-        "--vault-kv",
-        "secret/payments",
-        "--to",
-        "secret/migrated",
-        "--record",
-        record,
-        "-q",
-    )
+    again = cli(*apply, "--record", record, "-q")
     assert again.code == 0 and again.out.count("unchanged") == 9, "safe to re-run"
 
     monkeypatch.setenv("VAULT_TOKEN", vault.create_token(["scanner"]))
