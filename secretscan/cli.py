@@ -204,6 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("secretscan: interrupted", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - last resort: one line for the user, the trace with -v
+        if getattr(args, "verbose", False):
+            raise
+        print(
+            f"secretscan: internal error: {type(exc).__name__}: {str(exc)[:200]} (run with -v for details; "
+            "please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 def _config(args: argparse.Namespace) -> ScanConfig:

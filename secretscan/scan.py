@@ -226,5 +226,6 @@ class Scanner:
                 "the image is corrupt or was tampered with"
             )
         elif result.error:
-            where = f" ({handle.diff_id or handle.blob_digest})" if "unreadable" in result.error else ""
+            digest = handle.diff_id or handle.blob_digest
+            where = f" ({digest})" if digest and "unreadable" in result.error else ""
             state.errors.append(f"{label}{where}: {result.error}")

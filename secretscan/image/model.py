@@ -15,6 +15,17 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 """An image config is a few KiB; anything this large is hostile or broken."""
 
 
+def parse_json(data: bytes, what: str) -> Any:
+    """Image metadata (manifests, indexes, configs) as JSON, or a one-line SourceError: hostile
+    images send invalid UTF-8, non-JSON, and nesting deep enough to exhaust Python's recursion."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{what} is not valid JSON ({str(exc)[:120]})") from None
+    except RecursionError:
+        raise SourceError(f"{what} is nested too deeply to be image metadata") from None
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     index: int
@@ -35,10 +46,7 @@ class ImageConfig:
     def parse(cls, data: bytes, what: str) -> ImageConfig:
         if len(data) > MAX_CONFIG_BYTES:
             raise SourceError(f"{what}: image config is {len(data)} bytes, over the {MAX_CONFIG_BYTES} limit")
-        try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{what}: image config is not valid JSON ({exc})") from None
+        raw = parse_json(data, f"{what}: image config")
         if not isinstance(raw, dict):
             raise SourceError(f"{what}: image config is not a JSON object")
         rootfs = raw["rootfs"] if isinstance(raw.get("rootfs"), dict) else {}

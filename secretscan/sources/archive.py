@@ -3,7 +3,6 @@ Docker 25+ one (an OCI layout plus ``manifest.json``). Both are read through man
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from secretscan.errors import SourceError, UsageError
-from secretscan.image.model import ImageConfig, LayerHandle
+from secretscan.image.model import ImageConfig, LayerHandle, parse_json
 from secretscan.sources.tarblobs import TarBlobs
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -66,10 +65,7 @@ class DockerArchive:
         self.blobs = TarBlobs(path)
         if not self.blobs.has("manifest.json"):
             raise SourceError(f"{path}: no manifest.json: not a docker-archive (docker save) file")
-        try:
-            manifest = json.loads(self.blobs.read("manifest.json", MAX_MANIFEST_BYTES))
-        except ValueError as exc:
-            raise SourceError(f"{path}: manifest.json is not valid JSON ({exc})") from None
+        manifest = parse_json(self.blobs.read("manifest.json", MAX_MANIFEST_BYTES), f"{path}: manifest.json")
         if not isinstance(manifest, list) or not all(isinstance(e, dict) for e in manifest):
             raise SourceError(f"{path}: manifest.json is not a list of images")
         self.entries: list[dict[str, Any]] = manifest

@@ -5,7 +5,6 @@ Blob names are built only from validated digests, so nothing the image says beco
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from typing import Any, BinaryIO, Protocol
 
 from secretscan.errors import SourceError, UsageError
 from secretscan.image.manifest import ManifestImage
-from secretscan.image.model import LayerHandle
+from secretscan.image.model import LayerHandle, parse_json
 from secretscan.sources.tarblobs import TarBlobs
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -74,10 +73,7 @@ def blob_name(digest: str, where: str) -> str:
 
 
 def _read_json(blobs: BlobStore, name: str, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(blobs.read(name, MAX_JSON_BYTES))
-    except ValueError as exc:
-        raise SourceError(f"{where}: {name} is not valid JSON ({exc})") from None
+    doc = parse_json(blobs.read(name, MAX_JSON_BYTES), f"{where}: {name}")
     if not isinstance(doc, dict):
         raise SourceError(f"{where}: {name} is not a JSON object")
     return doc

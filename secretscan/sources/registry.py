@@ -30,7 +30,7 @@ import urllib3
 
 from secretscan.errors import SourceError, UsageError
 from secretscan.image.manifest import ManifestImage
-from secretscan.image.model import LayerHandle
+from secretscan.image.model import LayerHandle, parse_json
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
 
@@ -320,10 +320,10 @@ class RegistryClient:
                 f"{self._where()}: manifest {reference} does not match its digest {expected} (got {digest})"
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        try:
-            media_type = json.loads(body).get("mediaType") or media_type
-        except (ValueError, AttributeError):
-            raise SourceError(f"{self._where()}: manifest {reference} is not JSON") from None
+        doc = parse_json(body, f"{self._where()}: manifest {reference}")
+        if not isinstance(doc, dict):
+            raise SourceError(f"{self._where()}: manifest {reference} is not a JSON object")
+        media_type = doc.get("mediaType") or media_type
         if media_type in DOCKER_SCHEMA1:
             raise SourceError(f"{self._where()}: {reference} is a Docker schema 1 manifest, which is not supported")
         return body, str(media_type), digest
@@ -411,7 +411,7 @@ class RegistrySource:
     def images(self) -> Iterator[RegistryImage]:
         client = RegistryClient(self.ref, self.keychain, self.options)
         body, media_type, digest = client.manifest(self.ref.reference)
-        doc = json.loads(body)
+        doc = parse_json(body, str(self.ref))
         if media_type not in INDEX_TYPES and "manifests" not in doc:
             yield RegistryImage(client, doc, digest, None, False)
             return
@@ -419,7 +419,9 @@ class RegistrySource:
             child_body, _, child_digest = client.manifest(str(entry["digest"]))
             if child_digest != entry["digest"]:
                 raise SourceError(f"{self.ref}: platform manifest does not match its digest {entry['digest']}")
-            yield RegistryImage(client, json.loads(child_body), child_digest, _platform(entry), True)
+            yield RegistryImage(
+                client, parse_json(child_body, f"{self.ref} [{_platform(entry)}]"), child_digest, _platform(entry), True
+            )
 
     def _pick(self, index: dict[str, Any]) -> list[dict[str, Any]]:
         entries = [
@@ -470,7 +472,7 @@ def _registry_errors(response: requests.Response) -> str:
         text = "; ".join(
             f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)
         )
-    except (ValueError, AttributeError, OSError, requests.exceptions.RequestException):
+    except (ValueError, AttributeError, OSError, RecursionError, requests.exceptions.RequestException):
         return ""
     return f" ({text[:200]})" if text else ""
 

@@ -8,7 +8,6 @@ memory; nothing is written to disk.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import tarfile
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from secretscan.errors import SourceError
 from secretscan.image.compression import prefixed
-from secretscan.image.model import ImageConfig, LayerHandle
+from secretscan.image.model import ImageConfig, LayerHandle, parse_json
 from secretscan.walk.layer import LayerResult
 
 if TYPE_CHECKING:
@@ -75,10 +74,9 @@ def scan_save_stream(
 def _images(
     small: dict[str, bytes], results: dict[str, LayerResult], links: dict[str, str], label: str, wanted: str | None
 ) -> Iterator[tuple[StreamedImage, ImageConfig, list[LayerHandle], list[LayerResult]]]:
-    try:
-        manifest = json.loads(small["manifest.json"])
-    except (KeyError, ValueError):
-        raise SourceError(f"{label}: the save stream has no readable manifest.json") from None
+    if "manifest.json" not in small:
+        raise SourceError(f"{label}: the save stream has no manifest.json")
+    manifest = parse_json(small["manifest.json"], f"{label}: manifest.json")
     entries = [e for e in manifest if isinstance(e, dict)] if isinstance(manifest, list) else []
     if wanted is not None:
         tagged = [e for e in entries if wanted in (e.get("RepoTags") or [])]
