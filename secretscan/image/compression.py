@@ -10,6 +10,7 @@ import bz2
 import io
 import lzma
 import zlib
+from collections.abc import Callable
 from typing import BinaryIO
 
 import zstandard
@@ -243,23 +244,26 @@ class _ZstdFrames:
         self._expect("magic", 4)
 
 
-class _Tee(io.RawIOBase):
-    def __init__(self, inner: BinaryIO, sink: _ZstdFrames) -> None:
-        self._inner, self._sink = inner, sink
+class Observed(io.RawIOBase):
+    """Passes a stream through unchanged, showing every chunk to ``on_data`` on the way: for
+    hashing a blob, counting progress, or walking zstd frame headers without a second read."""
+
+    def __init__(self, inner: BinaryIO, on_data: Callable[[bytes], None]) -> None:
+        self._inner, self._on_data = inner, on_data
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = read_some(self._inner, len(buffer))
-        self._sink.feed(data)
+        self._on_data(data)
         buffer[: len(data)] = data
         return len(data)
 
 
 def _open_zstd(peeked: BinaryIO) -> BinaryIO:
     frames = _ZstdFrames()
-    source = io.BufferedReader(_Tee(peeked, frames), _READ)
+    source = io.BufferedReader(Observed(peeked, frames.feed), _READ)
     reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(source, read_across_frames=True)
     return io.BufferedReader(_ZstdChecked(reader, frames), _READ)
 

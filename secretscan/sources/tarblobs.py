@@ -52,9 +52,6 @@ class TarBlobs:
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise SourceError(f"{path}: not a readable tar archive ({exc})") from None
 
-    def names(self) -> set[str]:
-        return set(self._members)
-
     def has(self, name: str) -> bool:
         return _norm(name) in self._members
 

@@ -18,7 +18,7 @@ from secretscan.config import Limits
 from secretscan.detect.engine import Engine
 from secretscan.detect.match import Match
 from secretscan.errors import SecretScanError
-from secretscan.image.compression import open_uncompressed, read_some
+from secretscan.image.compression import Observed, open_uncompressed
 from secretscan.models import Skipped
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner
 from secretscan.walk.entries import FileEntry
@@ -44,30 +44,18 @@ class LayerResult:
     compression: str = "none"
 
 
-class _HashingReader(io.RawIOBase):
-    """Hashes and counts the stored blob as it streams past."""
-
-    def __init__(self, inner: BinaryIO, on_bytes: Callable[[int], None]) -> None:
-        self._inner, self._on_bytes = inner, on_bytes
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = read_some(self._inner, len(buffer))
-        self.sha256.update(data)
-        self._on_bytes(len(data))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 def scan_layer_blob(
     engine: Engine, limits: Limits, blob: BinaryIO, on_bytes: Callable[[int], None] = lambda n: None
 ) -> LayerResult:
     """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end."""
     result = LayerResult()
-    hashing = _HashingReader(blob, on_bytes)
+    sha256 = hashlib.sha256()
+
+    def seen(data: bytes) -> None:
+        sha256.update(data)
+        on_bytes(len(data))
+
+    hashing = Observed(blob, seen)
     try:
         stream, result.compression = open_uncompressed(io.BufferedReader(hashing, 1 << 20))
         _scan_entries(engine, limits, iter_tar(stream), result)
@@ -75,16 +63,16 @@ def scan_layer_blob(
             pass  # the rest of the blob (tar padding) still counts for its digest
         while hashing.read(1 << 20):
             pass
-        result.stored_digest = "sha256:" + hashing.sha256.hexdigest()
+        result.stored_digest = "sha256:" + sha256.hexdigest()
     except SecretScanError as exc:
         result.error = str(exc)
     except DECODE_ERRORS as exc:
         result.error = f"unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
-        result.stored_digest = _finish_digest(hashing)
+        result.stored_digest = _finish_digest(hashing, sha256)
     return result
 
 
-def _finish_digest(hashing: _HashingReader) -> str | None:
+def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
     """After a decoding failure, hash the rest of the blob: if its bytes do not match its digest,
     that (tampering or corruption in transit) is the error to report, not the decoder's symptom."""
     try:
@@ -92,7 +80,7 @@ def _finish_digest(hashing: _HashingReader) -> str | None:
             pass
     except (OSError, EOFError):
         return None
-    return "sha256:" + hashing.sha256.hexdigest()
+    return "sha256:" + sha256.hexdigest()
 
 
 def scan_layer_entries(engine: Engine, limits: Limits, entries: Iterator[FileEntry]) -> LayerResult:
