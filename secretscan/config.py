@@ -59,8 +59,10 @@ class Allowlist:
     def allows_path(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, glob) for glob in self.paths)
 
-    def allows_secret(self, rule_id: str, fingerprint: str, secret: str) -> bool:
-        return rule_id in self.rules or fingerprint in self.fingerprints or any(r.search(secret) for r in self.regexes)
+    def allows_secret(self, rule_id: str, fingerprint: str) -> bool:
+        """By rule or fingerprint; ``regexes`` are applied where the value is still in memory
+        (``detect.seal``)."""
+        return rule_id in self.rules or fingerprint in self.fingerprints
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,18 +10,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from secretscan.config import ScanConfig
-from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.match import Match
 from secretscan.detect.rules import CONFIDENCE_RANK, RuleSet
-from secretscan.models import Finding, KnownTestKey, Location
-from secretscan.redact import fingerprint, redact
+from secretscan.detect.seal import Sighting
+from secretscan.models import Finding, KnownTestKey, Location, Severity
 
 DEFAULT_REMEDIATION = "Revoke and rotate this credential, then rebuild the image without it."
 
 
 @dataclass(frozen=True, slots=True)
 class Occurrence:
-    match: Match
+    sighting: Sighting
     location: Location
 
 
@@ -39,43 +37,42 @@ def aggregate(
     occurrences: Iterable[Occurrence],
     ruleset: RuleSet,
     config: ScanConfig,
-    known: KnownKeys,
     baseline: frozenset[str] = frozenset(),
+    secrets: dict[str, str] | None = None,
 ) -> Aggregated:
+    """``secrets`` (fingerprint -> plaintext, from sealing) is carried over for the findings kept;
+    occurrences read back from a cache have none, and aggregate the same."""
     groups: dict[str, list[Occurrence]] = {}
-    secrets: dict[str, str] = {}
     suppressed_fps: set[str] = set()
     for occ in occurrences:
-        fp = fingerprint(occ.match.secret, config.fingerprint_key)
+        fp = occ.sighting.fingerprint
         if config.allowlist.allows_path(occ.location.path):
             suppressed_fps.add(fp)
             continue
         groups.setdefault(fp, []).append(occ)
-        secrets[fp] = occ.match.secret
     findings, known_keys = [], []
     suppressed = len(suppressed_fps - groups.keys())
     for fp, occs in groups.items():
-        best = max(occs, key=lambda o: _rank(o.match, ruleset))
-        rule = ruleset.by_id[best.match.rule_id]
-        secret = secrets[fp]
+        best = max(occs, key=lambda o: _rank(o.sighting, ruleset))
+        sighting = best.sighting
+        rule = ruleset.by_id.get(sighting.rule_id)
         locations = _unique(o.location for o in occs)
-        if config.allowlist.allows_secret(rule.id, fp, secret) or fp in baseline:
+        if sighting.allowlisted_value or config.allowlist.allows_secret(sighting.rule_id, fp) or fp in baseline:
             suppressed += 1
             continue
-        source = known.lookup(secret)
-        if source is not None:
-            known_keys.append(KnownTestKey(rule.id, fp, redact(secret), source, locations))
+        if sighting.known_source is not None:
+            known_keys.append(KnownTestKey(sighting.rule_id, fp, sighting.redacted, sighting.known_source, locations))
             continue
         findings.append(
             Finding(
-                rule_id=rule.id,
-                title=rule.name,
-                severity=rule.severity,
-                confidence=best.match.confidence,
+                rule_id=sighting.rule_id,
+                title=rule.name if rule else sighting.rule_id,
+                severity=rule.severity if rule else Severity.MEDIUM,
+                confidence=sighting.confidence,
                 fingerprint=fp,
-                redacted=redact(secret),
+                redacted=sighting.redacted,
                 locations=locations,
-                remediation=rule.remediation or DEFAULT_REMEDIATION,
+                remediation=(rule.remediation if rule else None) or DEFAULT_REMEDIATION,
             )
         )
     kept = {f.fingerprint for f in findings}
@@ -83,7 +80,7 @@ def aggregate(
         tuple(sort_findings(findings)),
         tuple(known_keys),
         suppressed,
-        {fp: s for fp, s in secrets.items() if fp in kept},
+        {fp: s for fp, s in (secrets or {}).items() if fp in kept},
     )
 
 
@@ -92,9 +89,9 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity, f.rule_id, f.locations[0].describe()))
 
 
-def _rank(match: Match, ruleset: RuleSet) -> tuple[int, int]:
-    rule = ruleset.by_id[match.rule_id]
-    return (CONFIDENCE_RANK.get(match.confidence, 0), int(rule.severity))
+def _rank(sighting: Sighting, ruleset: RuleSet) -> tuple[int, int]:
+    rule = ruleset.by_id.get(sighting.rule_id)
+    return (CONFIDENCE_RANK.get(sighting.confidence, 0), int(rule.severity) if rule else 0)
 
 
 def _unique(locations: Iterable[Location]) -> tuple[Location, ...]:

@@ -35,10 +35,50 @@ def redact(secret: str) -> str:
     return f"…({n} chars)"
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced by its redacted form: for showing
-    context such as a history line (``RUN curl -H 'token: …'``) without re-leaking the value."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, f"<{redact(secret)}>")
+MAX_MASKED_TEXT = 256 * 1024
+"""Context lines longer than this are cut before masking: they are shown to people, and masking
+hashes a window at every candidate position."""
+
+
+def mask(text: str, sighted: Iterable[tuple[str, int, str]], key: bytes = DEFAULT_FINGERPRINT_KEY) -> str:
+    """``text`` with every value in ``sighted`` (fingerprint, length, redacted form) replaced by
+    its redacted form: for showing context such as a history line (``RUN curl -H 'token: …'``)
+    without re-leaking it. Works from fingerprints, so it needs no plaintext and gives the same
+    text whether the values were just found or come from a cache."""
+    if len(text) > MAX_MASKED_TEXT:
+        text = text[:MAX_MASKED_TEXT] + "…(truncated)"
+    wanted: dict[int, dict[str, str]] = {}
+    for fp, length, redacted in sighted:
+        if length > 0:
+            wanted.setdefault(length, {})[fp] = redacted
+    for length in sorted(wanted, reverse=True):
+        targets = wanted[length]
+        hints = {_visible_prefix(r) for r in targets.values()}
+        out, i = [], 0
+        while i + length <= len(text):
+            j = _next_candidate(text, i, hints)
+            if j < 0 or j + length > len(text):
+                break
+            fp = fingerprint(text[j : j + length], key)
+            if fp in targets:
+                out.append(text[i:j] + f"<{targets[fp]}>")
+                i = j + length
+            else:
+                out.append(text[i : j + 1])
+                i = j + 1
+        text = "".join(out) + text[i:]
     return text
+
+
+def _visible_prefix(redacted: str) -> str:
+    """What ``redact`` shows of a value's start: candidates must start with it."""
+    if redacted.startswith("-----BEGIN"):
+        return redacted.removesuffix(" …(redacted)")
+    return redacted.split("…", 1)[0]
+
+
+def _next_candidate(text: str, start: int, hints: set[str]) -> int:
+    if "" in hints:
+        return start
+    found = [j for j in (text.find(h, start) for h in hints) if j >= 0]
+    return min(found) if found else -1

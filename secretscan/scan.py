@@ -14,9 +14,9 @@ from secretscan import __version__
 from secretscan.config import ScanConfig
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.match import Match
 from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import RuleSet
+from secretscan.detect.seal import Sealer, Sighting
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError
 from secretscan.findings import Occurrence, aggregate, sort_findings
@@ -49,6 +49,8 @@ class RunState:
     summaries: list[ImageSummary] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """fingerprint -> plaintext, in memory only (verification, Vault, ``--show-secrets``)."""
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Scanner:
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.ruleset, self.known, hyperscan=self.config.hyperscan, cache_dir=default_cache_dir())
+        self.sealer = Sealer(self.config.fingerprint_key, self.known, self.config.allowlist.regexes)
 
     def scan(self, source: Source) -> ScanReport:
         return self.scan_with_secrets(source)[0]
@@ -83,7 +86,7 @@ class Scanner:
         return self.report(source.description, state)
 
     def report(self, target: str, state: RunState) -> tuple[ScanReport, dict[str, str]]:
-        result = aggregate(state.occurrences, self.ruleset, self.config, self.known, self.baseline)
+        result = aggregate(state.occurrences, self.ruleset, self.config, self.baseline, state.secrets)
         findings = list(result.findings)
         for enricher in self.enrichers:  # verification, Vault matching: the plaintext stays in memory
             findings, problems = enricher.enrich(findings, result.secrets)
@@ -104,11 +107,11 @@ class Scanner:
         return report, result.secrets
 
     def scan_layer_stream(self, blob: BinaryIO) -> LayerResult:
-        return scan_layer_blob(self.engine, self.config.limits, blob, self.progress.advance)
+        return scan_layer_blob(self.engine, self.sealer, self.config.limits, blob, self.progress.advance)
 
     def scan_layer(self, handle: LayerHandle) -> LayerResult:
         if handle.walk is not None:
-            return scan_layer_entries(self.engine, self.config.limits, handle.walk())
+            return scan_layer_entries(self.engine, self.sealer, self.config.limits, handle.walk())
         try:
             with handle.open() as blob:
                 return self.scan_layer_stream(blob)
@@ -156,20 +159,21 @@ class Scanner:
         state: RunState,
     ) -> None:
         """Place layer results in this image: index, build step, fate; add config and history."""
-        occurrences: list[tuple[Match, Location]] = []
+        occurrences: list[tuple[Sighting, Location]] = []
         base = Location(image=image.name, image_digest=image.digest, layer_index=None, layer_digest=None, path="")
         for item in config_texts(config, image.annotations):
-            for m in self.engine.scan_bytes(item.text.encode("utf-8", "surrogateescape")):
+            for match in self.engine.scan_bytes(item.text.encode("utf-8", "surrogateescape")):
                 loc = replace(
-                    base, path=item.field, created_by=item.created_by, exposure=Exposure.CONFIG, context=m.context
+                    base, path=item.field, created_by=item.created_by, exposure=Exposure.CONFIG, context=match.context
                 )
-                occurrences.append((m, loc))
-        by_path: dict[str, list[tuple[Match, Location]]] = {}
+                occurrences.append((self.sealer.seal(match, state.secrets), loc))
+        by_path: dict[str, list[tuple[Sighting, Location]]] = {}
         for handle, result in zip(layers, results, strict=True):
             self._check(image, handle, result, state)
             step = config.step_for_layer(handle.index)
             index = None if handle.walk is not None else handle.index  # a plain directory has no layers
             layer_base = replace(base, layer_index=index, layer_digest=handle.diff_id, created_by=step)
+            state.secrets.update(result.secrets)
             for m, path, line in result.matches:
                 loc = replace(layer_base, path=path, line=line, context=m.context)
                 occurrences.append((m, loc))
@@ -188,8 +192,9 @@ class Scanner:
                     by_path.setdefault(link, []).append((m, linked))
         fates = FateIndex([r.paths for r in results])
         # Build steps are shown as context: mask every secret this image holds out of them.
-        found = [m.secret for m, _ in occurrences]
-        masked = {step: mask(step, found) for step in {loc.created_by for _, loc in occurrences if loc.created_by}}
+        found = {(m.fingerprint, m.length, m.redacted) for m, _ in occurrences}
+        key = self.config.fingerprint_key
+        masked = {step: mask(step, found, key) for step in {loc.created_by for _, loc in occurrences if loc.created_by}}
         for m, loc in occurrences:
             fate = fates.fate(loc.layer_index, loc.path) if loc.layer_index is not None else None
             if fate is not None:

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from secretscan.config import Limits
 from secretscan.detect.engine import Engine
-from secretscan.detect.match import Match
+from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import SecretScanError
 from secretscan.image.compression import Observed, open_uncompressed
 from secretscan.models import Skipped
@@ -28,8 +28,8 @@ from secretscan.walk.tarstream import iter_tar
 
 @dataclass
 class LayerResult:
-    matches: list[tuple[Match, str, int | None]] = field(default_factory=list)
-    """(match, path inside the layer with ``!/`` nesting, line)."""
+    matches: list[tuple[Sighting, str, int | None]] = field(default_factory=list)
+    """(sighting, path inside the layer with ``!/`` nesting, line)."""
     paths: LayerPaths = field(default_factory=LayerPaths)
     hardlinks: list[tuple[str, str]] = field(default_factory=list)
     """(link path, target path): a link ships its target's bytes under another name."""
@@ -42,10 +42,12 @@ class LayerResult:
     stored_digest: str | None = None
     """sha256 of the blob as stored (compressed or not), computed while streaming."""
     compression: str = "none"
+    secrets: dict[str, str] = field(default_factory=dict, repr=False, metadata={"transient": True})
+    """fingerprint -> plaintext of ``matches``: in memory only, never stored (see ``detect.seal``)."""
 
 
 def scan_layer_blob(
-    engine: Engine, limits: Limits, blob: BinaryIO, on_bytes: Callable[[int], None] = lambda n: None
+    engine: Engine, sealer: Sealer, limits: Limits, blob: BinaryIO, on_bytes: Callable[[int], None] = lambda n: None
 ) -> LayerResult:
     """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end."""
     result = LayerResult()
@@ -58,7 +60,7 @@ def scan_layer_blob(
     hashing = Observed(blob, seen)
     try:
         stream, result.compression = open_uncompressed(io.BufferedReader(hashing, 1 << 20))
-        _scan_entries(engine, limits, iter_tar(stream), result)
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
         while hashing.read(1 << 20):
@@ -83,16 +85,21 @@ def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
     return "sha256:" + sha256.hexdigest()
 
 
-def scan_layer_entries(engine: Engine, limits: Limits, entries: Iterator[FileEntry]) -> LayerResult:
+def scan_layer_entries(engine: Engine, sealer: Sealer, limits: Limits, entries: Iterator[FileEntry]) -> LayerResult:
     """A layer that is not a blob (a plain directory): entries come with their own readers."""
     result = LayerResult()
-    _scan_entries(engine, limits, entries, result)
+    _scan_entries(engine, sealer, limits, entries, result)
     return result
 
 
-def _scan_entries(engine: Engine, limits: Limits, entries: Iterator[FileEntry], result: LayerResult) -> None:
+def _scan_entries(
+    engine: Engine, sealer: Sealer, limits: Limits, entries: Iterator[FileEntry], result: LayerResult
+) -> None:
     scanner = ContentScanner(
-        engine, limits, lambda m, path, line: result.matches.append((m, path, line)), result.skipped.append
+        engine,
+        limits,
+        lambda m, path, line: result.matches.append((sealer.seal(m, result.secrets), path, line)),
+        result.skipped.append,
     )
     try:
         for entry in entries:
