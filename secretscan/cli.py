@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,12 +23,17 @@ from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, 
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, UsageError
 from secretscan.models import ScanReport, Severity
-from secretscan.progress import make_progress
+from secretscan.progress import make_progress, make_sweep_progress
 from secretscan.report import OutputFormat
 from secretscan.scan import Scanner
 from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
 from secretscan.sources.registry import RegistryOptions
+from secretscan.sweep.report import pick_sweep, previous_sweep, summary_table, sweep_report
+from secretscan.sweep.run import Sweeper, SweepOptions
+from secretscan.sweep.store import Store, SweepRow, default_db_path
+from secretscan.sweep.targets import SweepTarget, TagFilter, parse_since, read_repository_file
+from secretscan.sweep.where import render_where, where
 from secretscan.vault.connect import KvLocation, VaultSettings, connect
 from secretscan.vault.matcher import VaultMatcher
 from secretscan.vault.migrate import apply_plan, make_plan, render_markdown
@@ -49,46 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="docker://[REGISTRY/]REPO[:TAG|@DIGEST], docker-daemon:REPO[:TAG], docker-archive:PATH[:REF|:@N], "
             "oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, a bare path, or a bare REPO[:TAG] (daemon, then registry)",
         )
-        reg = p.add_argument_group("registries and the Docker daemon")
-        reg.add_argument(
-            "--source",
-            choices=["auto", "daemon", "registry"],
-            default="auto",
-            help="for a bare REPO[:TAG]: the local daemon first (auto), only the daemon, or only the registry",
-        )
-        reg.add_argument(
-            "--platform",
-            metavar="OS/ARCH[/VARIANT]",
-            help="image of a multi-platform index to scan (default: the host's)",
-        )
-        reg.add_argument("--all-platforms", action="store_true", help="scan every platform of a multi-platform index")
-        reg.add_argument(
-            "--username",
-            default=os.environ.get("SECRETSCAN_REGISTRY_USERNAME"),
-            help="registry user; the password comes from --password-stdin (never from the command line)",
-        )
-        reg.add_argument(
-            "--password-stdin", action="store_true", help="read the registry password or token from standard input"
-        )
-        reg.add_argument(
-            "--insecure-registry",
-            action="append",
-            default=[],
-            metavar="HOST[:PORT]",
-            help="reach this registry over plain HTTP (loopback registries always are), repeatable",
-        )
-        reg.add_argument(
-            "--tls-verify",
-            action="store_true",
-            help="require verified HTTPS even for loopback and --insecure-registry registries",
-        )
-        reg.add_argument(
-            "--ecr-registry",
-            action="append",
-            default=[],
-            metavar="HOST[:PORT]",
-            help="treat this registry as Amazon ECR (credentials from boto3), repeatable",
-        )
+        registry_args(p, single_image=True)
         vault = p.add_argument_group("HashiCorp Vault")
         vault.add_argument(
             "--vault",
@@ -102,39 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="MOUNT[/PREFIX]",
             help="KV v2 mount and prefix to search (repeatable; default: vault.kv in secretscan.yaml)",
         )
-        p.add_argument("--config", type=Path, help=f"config file (default: $SECRETSCAN_CONFIG or ./{CONFIG_FILENAME})")
-        p.add_argument(
-            "--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)"
-        )
-        p.add_argument(
-            "-j",
-            "--jobs",
-            type=int,
-            metavar="N",
-            help="worker processes for the layers of local images (default: CPUs)",
-        )
-        p.add_argument(
-            "--no-hyperscan", action="store_true", help="keyword prefilter only (same findings, slower): for comparison"
-        )
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
-        p.add_argument("-v", "--verbose", action="store_true")
+        run_args(p)
 
     scan = sub.add_parser("scan", help="scan an image and report the secrets it ships")
     common(scan)
-    scan.add_argument(
-        "-f", "--format", choices=[f.value for f in OutputFormat], default=os.environ.get("SECRETSCAN_FORMAT", "text")
-    )
-    scan.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+    report_args(scan)
     scan.add_argument(
         "--show-secrets", action="store_true", help="put full secret values in the report (files are created mode 0600)"
     )
-    scan.add_argument(
-        "--fail-on",
-        default="info",
-        metavar="SEVERITY",
-        help="exit 1 when a finding is at or above SEVERITY: info (default: any finding), low, medium, high, critical, or none",
-    )
-    scan.add_argument("--fail-on-incomplete", action="store_true", help="exit 3 when something could not be scanned")
     scan.add_argument("--baseline", type=Path, help="ignore findings recorded in this baseline file")
     scan.add_argument(
         "--verify",
@@ -171,11 +113,125 @@ def build_parser() -> argparse.ArgumentParser:
     common(base)
     base.add_argument("-o", "--output", type=Path, required=True)
 
+    sweep = sub.add_parser(
+        "sweep",
+        help="scan every image of a registry or ECR account; each unique layer once, results in a database",
+    )
+    sweep.add_argument("target", help="a registry HOST[:PORT] (its catalog, or --repo) or ecr:REGION[/ACCOUNT]")
+    sweep.add_argument("--repo", action="append", default=[], metavar="NAME", help="only this repository (repeatable)")
+    sweep.add_argument("--repos-file", type=Path, metavar="FILE", help="repositories to sweep, one per line")
+    sweep.add_argument("--tag", action="append", default=[], metavar="GLOB", help="only tags matching (repeatable)")
+    sweep.add_argument("--tag-regex", metavar="REGEX", help="only tags matching this regular expression")
+    sweep.add_argument("--newest", type=int, metavar="N", help="only the N most recently created images per repository")
+    sweep.add_argument("--since", metavar="DATE", help="only images created (ECR: pushed) at or after DATE (ISO 8601)")
+    sweep.add_argument("--db", type=Path, help=f"sweep database (default: {default_db_path()})")
+    sweep.add_argument(
+        "--dask", metavar="tcp://SCHEDULER:8786", help="scan layers on this Dask cluster instead of local processes"
+    )
+    registry_args(sweep, single_image=False)
+    run_args(sweep)
+    report_args(sweep)
+
+    report = sub.add_parser("report", help="render a recorded sweep from the database")
+    report.add_argument("--db", type=Path, help=f"sweep database (default: {default_db_path()})")
+    report.add_argument("--sweep", type=int, metavar="ID", help="which sweep (default: the latest)")
+    report.add_argument(
+        "--since-last", action="store_true", help="only secrets new in an image since the previous sweep of the target"
+    )
+    report.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    report.add_argument("--rules", type=Path, action="append", default=[], help=argparse.SUPPRESS)
+    report.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
+    report_args(report)
+
+    where = sub.add_parser("where", help="which images ship a secret (by fingerprint) or a layer (by digest)")
+    where.add_argument("needle", metavar="FINGERPRINT|DIGEST", help="ssf1:… fingerprint, or a layer's sha256: digest")
+    where.add_argument("--db", type=Path, help=f"sweep database (default: {default_db_path()})")
+    where.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    where.add_argument("--all-sweeps", action="store_true", help="every recorded sweep, not only the latest")
+
     rules = sub.add_parser("rules", help="check or list the rule pack")
     rules.add_argument("action", choices=["check", "list"])
     rules.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR")
     rules.add_argument("--config", type=Path)
     return parser
+
+
+def report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f", "--format", choices=[f.value for f in OutputFormat], default=os.environ.get("SECRETSCAN_FORMAT", "text")
+    )
+    p.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+    p.add_argument(
+        "--fail-on",
+        default="info",
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at or above SEVERITY: info (default: any finding), low, medium, high, critical, or none",
+    )
+    p.add_argument("--fail-on-incomplete", action="store_true", help="exit 3 when something could not be scanned")
+
+
+def registry_args(p: argparse.ArgumentParser, *, single_image: bool) -> None:
+    reg = p.add_argument_group("registries and the Docker daemon")
+    if single_image:
+        reg.add_argument(
+            "--source",
+            choices=["auto", "daemon", "registry"],
+            default="auto",
+            help="for a bare REPO[:TAG]: the local daemon first (auto), only the daemon, or only the registry",
+        )
+    reg.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="image of a multi-platform index to scan (default: the host's; for sweeps: every platform)",
+    )
+    if single_image:
+        reg.add_argument("--all-platforms", action="store_true", help="scan every platform of a multi-platform index")
+    reg.add_argument(
+        "--username",
+        default=os.environ.get("SECRETSCAN_REGISTRY_USERNAME"),
+        help="registry user; the password comes from --password-stdin (never from the command line)",
+    )
+    reg.add_argument(
+        "--password-stdin", action="store_true", help="read the registry password or token from standard input"
+    )
+    reg.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="reach this registry over plain HTTP (loopback registries always are), repeatable",
+    )
+    reg.add_argument(
+        "--tls-verify",
+        action="store_true",
+        help="require verified HTTPS even for loopback and --insecure-registry registries",
+    )
+    reg.add_argument(
+        "--ecr-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="treat this registry as Amazon ECR (credentials from boto3), repeatable",
+    )
+
+
+def run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help=f"config file (default: $SECRETSCAN_CONFIG or ./{CONFIG_FILENAME})")
+    p.add_argument(
+        "--rules", type=Path, action="append", default=[], metavar="DIR", help="extra rule directory (repeatable)"
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes for the layers of local images (default: CPUs)",
+    )
+    p.add_argument(
+        "--no-hyperscan", action="store_true", help="keyword prefilter only (same findings, slower): for comparison"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
+    p.add_argument("-v", "--verbose", action="store_true")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
             return _rules(args)
         if args.command == "migrate":
             return _migrate(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "where":
+            return _where(args)
         return _scan(args)
     except SecretScanError as exc:
         print(f"secretscan: error: {exc}", file=sys.stderr)
@@ -267,6 +329,83 @@ def _scan(args: argparse.Namespace) -> int:
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.repos_file:
+        args.repo = [*args.repo, *read_repository_file(args.repos_file)]
+    try:
+        tag_regex = re.compile(args.tag_regex) if args.tag_regex else None
+    except re.error as exc:
+        raise UsageError(f"--tag-regex: {exc}") from None
+    if args.newest is not None and args.newest < 1:
+        raise UsageError("--newest must be at least 1")
+    tags = TagFilter(tuple(args.tag), tag_regex, args.newest, parse_since(args.since) if args.since else None)
+    target = SweepTarget.parse(args.target, args.repo, args.ecr_registry[0] if args.ecr_registry else None)
+    ruleset, known = _ruleset(config)
+    source_options = _source_options(args)
+    store = Store(args.db or default_db_path())
+    try:
+        scanner = Scanner(config, ruleset, known)
+        sweeper = Sweeper(
+            scanner,
+            store,
+            source_options.keychain,
+            replace(source_options.registry, all_platforms=True),
+            SweepOptions(tags, args.platform, args.dask, config.jobs),
+            make_sweep_progress(args.quiet),
+        )
+        sweep_id, summary = sweeper.run(target)
+        if not args.quiet:
+            sys.stderr.write(summary_table(sweep_id, summary))
+        return _render_sweep(args, store, pick_sweep(store, sweep_id), ruleset.digest, None)
+    finally:
+        store.close()
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = args.db or default_db_path()
+    if not path.is_file():
+        raise UsageError(f"{path}: no sweep database here (run secretscan sweep --db {path} first)")
+    store = Store(path)
+    try:
+        sweep = pick_sweep(store, args.sweep)
+        since = previous_sweep(store, sweep) if args.since_last else None
+        if args.since_last and since is None:
+            print(
+                f"secretscan: sweep {sweep.id} is the first finished sweep of {sweep.target}: everything is new",
+                file=sys.stderr,
+            )
+        return _render_sweep(args, store, sweep, "", since)
+    finally:
+        store.close()
+
+
+def _render_sweep(
+    args: argparse.Namespace, store: Store, sweep: SweepRow, rules_digest: str, since: SweepRow | None
+) -> int:
+    report = sweep_report(store, sweep, rules_digest or sweep.profile, since)
+    fmt = OutputFormat(args.format)
+    color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    _emit(fmt.render(report, color=color), args.output, private=False)
+    for error in report.errors:
+        print(f"secretscan: error: {error}", file=sys.stderr)
+    fail_on = None if args.fail_on == "none" else _severity(args.fail_on)
+    return _exit_code(report, fail_on, args.fail_on_incomplete)
+
+
+def _where(args: argparse.Namespace) -> int:
+    path = args.db or default_db_path()
+    if not path.is_file():
+        raise UsageError(f"{path}: no sweep database here (run secretscan sweep --db {path} first)")
+    store = Store(path)
+    try:
+        answer = where(store, args.needle, latest_only=not args.all_sweeps)
+    finally:
+        store.close()
+    sys.stdout.write(render_where(answer, args.format))
+    return EXIT_CLEAN if answer.images else EXIT_FINDINGS  # as grep: 1 when nothing ships it
+
+
 def _vault_settings(args: argparse.Namespace, config: ScanConfig) -> VaultSettings:
     settings = config.vault
     if args.vault_kv:
@@ -331,9 +470,11 @@ def _source_options(args: argparse.Namespace) -> SourceOptions:
         insecure_registries=tuple(args.insecure_registry),
         tls_verify=args.tls_verify,
         platform=args.platform,
-        all_platforms=args.all_platforms,
+        all_platforms=getattr(args, "all_platforms", True),
     )
-    return SourceOptions(default_keychain(explicit, ecr_hosts=args.ecr_registry), registry, args.source)
+    return SourceOptions(
+        default_keychain(explicit, ecr_hosts=args.ecr_registry), registry, getattr(args, "source", "registry")
+    )
 
 
 def _severity(text: str) -> Severity:

@@ -26,7 +26,7 @@ def fork_map(
     weights: Sequence[int],
     workers: int,
     on_error: Callable[[int, str], T],
-    on_done: Callable[[int], None] = lambda i: None,
+    on_done: Callable[[int, T], None] = lambda i, result: None,
 ) -> list[T]:
     """``[func(0), …, func(count - 1)]`` computed in up to ``workers`` forked processes.
 
@@ -37,7 +37,7 @@ def fork_map(
         out = []
         for i in range(count):
             out.append(func(i))
-            on_done(i)
+            on_done(i, out[-1])
         return out
     queue = sorted(range(count), key=lambda i: -(weights[i] or 0))
     results: dict[int, T] = {}
@@ -62,12 +62,12 @@ def fork_map(
             message = _read_message(fd)
             if message is None:  # the worker died (out of memory, a signal): its item is lost
                 results[index] = on_error(index, "worker process ended abnormally")
-                on_done(index)
+                on_done(index, results[index])
                 _finish(pid, task_w, fd)
                 continue
             kind, payload = message
             results[index] = payload if kind == "ok" else on_error(index, str(payload))  # type: ignore[assignment]
-            on_done(index)
+            on_done(index, results[index])
             if queue:
                 following = queue.pop(0)
                 os.write(task_w, struct.pack("!i", following))
@@ -77,7 +77,7 @@ def fork_map(
                 _finish(pid, task_w, fd)
     for index in queue:  # only when every worker died early
         results[index] = on_error(index, "no worker left to scan it")
-        on_done(index)
+        on_done(index, results[index])
     return [results[i] for i in range(count)]
 
 

@@ -8,6 +8,7 @@ import sys
 from tqdm import tqdm
 
 from secretscan.scan import Progress
+from secretscan.sweep.run import SweepProgress
 
 
 class TqdmProgress(Progress):
@@ -47,3 +48,36 @@ class TqdmProgress(Progress):
 
 def make_progress(quiet: bool) -> Progress:
     return TqdmProgress() if not quiet and sys.stderr.isatty() else Progress()
+
+
+class TqdmSweepProgress(SweepProgress):
+    """One bar per sweep phase (repositories' manifests, then unique layers)."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+
+    def phase(self, name: str, total: int) -> None:
+        self.done()
+        size = shutil.get_terminal_size(fallback=(100, 24))
+        self._bar = tqdm(
+            total=total,
+            desc=name,
+            unit="",
+            file=sys.stderr,
+            leave=False,
+            ncols=size.columns or 100,
+            nrows=size.lines or 24,
+        )
+
+    def step(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def done(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_sweep_progress(quiet: bool) -> SweepProgress:
+    return TqdmSweepProgress() if not quiet and sys.stderr.isatty() else SweepProgress()

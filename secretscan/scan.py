@@ -131,7 +131,7 @@ class Scanner:
 
         finished = [0]
 
-        def done(i: int) -> None:
+        def done(i: int, result: LayerResult) -> None:
             if parallel:  # workers report when they finish; the bar moves by whole layers
                 finished[0] += 1
                 self.progress.start_layer(finished[0] - 1)

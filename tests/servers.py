@@ -905,6 +905,8 @@ class _ProxyHandler(_Handler):
             self.reply_json(info.status, err, headers)
             return
         blob = _BLOB_GET.match(path) if self.command == "GET" else None
+        if blob and cfg["blob_delay"]:
+            time.sleep(cfg["blob_delay"])  # a slow registry: lets tests interrupt a sweep midway
         conn = http.client.HTTPConnection(info.upstream, timeout=120)
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -967,6 +969,7 @@ def flaky_proxy(
     fail_paths: str = DEFAULT_FAIL_PATHS,
     tamper_blob: str | None = None,
     redirect_blobs_to: BlobMirror | bool | None = None,
+    blob_delay: float = 0.0,
 ) -> Iterator[ProxyInfo]:
     """A reverse proxy on 127.0.0.1 in front of registry `upstream_host` ("127.0.0.1:PORT").
 
@@ -986,6 +989,7 @@ def flaky_proxy(
     the mirror, on another port, which then serves the same bytes and
     records the headers it got (`info.mirror.received`). The upstream GET
     that fetched them used the client's own headers, so auth works as usual.
+    `blob_delay` seconds are waited before each blob GET is forwarded (a slow registry).
     """
     with contextlib.ExitStack() as stack:
         mirror: BlobMirror | None = None
@@ -1003,6 +1007,7 @@ def flaky_proxy(
             "fail_paths": re.compile(fail_paths),
             "retry_after": retry_after,
             "tamper_blob": tamper_blob,
+            "blob_delay": blob_delay,
         }
         server = stack.enter_context(serve_http(_ProxyHandler, cfg=cfg))
         info.host = _host_of(server)

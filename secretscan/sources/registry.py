@@ -328,6 +328,24 @@ class RegistryClient:
             raise SourceError(f"{self._where()}: {reference} is a Docker schema 1 manifest, which is not supported")
         return body, str(media_type), digest
 
+    def listing(self, path: str, key: str, page_size: int = 1000, limit: int = 1_000_000) -> list[str]:
+        """A paginated list (``/v2/_catalog`` repositories, ``/v2/NAME/tags/list`` tags), following
+        ``Link: <…>; rel="next"`` headers; at most ``limit`` entries, so a hostile registry cannot
+        page forever."""
+        items: list[str] = []
+        next_path: str | None = f"{path}?n={page_size}"
+        seen: set[str] = set()
+        while next_path and len(items) < limit and next_path not in seen:
+            seen.add(next_path)
+            response = self.request("GET", next_path, stream=True)
+            link = response.headers.get("Link", "")
+            body = _read_capped(response, MAX_MANIFEST_BYTES, f"{self._where()}: {path}")
+            doc = parse_json(body, f"{self.host}{path}")
+            values = doc.get(key) if isinstance(doc, dict) else None
+            items.extend(str(v) for v in values or () if isinstance(v, str))
+            next_path = _next_link(link, self.base)
+        return items[:limit]
+
     def blob(self, digest: str, limit: int) -> bytes:
         with self.open_blob(digest) as stream:
             body = stream.read(limit + 1)
@@ -456,6 +474,18 @@ def _platform_matches(actual: str | None, wanted: str) -> bool:
         return True
     # "linux/arm64" matches "linux/arm64/v8": the variant is optional unless asked for
     return wanted.count("/") == 1 and actual.startswith(wanted + "/")
+
+
+def _next_link(header: str, base: str) -> str | None:
+    """The path of a ``rel="next"`` Link (RFC 5988, as the distribution spec uses it) on the same
+    registry; a link elsewhere is not followed."""
+    found = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not found:
+        return None
+    url = urlsplit(urljoin(base + "/", found.group(1)))
+    if url.netloc and url.netloc != urlsplit(base).netloc:
+        return None
+    return url.path + (f"?{url.query}" if url.query else "")
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:

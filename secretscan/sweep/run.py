@@ -1,0 +1,480 @@
+"""``secretscan sweep``: every image of a registry (or an ECR account), each unique layer scanned
+once per scan profile, results in the sweep database.
+
+Three phases. *Plan*: list repositories and tags, fetch each manifest (and, for images not in the
+image cache, the config) on a few threads — this is all a re-run with nothing new does. *Scan*:
+the layers that no cached image covers and the layer cache lacks, deduplicated by digest, biggest
+first, on forked workers or a Dask cluster; each result is committed as it arrives, so a killed
+sweep resumes where it stopped. *Attribute*: as soon as an image's last layer is in, its findings
+are placed (index, build step, fate) with the same code as ``scan``, and the image is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from secretscan.codec import pack, unpack
+from secretscan.errors import SecretScanError
+from secretscan.findings import Occurrence, aggregate
+from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES
+from secretscan.image.model import ImageConfig, LayerHandle, parse_json
+from secretscan.models import Skipped
+from secretscan.parallel import fork_map
+from secretscan.scan import RunState, Scanner
+from secretscan.sources.auth import Keychain
+from secretscan.sources.reference import ImageRef
+from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions, _platform
+from secretscan.sweep.store import ImageResult, ImageRow, Store
+from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
+from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
+from secretscan.walk.layer import LayerResult
+
+logger = logging.getLogger(__name__)
+
+NEUTRAL_NAME = "{image}"
+"""The image name inside cached image results; each image that reuses them puts its own."""
+MANIFEST_THREADS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCacheEntry:
+    """An image's attributed results, independent of its name: cached per config digest (and
+    manifest annotations), which fix its layers' contents."""
+
+    occurrences: tuple[Occurrence, ...]
+    skipped: tuple[Skipped, ...]
+    platform: str | None
+    layers: int
+    files: int
+    bytes: int
+
+
+@dataclass
+class ImagePlan:
+    registry: str
+    repository: str
+    tags: list[str]
+    manifest_digest: str
+    platform: str | None = None
+    config_digest: str | None = None
+    layers: list[tuple[str, str | None, int]] = field(default_factory=list)
+    """(blob digest, diff ID, size), base first."""
+    cache_key: str | None = None
+    cached: ImageCacheEntry | None = None
+    config: ImageConfig | None = None
+    """Parsed config (in memory only) for images that must be attributed."""
+    created: datetime | None = None
+    error: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    from_index: bool = False
+
+    @property
+    def name(self) -> str:
+        base = image_name(self.registry, self.repository, self.tags)
+        return f"{base} [{self.platform}]" if self.from_index and self.platform else base
+
+
+@dataclass
+class SweepSummary:
+    repositories: int = 0
+    repositories_failed: int = 0
+    images: int = 0
+    images_scanned: int = 0
+    images_cached: int = 0
+    images_failed: int = 0
+    layer_references: int = 0
+    layers_unique: int = 0
+    layers_scanned: int = 0
+    layers_cached: int = 0
+    layers_failed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    tags: TagFilter = field(default_factory=TagFilter)
+    platform: str | None = None
+    """Only this platform of multi-platform indexes; None sweeps every platform."""
+    dask: str | None = None
+    """Dask scheduler address (``tcp://host:8786``): layers are scanned on its workers."""
+    jobs: int = 1
+
+
+class SweepProgress:
+    """What the sweep tells a display; the default shows nothing."""
+
+    def phase(self, name: str, total: int) -> None: ...
+    def step(self, n: int = 1) -> None: ...
+    def done(self) -> None: ...
+
+
+class Sweeper:
+    def __init__(
+        self,
+        scanner: Scanner,
+        store: Store,
+        keychain: Keychain,
+        registry_options: RegistryOptions,
+        options: SweepOptions,
+        progress: SweepProgress | None = None,
+        baseline: frozenset[str] = frozenset(),
+    ) -> None:
+        self.scanner, self.store, self.keychain = scanner, store, keychain
+        self.registry_options, self.options = registry_options, options
+        self.progress = progress or SweepProgress()
+        self.baseline = baseline
+        config = scanner.config
+        self.profile = scan_profile(scanner.ruleset, scanner.sealer, config.limits)
+        self.summary = SweepSummary()
+
+    # ---- phase 1: plan
+
+    def run(self, target: SweepTarget) -> tuple[int, SweepSummary]:
+        started = time.monotonic()
+        sweep = self.store.start_sweep(target.text, self.profile)
+        try:
+            names = target.repository_names(self.keychain, self.registry_options)
+        except SecretScanError as exc:
+            self._record_failure(sweep, target.registry, "*", [], f"cannot list repositories: {exc}")
+            self.summary.repositories_failed = 1
+            names = []
+        self.summary.repositories = len(names)
+        self.progress.phase("manifests", len(names))
+        with ThreadPoolExecutor(MANIFEST_THREADS) as pool:
+            per_repo = list(pool.map(lambda repo: self._plan_repository(target, repo), names))
+        self.progress.done()
+        plans = [p for repo_plans in per_repo for p in repo_plans]
+        for plan in plans:
+            if plan.error and plan.manifest_digest.startswith("unresolved:"):
+                self._record_failure(sweep, plan.registry, plan.repository, plan.tags, plan.error, plan.manifest_digest)
+        plans = [p for p in plans if not p.manifest_digest.startswith("unresolved:")]
+        self.summary.images = len(plans) + self.summary.images_failed
+        self.summary.layer_references = sum(len(p.layers) for p in plans)
+        self.summary.layers_unique = len({d for p in plans for d, _, _ in p.layers})
+        for plan in plans:
+            if plan.error:
+                self._store_failed(sweep, plan)
+            elif plan.cached is not None:
+                self._finish(sweep, plan, plan.cached, "cached")
+        self._scan_layers(sweep, [p for p in plans if p.cached is None and not p.error])
+        self.summary.seconds = round(time.monotonic() - started, 3)
+        self.store.finish_sweep(sweep, self.summary.as_dict())
+        return sweep, self.summary
+
+    def _plan_repository(self, target: SweepTarget, repository: str) -> list[ImagePlan]:
+        try:
+            listing = target.tagged(repository, self.keychain, self.registry_options, self.options.tags)
+        except SecretScanError as exc:
+            self.summary.repositories_failed += 1
+            return [ImagePlan(target.registry, repository, [], "unresolved:*", error=f"cannot list tags: {exc}")]
+        finally:
+            self.progress.step()
+        client = RegistryClient(ImageRef(listing.registry, repository), self.keychain, self.registry_options)
+        try:
+            plans = self._resolve(client, listing)
+        finally:
+            client.session.close()
+        return self._newest(plans, listing)
+
+    def _resolve(self, client: RegistryClient, listing: TaggedImage) -> list[ImagePlan]:
+        by_digest: dict[str, ImagePlan] = {}
+        failed: list[ImagePlan] = []
+        for tag in listing.tags:
+            try:
+                body, media_type, digest = client.manifest(tag)
+                doc = parse_json(body, f"{listing.repository}:{tag}")
+                children: list[tuple[dict[str, Any], str, str | None]] = [(doc, digest, None)]
+                from_index = media_type in INDEX_TYPES or "manifests" in doc
+                if from_index:
+                    children = self._platform_manifests(client, doc)
+            except SecretScanError as exc:
+                failed.append(
+                    ImagePlan(listing.registry, listing.repository, [tag], f"unresolved:{tag}", error=str(exc))
+                )
+                continue
+            for child, child_digest, platform in children:
+                plan = by_digest.get(child_digest)
+                if plan is None:
+                    plan = by_digest[child_digest] = ImagePlan(
+                        listing.registry, listing.repository, [], child_digest, platform, from_index=from_index
+                    )
+                    self._describe(client, plan, child)
+                plan.tags.append(tag)
+                pushed = listing.pushed.get(tag)
+                if pushed is not None and (plan.created is None or pushed > plan.created):
+                    plan.created = pushed
+        return failed + list(by_digest.values())
+
+    def _platform_manifests(
+        self, client: RegistryClient, index: dict[str, Any]
+    ) -> list[tuple[dict[str, Any], str, str | None]]:
+        out: list[tuple[dict[str, Any], str, str | None]] = []
+        for entry in index.get("manifests") or []:
+            if not isinstance(entry, dict) or not DIGEST.match(str(entry.get("digest", ""))):
+                continue
+            platform = _platform(entry)
+            if platform in (None, "unknown/unknown"):
+                continue  # attestations and other non-image entries
+            if self.options.platform and not (platform or "").startswith(self.options.platform):
+                continue
+            body, _, digest = client.manifest(str(entry["digest"]))
+            out.append((parse_json(body, f"{client.ref.repository}@{digest}"), digest, platform))
+        return out
+
+    def _describe(self, client: RegistryClient, plan: ImagePlan, manifest: dict[str, Any]) -> None:
+        """Layers and config of one image manifest; the config is fetched only on a cache miss."""
+        try:
+            desc = manifest.get("config")
+            if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
+                raise SecretScanError(f"{plan.name}: manifest has no valid config descriptor")
+            plan.config_digest = str(desc["digest"])
+            layers = manifest.get("layers") or []
+            for i, layer in enumerate(layers):
+                if not isinstance(layer, dict) or not DIGEST.match(str(layer.get("digest", ""))):
+                    raise SecretScanError(f"{plan.name}: layer {i} has no valid digest")
+            raw = manifest.get("annotations")
+            plan.annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            annotations_digest = hashlib.sha256(json.dumps(plan.annotations, sort_keys=True).encode()).hexdigest()
+            plan.cache_key = f"{plan.config_digest}|{annotations_digest}"
+            cached = self.store.image_cache(self.profile, plan.cache_key)
+            diff_ids: Sequence[str] = ()
+            if cached is not None:
+                plan.cached = unpack(ImageCacheEntry, cached[0])
+                plan.created = plan.created or parse_created(cached[1])
+            else:
+                config = ImageConfig.parse(client.blob(plan.config_digest, MAX_CONFIG_BYTES), f"{plan.name}: config")
+                plan.config, plan.created = config, plan.created or parse_created(config.raw.get("created"))
+                plan.platform = plan.platform or config.platform
+                diff_ids = config.diff_ids
+            plan.layers = [
+                (str(layer["digest"]), diff_ids[i] if i < len(diff_ids) else None, _size(layer))
+                for i, layer in enumerate(layers)
+            ]
+        except SecretScanError as exc:
+            plan.error = str(exc)
+
+    def _newest(self, plans: list[ImagePlan], listing: TaggedImage) -> list[ImagePlan]:
+        tags = self.options.tags
+        good = [p for p in plans if not p.error]
+        if tags.since is not None:
+            good = [p for p in good if p.created is not None and p.created >= tags.since]
+        if tags.newest is not None:
+            good.sort(key=lambda p: p.created.timestamp() if p.created else float("-inf"), reverse=True)
+            good = good[: tags.newest]
+        return [p for p in plans if p.error] + good
+
+    # ---- phase 2: scan unique layers
+
+    def _scan_layers(self, sweep: int, plans: list[ImagePlan]) -> None:
+        jobs: dict[str, LayerJob] = {}
+        waiting: dict[str, list[ImagePlan]] = {}
+        for plan in plans:
+            for digest, diff_id, size in plan.layers:
+                jobs.setdefault(digest, LayerJob(plan.registry, plan.repository, digest, diff_id, size))
+                waiting.setdefault(digest, []).append(plan)
+        cached = self.store.cached_layers(self.profile, list(jobs))
+        self.summary.layers_cached = len(cached)
+        todo = sorted((j for d, j in jobs.items() if d not in cached), key=lambda j: -j.size)
+        results: dict[str, LayerResult] = {}
+        missing = {id(p): {d for d, _, _ in p.layers if d not in cached} for p in plans}
+
+        def arrived(job: LayerJob, result: LayerResult) -> None:
+            verified = result.error is None and result.stored_digest == job.digest
+            if verified:
+                self.store.put_layer(self.profile, job.digest, job.diff_id, result)
+                self.summary.layers_scanned += 1
+            else:
+                self.summary.layers_failed += 1
+                if result.error is None:
+                    result.error = f"content does not match its digest {job.digest} (got {result.stored_digest})"
+            results[job.digest] = result
+            self.progress.step()
+            for plan in waiting.get(job.digest, ()):
+                missing[id(plan)].discard(job.digest)
+                if not missing[id(plan)]:
+                    self._attribute(sweep, plan, results)
+
+        for plan in plans:  # everything already cached: attribute now
+            if not missing[id(plan)]:
+                self._attribute(sweep, plan, results)
+        self.progress.phase("layers", len(todo))
+        try:
+            if self.options.dask:
+                self._dispatch_dask(todo, arrived)
+            else:
+                self._dispatch_local(todo, arrived)
+        finally:
+            self.progress.done()
+
+    def _dispatch_local(self, todo: list[LayerJob], arrived: Callable[[LayerJob, LayerResult], None]) -> None:
+        scanner = LayerScanner(
+            self.scanner.engine, self.scanner.sealer, self.scanner.config.limits, self.keychain, self.registry_options
+        )
+        clients: dict[str, RegistryClient] = {}  # filled inside each worker process only
+        fork_map(
+            lambda i: scanner.scan(todo[i], clients),
+            len(todo),
+            [j.size for j in todo],
+            self.options.jobs,
+            on_error=lambda i, reason: LayerResult(error=f"layer worker failed: {reason}"),
+            on_done=lambda i, result: arrived(todo[i], result),
+        )
+        for client in clients.values():
+            client.session.close()
+
+    def _dispatch_dask(self, todo: list[LayerJob], arrived: Callable[[LayerJob, LayerResult], None]) -> None:
+        from distributed import Client, as_completed
+
+        config = self.scanner.config
+        spec = WorkerSpec(
+            rule_dirs=tuple(str(d) for d in config.rule_dirs),
+            limits=config.limits,
+            fingerprint_key=config.fingerprint_key,
+            allow_values=tuple(r.pattern for r in config.allowlist.regexes),
+            hyperscan=config.hyperscan,
+            options=self.registry_options,
+            ecr_hosts=(),
+            profile=self.profile,
+        )
+        client = Client(self.options.dask, timeout=30)
+        try:
+            futures = {
+                client.submit(
+                    run_remote_job, spec, job, key=f"secretscan-layer-{job.digest}-{self.profile[7:19]}", retries=1
+                ): job
+                for job in todo
+            }
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    result = unpack(LayerResult, future.result())
+                except Exception as exc:  # noqa: BLE001 - a worker's failure is this layer's error
+                    result = LayerResult(error=f"dask worker failed: {type(exc).__name__}: {str(exc)[:200]}")
+                arrived(job, result)
+        finally:
+            client.close()
+
+    # ---- phase 3: attribute and record
+
+    def _attribute(self, sweep: int, plan: ImagePlan, fresh: dict[str, LayerResult]) -> None:
+        assert plan.config is not None
+        results = []
+        for digest, _, _ in plan.layers:
+            result = fresh.get(digest) or self.store.layer(self.profile, digest)
+            results.append(result or LayerResult(error=f"layer {digest} is missing from the cache"))
+        handles = [
+            LayerHandle(index=i, diff_id=diff_id, blob_digest=digest, size=size, open=_no_reopen)
+            for i, (digest, diff_id, size) in enumerate(plan.layers)
+        ]
+        state = RunState()
+        identity = _Identity(NEUTRAL_NAME, None, plan.annotations)
+        self.scanner.attribute(identity, plan.config, handles, results, state)
+        summary = state.summaries[0]
+        entry = ImageCacheEntry(
+            tuple(state.occurrences),
+            tuple(state.skipped),
+            summary.platform,
+            summary.layers,
+            summary.files_scanned,
+            summary.bytes_scanned,
+        )
+        if not state.errors and plan.cache_key:
+            self.store.put_image_cache(
+                self.profile,
+                plan.cache_key,
+                pack(entry),
+                plan.config.raw.get("created") if isinstance(plan.config.raw.get("created"), str) else None,
+            )
+        self._finish(sweep, plan, entry, "scanned", tuple(state.errors))
+        plan.config = None  # the raw config may hold secrets: drop it as soon as it is used
+
+    def _finish(
+        self, sweep: int, plan: ImagePlan, entry: ImageCacheEntry, status: str, errors: tuple[str, ...] = ()
+    ) -> None:
+        name = plan.name
+        occurrences = [
+            Occurrence(o.sighting, replace(o.location, image=name, image_digest=plan.manifest_digest))
+            for o in entry.occurrences
+        ]
+        result = aggregate(occurrences, self.scanner.ruleset, self.scanner.config, self.baseline)
+        skipped = tuple(replace(s, what=_rename(s.what, name)) for s in entry.skipped)
+        errors = tuple(_rename(e, name) for e in errors)
+        image_result = ImageResult(
+            result.findings,
+            result.known_test_keys,
+            skipped,
+            errors,
+            result.suppressed,
+            entry.layers,
+            entry.files,
+            entry.bytes,
+        )
+        status = "failed" if errors else status
+        self.store.put_image(
+            ImageRow(
+                sweep,
+                plan.registry,
+                plan.repository,
+                plan.manifest_digest,
+                tuple(plan.tags),
+                plan.platform or entry.platform,
+                plan.config_digest,
+                status,
+                "; ".join(errors) or None,
+                image_result,
+            ),
+            [(d, diff_id) for d, diff_id, _ in plan.layers],
+        )
+        counter = {"cached": "images_cached", "scanned": "images_scanned", "failed": "images_failed"}[status]
+        setattr(self.summary, counter, getattr(self.summary, counter) + 1)
+
+    def _store_failed(self, sweep: int, plan: ImagePlan) -> None:
+        self._record_failure(
+            sweep, plan.registry, plan.repository, plan.tags, plan.error or "failed", plan.manifest_digest
+        )
+
+    def _record_failure(
+        self, sweep: int, registry: str, repository: str, tags: Iterable[str], error: str, digest: str = "unresolved:*"
+    ) -> None:
+        """An image (or a whole repository, digest ``unresolved:*``) that could not be read: listed
+        with its error in the sweep, never dropped."""
+        self.store.put_image(
+            ImageRow(sweep, registry, repository, digest, tuple(tags), None, None, "failed", error, None), []
+        )
+        if digest != "unresolved:*":
+            self.summary.images_failed += 1
+
+
+@dataclass(frozen=True)
+class _Identity:
+    name: str
+    digest: str | None
+    annotations: dict[str, str]
+
+
+def _rename(text: str, name: str) -> str:
+    return name + text[len(NEUTRAL_NAME) :] if text.startswith(NEUTRAL_NAME) else text
+
+
+def _size(descriptor: dict[str, Any]) -> int:
+    size = descriptor.get("size")
+    return size if isinstance(size, int) and size >= 0 else 0
+
+
+def _no_reopen() -> Any:
+    raise SecretScanError("a sweep attributes layers from their results; it does not reopen them")
+
+
+def image_name(registry: str, repository: str, tags: Sequence[str]) -> str:
+    return f"{registry}/{repository}:{tags[0]}" if tags else f"{registry}/{repository}"

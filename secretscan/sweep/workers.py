@@ -1,0 +1,114 @@
+"""Scanning one registry layer wherever a worker runs: a forked process on this machine or a Dask
+worker elsewhere. The job names the blob; the worker pulls it with its own credentials, scans it
+and sends back the sealed result (fingerprints and redacted forms; never plaintext).
+
+A Dask worker builds its own engine from a ``WorkerSpec`` and checks that it arrives at the
+client's scan profile: a worker with another secretscan version or rule pack fails its jobs
+loudly instead of filling the cache with results of a different scan.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from secretscan import __version__
+from secretscan.codec import encode, pack
+from secretscan.config import Limits
+from secretscan.detect.engine import Engine
+from secretscan.detect.knownkeys import KnownKeys
+from secretscan.detect.prefilter import default_cache_dir
+from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
+from secretscan.detect.seal import Sealer
+from secretscan.errors import SecretScanError
+from secretscan.sources.auth import Keychain, default_keychain
+from secretscan.sources.reference import ImageRef
+from secretscan.sources.registry import RegistryClient, RegistryOptions
+from secretscan.walk.layer import LayerResult, scan_layer_blob
+
+
+@dataclass(frozen=True, slots=True)
+class LayerJob:
+    registry: str
+    repository: str
+    """A repository that holds the blob (any one: the blob is the same in all)."""
+    digest: str
+    diff_id: str | None
+    size: int
+
+
+def scan_profile(ruleset: RuleSet, sealer: Sealer, limits: Limits) -> str:
+    """What a cached result depends on besides the layer's bytes."""
+    text = json.dumps([__version__, ruleset.digest, sealer.identity, encode(limits)])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LayerScanner:
+    """Scans registry layers with one engine; used in this process and in forked workers."""
+
+    engine: Engine
+    sealer: Sealer
+    limits: Limits
+    keychain: Keychain
+    options: RegistryOptions
+
+    def scan(self, job: LayerJob, clients: dict[str, RegistryClient]) -> LayerResult:
+        """The layer's sealed result; a download or read problem is the result's ``error``."""
+        client = clients.get(job.repository)
+        if client is None:
+            client = clients[job.repository] = RegistryClient(
+                ImageRef(job.registry, job.repository), self.keychain, self.options
+            )
+        try:
+            with client.open_blob(job.digest) as blob:
+                result = scan_layer_blob(self.engine, self.sealer, self.limits, blob)
+        except SecretScanError as exc:
+            result = LayerResult(error=str(exc))
+        result.secrets = {}  # sweeps store and ship sealed results only
+        return result
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a remote worker needs to build the client's scan (rules by directory: the built-in
+    pack plus any extra directories, which must exist on the workers too)."""
+
+    rule_dirs: tuple[str, ...]
+    limits: Limits
+    fingerprint_key: bytes
+    allow_values: tuple[str, ...]
+    hyperscan: bool
+    options: RegistryOptions
+    ecr_hosts: tuple[str, ...]
+    profile: str
+
+
+def run_remote_job(spec: WorkerSpec, job: LayerJob) -> bytes:
+    """The Dask task: returns the packed sealed result (``codec.pack``)."""
+    scanner = _worker_scanner(spec)
+    return pack(scanner.scan(job, _worker_clients(spec)))
+
+
+@functools.cache
+def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
+    """One engine per worker process and spec (compiling the rule pack takes a second)."""
+    dirs = [BUILTIN_RULES_DIR, *(BUILTIN_RULES_DIR.__class__(d) for d in spec.rule_dirs)]
+    ruleset, known = load_rules(dirs), KnownKeys.load(dirs)
+    sealer = Sealer(spec.fingerprint_key, known, tuple(re.compile(p) for p in spec.allow_values))
+    profile = scan_profile(ruleset, sealer, spec.limits)
+    if profile != spec.profile:
+        raise SecretScanError(
+            f"this worker's scan profile differs from the client's (secretscan {__version__}, rules {ruleset.digest}): "
+            "run the same secretscan version and rule directories on every worker"
+        )
+    engine = Engine(ruleset, known, hyperscan=spec.hyperscan, cache_dir=default_cache_dir())
+    return LayerScanner(engine, sealer, spec.limits, default_keychain(ecr_hosts=spec.ecr_hosts), spec.options)
+
+
+@functools.cache
+def _worker_clients(spec: WorkerSpec) -> dict[str, RegistryClient]:
+    return {}
