@@ -78,6 +78,37 @@ class Pusher:
                 self.blob(repository, data)
         return self.manifest(repository, tag, manifest)
 
+    def prepared(self, repository: str, tag: str, layers: list[tuple[bytes, bytes]], history: list[str]) -> str:
+        """Push an image from already built layers: (uncompressed tar, gzip blob) pairs, so a
+        layer shared by many images is built and compressed once (the sweep benchmark)."""
+        config = {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2026-01-01T00:00:00Z",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha256_hex(t) for t, _ in layers]},
+            "history": [{"created_by": h} for h in history],
+        }
+        config_data = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MT_OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": self.blob(repository, config_data),
+                "size": len(config_data),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": self.blob(repository, gz),
+                    "size": len(gz),
+                }
+                for _, gz in layers
+            ],
+        }
+        return self.manifest(repository, tag, manifest)
+
     def raw_manifest(self, repository: str, reference: str) -> bytes:
         answer = self.session.get(
             f"http://{self.host}/v2/{repository}/manifests/{reference}",
