@@ -406,3 +406,20 @@ def test_ecr_account_is_enumerated_with_boto3(cli, fleet: Fleet, moto_endpoint: 
     assert {i["name"] for i in report["images"]} == {f"{fleet.host}/team-a/api:v1", f"{fleet.host}/team-b/web:1.0"}
     assert summary["layers_unique"] == 3  # the base layer is shared
     assert fp(fleet.secrets["slack"]) in by_fingerprint(report)
+
+
+def test_the_documented_cronjob_runs_a_valid_sweep_command() -> None:
+    import yaml
+
+    from secretscan.cli import build_parser
+
+    text = (REPO / "docs" / "sweeps.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    docs = [d for b in blocks for d in yaml.safe_load_all(b)]
+    cronjob = next(d for d in docs if d["kind"] == "CronJob")
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "sweep" and args.dask and str(args.db).startswith("/data")
+    assert not any("password" in a.lower() for a in container["args"]), "credentials never go on the command line"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/data" in mounts and cronjob["spec"]["concurrencyPolicy"] == "Forbid"

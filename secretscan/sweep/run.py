@@ -31,7 +31,7 @@ from secretscan.parallel import fork_map
 from secretscan.scan import RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
-from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions, _platform
+from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions, _platform, _platform_matches
 from secretscan.sweep.store import ImageResult, ImageRow, Store
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
@@ -150,7 +150,7 @@ class Sweeper:
             self.summary.repositories_failed = 1
             names = []
         self.summary.repositories = len(names)
-        self.progress.phase("manifests", len(names))
+        self.progress.phase("repositories", len(names))
         with ThreadPoolExecutor(MANIFEST_THREADS) as pool:
             per_repo = list(pool.map(lambda repo: self._plan_repository(target, repo), names))
         self.progress.done()
@@ -226,7 +226,7 @@ class Sweeper:
             platform = _platform(entry)
             if platform in (None, "unknown/unknown"):
                 continue  # attestations and other non-image entries
-            if self.options.platform and not (platform or "").startswith(self.options.platform):
+            if self.options.platform and not _platform_matches(platform, self.options.platform):
                 continue
             body, _, digest = client.manifest(str(entry["digest"]))
             out.append((parse_json(body, f"{client.ref.repository}@{digest}"), digest, platform))
