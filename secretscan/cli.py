@@ -357,7 +357,7 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep_id, summary = sweeper.run(target)
         if not args.quiet:
             sys.stderr.write(summary_table(sweep_id, summary))
-        return _render_sweep(args, store, pick_sweep(store, sweep_id), ruleset.digest, None)
+        return _render_sweep(args, store, pick_sweep(store, sweep_id), None)
     finally:
         store.close()
 
@@ -375,15 +375,13 @@ def _report(args: argparse.Namespace) -> int:
                 f"secretscan: sweep {sweep.id} is the first finished sweep of {sweep.target}: everything is new",
                 file=sys.stderr,
             )
-        return _render_sweep(args, store, sweep, "", since)
+        return _render_sweep(args, store, sweep, since)
     finally:
         store.close()
 
 
-def _render_sweep(
-    args: argparse.Namespace, store: Store, sweep: SweepRow, rules_digest: str, since: SweepRow | None
-) -> int:
-    report = sweep_report(store, sweep, rules_digest or sweep.profile, since)
+def _render_sweep(args: argparse.Namespace, store: Store, sweep: SweepRow, since: SweepRow | None) -> int:
+    report = sweep_report(store, sweep, since)
     fmt = OutputFormat(args.format)
     color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _emit(fmt.render(report, color=color), args.output, private=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,15 @@ def findings_key(report: dict[str, Any]) -> list[Any]:
 
 def locations(report: dict[str, Any], rule_id: str | None = None) -> list[dict[str, Any]]:
     return [loc for f in report["findings"] if rule_id in (None, f["rule_id"]) for loc in f["locations"]]
+
+
+def sarif_errors(tool: str, path: Path) -> list[str]:
+    """Microsoft's SARIF Multitool on ``path``: its ``error`` lines (it exits 0 either way). Fails
+    when the tool did not finish its analysis, so a broken tool never reads as a clean file."""
+    validation = subprocess.run([tool, "validate", str(path)], capture_output=True, text=True, timeout=300)
+    lines = (validation.stdout + validation.stderr).splitlines()
+    assert any("Analysis completed successfully" in ln or "Done." in ln for ln in lines), validation.stdout[-2000:]
+    return [ln for ln in lines if ": error " in ln or ln.lstrip().startswith("error")]
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import secretgen
 import servers
-from conftest import IN_CI, REPO, CliResult
-from imagebuilder import EmptyStep, Entry, ImageSpec, Layer
+from conftest import IN_CI, REPO, CliResult, sarif_errors
+from imagebuilder import EmptyStep, Entry, ImageSpec, Layer, write_oci_layout
 from registry_push import Pusher
 
 pytestmark = pytest.mark.servers
@@ -423,3 +423,42 @@ def test_the_documented_cronjob_runs_a_valid_sweep_command() -> None:
     assert not any("password" in a.lower() for a in container["args"]), "credentials never go on the command line"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert "/data" in mounts and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_multi_platform_index_sweeps_every_platform_or_the_one_asked(cli, tmp_path: Path) -> None:
+    token = secretgen.github_pat(int.from_bytes(os.urandom(4), "big"))
+    shared = _layer("etc/app.env", f"GH_TOKEN={token}\n", "app")
+    specs = [
+        ImageSpec([shared, _layer(f"lib/{arch}.so", "binary", arch)], architecture=arch) for arch in ("amd64", "arm64")
+    ]
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, specs, index=True)
+    with servers.registry(tmp_path, auth="none") as info:
+        servers.push(info, layout, "multi/app:1", all_platforms=True)
+        _, both, summary = sweep(cli, info.host, tmp_path / "s.db")
+        names = {i["name"] for i in both["images"]}
+        assert names == {f"{info.host}/multi/app:1 [linux/amd64]", f"{info.host}/multi/app:1 [linux/arm64]"}
+        assert summary["layers_unique"] == 3 and summary["layers_scanned"] == 3  # the shared layer once
+        assert images_of(by_fingerprint(both)[fp(token)]) == names
+        _, one, _ = sweep(cli, info.host, tmp_path / "one.db", "--platform", "linux/arm64")
+        assert [i["name"] for i in one["images"]] == [f"{info.host}/multi/app:1 [linux/arm64]"]
+        assert [i["platform"] for i in one["images"]] == ["linux/arm64"]
+
+
+def test_sweep_report_formats(cli, fleet: Fleet, sarif_multitool: str, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    sweep(cli, fleet.host, db)
+    out = tmp_path / "sweep.sarif"
+    assert cli("report", "--db", str(db), "-f", "sarif", "-o", str(out)).code == 1
+    run = json.loads(out.read_text())["runs"][0]
+    assert len({r["partialFingerprints"]["secretscanFingerprint/v1"] for r in run["results"]}) == len(fleet.secrets)
+    errors = sarif_errors(sarif_multitool, out)
+    assert not errors, "\n".join(errors)
+    text = cli("report", "--db", str(db))
+    assert text.code == 1 and f"{fleet.host}/team-c/job:nightly" in text.out
+    assert all(secret not in text.out for secret in fleet.secrets.values())
+    passing = cli("report", "--db", str(db), "--fail-on", "none", "-f", "json")
+    assert passing.code == 0 and passing.report["tool"]["rules_digest"].startswith("sha256:")
+    missing = cli("report", "--db", str(tmp_path / "none.db"))
+    assert missing.code == 2 and "no sweep database" in missing.err
+    assert cli("report", "--db", str(db), "--sweep", "99").code == 2

@@ -10,7 +10,7 @@ from secretscan import __version__
 from secretscan.errors import UsageError
 from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
-from secretscan.sweep.run import SweepSummary, image_name
+from secretscan.sweep.run import SweepSummary
 from secretscan.sweep.store import Store, SweepRow
 
 
@@ -31,7 +31,7 @@ def previous_sweep(store: Store, sweep: SweepRow) -> SweepRow | None:
     return earlier[-1] if earlier else None
 
 
-def sweep_report(store: Store, sweep: SweepRow, rules_digest: str, since: SweepRow | None = None) -> ScanReport:
+def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -> ScanReport:
     """One finding per secret across the sweep's images. With ``since``, only locations where a
     secret appears in an image (manifest digest) that did not hold it in that sweep."""
     seen_before: set[tuple[str, str | None]] = set()
@@ -46,7 +46,7 @@ def sweep_report(store: Store, sweep: SweepRow, rules_digest: str, since: SweepR
     errors: list[str] = []
     suppressed = 0
     for row in store.images(sweep.id):
-        name = image_name(row.registry, row.repository, row.tags)
+        name = row.name
         if row.error:
             where = name if not row.manifest_digest.startswith("sha256:") else f"{name}@{row.manifest_digest}"
             errors.append(f"{where}: {row.error}")
@@ -70,7 +70,7 @@ def sweep_report(store: Store, sweep: SweepRow, rules_digest: str, since: SweepR
             known[k.fingerprint] = k if had is None else replace(had, locations=had.locations + k.locations)
     return ScanReport(
         tool_version=__version__,
-        rules_digest=rules_digest,
+        rules_digest=sweep.rules_digest,
         target=f"sweep {sweep.id} of {sweep.target}" + (f" (new since sweep {since.id})" if since else ""),
         images=tuple(images),
         findings=tuple(sort_findings(findings.values())),

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from secretscan.codec import pack, unpack
-from secretscan.errors import SecretScanError
+from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
 from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES
 from secretscan.image.model import ImageConfig, LayerHandle, parse_json
@@ -142,7 +142,7 @@ class Sweeper:
 
     def run(self, target: SweepTarget) -> tuple[int, SweepSummary]:
         started = time.monotonic()
-        sweep = self.store.start_sweep(target.text, self.profile)
+        sweep = self.store.start_sweep(target.text, self.profile, self.scanner.ruleset.digest)
         try:
             names = target.repository_names(self.keychain, self.registry_options)
         except SecretScanError as exc:
@@ -287,7 +287,16 @@ class Sweeper:
         self.summary.layers_cached = len(cached)
         todo = sorted((j for d, j in jobs.items() if d not in cached), key=lambda j: -j.size)
         results: dict[str, LayerResult] = {}
+        """Fresh results, kept only until the last image that uses them is attributed."""
         missing = {id(p): {d for d, _, _ in p.layers if d not in cached} for p in plans}
+        users = {d: len(ps) for d, ps in waiting.items()}
+
+        def attribute(plan: ImagePlan) -> None:
+            self._attribute(sweep, plan, results)
+            for digest, _, _ in plan.layers:
+                users[digest] -= 1
+                if users[digest] == 0:
+                    results.pop(digest, None)
 
         def arrived(job: LayerJob, result: LayerResult) -> None:
             verified = result.error is None and result.stored_digest == job.digest
@@ -303,11 +312,11 @@ class Sweeper:
             for plan in waiting.get(job.digest, ()):
                 missing[id(plan)].discard(job.digest)
                 if not missing[id(plan)]:
-                    self._attribute(sweep, plan, results)
+                    attribute(plan)
 
         for plan in plans:  # everything already cached: attribute now
             if not missing[id(plan)]:
-                self._attribute(sweep, plan, results)
+                attribute(plan)
         self.progress.phase("layers", len(todo))
         try:
             if self.options.dask:
@@ -334,7 +343,10 @@ class Sweeper:
             client.session.close()
 
     def _dispatch_dask(self, todo: list[LayerJob], arrived: Callable[[LayerJob, LayerResult], None]) -> None:
-        from distributed import Client, as_completed
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise UsageError("--dask needs the dask extra: pip install 'secretscan[dask]'") from None
 
         config = self.scanner.config
         spec = WorkerSpec(
@@ -347,7 +359,12 @@ class Sweeper:
             ecr_hosts=(),
             profile=self.profile,
         )
-        client = Client(self.options.dask, timeout=30)
+        try:
+            client = Client(self.options.dask, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SourceError(
+                f"cannot reach the Dask scheduler {self.options.dask} ({type(exc).__name__}: {exc})"
+            ) from None
         try:
             futures = {
                 client.submit(
@@ -427,6 +444,7 @@ class Sweeper:
                 plan.registry,
                 plan.repository,
                 plan.manifest_digest,
+                name,
                 tuple(plan.tags),
                 plan.platform or entry.platform,
                 plan.config_digest,
@@ -450,7 +468,20 @@ class Sweeper:
         """An image (or a whole repository, digest ``unresolved:*``) that could not be read: listed
         with its error in the sweep, never dropped."""
         self.store.put_image(
-            ImageRow(sweep, registry, repository, digest, tuple(tags), None, None, "failed", error, None), []
+            ImageRow(
+                sweep,
+                registry,
+                repository,
+                digest,
+                image_name(registry, repository, list(tags)),
+                tuple(tags),
+                None,
+                None,
+                "failed",
+                error,
+                None,
+            ),
+            [],
         )
         if digest != "unresolved:*":
             self.summary.images_failed += 1

@@ -41,11 +41,11 @@ CREATE TABLE IF NOT EXISTS image_cache (
     profile TEXT NOT NULL, key TEXT NOT NULL, result BLOB NOT NULL, created TEXT,
     PRIMARY KEY (profile, key));
 CREATE TABLE IF NOT EXISTS sweeps (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, profile TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, profile TEXT NOT NULL, rules_digest TEXT NOT NULL,
     started REAL NOT NULL, finished REAL, status TEXT NOT NULL, summary TEXT);
 CREATE TABLE IF NOT EXISTS images (
     sweep INTEGER NOT NULL REFERENCES sweeps(id), registry TEXT NOT NULL, repository TEXT NOT NULL,
-    manifest_digest TEXT NOT NULL, tags TEXT NOT NULL, platform TEXT, config_digest TEXT,
+    manifest_digest TEXT NOT NULL, name TEXT NOT NULL, tags TEXT NOT NULL, platform TEXT, config_digest TEXT,
     status TEXT NOT NULL, error TEXT, result BLOB, scanned_at REAL NOT NULL,
     PRIMARY KEY (sweep, registry, repository, manifest_digest));
 CREATE TABLE IF NOT EXISTS image_layers (
@@ -82,6 +82,8 @@ class ImageRow:
     registry: str
     repository: str
     manifest_digest: str
+    name: str
+    """As reports show it: ``registry/repository:first-tag``, `` [os/arch]`` for an index's images."""
     tags: tuple[str, ...]
     platform: str | None
     config_digest: str | None
@@ -96,6 +98,7 @@ class SweepRow:
     id: int
     target: str
     profile: str
+    rules_digest: str
     started: float
     finished: float | None
     status: str
@@ -169,11 +172,11 @@ class Store:
 
     # ---- sweeps and their images
 
-    def start_sweep(self, target: str, profile: str) -> int:
+    def start_sweep(self, target: str, profile: str, rules_digest: str) -> int:
         with self._lock:
             cur = self.db.execute(
-                "INSERT INTO sweeps (target, profile, started, status) VALUES (?,?,?,'running')",
-                (target, profile, time.time()),
+                "INSERT INTO sweeps (target, profile, rules_digest, started, status) VALUES (?,?,?,?,'running')",
+                (target, profile, rules_digest, time.time()),
             )
             return int(cur.lastrowid or 0)
 
@@ -186,12 +189,13 @@ class Store:
     def put_image(self, row: ImageRow, layers: Sequence[tuple[str, str | None]]) -> None:
         with self._transaction():
             self._rows(
-                "INSERT OR REPLACE INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.sweep,
                     row.registry,
                     row.repository,
                     row.manifest_digest,
+                    row.name,
                     json.dumps(list(row.tags)),
                     row.platform,
                     row.config_digest,
@@ -232,29 +236,32 @@ class Store:
 
     def sweeps(self) -> list[SweepRow]:
         return [
-            SweepRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else {})
+            SweepRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {})
             for r in self._rows(
-                "SELECT id, target, profile, started, finished, status, summary FROM sweeps ORDER BY id"
+                "SELECT id, target, profile, rules_digest, started, finished, status, summary FROM sweeps ORDER BY id"
             )
         ]
 
     def images(self, sweep: int) -> Iterator[ImageRow]:
         for r in self._rows(
-            "SELECT sweep, registry, repository, manifest_digest, tags, platform, config_digest, status, error, result "
+            "SELECT sweep, registry, repository, manifest_digest, name, tags, platform, config_digest, status, error, "
+            "result "
             "FROM images WHERE sweep=? ORDER BY registry, repository, manifest_digest",
             (sweep,),
         ):
+            sweep_id, registry, repository, digest, name, tags, platform, config_digest, status, error, result = r
             yield ImageRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                tuple(json.loads(r[4])),
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                unpack(ImageResult, r[9]) if r[9] is not None else None,
+                sweep_id,
+                registry,
+                repository,
+                digest,
+                name,
+                tuple(json.loads(tags)),
+                platform,
+                config_digest,
+                status,
+                error,
+                unpack(ImageResult, result) if result is not None else None,
             )
 
     # ---- reverse index (``secretscan where``)
