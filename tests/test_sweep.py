@@ -231,7 +231,8 @@ def test_new_tag_scans_only_its_new_layer_and_since_last_shows_only_it(cli, tmp_
 
 def test_where_answers_from_the_database(cli, fleet: Fleet, tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    sweep(cli, fleet.host, db)
+    _, report, _ = sweep(cli, fleet.host, db)
+    sweep(cli, fleet.host, db)  # answers come from the latest sweep, here a fully cached one
     secret = cli("where", fp(fleet.secrets["aws_secret"]), "--db", str(db), "-f", "json")
     assert secret.code == 0, secret.err
     shipped = {(i["repository"], tuple(i["tags"])) for i in secret.report["images"]}
@@ -248,6 +249,11 @@ def test_where_answers_from_the_database(cli, fleet: Fleet, tmp_path: Path) -> N
     assert len(layer.report["images"]) == 4 and all(i["where"] == ["layer 0"] for i in layer.report["images"])
     held = {s["fingerprint"] for s in layer.report["layer_secrets"]}
     assert {fp(fleet.secrets["aws_id"]), fp(fleet.secrets["aws_secret"])} <= held
+    diff_id = by_fingerprint(report)[fp(fleet.secrets["aws_secret"])]["locations"][0]["layer_digest"]
+    assert diff_id != base
+    by_diff_id = cli("where", diff_id, "--db", str(db), "-f", "json")
+    assert by_diff_id.report["images"] == layer.report["images"]
+    assert all(i["sweep"] == 2 for i in layer.report["images"])
     text = cli("where", fp(fleet.secrets["npm"]), "--db", str(db))
     assert "team-a/api@" in text.out and "latest, v2" in text.out and "/app/.npmrc" in text.out
     unknown = cli("where", "ssf1:" + "0" * 32, "--db", str(db))
@@ -462,3 +468,20 @@ def test_sweep_report_formats(cli, fleet: Fleet, sarif_multitool: str, tmp_path:
     missing = cli("report", "--db", str(tmp_path / "none.db"))
     assert missing.code == 2 and "no sweep database" in missing.err
     assert cli("report", "--db", str(db), "--sweep", "99").code == 2
+
+
+def test_sweep_with_token_auth_and_the_catalog(cli, registry_token, monkeypatch, tmp_path: Path) -> None:
+    pusher = Pusher(registry_token.host)
+    pusher.session.headers["Authorization"] = "Bearer " + registry_token.bearer_token("repository:sweep/auth:push,pull")
+    secret = secretgen.gitlab_pat(int.from_bytes(os.urandom(4), "big"))
+    pusher.image("sweep/auth", "1", ImageSpec([_layer("opt/ci.env", f"GITLAB_TOKEN={secret}\n", "ci")]))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(registry_token.write_authfile(tmp_path / "auth.json")))
+    _, report, summary = sweep(cli, registry_token.host, tmp_path / "s.db", "--repo", "sweep/auth")
+    assert summary["images_scanned"] == 1 and fp(secret) in by_fingerprint(report)
+    _, everything, _ = sweep(cli, registry_token.host, tmp_path / "all.db")  # the catalog needs registry:catalog:*
+    assert f"{registry_token.host}/sweep/auth:1" in {i["name"] for i in everything["images"]}
+    monkeypatch.delenv("REGISTRY_AUTH_FILE")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "nothing"))
+    denied = cli("sweep", registry_token.host, "--db", str(tmp_path / "anon.db"), "-f", "json")
+    assert denied.code == 2 and "cannot list repositories" in denied.err
+    assert registry_token.password not in denied.out + denied.err

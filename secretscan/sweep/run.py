@@ -51,6 +51,7 @@ class ImageCacheEntry:
 
     occurrences: tuple[Occurrence, ...]
     skipped: tuple[Skipped, ...]
+    diff_ids: tuple[str, ...]
     platform: str | None
     layers: int
     files: int
@@ -252,6 +253,7 @@ class Sweeper:
             if cached is not None:
                 plan.cached = unpack(ImageCacheEntry, cached[0])
                 plan.created = plan.created or parse_created(cached[1])
+                diff_ids = plan.cached.diff_ids
             else:
                 config = ImageConfig.parse(client.blob(plan.config_digest, MAX_CONFIG_BYTES), f"{plan.name}: config")
                 plan.config, plan.created = config, plan.created or parse_created(config.raw.get("created"))
@@ -401,6 +403,7 @@ class Sweeper:
         entry = ImageCacheEntry(
             tuple(state.occurrences),
             tuple(state.skipped),
+            plan.config.diff_ids,
             summary.platform,
             summary.layers,
             summary.files_scanned,
