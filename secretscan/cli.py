@@ -16,7 +16,7 @@ from pathlib import Path
 
 from secretscan import __version__
 from secretscan.baseline import read_baseline, write_baseline
-from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config
+from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
 from secretscan.detect.checks import check_rules
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
@@ -230,6 +230,13 @@ def run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-hyperscan", action="store_true", help="keyword prefilter only (same findings, slower): for comparison"
     )
+    p.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one safety limit of secretscan.yaml (repeatable), e.g. max_nested_depth=2, max_layer_bytes=8GiB",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
     p.add_argument("-v", "--verbose", action="store_true")
 
@@ -280,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 def _config(args: argparse.Namespace) -> ScanConfig:
     explicit = args.config or (Path(os.environ["SECRETSCAN_CONFIG"]) if os.environ.get("SECRETSCAN_CONFIG") else None)
     config = load_config(explicit or Path(CONFIG_FILENAME), required=explicit is not None)
+    config = with_limits(config, dict(parse_limit(text) for text in getattr(args, "limit", [])))
     return replace(
         config,
         rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules),

@@ -38,6 +38,11 @@ class Limits:
     256 MiB admits the fat jars of Spring Boot images; nested jars inside them are far smaller."""
     max_nested_uncompressed_bytes: int = 1024 * MiB
     """Per nested archive member stream: the decompression-bomb bound."""
+    max_layer_bytes: int = 32 * 1024 * MiB
+    """Uncompressed bytes read from one layer; the rest is listed as not scanned."""
+    max_compression_ratio: int = 500
+    """Uncompressed / stored bytes of a layer, checked once it has produced 64 MiB: gzip bombs run
+    at about 1000:1, real layers at 2-20:1 (a layer holding a large zero-filled file may need more)."""
 
     def __post_init__(self) -> None:
         if self.overlap_bytes * 2 > self.chunk_bytes or self.overlap_bytes < 8192:
@@ -95,6 +100,24 @@ def load_config(path: Path | None, *, required: bool = False) -> ScanConfig:
 
 
 _TOP_KEYS = {"rules", "allowlist", "limits", "fingerprint_key", "verify", "vault"}
+_UNITS = {"": 1, "k": 1024, "kib": 1024, "m": MiB, "mib": MiB, "g": 1024 * MiB, "gib": 1024 * MiB}
+
+
+def parse_limit(text: str) -> tuple[str, int]:
+    """``NAME=VALUE`` for one limit (``max_nested_depth=2``, ``max_layer_bytes=4GiB``)."""
+    name, sep, value = text.partition("=")
+    known = [f.name for f in fields(Limits)]
+    if not sep or name.strip() not in known:
+        raise ConfigError(f"--limit {text!r}: expected NAME=VALUE with NAME one of {', '.join(known)}")
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ConfigError(f"--limit {text!r}: VALUE is a whole number, optionally with K/KiB, M/MiB or G/GiB")
+    return name.strip(), int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def with_limits(config: ScanConfig, overrides: dict[str, int]) -> ScanConfig:
+    """``config`` with some limits replaced (validated like those of the config file)."""
+    return replace(config, limits=replace(config.limits, **overrides)) if overrides else config
 
 
 def _from_file(path: Path) -> ScanConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -58,6 +60,13 @@ def cli(
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def fingerprint_of(secret: str) -> str:
+    """A secret's fingerprint as reports show it (HMAC-SHA256 under the documented default key),
+    computed here independently of secretscan's code."""
+    digest = hmac.new(b"secretscan/fingerprint/v1", secret.encode(), hashlib.sha256).hexdigest()
+    return "ssf1:" + digest[:32]
 
 
 def scan_json(cli: Callable[..., CliResult], image: str | Path, *extra: str) -> dict[str, Any]:

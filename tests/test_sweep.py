@@ -5,8 +5,6 @@ answering from the database alone."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -23,16 +21,14 @@ from typing import Any
 import pytest
 import secretgen
 import servers
-from conftest import IN_CI, REPO, CliResult, sarif_errors
+from conftest import IN_CI, REPO, CliResult, fingerprint_of, sarif_errors
 from imagebuilder import EmptyStep, Entry, ImageSpec, Layer, write_oci_layout
 from registry_push import Pusher
 
 pytestmark = pytest.mark.servers
 
 
-def fp(secret: str) -> str:
-    """The documented fingerprint (HMAC-SHA256 under the default key), computed independently."""
-    return "ssf1:" + hmac.new(b"secretscan/fingerprint/v1", secret.encode(), hashlib.sha256).hexdigest()[:32]
+fp = fingerprint_of
 
 
 @dataclass

@@ -28,6 +28,7 @@ BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 _MAGIC = {"gzip": GZIP_MAGIC, "bzip2": BZIP2_MAGIC, "xz": XZ_MAGIC}
 _READ = 1 << 20
+_FEED = 64 * 1024
 
 
 def read_some(stream: BinaryIO, n: int) -> bytes:
@@ -79,6 +80,7 @@ class _Decompressing(io.RawIOBase):
         self._d = self._new()
         self._pending = b""
         self._eof = False
+        self._chunk, self._pos = memoryview(b""), 0
 
     def _new(self):  # type: ignore[no-untyped-def]
         if self._kind == "gzip":
@@ -101,6 +103,18 @@ class _Decompressing(io.RawIOBase):
         self._pending = self._pending[n:]
         return n
 
+    def _piece(self) -> bytes | memoryview:
+        """The next ``_FEED`` bytes of input. Input goes to the decoder in small pieces so that,
+        when it meets damage, what the pieces before it decoded has already been handed out (one
+        big piece would fail as a whole and lose the files in front of the damage)."""
+        if self._pos >= len(self._chunk):
+            self._chunk, self._pos = memoryview(read_some(self._raw, _READ)), 0
+            if not len(self._chunk):
+                return b""
+        piece = self._chunk[self._pos : self._pos + _FEED]
+        self._pos += len(piece)
+        return piece
+
     def _fill(self, want: int) -> None:
         d = self._d
         if self._kind == "gzip":
@@ -110,20 +124,20 @@ class _Decompressing(io.RawIOBase):
             if d.eof:
                 self._next_stream(want)
                 return
-            chunk = read_some(self._raw, _READ)
-            if not chunk:
+            piece = self._piece()
+            if not piece:
                 raise EOFError("compressed stream ends early (truncated gzip)")
-            self._pending = d.decompress(chunk, want)
+            self._pending = d.decompress(piece, want)
             return
         # bzip2 / xz: max_length bounds output; needs_input tells when to feed more
         if d.eof:
             self._next_stream(want)
             return
         if d.needs_input:
-            chunk = read_some(self._raw, _READ)
-            if not chunk:
+            piece = self._piece()
+            if not piece:
                 raise EOFError(f"compressed stream ends early (truncated {self._kind})")
-            self._pending = d.decompress(chunk, want)
+            self._pending = d.decompress(piece, want)
         else:
             self._pending = d.decompress(b"", want)
 
@@ -132,7 +146,8 @@ class _Decompressing(io.RawIOBase):
         (concatenated gzip members, pbzip2/lbzip2 and multi-stream xz); zero padding is skipped.
         The next stream's start may not have been read yet, so read until its magic can be told."""
         magic = _MAGIC[self._kind]
-        rest = self._d.unused_data.lstrip(b"\0")
+        rest = (self._d.unused_data + bytes(self._chunk[self._pos :])).lstrip(b"\0")
+        self._chunk, self._pos = memoryview(b""), 0
         while len(rest) < len(magic):
             more = read_some(self._raw, _READ)
             if not more:
@@ -142,7 +157,7 @@ class _Decompressing(io.RawIOBase):
             self._eof = True
             return
         self._d = self._new()
-        self._pending = self._d.decompress(rest, want)
+        self._chunk = memoryview(rest)  # fed in pieces like the rest of the input
 
 
 def prefixed(head: bytes, rest: BinaryIO) -> BinaryIO:

@@ -26,8 +26,9 @@ class FileEntry:
 
 def normalise(name: str) -> str:
     """Archive names are hostile: collapse ``..`` and ``.`` and anchor at ``/``. The result is only
-    ever a label and a dictionary key, never a host path."""
-    return posixpath.normpath("/" + name.replace("\\", "/")) if name else "/"
+    ever a label and a dictionary key, never a host path. (Leading slashes go first: POSIX lets
+    ``normpath`` keep exactly two, and ``//etc`` would be another key than ``/etc``.)"""
+    return posixpath.normpath("/" + name.replace("\\", "/").lstrip("/"))
 
 
 def classify_whiteout(path: str) -> tuple[str, str] | None:

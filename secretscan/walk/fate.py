@@ -63,9 +63,9 @@ class FateIndex:
 
 
 def _ancestors(path: str) -> list[str]:
-    out = []
+    out: list[str] = []
     parent = posixpath.dirname(path)
-    while parent and parent != "/":
+    while parent and parent != "/" and (not out or len(parent) < len(out[-1])):  # always shrinks: ends
         out.append(parent)
         parent = posixpath.dirname(parent)
     if path != "/":

@@ -18,7 +18,7 @@ from secretscan.config import Limits
 from secretscan.detect.engine import Engine
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import SecretScanError
-from secretscan.image.compression import Observed, open_uncompressed
+from secretscan.image.compression import Observed, open_uncompressed, read_some
 from secretscan.models import Skipped
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner
 from secretscan.walk.entries import FileEntry
@@ -57,9 +57,16 @@ def scan_layer_blob(
         sha256.update(data)
         on_bytes(len(data))
 
-    hashing = Observed(blob, seen)
+    stored = [0]
+
+    def count_stored(data: bytes) -> None:
+        stored[0] += len(data)
+        seen(data)
+
+    hashing = Observed(blob, count_stored)
     try:
         stream, result.compression = open_uncompressed(io.BufferedReader(hashing, 1 << 20))
+        stream = io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)
         _scan_entries(engine, sealer, limits, iter_tar(stream), result)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
@@ -68,10 +75,45 @@ def scan_layer_blob(
         result.stored_digest = "sha256:" + sha256.hexdigest()
     except SecretScanError as exc:
         result.error = str(exc)
+    except LayerTooLarge as exc:
+        result.skipped.append(Skipped("(the layer)", f"{exc}: the rest of the layer was not scanned"))
+        result.stored_digest = _finish_digest(hashing, sha256)
     except DECODE_ERRORS as exc:
         result.error = f"unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
         result.stored_digest = _finish_digest(hashing, sha256)
     return result
+
+
+class LayerTooLarge(Exception):
+    """Not a decoding error: nothing inside the layer (a nested archive) may catch it."""
+
+
+class _LayerBound(io.RawIOBase):
+    """The uncompressed layer stream, stopped at ``max_layer_bytes`` or, past 64 MiB, at
+    ``max_compression_ratio``: a decompression bomb costs bounded time, not an unbounded scan."""
+
+    RATIO_AFTER = 64 * 1024 * 1024
+
+    def __init__(self, inner: BinaryIO, limits: Limits, stored: list[int]) -> None:
+        self._inner, self._limits, self._stored, self._read = inner, limits, stored, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = read_some(self._inner, len(buffer))
+        self._read += len(data)
+        if self._read > self._limits.max_layer_bytes:
+            raise LayerTooLarge(
+                f"layer larger than max_layer_bytes ({self._limits.max_layer_bytes} bytes uncompressed)"
+            )
+        if self._read > self.RATIO_AFTER and self._read > self._limits.max_compression_ratio * max(1, self._stored[0]):
+            raise LayerTooLarge(
+                f"layer expands more than max_compression_ratio ({self._limits.max_compression_ratio}:1): "
+                "a decompression bomb, or a layer that needs a higher limit"
+            )
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
