@@ -6,7 +6,7 @@ TOOLS  := .tools
 SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-sweep clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-sweep fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ bench: $(VENV)/.installed-test $(BENCH_SMALL)
 	$(BIN)/python bench/run.py --check-slow-path $(BENCH_SMALL)
 
 ## Peak RSS must stay flat as the image grows: secretscan on the 500 MB and the 2 GB image.
+## a longer fuzz campaign than the one `make test` runs (5000 examples per property).
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py
+
 ## 200 images in 20 repositories of a local docker-registry, swept twice (bench/sweep.py).
 bench-sweep: $(VENV)/.installed-test
 	$(BIN)/python bench/sweep.py

@@ -42,7 +42,7 @@ def _manifest(config: object = "c.json", layers: object = ("l.tar",)) -> bytes:
             {"manifest.json": _manifest(layers=()), "c.json": b"[" * 100_000},
             "nested too deeply",
         ),
-        ("config of the wrong type", {"manifest.json": _manifest(config=5, layers="x")}, "missing blob"),
+        ("config of the wrong type", {"manifest.json": _manifest(config=5, layers="x")}, "needs a Config string"),
         (
             "layer that is not a tar",
             {"manifest.json": _manifest(), "c.json": b'{"rootfs": {"diff_ids": []}}', "l.tar": b"garbage" * 100},

@@ -52,10 +52,19 @@ class ManifestImage(ABC):
 
     def layers(self) -> Sequence[LayerHandle]:
         diff_ids = self._config.diff_ids
-        handles = []
-        for i, desc in enumerate(self.manifest.get("layers") or []):
-            if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
-                raise SourceError(f"{self.name}: layer {i} has no valid digest")
-            diff_id = diff_ids[i] if i < len(diff_ids) else None
-            handles.append(self.layer_handle(i, str(desc["digest"]), desc, diff_id))
-        return handles
+        return [
+            self.layer_handle(i, str(desc["digest"]), desc, diff_ids[i] if i < len(diff_ids) else None)
+            for i, desc in enumerate(layer_descriptors(self.manifest, self.name))
+        ]
+
+
+def layer_descriptors(manifest: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The manifest's layer descriptors, each with a well-formed digest (a digest names a file in
+    a layout: anything else could be a path), or a one-line SourceError."""
+    layers = manifest.get("layers", [])
+    if not isinstance(layers, list):
+        raise SourceError(f"{name}: manifest layers are not a list")
+    for i, desc in enumerate(layers):
+        if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
+            raise SourceError(f"{name}: layer {i} has no valid digest")
+    return layers

@@ -27,6 +27,34 @@ def parse_json(data: bytes, what: str) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveEntry:
+    """One image of a ``docker save`` ``manifest.json``, with its fields checked for type."""
+
+    config: str
+    layers: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def parse_save_manifest(data: bytes, what: str) -> list[SaveEntry]:
+    """``manifest.json`` of a docker save archive or stream; a one-line SourceError unless it is a
+    list of objects whose Config is a string and whose Layers and RepoTags are lists of strings."""
+    doc = parse_json(data, what)
+    if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
+        raise SourceError(f"{what} is not a list of images")
+    entries = []
+    for i, e in enumerate(doc):
+        config, layers, tags = e.get("Config", ""), e.get("Layers") or [], e.get("RepoTags") or []
+        if not isinstance(config, str) or not _all_strings(layers) or not _all_strings(tags):
+            raise SourceError(f"{what}: image {i} needs a Config string and lists of strings for Layers and RepoTags")
+        entries.append(SaveEntry(config, tuple(layers), tuple(tags)))
+    return entries
+
+
+def _all_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     index: int
     created_by: str

@@ -7,10 +7,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from secretscan.errors import SourceError, UsageError
-from secretscan.image.model import ImageConfig, LayerHandle, parse_json
+from secretscan.image.model import ImageConfig, LayerHandle, SaveEntry, parse_save_manifest
 from secretscan.sources.tarblobs import TarBlobs
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -19,13 +18,12 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 @dataclass
 class ArchiveImage:
     blobs: TarBlobs
-    entry: dict[str, Any]
+    entry: SaveEntry
     name: str
 
     @property
     def digest(self) -> str | None:
-        config = str(self.entry.get("Config", ""))
-        hexpart = config.rsplit("/", 1)[-1].removesuffix(".json")
+        hexpart = self.entry.config.rsplit("/", 1)[-1].removesuffix(".json")
         return f"sha256:{hexpart}" if len(hexpart) == 64 else None
 
     @property
@@ -37,14 +35,13 @@ class ArchiveImage:
 
     @cached_property
     def _config(self) -> ImageConfig:
-        name = str(self.entry.get("Config", ""))
+        name = self.entry.config
         return ImageConfig.parse(self.blobs.read(name, MAX_MANIFEST_BYTES), f"{self.name}: {name}")
 
     def layers(self) -> Sequence[LayerHandle]:
         diff_ids = self._config.diff_ids
         handles = []
-        for i, member in enumerate(self.entry.get("Layers") or []):
-            member = str(member)  # a missing member fails when the layer is opened: the rest still gets scanned
+        for i, member in enumerate(self.entry.layers):  # a missing member fails when opened: the rest is scanned
             blob_digest = f"sha256:{member.split('/')[-1]}" if member.startswith("blobs/sha256/") else None
             handles.append(
                 LayerHandle(
@@ -65,10 +62,9 @@ class DockerArchive:
         self.blobs = TarBlobs(path)
         if not self.blobs.has("manifest.json"):
             raise SourceError(f"{path}: no manifest.json: not a docker-archive (docker save) file")
-        manifest = parse_json(self.blobs.read("manifest.json", MAX_MANIFEST_BYTES), f"{path}: manifest.json")
-        if not isinstance(manifest, list) or not all(isinstance(e, dict) for e in manifest):
-            raise SourceError(f"{path}: manifest.json is not a list of images")
-        self.entries: list[dict[str, Any]] = manifest
+        self.entries = parse_save_manifest(
+            self.blobs.read("manifest.json", MAX_MANIFEST_BYTES), f"{path}: manifest.json"
+        )
 
     @property
     def description(self) -> str:
@@ -79,18 +75,17 @@ class DockerArchive:
         if self.ref is not None:
             chosen = [(i, e) for i, e in chosen if self._selected(i, e)]
             if not chosen:
-                tags = sorted(t for e in self.entries for t in (e.get("RepoTags") or []))
+                tags = sorted(t for e in self.entries for t in e.tags)
                 raise UsageError(
                     f"{self.path}: no image {self.ref!r} in the archive (it has: {', '.join(tags) or 'untagged images'}; or use @N)"
                 )
         for i, entry in chosen:
-            tags = entry.get("RepoTags") or []
-            name = str(tags[0]) if tags else f"{self.path.name}@{i}"
+            name = entry.tags[0] if entry.tags else f"{self.path.name}@{i}"
             yield ArchiveImage(self.blobs, entry, name)
 
-    def _selected(self, index: int, entry: dict[str, Any]) -> bool:
+    def _selected(self, index: int, entry: SaveEntry) -> bool:
         assert self.ref is not None
         if self.ref.startswith("@"):
             return self.ref[1:].isdigit() and int(self.ref[1:]) == index
-        tags = [str(t) for t in entry.get("RepoTags") or []]
+        tags = entry.tags
         return self.ref in tags or f"{self.ref}:latest" in tags or any(t.endswith("/" + self.ref) for t in tags)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from secretscan.errors import SourceError
 from secretscan.image.compression import prefixed
-from secretscan.image.model import ImageConfig, LayerHandle, parse_json
+from secretscan.image.model import ImageConfig, LayerHandle, parse_save_manifest
 from secretscan.walk.layer import LayerResult
 
 if TYPE_CHECKING:
@@ -76,24 +76,22 @@ def _images(
 ) -> Iterator[tuple[StreamedImage, ImageConfig, list[LayerHandle], list[LayerResult]]]:
     if "manifest.json" not in small:
         raise SourceError(f"{label}: the save stream has no manifest.json")
-    manifest = parse_json(small["manifest.json"], f"{label}: manifest.json")
-    entries = [e for e in manifest if isinstance(e, dict)] if isinstance(manifest, list) else []
+    entries = parse_save_manifest(small["manifest.json"], f"{label}: manifest.json")
     if wanted is not None:
-        tagged = [e for e in entries if wanted in (e.get("RepoTags") or [])]
+        tagged = [e for e in entries if wanted in e.tags]
         entries = tagged or entries[:1]
     for i, entry in enumerate(entries):
-        config_name = _norm(str(entry.get("Config", "")))
+        config_name = _norm(entry.config)
         if config_name not in small:
             raise SourceError(f"{label}: config {config_name} missing from the save stream")
         config = ImageConfig.parse(small[config_name], f"{label}: config")
-        tags = entry.get("RepoTags") or []
         hexpart = posixpath.basename(config_name).removesuffix(".json")
         image = StreamedImage(
-            str(tags[0]) if tags else f"{label}@{i}", f"sha256:{hexpart}" if len(hexpart) == 64 else None
+            entry.tags[0] if entry.tags else f"{label}@{i}", f"sha256:{hexpart}" if len(hexpart) == 64 else None
         )
         handles, layer_results = [], []
-        for index, layer in enumerate(entry.get("Layers") or []):
-            member = _norm(str(layer))
+        for index, layer in enumerate(entry.layers):
+            member = _norm(layer)
             for _ in range(8):
                 member = links.get(member, member)
             result = results.get(member) or LayerResult(error=f"layer blob {member} missing from the save stream")

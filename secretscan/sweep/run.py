@@ -24,7 +24,7 @@ from typing import Any
 from secretscan.codec import pack, unpack
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
-from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES
+from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, layer_descriptors
 from secretscan.image.model import ImageConfig, LayerHandle, parse_json
 from secretscan.models import Skipped
 from secretscan.parallel import fork_map
@@ -240,10 +240,7 @@ class Sweeper:
             if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
                 raise SecretScanError(f"{plan.name}: manifest has no valid config descriptor")
             plan.config_digest = str(desc["digest"])
-            layers = manifest.get("layers") or []
-            for i, layer in enumerate(layers):
-                if not isinstance(layer, dict) or not DIGEST.match(str(layer.get("digest", ""))):
-                    raise SecretScanError(f"{plan.name}: layer {i} has no valid digest")
+            layers = layer_descriptors(manifest, plan.name)
             raw = manifest.get("annotations")
             plan.annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
             annotations_digest = hashlib.sha256(json.dumps(plan.annotations, sort_keys=True).encode()).hexdigest()

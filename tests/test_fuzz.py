@@ -1,0 +1,300 @@
+"""Property and fuzz tests: generated and mutated inputs for the layer reader (tar, gzip, zstd),
+the nested-archive reader, and the image metadata readers (configs, manifests, indexes).
+
+The property everywhere: whatever the bytes, the reader returns a result (what it could read, what
+it could not) or raises secretscan's own one-line error — never another exception, never a hang.
+A budget of examples per test keeps CI fast (``FUZZ_EXAMPLES`` raises it: ``make fuzz``); under
+CI=true the examples are derandomised, so a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import secretgen
+import zstandard
+from conftest import IN_CI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
+
+from secretscan.config import Limits, ScanConfig
+from secretscan.detect.knownkeys import KnownKeys
+from secretscan.detect.rules import BUILTIN_RULES_DIR, load_rules
+from secretscan.errors import SecretScanError
+from secretscan.image.model import ImageConfig
+from secretscan.models import Skipped
+from secretscan.scan import Scanner
+from secretscan.sources import open_source
+from secretscan.walk.content import ContentScanner
+from secretscan.walk.layer import scan_layer_blob
+
+BUDGET = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")),  # `make fuzz` runs a longer campaign
+    deadline=None,
+    derandomize=IN_CI,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+SECONDS_PER_INPUT = 10.0
+"""Far above what any of these small inputs takes: a reader over it is hanging."""
+LIMITS = Limits(max_nested_entries=200, max_nested_uncompressed_bytes=4 * 1024 * 1024)
+
+
+class _Quiet(Scanner):
+    """A scanner whose repr is short: Hypothesis prints every argument of a failing example."""
+
+    def __repr__(self) -> str:
+        return "<scanner>"
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    dirs = [BUILTIN_RULES_DIR]
+    return _Quiet(ScanConfig(limits=LIMITS, jobs=1), load_rules(dirs), KnownKeys.load(dirs))
+
+
+TOKEN = secretgen.github_pat()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def _layer_tar() -> bytes:
+    out = io.BytesIO()
+    files = {
+        "app/token.txt": f"token: {TOKEN}\n".encode(),
+        "app/lib.jar": _zip({"a.properties": f"password={TOKEN}\n".encode(), "b.txt": b"x" * 3000}),
+        "app/data.tar.gz": gzip.compress(b"hello" * 500),
+        "app/notes.md": b"# notes\n" * 200,
+    }
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("app/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        tar.addfile(link)
+    return out.getvalue()
+
+
+LAYER = _layer_tar()
+COMPRESSED = {
+    "none": LAYER,
+    "gzip": gzip.compress(LAYER, mtime=0),
+    "zstd": zstandard.ZstdCompressor(write_checksum=True).compress(LAYER),
+}
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 10**6), st.integers(1, 255)),
+    st.tuples(st.just("cut"), st.integers(0, 10**6), st.just(0)),
+    st.tuples(st.just("insert"), st.integers(0, 10**6), st.integers(0, 255)),
+    st.tuples(st.just("zero"), st.integers(0, 10**6), st.integers(1, 2048)),
+)
+
+
+def _mutate(data: bytes, edits: list[tuple[str, int, int]]) -> bytes:
+    b = bytearray(data)
+    for kind, where, value in edits:
+        if not b:
+            break
+        i = where % len(b)
+        if kind == "flip":
+            b[i] ^= value
+        elif kind == "cut":
+            del b[i:]
+        elif kind == "insert":
+            b[i:i] = bytes([value]) * 7
+        else:
+            b[i : i + value] = bytes(min(value, len(b) - i))
+    return bytes(b)
+
+
+def _timed(fn: Any, *args: Any) -> Any:
+    started = time.monotonic()
+    out = fn(*args)
+    assert time.monotonic() - started < SECONDS_PER_INPUT, "a reader took too long on a small input"
+    return out
+
+
+def test_the_unmutated_layer_is_read_in_full(scanner: Scanner) -> None:
+    for name, blob in COMPRESSED.items():
+        result = scan_layer_blob(scanner.engine, scanner.sealer, LIMITS, io.BytesIO(blob))
+        assert result.error is None and not result.skipped, name
+        paths = {path for _, path, _ in result.matches}
+        assert {"/app/token.txt", "/app/lib.jar!/a.properties"} <= paths, name
+
+
+@BUDGET
+@given(kind=st.sampled_from(sorted(COMPRESSED)), edits=st.lists(mutation, min_size=1, max_size=4))
+def test_mutated_layers_give_a_result_never_an_exception(scanner: Scanner, kind: str, edits: list) -> None:
+    blob = _mutate(COMPRESSED[kind], edits)
+    result = _timed(scan_layer_blob, scanner.engine, scanner.sealer, LIMITS, io.BytesIO(blob))
+    assert result.error is None or "\n" not in result.error
+    assert all(isinstance(s, Skipped) for s in result.skipped)
+    for sighting, path, _ in result.matches:  # whatever was read is labelled, never a host path
+        assert path.startswith("/") and TOKEN not in repr(sighting)
+
+
+@BUDGET
+@given(data=st.binary(max_size=8192))
+def test_arbitrary_bytes_as_a_layer(scanner: Scanner, data: bytes) -> None:
+    result = _timed(scan_layer_blob, scanner.engine, scanner.sealer, LIMITS, io.BytesIO(data))
+    assert result.error is not None or result.files >= 0
+
+
+@BUDGET
+@given(
+    which=st.sampled_from(["zip", "tar.gz", "zstd"]),
+    edits=st.lists(mutation, min_size=1, max_size=4),
+)
+def test_mutated_nested_archives_are_scanned_or_skipped(scanner: Scanner, which: str, edits: list) -> None:
+    inner = {"cfg/app.properties": f"password={TOKEN}\n".encode(), "big.txt": b"lorem ipsum " * 800}
+    if which == "zip":
+        blob = _zip(inner)
+    else:
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w") as t:
+            for name, data in inner.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+        blob = (
+            gzip.compress(tar.getvalue()) if which == "tar.gz" else zstandard.ZstdCompressor().compress(tar.getvalue())
+        )
+    skipped: list[Skipped] = []
+    found: list[str] = []
+    content = ContentScanner(scanner.engine, LIMITS, lambda m, path, line: found.append(path), skipped.append)
+    _timed(content.scan, "/app/archive", io.BytesIO(_mutate(blob, edits)))
+    assert all(p.startswith("/app/archive") for p in found)
+    assert all(s.what.startswith("/app/archive") and s.reason for s in skipped)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=30,
+)
+config_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "rootfs": st.one_of(json_values, st.fixed_dictionaries({"diff_ids": st.lists(json_values, max_size=4)})),
+        "history": st.one_of(
+            json_values,
+            st.lists(
+                st.fixed_dictionaries(
+                    {}, optional={"created_by": json_values, "empty_layer": json_values, "comment": json_values}
+                ),
+                max_size=6,
+            ),
+        ),
+        "config": st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    k: json_values for k in ("Env", "Labels", "Cmd", "Entrypoint", "Healthcheck", "OnBuild", "User")
+                },
+            ),
+        ),
+        "os": json_values,
+        "architecture": json_values,
+        "variant": json_values,
+    },
+)
+
+
+@BUDGET
+@given(doc=st.one_of(config_like, json_values))
+def test_image_config_parser_on_generated_configs(doc: Any) -> None:
+    try:
+        config = ImageConfig.parse(json.dumps(doc).encode(), "fuzz")
+    except SecretScanError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert all(isinstance(d, str) for d in config.diff_ids)
+    for i in range(len(config.diff_ids)):
+        step = config.step_for_layer(i)
+        assert step is None or isinstance(step, str)
+
+
+@BUDGET
+@given(data=st.binary(max_size=2048))
+def test_image_config_parser_on_arbitrary_bytes(data: bytes) -> None:
+    try:
+        ImageConfig.parse(data, "fuzz")
+    except SecretScanError as exc:
+        assert "\n" not in str(exc)
+
+
+def _scan_or_error(scanner: Scanner, reference: str) -> None:
+    try:
+        report = _timed(scanner.scan, open_source(reference))
+    except SecretScanError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert all("\n" not in e for e in report.errors)
+
+
+@BUDGET
+@given(
+    field_name=st.sampled_from(["config", "layers", "mediaType", "schemaVersion", "annotations"]),
+    value=json_values,
+    index_value=st.one_of(st.none(), json_values),
+)
+def test_oci_layout_with_generated_manifest_fields(
+    scanner: Scanner, field_name: str, value: Any, index_value: Any
+) -> None:
+    with tempfile.TemporaryDirectory() as td:
+        layout = Path(td) / "layout"
+        write_oci_layout(layout, ImageSpec([Layer([Entry("app/t.txt", f"token: {TOKEN}\n".encode())])]))
+        index = json.loads((layout / "index.json").read_text())
+        digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.loads((layout / "blobs" / "sha256" / digest).read_bytes())
+        manifest[field_name] = value
+        (layout / "blobs" / "sha256" / digest).write_text(json.dumps(manifest))  # now also a digest mismatch
+        if index_value is not None:
+            index["manifests"][0]["platform"] = index_value
+            index["manifests"].append(index_value)
+        (layout / "index.json").write_text(json.dumps(index))
+        _scan_or_error(scanner, f"oci:{layout}")
+
+
+@BUDGET
+@given(
+    manifest=st.one_of(
+        json_values,
+        st.lists(
+            st.fixed_dictionaries({}, optional={"Config": json_values, "Layers": json_values, "RepoTags": json_values}),
+            max_size=3,
+        ),
+    )
+)
+def test_docker_archive_with_generated_manifest_json(scanner: Scanner, manifest: Any) -> None:
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "image.tar"
+        write_docker_archive(path, ImageSpec([Layer([Entry("app/t.txt", b"x")])], repo_tags=["fuzz:1"]))
+        with tarfile.open(path) as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+        members["manifest.json"] = json.dumps(manifest).encode()
+        with tarfile.open(path, "w") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        _scan_or_error(scanner, f"docker-archive:{path}")
