@@ -6,7 +6,7 @@ TOOLS  := .tools
 SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-sweep fuzz clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,7 @@ fixtures: $(VENV)/.installed-test
 BENCH_DIR   := .bench
 BENCH_SMALL := $(BENCH_DIR)/bench-500.tar
 BENCH_LARGE := $(BENCH_DIR)/bench-2000.tar
+BENCH_TINY  := $(BENCH_DIR)/bench-200.tar
 
 $(BENCH_DIR)/bench-%.tar: bench/make_image.py | $(VENV)/.installed-test
 	$(BIN)/python bench/make_image.py $@ --size-mb $*
@@ -84,6 +85,10 @@ bench: $(VENV)/.installed-test $(BENCH_SMALL)
 ## a longer fuzz campaign than the one `make test` runs (5000 examples per property).
 fuzz: $(VENV)/.installed-test
 	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+## peak memory must stay flat as images grow: the same scan of a 200 MB and a 2 GB image.
+bench-memory: $(VENV)/.installed-test $(BENCH_TINY) $(BENCH_LARGE)
+	$(BIN)/python bench/run.py --compare $(BENCH_TINY) $(BENCH_LARGE) --runs 1
 
 ## 200 images in 20 repositories of a local docker-registry, swept twice (bench/sweep.py).
 bench-sweep: $(VENV)/.installed-test

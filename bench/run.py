@@ -515,7 +515,7 @@ def compare(args: argparse.Namespace) -> int:
         f"  peak RSS ratio large/small = {ratio:.2f} for {grow:.1f}x the data   (flat: <= {TARGET_FLAT_RATIO})   {verdict(ratio <= TARGET_FLAT_RATIO)}"
     )
     print(f"  peak RSS < {TARGET_RSS_MB:.0f} MB on both   {verdict(max(peaks) < TARGET_RSS_MB)}")
-    return 0 if ok else 1
+    return 0 if ok and ratio <= TARGET_FLAT_RATIO and max(peaks) < TARGET_RSS_MB else 1
 
 
 def main(argv: list[str] | None = None) -> int:

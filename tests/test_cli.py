@@ -152,3 +152,23 @@ def test_rules_check_passes_on_the_shipped_pack(cli) -> None:
     result = cli("rules", "check")
     assert result.code == 0, result.out
     assert "0 problems" in result.out
+
+
+def test_rules_check_refuses_a_catastrophically_backtracking_regex(cli, tmp_path: Path) -> None:
+    """A hostile file could feed such a regex the input that stalls it for hours: the rule pack
+    check catches the regex before it ships."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = {
+        "id": "test.redos",
+        "name": "A regex with nested quantifiers",
+        "pattern": "token=((?:[a-z]+)+)!",
+        "keywords": ["token="],
+        "severity": "low",
+        "examples": ["token=qwkzjvhxprm!"],
+        "negative_examples": ["token=b"],
+    }
+    (rules / "redos.yaml").write_text(json.dumps({"rules": [rule]}))  # JSON is YAML
+    result = cli("rules", "check", "--rules", rules)
+    assert result.code == 2
+    assert "test.redos" in result.out and "backtracks catastrophically" in result.out

@@ -6,6 +6,12 @@ passing check proves what users will see, not just that a bare regex matches.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
+import signal
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +48,69 @@ def check_example(engine: Engine, rule: Rule, example: Any, should_match: bool) 
     return None
 
 
+MAX_REGEX_SECONDS = 2.0
+"""Per rule, for all its adversarial inputs together. A linear regex needs a few milliseconds; a
+catastrophically backtracking one needs hours, and a hostile file could hand it exactly that input."""
+
+
+def adversarial_inputs(rule: Rule, size: int = 16 * 1024) -> list[bytes]:
+    """Inputs that make backtracking regexes explode: a keyword, then long runs of what secret
+    and separator classes accept, ending in a byte that makes the match fail late."""
+    keyword = rule.keywords[0] if rule.keywords else b"key"
+    runs = (b"a", b"A1", b"a-", b"a_b.", b" ", b"=", b"\\", b"%2F", b"aa:", b"/a")
+    return [keyword + sep + run * (size // len(run)) + b"\0" for run in runs for sep in (b"", b"=", b'="', b": ")]
+
+
+def slow_regex_rules(rules: Sequence[Rule], budget: float = MAX_REGEX_SECONDS) -> list[Rule]:
+    """The rules whose regex does not finish its adversarial inputs within ``budget`` seconds.
+
+    A regex that backtracks catastrophically cannot be interrupted in-process, so the inputs run
+    in a forked child that announces each rule it starts; the parent kills a child that stays on
+    one rule too long, notes the rule, and goes on with a fresh child from the next one."""
+    pending = [r for r in rules if r.pattern is not None]
+    if not hasattr(os, "fork"):  # pragma: no cover - POSIX only
+        return []
+    slow: list[Rule] = []
+    start = 0
+    while start < len(pending):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            os.close(read_fd)
+            for j in range(start, len(pending)):
+                os.write(write_fd, struct.pack("!i", j))
+                pattern = pending[j].pattern
+                assert pattern is not None
+                for data in adversarial_inputs(pending[j]):
+                    pattern.search(data)
+            os.write(write_fd, struct.pack("!i", -1))
+            os._exit(0)
+        os.close(write_fd)
+        current = start
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], budget)
+            message = os.read(read_fd, 4) if ready else b""
+            if len(message) != 4:  # too slow (or the child died) on the current rule
+                _stop(pid)
+                slow.append(pending[current])
+                start = current + 1
+                break
+            (index,) = struct.unpack("!i", message)
+            if index < 0:
+                os.waitpid(pid, 0)
+                start = len(pending)
+                break
+            current = index
+        os.close(read_fd)
+    return slow
+
+
+def _stop(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
 def check_rules(ruleset: RuleSet, *, hyperscan: bool = True) -> list[CheckFailure]:
     engine = Engine(ruleset, hyperscan=hyperscan, cache_dir=default_cache_dir())
     failures = []
@@ -49,4 +118,13 @@ def check_rules(ruleset: RuleSet, *, hyperscan: bool = True) -> list[CheckFailur
         problem = check_example(engine, rule, example, should_match)
         if problem:
             failures.append(CheckFailure(rule.id, rule.origin, problem))
+    for rule in slow_regex_rules(ruleset.rules):
+        failures.append(
+            CheckFailure(
+                rule.id,
+                rule.origin,
+                f"regex needs over {MAX_REGEX_SECONDS:.0f} s on 16 KiB adversarial inputs: it backtracks "
+                "catastrophically, and a hostile file could stall the scan with such input",
+            )
+        )
     return failures
