@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import random
+import string
 import tarfile
 from pathlib import Path
 
@@ -165,7 +167,7 @@ def test_rules_check_refuses_a_catastrophically_backtracking_regex(cli, tmp_path
         "pattern": "token=((?:[a-z]+)+)!",
         "keywords": ["token="],
         "severity": "low",
-        "examples": ["token=qwkzjvhxprm!"],
+        "examples": ["token=" + "".join(random.choices(string.ascii_lowercase, k=14)) + "!"],
         "negative_examples": ["token=b"],
     }
     (rules / "redos.yaml").write_text(json.dumps({"rules": [rule]}))  # JSON is YAML
