@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--dask", metavar="tcp://SCHEDULER:8786", help="scan layers on this Dask cluster instead of local processes"
     )
+    sweep.add_argument(
+        "--keep",
+        type=int,
+        default=30,
+        metavar="N",
+        help="keep the newest N sweeps in the database (default 30); older ones and caches of unused rule packs go",
+    )
     registry_args(sweep, single_image=False)
     run_args(sweep)
     report_args(sweep)
@@ -363,8 +370,13 @@ def _sweep(args: argparse.Namespace) -> int:
             make_sweep_progress(args.quiet),
         )
         sweep_id, summary = sweeper.run(target)
+        pruned = store.prune(max(1, args.keep))
         if not args.quiet:
             sys.stderr.write(summary_table(sweep_id, summary))
+            if pruned:
+                print(
+                    f"secretscan: removed {pruned} old sweep(s) from {store.path} (--keep {args.keep})", file=sys.stderr
+                )
         return _render_sweep(args, store, pick_sweep(store, sweep_id), None)
     finally:
         store.close()

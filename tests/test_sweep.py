@@ -481,3 +481,19 @@ def test_sweep_with_token_auth_and_the_catalog(cli, registry_token, monkeypatch,
     denied = cli("sweep", registry_token.host, "--db", str(tmp_path / "anon.db"), "-f", "json")
     assert denied.code == 2 and "cannot list repositories" in denied.err
     assert registry_token.password not in denied.out + denied.err
+
+
+def test_keep_prunes_old_sweeps_and_unused_caches(cli, fleet: Fleet, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "none.yaml").write_text("rules: []\n")  # another rule pack: another scan profile
+    sweep(cli, fleet.host, db, "--repo", "team-b/web", "--rules", str(rules))
+    sweep(cli, fleet.host, db, "--repo", "team-b/web")
+    result, _, _ = sweep(cli, fleet.host, db, "--repo", "team-b/web", "--keep", "2")
+    assert "removed 1 old sweep" in result.err
+    conn = sqlite3.connect(db)
+    assert [r[0] for r in conn.execute("SELECT id FROM sweeps ORDER BY id")] == [2, 3]
+    assert conn.execute("SELECT count(DISTINCT profile) FROM layer_cache").fetchone()[0] == 1
+    assert cli("report", "--db", str(db), "--sweep", "1").code == 2
+    assert cli("report", "--db", str(db), "--sweep", "2", "-f", "json").code == 1

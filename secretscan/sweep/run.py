@@ -186,7 +186,7 @@ class Sweeper:
             plans = self._resolve(client, listing)
         finally:
             client.session.close()
-        return self._newest(plans, listing)
+        return self._newest(plans)
 
     def _resolve(self, client: RegistryClient, listing: TaggedImage) -> list[ImagePlan]:
         by_digest: dict[str, ImagePlan] = {}
@@ -263,7 +263,7 @@ class Sweeper:
         except SecretScanError as exc:
             plan.error = str(exc)
 
-    def _newest(self, plans: list[ImagePlan], listing: TaggedImage) -> list[ImagePlan]:
+    def _newest(self, plans: list[ImagePlan]) -> list[ImagePlan]:
         tags = self.options.tags
         good = [p for p in plans if not p.error]
         if tags.since is not None:

@@ -264,6 +264,21 @@ class Store:
                 unpack(ImageResult, result) if result is not None else None,
             )
 
+    def prune(self, keep: int) -> int:
+        """Keep the newest ``keep`` sweeps with their images, and the cache entries of the scan
+        profiles they used; return how many sweeps were removed."""
+        with self._transaction():
+            old = [r[0] for r in self.db.execute("SELECT id FROM sweeps ORDER BY id DESC LIMIT -1 OFFSET ?", (keep,))]
+            for table in ("image_secrets", "images"):
+                self.db.executemany(f"DELETE FROM {table} WHERE sweep=?", [(i,) for i in old])  # noqa: S608
+            self.db.executemany("DELETE FROM sweeps WHERE id=?", [(i,) for i in old])
+            self.db.execute(
+                "DELETE FROM image_layers WHERE manifest_digest NOT IN (SELECT manifest_digest FROM images)"
+            )
+            for table in ("layer_cache", "image_cache"):
+                self.db.execute(f"DELETE FROM {table} WHERE profile NOT IN (SELECT profile FROM sweeps)")  # noqa: S608
+        return len(old)
+
     # ---- reverse index (``secretscan where``)
 
     def where_secret(self, fingerprint: str) -> list[tuple[int, str, str, str, str, str, str | None, str]]:
