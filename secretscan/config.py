@@ -117,6 +117,9 @@ def parse_limit(text: str) -> tuple[str, int]:
 
 def with_limits(config: ScanConfig, overrides: dict[str, int]) -> ScanConfig:
     """``config`` with some limits replaced (validated like those of the config file)."""
+    unknown = set(overrides) - {f.name for f in fields(Limits)}
+    if unknown:
+        raise ConfigError(f"unknown limits {sorted(unknown)} (known: {', '.join(f.name for f in fields(Limits))})")
     return replace(config, limits=replace(config.limits, **overrides)) if overrides else config
 
 
