@@ -20,6 +20,7 @@ from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_li
 from secretscan.detect.checks import check_rules
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
+from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, UsageError
 from secretscan.models import ScanReport, Severity
@@ -156,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("-f", "--format", choices=["text", "json"], default="text")
     where.add_argument("--all-sweeps", action="store_true", help="every recorded sweep, not only the latest")
 
+    plugin = sub.add_parser(
+        "install-docker-plugin", help="install `docker secretscan` (a Docker CLI plugin) for this user"
+    )
+    plugin.add_argument(
+        "--dir", type=Path, help="plugin directory (default: $DOCKER_CONFIG/cli-plugins or ~/.docker/cli-plugins)"
+    )
+
     rules = sub.add_parser("rules", help="check or list the rule pack")
     rules.add_argument("action", choices=["check", "list"])
     rules.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR")
@@ -273,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "where":
             return _where(args)
+        if args.command == "install-docker-plugin":
+            path = install_docker_plugin(args.dir)
+            print(
+                f"installed {path}: run `docker secretscan IMAGE` (e.g. docker secretscan --fail-on high IMAGE && docker push IMAGE)"
+            )
+            return EXIT_CLEAN
         return _scan(args)
     except SecretScanError as exc:
         print(f"secretscan: error: {exc}", file=sys.stderr)
