@@ -6,7 +6,7 @@ TOOLS  := .tools
 SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep fuzz clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep fuzz docs-screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ $(SARIF_MULTITOOL):
 
 # The real servers the tests start (tests/servers.py), from Debian's packages:
 # distribution's registry, dockerd (+ containerd), skopeo, umoci, htpasswd.
-SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils
-SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils
+SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git
+SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git
 
 ## Install the Debian packages the server tests need, if a binary is missing (as root; otherwise say what is missing).
 install-system:
@@ -83,6 +83,13 @@ bench: $(VENV)/.installed-test $(BENCH_SMALL)
 	$(BIN)/python bench/run.py --check-slow-path $(BENCH_SMALL)
 
 ## Peak RSS must stay flat as the image grows: secretscan on the 500 MB and the 2 GB image.
+## docs/html-report.png: the HTML report of the demo image, as headless Chromium renders it.
+docs-screenshot: $(VENV)/.installed
+	$(BIN)/secretscan scan fixtures/demo-image.tar --format html --output .bench-report.html --quiet --fail-on none
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1000 \
+	  --virtual-time-budget=2000 --screenshot=docs/html-report.png file://$(CURDIR)/.bench-report.html
+	rm -f .bench-report.html
+
 ## a longer fuzz campaign than the one `make test` runs (5000 examples per property).
 fuzz: $(VENV)/.installed-test
 	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py

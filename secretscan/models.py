@@ -172,6 +172,19 @@ class Skipped:
 
 
 @dataclass(frozen=True, slots=True)
+class LayerSummary:
+    """One layer of an image, for timelines: what built it and how much of it was read."""
+
+    index: int
+    digest: str | None
+    """The diff ID (sha256 of the uncompressed tar), as in ``Location.layer_digest``."""
+    created_by: str | None
+    """The build step, with every secret found in the image masked."""
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class ImageSummary:
     name: str
     digest: str | None
@@ -180,6 +193,7 @@ class ImageSummary:
     layers: int
     files_scanned: int
     bytes_scanned: int
+    layer_details: tuple[LayerSummary, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

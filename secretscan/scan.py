@@ -21,7 +21,7 @@ from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
-from secretscan.models import Exposure, ImageSummary, Location, ScanReport, Skipped
+from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
 from secretscan.redact import mask
 from secretscan.sources import Source
@@ -194,7 +194,9 @@ class Scanner:
         # Build steps are shown as context: mask every secret this image holds out of them.
         found = {(m.fingerprint, m.length, m.redacted) for m, _ in occurrences}
         key = self.config.fingerprint_key
-        masked = {step: mask(step, found, key) for step in {loc.created_by for _, loc in occurrences if loc.created_by}}
+        steps = {loc.created_by for _, loc in occurrences if loc.created_by}
+        steps |= {step for h in layers if (step := config.step_for_layer(h.index))}
+        masked = {step: mask(step, found, key) for step in steps}
         for m, loc in occurrences:
             fate = fates.fate(loc.layer_index, loc.path) if loc.layer_index is not None else None
             if fate is not None:
@@ -202,6 +204,11 @@ class Scanner:
             if loc.created_by:
                 loc = replace(loc, created_by=masked[loc.created_by])
             state.occurrences.append(Occurrence(m, loc))
+        details = tuple(
+            LayerSummary(h.index, h.diff_id, masked.get(config.step_for_layer(h.index) or "") or None, r.files, r.bytes)
+            for h, r in zip(layers, results, strict=True)
+            if h.walk is None
+        )
         state.summaries.append(
             ImageSummary(
                 image.name,
@@ -210,6 +217,7 @@ class Scanner:
                 len(layers),
                 sum(r.files for r in results),
                 sum(r.bytes for r in results),
+                details,
             )
         )
 

@@ -14,6 +14,7 @@ class OutputFormat(str, enum.Enum):
     TEXT = "text"
     JSON = "json"
     SARIF = "sarif"
+    HTML = "html"
 
     def render(self, report: ScanReport, *, color: bool = False) -> str:
         if self is OutputFormat.TEXT:
@@ -28,4 +29,8 @@ class OutputFormat(str, enum.Enum):
             from secretscan.report.sarif import render_sarif
 
             return render_sarif(report)
+        if self is OutputFormat.HTML:
+            from secretscan.report.html import render_html
+
+            return render_html(report)
         assert_never(self)

@@ -91,6 +91,16 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
                 "layers": i.layers,
                 "files_scanned": i.files_scanned,
                 "bytes_scanned": i.bytes_scanned,
+                "layer_details": [
+                    {
+                        "index": d.index,
+                        "digest": d.digest,
+                        "created_by": d.created_by,
+                        "files": d.files,
+                        "bytes": d.bytes,
+                    }
+                    for d in i.layer_details
+                ],
             }
             for i in report.images
         ],

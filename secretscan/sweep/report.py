@@ -55,7 +55,13 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
         result = row.result
         images.append(
             ImageSummary(
-                name, row.manifest_digest, row.platform, result.layers, result.files_scanned, result.bytes_scanned
+                name,
+                row.manifest_digest,
+                row.platform,
+                result.layers,
+                result.files_scanned,
+                result.bytes_scanned,
+                result.layer_details,
             )
         )
         skipped.extend(result.skipped)

@@ -26,7 +26,7 @@ from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
 from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, layer_descriptors
 from secretscan.image.model import ImageConfig, LayerHandle, parse_json
-from secretscan.models import Skipped
+from secretscan.models import LayerSummary, Skipped
 from secretscan.parallel import fork_map
 from secretscan.scan import RunState, Scanner
 from secretscan.sources.auth import Keychain
@@ -56,6 +56,7 @@ class ImageCacheEntry:
     layers: int
     files: int
     bytes: int
+    layer_details: tuple[LayerSummary, ...] = ()
 
 
 @dataclass
@@ -405,6 +406,7 @@ class Sweeper:
             summary.layers,
             summary.files_scanned,
             summary.bytes_scanned,
+            summary.layer_details,
         )
         if not state.errors and plan.cache_key:
             self.store.put_image_cache(
@@ -436,6 +438,7 @@ class Sweeper:
             entry.layers,
             entry.files,
             entry.bytes,
+            entry.layer_details,
         )
         status = "failed" if errors else status
         self.store.put_image(

@@ -26,7 +26,7 @@ from typing import Any
 
 from secretscan.codec import pack, unpack
 from secretscan.errors import ConfigError
-from secretscan.models import Finding, KnownTestKey, Skipped
+from secretscan.models import Finding, KnownTestKey, LayerSummary, Skipped
 from secretscan.walk.layer import LayerResult
 
 SCHEMA_VERSION = 1
@@ -74,6 +74,7 @@ class ImageResult:
     layers: int = 0
     files_scanned: int = 0
     bytes_scanned: int = 0
+    layer_details: tuple[LayerSummary, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
