@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TOOLS  := .tools
 SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
+JUNIT_XSD := $(TOOLS)/junit-10.xsd
 DEMO_IMAGE := fixtures/demo-image.tar
 
 .PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep fuzz docs-screenshot clean
@@ -46,7 +47,15 @@ install-system:
 	fi
 
 venv install: $(VENV)/.installed
-install-test: install-system $(VENV)/.installed-test $(SARIF_MULTITOOL)
+## The Jenkins JUnit schema (junit-10.xsd), as pytest's source distribution on PyPI ships it for its
+## own tests: what `--format junit` is validated against.
+$(JUNIT_XSD): | $(BIN)/python
+	mkdir -p $(TOOLS)/pytest-sdist
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: --dest $(TOOLS)/pytest-sdist pytest==8.3.3
+	tar -xzf $(TOOLS)/pytest-sdist/pytest-8.3.3.tar.gz -O pytest-8.3.3/testing/example_scripts/junit-10.xsd > $@.tmp
+	mv $@.tmp $@
+
+install-test: install-system $(VENV)/.installed-test $(SARIF_MULTITOOL) $(JUNIT_XSD)
 
 ## Scan the bundled demo image and show what it leaks (exit 1 = findings, as a CI gate would).
 demo: $(VENV)/.installed
@@ -56,7 +65,7 @@ demo: $(VENV)/.installed
 
 ## Install what the tests need and run them all.
 test: install-test
-	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) $(BIN)/python -m pytest -q
+	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) JUNIT_XSD=$(abspath $(JUNIT_XSD)) $(BIN)/python -m pytest -q
 
 rules-check: $(VENV)/.installed
 	$(BIN)/secretscan rules check

@@ -15,6 +15,7 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
     SARIF = "sarif"
     HTML = "html"
+    JUNIT = "junit"
 
     def render(self, report: ScanReport, *, color: bool = False) -> str:
         if self is OutputFormat.TEXT:
@@ -33,4 +34,8 @@ class OutputFormat(str, enum.Enum):
             from secretscan.report.html import render_html
 
             return render_html(report)
+        if self is OutputFormat.JUNIT:
+            from secretscan.report.junit import render_junit
+
+            return render_junit(report)
         assert_never(self)
