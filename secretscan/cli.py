@@ -183,6 +183,13 @@ def report_args(p: argparse.ArgumentParser) -> None:
         help="exit 1 when a finding is at or above SEVERITY: info (default: any finding), low, medium, high, critical, or none",
     )
     p.add_argument("--fail-on-incomplete", action="store_true", help="exit 3 when something could not be scanned")
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="FORMAT=FILE",
+        help="also write the same report in another format to FILE (repeatable), e.g. --also junit=leaks.xml",
+    )
 
 
 def registry_args(p: argparse.ArgumentParser, *, single_image: bool) -> None:
@@ -337,6 +344,7 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    _also(getattr(args, "also", []))  # a typo fails now, not after a long scan
     config = _config(args)
     show = bool(getattr(args, "show_secrets", False))
     config = replace(config, show_secrets=show)
@@ -353,12 +361,14 @@ def _scan(args: argparse.Namespace) -> int:
     fmt = OutputFormat(args.format)
     color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _emit(fmt.render(report, color=color), args.output, private=show)
+    _emit_also(report, args.also, private=show)
     for error in report.errors:
         print(f"secretscan: error: {error}", file=sys.stderr)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    _also(args.also)
     config = _config(args)
     if args.repos_file:
         args.repo = [*args.repo, *read_repository_file(args.repos_file)]
@@ -419,6 +429,7 @@ def _render_sweep(args: argparse.Namespace, store: Store, sweep: SweepRow, since
     fmt = OutputFormat(args.format)
     color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _emit(fmt.render(report, color=color), args.output, private=False)
+    _emit_also(report, args.also, private=False)
     for error in report.errors:
         print(f"secretscan: error: {error}", file=sys.stderr)
     fail_on = None if args.fail_on == "none" else _severity(args.fail_on)
@@ -526,6 +537,22 @@ def _emit(text: str, output: Path | None, *, private: bool) -> None:
         os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def _also(items: list[str]) -> list[tuple[OutputFormat, Path]]:
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not path or name not in {f.value for f in OutputFormat}:
+            known = ", ".join(f.value for f in OutputFormat)
+            raise UsageError(f"--also {item!r}: expected FORMAT=FILE with FORMAT one of {known}")
+        out.append((OutputFormat(name), Path(path)))
+    return out
+
+
+def _emit_also(report: ScanReport, items: list[str], *, private: bool) -> None:
+    for fmt, path in _also(items):
+        _emit(fmt.render(report), path, private=private)
 
 
 def _exit_code(report: ScanReport, fail_on: Severity | None, fail_on_incomplete: bool) -> int:

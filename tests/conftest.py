@@ -112,3 +112,23 @@ def sarif_multitool() -> str:
             pytest.fail("SARIF Multitool is not installed (make test installs it with npm)")
         pytest.skip("SARIF Multitool is not installed: run `make test`, which installs it with npm")
     return tool
+
+
+@pytest.fixture(scope="session")
+def junit_schema():  # type: ignore[no-untyped-def]
+    from lxml import etree
+
+    path = Path(os.environ.get("JUNIT_XSD") or REPO / ".tools" / "junit-10.xsd")
+    if not path.exists():
+        if IN_CI:
+            pytest.fail("junit-10.xsd is not installed (make test fetches it)")
+        pytest.skip("junit-10.xsd is not installed: run `make test`, which fetches it")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def junit_valid(schema, text: str):  # type: ignore[no-untyped-def]
+    from lxml import etree
+
+    doc = etree.fromstring(text.encode())
+    assert schema.validate(doc), schema.error_log
+    return doc

@@ -3,41 +3,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
 import secretgen
-from conftest import IN_CI, REPO
+from conftest import REPO, junit_valid
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
 
 DEMO = REPO / "fixtures" / "demo-image.tar"
 
 
-@pytest.fixture(scope="session")
-def junit_schema():  # type: ignore[no-untyped-def]
-    from lxml import etree
-
-    path = Path(os.environ.get("JUNIT_XSD") or REPO / ".tools" / "junit-10.xsd")
-    if not path.exists():
-        if IN_CI:
-            pytest.fail("junit-10.xsd is not installed (make test fetches it)")
-        pytest.skip("junit-10.xsd is not installed: run `make test`, which fetches it")
-    return etree.XMLSchema(etree.parse(str(path)))
-
-
-def _valid(schema, text: str):  # type: ignore[no-untyped-def]
-    from lxml import etree
-
-    doc = etree.fromstring(text.encode())
-    assert schema.validate(doc), schema.error_log
-    return doc
-
-
 def test_demo_is_valid_junit_with_one_failure_per_location(cli, junit_schema) -> None:
     result = cli("scan", DEMO, "-f", "junit", "-q")
     assert result.code == 1
-    doc = _valid(junit_schema, result.out)
+    doc = junit_valid(junit_schema, result.out)
     data = cli("scan", DEMO, "-f", "json", "-q").report
     places = [(f["rule_id"], loc) for f in data["findings"] for loc in f["locations"]]
     cases = doc.findall(".//testcase")
@@ -52,12 +30,12 @@ def test_clean_image_passes_and_hostile_names_stay_valid_xml(cli, junit_schema, 
     clean = tmp_path / "clean.tar"
     write_docker_archive(clean, ImageSpec([Layer([Entry("app/readme.txt", b"hello\n")])]))
     ok = cli("scan", clean, "-f", "junit", "-q")
-    doc = _valid(junit_schema, ok.out)
+    doc = junit_valid(junit_schema, ok.out)
     assert ok.code == 0 and doc.get("failures") == "0" and doc.find(".//testcase").get("name") == "no secrets found"
     token = secretgen.github_pat()
     hostile = tmp_path / "hostile.tar"
     write_docker_archive(hostile, ImageSpec([Layer([Entry("app/\x01bell\x07<&>.env", f"t: {token}\n".encode())])]))
     bad = cli("scan", hostile, "-f", "junit", "-q")
-    doc = _valid(junit_schema, bad.out)
+    doc = junit_valid(junit_schema, bad.out)
     assert bad.code == 1 and "\\x01bell\\x07<&>.env" in doc.find(".//testcase").get("name")
     assert token not in bad.out
