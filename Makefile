@@ -7,7 +7,7 @@ SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 JUNIT_XSD := $(TOOLS)/junit-10.xsd
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep fuzz docs-screenshot clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep fuzz docs-screenshot wheels image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ $(SARIF_MULTITOOL):
 
 # The real servers the tests start (tests/servers.py), from Debian's packages:
 # distribution's registry, dockerd (+ containerd), skopeo, umoci, htpasswd.
-SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git
-SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git
+SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git debootstrap:debootstrap
+SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git debootstrap
 
 ## Install the Debian packages the server tests need, if a binary is missing (as root; otherwise say what is missing).
 install-system:
@@ -55,7 +55,17 @@ $(JUNIT_XSD): | $(BIN)/python
 	tar -xzf $(TOOLS)/pytest-sdist/pytest-8.3.3.tar.gz -O pytest-8.3.3/testing/example_scripts/junit-10.xsd > $@.tmp
 	mv $@.tmp $@
 
-install-test: install-system $(VENV)/.installed-test $(SARIF_MULTITOOL) $(JUNIT_XSD)
+## A Debian bookworm root filesystem with python3 (debootstrap, as root): the base the tests build
+## secretscan's own image on, since there is no Docker Hub here.
+BASE_ROOTFS := $(TOOLS)/bookworm-python3.tar
+$(BASE_ROOTFS):
+	@if [ "$$(id -u)" != 0 ]; then echo "== $@ needs root (debootstrap); the image test is skipped, or fails when CI=true"; exit 0; fi; \
+	rm -rf $(TOOLS)/rootfs && mkdir -p $(TOOLS)/rootfs && \
+	PATH="$$PATH:/usr/sbin:/sbin" debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+	  bookworm $(TOOLS)/rootfs http://deb.debian.org/debian >$(TOOLS)/debootstrap.log 2>&1 && \
+	tar -C $(TOOLS)/rootfs -cf $@.tmp . && mv $@.tmp $@ && rm -rf $(TOOLS)/rootfs
+
+install-test: install-system $(VENV)/.installed-test $(SARIF_MULTITOOL) $(JUNIT_XSD) $(BASE_ROOTFS)
 
 ## Scan the bundled demo image and show what it leaks (exit 1 = findings, as a CI gate would).
 demo: $(VENV)/.installed
@@ -65,7 +75,7 @@ demo: $(VENV)/.installed
 
 ## Install what the tests need and run them all.
 test: install-test
-	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) JUNIT_XSD=$(abspath $(JUNIT_XSD)) $(BIN)/python -m pytest -q
+	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) JUNIT_XSD=$(abspath $(JUNIT_XSD)) BASE_ROOTFS=$(abspath $(BASE_ROOTFS)) $(BIN)/python -m pytest -q
 
 rules-check: $(VENV)/.installed
 	$(BIN)/secretscan rules check
@@ -92,6 +102,14 @@ bench: $(VENV)/.installed-test $(BENCH_SMALL)
 	$(BIN)/python bench/run.py --check-slow-path $(BENCH_SMALL)
 
 ## Peak RSS must stay flat as the image grows: secretscan on the 500 MB and the 2 GB image.
+## The container image (Dockerfile): wheels first, so the image build itself needs no network.
+wheels: $(VENV)/.installed
+	rm -rf build/wheels
+	$(BIN)/pip wheel --quiet --wheel-dir build/wheels .
+
+image: wheels
+	DOCKER_BUILDKIT=0 docker build --tag secretscan:$(shell $(BIN)/python -c 'import secretscan; print(secretscan.__version__)') .
+
 ## docs/html-report.png: the HTML report of the demo image, as headless Chromium renders it.
 docs-screenshot: $(VENV)/.installed
 	$(BIN)/secretscan scan fixtures/demo-image.tar --format html --output .bench-report.html --quiet --fail-on none

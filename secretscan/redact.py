@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 
 DEFAULT_FINGERPRINT_KEY = b"secretscan/fingerprint/v1"
@@ -18,15 +19,18 @@ def fingerprint(secret: str, key: bytes = DEFAULT_FINGERPRINT_KEY) -> str:
     return "ssf1:" + digest[:32]
 
 
+_PEM_HEADER = re.compile(r"-----BEGIN [A-Z0-9 ]{1,60}-----")
+
+
 def redact(secret: str) -> str:
     """Show enough to recognise a value, never enough to use it.
 
     Long values keep their first 4 and last 2 characters (prefixes such as ``ghp_`` or ``AKIA``
     identify the kind); short ones show nothing; multi-line values (PEM keys) keep their first line.
     """
-    first_line = secret.strip().splitlines()[0] if secret.strip() else ""
-    if first_line.startswith("-----BEGIN"):
-        return first_line + " …(redacted)"
+    header = _PEM_HEADER.match(secret.strip())
+    if header:  # only the BEGIN line: a PEM written with escaped newlines is one long "line"
+        return header.group(0) + " …(redacted)"
     n = len(secret)
     if n >= 16:
         return f"{secret[:4]}…{secret[-2:]} ({n} chars)"

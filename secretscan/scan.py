@@ -12,10 +12,11 @@ from typing import BinaryIO
 
 from secretscan import __version__
 from secretscan.config import ScanConfig
+from secretscan.detect.checks import with_rule_examples
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.prefilter import default_cache_dir
-from secretscan.detect.rules import RuleSet
+from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError
@@ -64,6 +65,9 @@ class Scanner:
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.ruleset, self.known, hyperscan=self.config.hyperscan, cache_dir=default_cache_dir())
+        self.known = self.engine.known = with_rule_examples(
+            self.engine, self.ruleset, (BUILTIN_RULES_DIR, *self.config.rule_dirs)
+        )
         self.sealer = Sealer(self.config.fingerprint_key, self.known, self.config.allowlist.regexes)
 
     def scan(self, source: Source) -> ScanReport:

@@ -13,9 +13,11 @@ import signal
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from secretscan.detect.engine import Engine
+from secretscan.detect.knownkeys import KnownKeys, known_key_fingerprint
 from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import Rule, RuleSet, example_cases
 
@@ -32,6 +34,41 @@ def example_input(rule: Rule, example: Any) -> tuple[bytes, str | None]:
     if isinstance(example, dict):
         return str(example.get("content", "")).encode(), str(example.get("path", ""))
     return str(example).encode(), None
+
+
+def with_rule_examples(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path] = ()) -> KnownKeys:
+    """The engine's known test keys plus every secret-shaped value published in the rule pack.
+
+    The rule files (examples, negative examples, even a regex that looks like the key it
+    describes) ship with secretscan, so an image that carries secretscan, or a checkout of it,
+    reports those values as known test keys, not as leaks. The rule files are scanned whole, as a
+    scan of such an image sees them, and each example on its own, as other copies show it."""
+    key = (ruleset.digest, tuple(str(d) for d in rule_dirs), tuple(sorted(engine.known.sources)))
+    published = _PUBLISHED.get(key)
+    if published is None:
+        published = _PUBLISHED[key] = _published_values(engine, ruleset, rule_dirs)
+    return KnownKeys({**published, **engine.known.sources})
+
+
+_PUBLISHED: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
+"""A memo (the same rule pack gives the same values; computing them takes a tenth of a second)."""
+
+
+def _published_values(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path]) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    for directory in rule_dirs:
+        for rule_file in sorted(directory.glob("*.yaml")):
+            for m in engine.scan_bytes(rule_file.read_bytes(), rule_file.name):
+                sources.setdefault(known_key_fingerprint(m.secret), f"secretscan rule file ({rule_file.name})")
+    published: list[tuple[Rule, bytes, str | None]] = [
+        (rule, *example_input(rule, example))
+        for rule, example, _ in example_cases(ruleset)  # negative examples too: any value in them is published
+    ]
+    published += [(rule, rule.pattern.pattern, None) for rule in ruleset.rules if rule.pattern is not None]
+    for rule, data, name in published:  # (a rule's own regex can look like the key it describes)
+        for m in engine.scan_bytes(data, name):
+            sources.setdefault(known_key_fingerprint(m.secret), f"secretscan rule example ({rule.id})")
+    return sources
 
 
 def check_example(engine: Engine, rule: Rule, example: Any, should_match: bool) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from secretscan import __version__
 from secretscan.codec import encode, pack
 from secretscan.config import Limits
+from secretscan.detect.checks import with_rule_examples
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.prefilter import default_cache_dir
@@ -97,7 +98,9 @@ def run_remote_job(spec: WorkerSpec, job: LayerJob) -> bytes:
 def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
     """One engine per worker process and spec (compiling the rule pack takes a second)."""
     dirs = [BUILTIN_RULES_DIR, *(BUILTIN_RULES_DIR.__class__(d) for d in spec.rule_dirs)]
-    ruleset, known = load_rules(dirs), KnownKeys.load(dirs)
+    ruleset = load_rules(dirs)
+    engine = Engine(ruleset, KnownKeys.load(dirs), hyperscan=spec.hyperscan, cache_dir=default_cache_dir())
+    known = engine.known = with_rule_examples(engine, ruleset, dirs)
     sealer = Sealer(spec.fingerprint_key, known, tuple(re.compile(p) for p in spec.allow_values))
     profile = scan_profile(ruleset, sealer, spec.limits)
     if profile != spec.profile:
@@ -105,7 +108,6 @@ def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
             f"this worker's scan profile differs from the client's (secretscan {__version__}, rules {ruleset.digest}): "
             "run the same secretscan version and rule directories on every worker"
         )
-    engine = Engine(ruleset, known, hyperscan=spec.hyperscan, cache_dir=default_cache_dir())
     return LayerScanner(engine, sealer, spec.limits, default_keychain(ecr_hosts=spec.ecr_hosts), spec.options)
 
 
