@@ -82,7 +82,13 @@ def is_heuristic_non_secret(secret: str, line: str) -> bool:
         or ds_heuristic.is_prefixed_with_dollar_sign(secret)
         or ds_heuristic.is_indirect_reference(line)
         or _is_hash_like(secret)
+        or _CONTROL.search(secret) is not None
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+"""A NUL or other control byte inside a value: binary data (a .mo catalogue, bytecode) around a
+secret-looking name, not a credential someone typed."""
 
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
