@@ -146,8 +146,6 @@ def _oci(tmp: Path, edit: Callable[[dict[str, Any], Path], None], secret: str) -
     new_digest = hashlib.sha256(data).hexdigest()
     (layout / "blobs" / "sha256" / new_digest).write_bytes(data)
     index["manifests"][0] = {**index["manifests"][0], "digest": f"sha256:{new_digest}", "size": len(data)}
-    if "replace_index" in manifest:
-        pass
     (layout / "index.json").write_text(json.dumps(index))
     return layout
 
