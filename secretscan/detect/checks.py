@@ -7,6 +7,8 @@ passing check proves what users will see, not just that a bare regex matches.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import select
 import signal
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secretscan import __version__
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys, known_key_fingerprint
 from secretscan.detect.prefilter import default_cache_dir
@@ -43,15 +46,40 @@ def with_rule_examples(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Pat
     describes) ship with secretscan, so an image that carries secretscan, or a checkout of it,
     reports those values as known test keys, not as leaks. The rule files are scanned whole, as a
     scan of such an image sees them, and each example on its own, as other copies show it."""
-    key = (ruleset.digest, tuple(str(d) for d in rule_dirs), tuple(sorted(engine.known.sources)))
+    key = hashlib.sha256(
+        json.dumps([__version__, ruleset.digest, [str(d) for d in rule_dirs], sorted(engine.known.sources)]).encode()
+    ).hexdigest()[:32]
     published = _PUBLISHED.get(key)
     if published is None:
-        published = _PUBLISHED[key] = _published_values(engine, ruleset, rule_dirs)
+        published = _PUBLISHED[key] = _load_published(key) or _store_published(
+            key, _published_values(engine, ruleset, rule_dirs)
+        )
     return KnownKeys({**published, **engine.known.sources})
 
 
-_PUBLISHED: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
-"""A memo (the same rule pack gives the same values; computing them takes a tenth of a second)."""
+_PUBLISHED: dict[str, dict[str, str]] = {}
+"""A memo; on disk too (``published-KEY.json`` in the cache directory), since computing the values
+takes a fifth of a second per run. The file holds fingerprints of public example values only."""
+
+
+def _load_published(key: str) -> dict[str, str] | None:
+    try:
+        doc = json.loads((default_cache_dir() / f"published-{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
+
+
+def _store_published(key: str, values: dict[str, str]) -> dict[str, str]:
+    directory = default_cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = directory / f".published-{key}.{os.getpid()}"
+        tmp.write_text(json.dumps(values, sort_keys=True))
+        tmp.replace(directory / f"published-{key}.json")
+    except OSError:
+        pass  # without a cache the values are computed again next run
+    return values
 
 
 def _published_values(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path]) -> dict[str, str]:
