@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 import tarfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -512,3 +513,11 @@ def write_rootfs(directory: str | os.PathLike[str], layers: Iterable[Layer], on_
             if e.kind != "hardlink" or src is not None:
                 _place(dest, e, src)
     return skipped
+
+
+def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=method)
+    return buf.getvalue()

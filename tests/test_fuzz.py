@@ -16,7 +16,6 @@ import os
 import tarfile
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import zstandard
 from conftest import IN_CI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout, zip_bytes
 
 from secretscan.config import Limits, ScanConfig
 from secretscan.detect.knownkeys import KnownKeys
@@ -66,19 +65,11 @@ def scanner() -> Scanner:
 TOKEN = secretgen.github_pat()
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return out.getvalue()
-
-
 def _layer_tar() -> bytes:
     out = io.BytesIO()
     files = {
         "app/token.txt": f"token: {TOKEN}\n".encode(),
-        "app/lib.jar": _zip({"a.properties": f"password={TOKEN}\n".encode(), "b.txt": b"x" * 3000}),
+        "app/lib.jar": zip_bytes({"a.properties": f"password={TOKEN}\n".encode(), "b.txt": b"x" * 3000}),
         "app/data.tar.gz": gzip.compress(b"hello" * 500),
         "app/notes.md": b"# notes\n" * 200,
     }
@@ -166,7 +157,7 @@ def test_arbitrary_bytes_as_a_layer(scanner: Scanner, data: bytes) -> None:
 def test_mutated_nested_archives_are_scanned_or_skipped(scanner: Scanner, which: str, edits: list) -> None:
     inner = {"cfg/app.properties": f"password={TOKEN}\n".encode(), "big.txt": b"lorem ipsum " * 800}
     if which == "zip":
-        blob = _zip(inner)
+        blob = zip_bytes(inner)
     else:
         tar = io.BytesIO()
         with tarfile.open(fileobj=tar, mode="w") as t:

@@ -19,7 +19,6 @@ import json
 import os
 import struct
 import tarfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 import secretgen
 import zstandard
 from conftest import fingerprint_of
-from imagebuilder import Entry, ImageSpec, Layer, write_oci_layout
+from imagebuilder import Entry, ImageSpec, Layer, write_oci_layout, zip_bytes
 
 MiB = 1024 * 1024
 
@@ -116,14 +115,6 @@ def _archive(tmp: Path, layers: list[bytes], config: bytes | None = None) -> Pat
 def _healthy(secret: str) -> bytes:
     """A sound first layer: its secret must survive whatever later layers do."""
     return _tar([_secret_file("healthy/token.txt", secret)])
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return out.getvalue()
 
 
 def _flip(data: bytes, at: int) -> bytes:
@@ -407,7 +398,7 @@ def layer_over_the_size_limit(tmp: Path) -> Case:
 
 def nested_zip_with_too_many_entries(tmp: Path) -> Case:
     a = _token(1)
-    archive = _zip({f"e{i}.txt": b"x" for i in range(200)} | {"zz/token.txt": f"token: {a}\n".encode()})
+    archive = zip_bytes({f"e{i}.txt": b"x" for i in range(200)} | {"zz/token.txt": f"token: {a}\n".encode()})
     return Case(
         _archive(tmp, [_tar([_file("app/lib.jar", archive)])]),
         Outcome("partial", "entries", {}, ("--limit", "max_nested_entries=50")),
@@ -419,7 +410,7 @@ def nested_archives_too_deep(tmp: Path) -> Case:
     data = f"token: {a}\n".encode()
     name = "token.txt"
     for depth in range(7):
-        data, name = _zip({name: data}), f"level{depth}.zip"
+        data, name = zip_bytes({name: data}), f"level{depth}.zip"
     return Case(
         _archive(tmp, [_tar([_file("app/" + name, data)])]),
         Outcome("partial", "deeper than", {}),
@@ -438,7 +429,7 @@ def nested_gzip_bomb(tmp: Path) -> Case:
 def zip_with_overlapping_entries(tmp: Path) -> Case:
     """Two central-directory entries pointing at one local file (the "overlapping" zip bomb)."""
     a, b = _token(1), _token(2)
-    data = bytearray(_zip({"one.txt": f"token: {b}\n".encode()}))
+    data = bytearray(zip_bytes({"one.txt": f"token: {b}\n".encode()}))
     cd = data.index(b"PK\x01\x02")
     eocd = data.index(b"PK\x05\x06")
     entry = bytes(data[cd:eocd]).replace(b"one.txt", b"two.txt")
@@ -454,7 +445,7 @@ def zip_with_overlapping_entries(tmp: Path) -> Case:
 def zip_member_lying_about_its_size(tmp: Path) -> Case:
     """The central directory claims ~4 GiB: the member is read as far as its data goes, no further."""
     a, b = _token(1), _token(2)
-    data = bytearray(_zip({"t.txt": f"token: {b}\n".encode() + b"pad" * 100}))
+    data = bytearray(zip_bytes({"t.txt": f"token: {b}\n".encode() + b"pad" * 100}))
     cd = data.index(b"PK\x01\x02")
     struct.pack_into("<I", data, cd + 24, 0xFFFFFFF0)  # central directory: ~4 GiB uncompressed
     return Case(

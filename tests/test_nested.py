@@ -12,7 +12,6 @@ import io
 import lzma
 import random
 import tarfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 import secretgen as gen
 import zstandard
 from conftest import CliResult
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, zip_bytes
 
 GITHUB = "github.personal-access-token"
 SLACK = "slack.bot-token"
@@ -30,14 +29,6 @@ Cli = Callable[..., CliResult]
 
 
 # --------------------------------------------------------------------------- archive builders
-
-
-def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=method)
-    return buf.getvalue()
 
 
 def tar_bytes(files: dict[str, bytes], end: bool = True) -> bytes:
