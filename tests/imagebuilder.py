@@ -20,6 +20,7 @@ import tarfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import zstandard
@@ -521,3 +522,20 @@ def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> by
         for name, data in files.items():
             zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=method)
     return buf.getvalue()
+
+
+def write_files_tar(path: str | os.PathLike[str], members: dict[str, bytes]) -> Path:
+    """A tar of regular files exactly as given (names, order, bytes): for hand-made, broken or
+    hostile archives the writers above would refuse to produce."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return Path(path)
+
+
+def read_files_tar(path: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The regular files of a tar, in order (to edit one member and write it back)."""
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]

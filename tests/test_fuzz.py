@@ -25,7 +25,16 @@ import zstandard
 from conftest import IN_CI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout, zip_bytes
+from imagebuilder import (
+    Entry,
+    ImageSpec,
+    Layer,
+    read_files_tar,
+    write_docker_archive,
+    write_files_tar,
+    write_oci_layout,
+    zip_bytes,
+)
 
 from secretscan.config import Limits, ScanConfig
 from secretscan.detect.knownkeys import KnownKeys
@@ -280,12 +289,5 @@ def test_docker_archive_with_generated_manifest_json(scanner: Scanner, manifest:
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "image.tar"
         write_docker_archive(path, ImageSpec([Layer([Entry("app/t.txt", b"x")])], repo_tags=["fuzz:1"]))
-        with tarfile.open(path) as tar:
-            members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
-        members["manifest.json"] = json.dumps(manifest).encode()
-        with tarfile.open(path, "w") as tar:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
+        write_files_tar(path, {**read_files_tar(path), "manifest.json": json.dumps(manifest).encode()})
         _scan_or_error(scanner, f"docker-archive:{path}")

@@ -11,16 +11,7 @@ from pathlib import Path
 import pytest
 import secretgen
 from conftest import scan_json
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
-
-
-def _raw_archive(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_files_tar
 
 
 def _manifest(config: object = "c.json", layers: object = ("l.tar",)) -> bytes:
@@ -53,7 +44,7 @@ def _manifest(config: object = "c.json", layers: object = ("l.tar",)) -> bytes:
 def test_malformed_archives_are_one_line_errors(
     cli, tmp_path: Path, case: str, members: dict[str, bytes], message: str
 ) -> None:
-    result = cli("scan", _raw_archive(tmp_path / "bad.tar", members), "-q")
+    result = cli("scan", write_files_tar(tmp_path / "bad.tar", members), "-q")
     assert result.code == 2, case
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.err, case
@@ -92,5 +83,5 @@ def test_thousands_of_layers(cli, tmp_path: Path) -> None:
         "c.json": b'{"rootfs": {"diff_ids": []}}',
         "l.tar": layer.getvalue(),
     }
-    report = scan_json(cli, _raw_archive(tmp_path / "many.tar", members))
+    report = scan_json(cli, write_files_tar(tmp_path / "many.tar", members))
     assert report["images"][0]["layers"] == 3000 and report["findings"] == []

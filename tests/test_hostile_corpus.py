@@ -28,7 +28,7 @@ import pytest
 import secretgen
 import zstandard
 from conftest import fingerprint_of
-from imagebuilder import Entry, ImageSpec, Layer, write_oci_layout, zip_bytes
+from imagebuilder import Entry, ImageSpec, Layer, read_files_tar, write_files_tar, write_oci_layout, zip_bytes
 
 MiB = 1024 * 1024
 
@@ -103,13 +103,7 @@ def _archive(tmp: Path, layers: list[bytes], config: bytes | None = None) -> Pat
     }
     members["c.json"] = cfg
     members.update({f"l{i}.tar": blob for i, blob in enumerate(layers)})
-    path = tmp / "image.tar"
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return write_files_tar(tmp / "image.tar", members)
 
 
 def _healthy(secret: str) -> bytes:
@@ -457,16 +451,10 @@ def zip_member_lying_about_its_size(tmp: Path) -> Case:
 def missing_layer_in_archive(tmp: Path) -> Case:
     a = _token(1)
     path = _archive(tmp, [_healthy(a), _tar([])])
-    with tarfile.open(path) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+    members = read_files_tar(path)
     manifest = json.loads(members["manifest.json"])
     manifest[0]["Layers"].append("gone.tar")
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_files_tar(path, {**members, "manifest.json": json.dumps(manifest).encode()})
     return Case(path, Outcome("partial", "gone.tar", {a: "/healthy/token.txt"}))
 
 
