@@ -53,17 +53,7 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
         if row.result is None:
             continue
         result = row.result
-        images.append(
-            ImageSummary(
-                name,
-                row.manifest_digest,
-                row.platform,
-                result.layers,
-                result.files_scanned,
-                result.bytes_scanned,
-                result.layer_details,
-            )
-        )
+        images.append(result.summary)
         skipped.extend(result.skipped)
         suppressed += result.suppressed
         for f in result.findings:

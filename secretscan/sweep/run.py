@@ -26,7 +26,7 @@ from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
 from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, layer_descriptors
 from secretscan.image.model import ImageConfig, LayerHandle, parse_json
-from secretscan.models import LayerSummary, Skipped
+from secretscan.models import ImageSummary, Skipped
 from secretscan.parallel import fork_map
 from secretscan.scan import RunState, Scanner
 from secretscan.sources.auth import Keychain
@@ -52,11 +52,8 @@ class ImageCacheEntry:
     occurrences: tuple[Occurrence, ...]
     skipped: tuple[Skipped, ...]
     diff_ids: tuple[str, ...]
-    platform: str | None
-    layers: int
-    files: int
-    bytes: int
-    layer_details: tuple[LayerSummary, ...] = ()
+    summary: ImageSummary
+    """Under the neutral name; each image that reuses the entry puts its own name and digest."""
 
 
 @dataclass
@@ -397,16 +394,8 @@ class Sweeper:
         state = RunState()
         identity = _Identity(NEUTRAL_NAME, None, plan.annotations)
         self.scanner.attribute(identity, plan.config, handles, results, state)
-        summary = state.summaries[0]
         entry = ImageCacheEntry(
-            tuple(state.occurrences),
-            tuple(state.skipped),
-            plan.config.diff_ids,
-            summary.platform,
-            summary.layers,
-            summary.files_scanned,
-            summary.bytes_scanned,
-            summary.layer_details,
+            tuple(state.occurrences), tuple(state.skipped), plan.config.diff_ids, state.summaries[0]
         )
         if not state.errors and plan.cache_key:
             self.store.put_image_cache(
@@ -429,17 +418,9 @@ class Sweeper:
         result = aggregate(occurrences, self.scanner.ruleset, self.scanner.config, self.baseline)
         skipped = tuple(replace(s, what=_rename(s.what, name)) for s in entry.skipped)
         errors = tuple(_rename(e, name) for e in errors)
-        image_result = ImageResult(
-            result.findings,
-            result.known_test_keys,
-            skipped,
-            errors,
-            result.suppressed,
-            entry.layers,
-            entry.files,
-            entry.bytes,
-            entry.layer_details,
-        )
+        platform = plan.platform or entry.summary.platform
+        summary = replace(entry.summary, name=name, digest=plan.manifest_digest, platform=platform)
+        image_result = ImageResult(summary, result.findings, result.known_test_keys, skipped, errors, result.suppressed)
         status = "failed" if errors else status
         self.store.put_image(
             ImageRow(
@@ -449,7 +430,7 @@ class Sweeper:
                 plan.manifest_digest,
                 name,
                 tuple(plan.tags),
-                plan.platform or entry.platform,
+                platform,
                 plan.config_digest,
                 status,
                 "; ".join(errors) or None,

@@ -26,7 +26,7 @@ from typing import Any
 
 from secretscan.codec import pack, unpack
 from secretscan.errors import ConfigError
-from secretscan.models import Finding, KnownTestKey, LayerSummary, Skipped
+from secretscan.models import Finding, ImageSummary, KnownTestKey, Skipped
 from secretscan.walk.layer import LayerResult
 
 SCHEMA_VERSION = 1
@@ -66,15 +66,12 @@ CREATE INDEX IF NOT EXISTS image_secrets_layer ON image_secrets (layer_digest);
 class ImageResult:
     """What one image of a sweep produced: stored per image, merged into the sweep's report."""
 
+    summary: ImageSummary
     findings: tuple[Finding, ...] = ()
     known_test_keys: tuple[KnownTestKey, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     errors: tuple[str, ...] = ()
     suppressed: int = 0
-    layers: int = 0
-    files_scanned: int = 0
-    bytes_scanned: int = 0
-    layer_details: tuple[LayerSummary, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
