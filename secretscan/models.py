@@ -194,6 +194,8 @@ class ImageSummary:
     files_scanned: int
     bytes_scanned: int
     layer_details: tuple[LayerSummary, ...] = ()
+    revision: str | None = None
+    """The source revision from the image's ``org.opencontainers.image.revision`` label or annotation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,9 @@ class ScanReport:
     """Findings dropped by the baseline or allowlist (counted, so nothing disappears silently)."""
     errors: tuple[str, ...] = field(default_factory=tuple)
     """Fatal problems met after some results were already collected (kept, then exit 2)."""
+    started: float | None = None
+    finished: float | None = None
+    """When the scan (or sweep) ran, in seconds since the epoch: formats such as GitLab's require it."""
 
     @property
     def complete(self) -> bool:

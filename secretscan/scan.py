@@ -6,6 +6,7 @@ is never lost."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
@@ -52,6 +53,7 @@ class RunState:
     errors: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     """fingerprint -> plaintext, in memory only (verification, Vault, ``--show-secrets``)."""
+    started: float | None = None
 
 
 @dataclass
@@ -75,7 +77,7 @@ class Scanner:
 
     def scan_with_secrets(self, source: Source) -> tuple[ScanReport, dict[str, str]]:
         """The report, and fingerprint -> plaintext in memory (for ``migrate apply`` only)."""
-        state = RunState()
+        state = RunState(started=time.time())
         try:
             scan_into = getattr(source, "scan_into", None)
             if scan_into is not None:  # streamed sources scan layers as they arrive
@@ -107,6 +109,8 @@ class Scanner:
             skipped=tuple(state.skipped),
             suppressed=result.suppressed,
             errors=tuple(state.errors),
+            started=state.started,
+            finished=time.time(),
         )
         return report, result.secrets
 
@@ -222,6 +226,7 @@ class Scanner:
                 sum(r.files for r in results),
                 sum(r.bytes for r in results),
                 details,
+                config.revision(image.annotations),
             )
         )
 

@@ -52,6 +52,7 @@ def cli(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SECRETSCAN_CONFIG", raising=False)
     monkeypatch.delenv("SECRETSCAN_FINGERPRINT_KEY", raising=False)
+    monkeypatch.delenv("CI_COMMIT_SHA", raising=False)  # set when the suite itself runs in GitLab CI
 
     def run(*args: str | Path) -> CliResult:
         capsys.readouterr()
@@ -132,3 +133,13 @@ def junit_valid(schema, text: str):  # type: ignore[no-untyped-def]
     doc = etree.fromstring(text.encode())
     assert schema.validate(doc), schema.error_log
     return doc
+
+
+def gitlab_report_errors(doc: Any) -> list[str]:
+    """Where a GitLab secret-detection report breaks the constraints of schema 15.2
+    (tests/schemas/gitlab-secret-detection-15.2.json), one line each."""
+    import jsonschema
+
+    schema = json.loads((REPO / "tests" / "schemas" / "gitlab-secret-detection-15.2.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]

@@ -1,6 +1,7 @@
 """The GitHub Action and the GitLab CI template: their commands run here as the CI would run them
 (inputs and variables through the environment) and their outputs validate — SARIF with Microsoft's
-SARIF Multitool, JUnit against junit-10.xsd."""
+SARIF Multitool, JUnit against junit-10.xsd, GitLab's secret-detection report against the
+constraints of its schema 15.2."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import REPO, junit_valid, sarif_errors
+from conftest import REPO, gitlab_report_errors, junit_valid, sarif_errors
 
 DEMO = REPO / "fixtures" / "demo-image.tar"
 
@@ -79,6 +80,7 @@ def test_gitlab_template_writes_valid_junit_and_reports(tmp_path: Path, junit_sc
     job = template["secretscan"]
     variables = {k: str(v) for k, v in job["variables"].items()}
     password = "job-token-" + base64.b32encode(os.urandom(10)).decode()
+    commit = os.urandom(20).hex()
     variables.update(
         {
             "SECRETSCAN_IMAGE": f"docker-archive:{DEMO}",
@@ -86,6 +88,7 @@ def test_gitlab_template_writes_valid_junit_and_reports(tmp_path: Path, junit_sc
             "CI_REGISTRY": "registry.example.test",
             "CI_REGISTRY_USER": "gitlab-ci-token",
             "CI_REGISTRY_PASSWORD": password,
+            "CI_COMMIT_SHA": commit,
         }
     )
     credentials = [line for line in job["before_script"] if ".docker/config.json" in line]
@@ -102,3 +105,7 @@ def test_gitlab_template_writes_valid_junit_and_reports(tmp_path: Path, junit_sc
     for path in job["artifacts"]["paths"]:
         assert (tmp_path / path).stat().st_size > 0, path
     assert json.loads((tmp_path / "secretscan-report.json").read_text())["schema_version"] == 1
+    security = json.loads((tmp_path / job["artifacts"]["reports"]["secret_detection"]).read_text())
+    assert not gitlab_report_errors(security)
+    assert security["vulnerabilities"]
+    assert {v["location"]["commit"]["sha"] for v in security["vulnerabilities"]} == {commit}

@@ -12,6 +12,8 @@ import pytest
 import secretgen
 from imagebuilder import EmptyStep, Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
 
+from secretscan.report import OutputFormat
+
 
 def _plants() -> dict[str, str]:
     return {
@@ -50,7 +52,7 @@ def _assert_clean(text: str, plants: dict[str, str], where: str) -> None:
         assert secret not in text, f"the {name} secret leaked into {where}"
 
 
-@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+@pytest.mark.parametrize("fmt", [f.value for f in OutputFormat])
 def test_no_plaintext_in_reports_logs_or_progress(cli, tmp_path: Path, monkeypatch, fmt: str) -> None:
     plants = _plants()
     image = _image(tmp_path, plants)

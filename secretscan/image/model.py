@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -95,6 +96,22 @@ class ImageConfig:
     def container_config(self) -> dict[str, Any]:
         cfg = self.raw.get("config")
         return cfg if isinstance(cfg, dict) else {}
+
+    def revision(self, annotations: dict[str, str]) -> str | None:
+        """The source revision the image says it was built from (``docker/metadata-action``, Buildpacks
+        and most CI build recipes set it), so a finding can point at the commit that shipped it."""
+        labels = self.container_config.get("Labels")
+        labels = labels if isinstance(labels, dict) else {}
+        for value in (labels.get(OCI_REVISION), annotations.get(OCI_REVISION), labels.get(LABEL_SCHEMA_REVISION)):
+            if isinstance(value, str) and _REVISION.fullmatch(value.strip()):
+                return value.strip()
+        return None
+
+
+OCI_REVISION = "org.opencontainers.image.revision"
+LABEL_SCHEMA_REVISION = "org.label-schema.vcs-ref"
+_REVISION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._/-]{0,199}")
+"""A commit id or tag name; anything else in the label (free text, control bytes) is ignored."""
 
 
 def _align_history(raw_history: Any, n_layers: int) -> tuple[HistoryEntry, ...]:

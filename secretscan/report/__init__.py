@@ -4,6 +4,7 @@ the user asked for ``--show-secrets`` (then ``Finding.secret`` is set)."""
 from __future__ import annotations
 
 import enum
+import os
 from typing import assert_never
 
 from secretscan.models import ScanReport
@@ -16,6 +17,7 @@ class OutputFormat(str, enum.Enum):
     SARIF = "sarif"
     HTML = "html"
     JUNIT = "junit"
+    GITLAB = "gitlab-secret-detection"
 
     def render(self, report: ScanReport, *, color: bool = False) -> str:
         if self is OutputFormat.TEXT:
@@ -38,4 +40,9 @@ class OutputFormat(str, enum.Enum):
             from secretscan.report.junit import render_junit
 
             return render_junit(report)
+        if self is OutputFormat.GITLAB:
+            from secretscan.report.gitlab import render_gitlab
+
+            # GitLab CI names the pipeline's commit; the report falls back to it (see report.gitlab)
+            return render_gitlab(report, pipeline_commit=os.environ.get("CI_COMMIT_SHA"))
         assert_never(self)

@@ -88,6 +88,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
                 "name": i.name,
                 "digest": i.digest,
                 "platform": i.platform,
+                "revision": i.revision,
                 "layers": i.layers,
                 "files_scanned": i.files_scanned,
                 "bytes_scanned": i.bytes_scanned,

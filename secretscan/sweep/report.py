@@ -74,6 +74,8 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
         skipped=tuple(skipped),
         suppressed=suppressed,
         errors=tuple(errors),
+        started=sweep.started,
+        finished=sweep.finished,
     )
 
 
