@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import secretgen
 import servers
-from conftest import IN_CI, REPO, CliResult, fingerprint_of, sarif_errors
+from conftest import IN_CI, REPO, CliResult, fingerprint_of, gitlab_report_errors, sarif_errors
 from imagebuilder import EmptyStep, Entry, ImageSpec, Layer, write_oci_layout
 from registry_push import Pusher
 
@@ -456,6 +456,13 @@ def test_sweep_report_formats(cli, fleet: Fleet, sarif_multitool: str, tmp_path:
     assert len({r["partialFingerprints"]["secretscanFingerprint/v1"] for r in run["results"]}) == len(fleet.secrets)
     errors = sarif_errors(sarif_multitool, out)
     assert not errors, "\n".join(errors)
+    gitlab = cli("report", "--db", str(db), "-f", "gitlab-secret-detection")
+    doc = json.loads(gitlab.out)
+    assert gitlab.code == 1 and not gitlab_report_errors(doc)
+    assert {v["details"]["fingerprint"]["value"] for v in doc["vulnerabilities"]} == {
+        fp(s) for s in fleet.secrets.values()
+    }
+    assert doc["scan"]["start_time"] <= doc["scan"]["end_time"]  # the sweep's own times
     text = cli("report", "--db", str(db))
     assert text.code == 1 and f"{fleet.host}/team-c/job:nightly" in text.out
     assert all(secret not in text.out for secret in fleet.secrets.values())
