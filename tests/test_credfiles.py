@@ -428,6 +428,22 @@ def test_properties_negatives() -> None:
     assert parse("properties", b"password=\nsecret=****\n# token=\\\ntoken = none\n\\\n") == []
 
 
+def test_properties_judge_a_key_by_its_last_parts() -> None:
+    """The JDK's net.properties and java.security name settings under ``jdk.http.auth`` and
+    ``...credential``; none of them is a secret."""
+    a, b = tok(), tok()
+    data = (
+        "jdk.http.auth.proxying.disabledSchemes=\n"
+        "jdk.http.auth.tunneling.disabledSchemes=Basic\n"
+        "jdk.security.krb5.default.initiate.credential=always-impersonate\n"
+        "app.auth.allowed-schemes=NTLM, Negotiate\n"
+        f"app.jwt.secret.key={a}\n"
+        f"mail.smtp.auth.password={b}\n"
+        "mail.smtp.auth=true\n"
+    ).encode()
+    assert [m.secret for m in parse("properties", data)] == [a, b]
+
+
 # ---------------------------------------------------------------- maven-settings
 
 

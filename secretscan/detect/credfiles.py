@@ -470,8 +470,22 @@ def _properties(data: bytes) -> Iterator[Match]:
             parts.append(c_raw[c_lo:c_hi])
             end = c_off + c_hi
         value = "".join(_text(p[:-1] if i < len(parts) - 1 else p) for i, p in enumerate(parts))
-        if _secret_name(key) and not is_placeholder(value):
+        if _secret_property(key, value) and not is_placeholder(value):
             yield _match("file.properties.secret", value, (start, end), lineno, key, "medium")
+
+
+_GENERIC_LAST_PART = frozenset({"key", "value", "b64", "base64"})
+_SETTING_WORDS_RE = re.compile(r"[A-Za-z]{1,19}(?:[-, ]{1,2}[A-Za-z]{1,19}){0,4}")
+
+
+def _secret_property(key: str, value: str) -> bool:
+    """Property keys are namespaces (``jdk.http.auth.tunneling.disabledSchemes``): the last part
+    says what the value is (``datasource.password``; ``secret.key`` when the last part is generic).
+    JDK and framework settings under credential-sounding names take words (``Basic``,
+    ``always-impersonate``, ``NTLM,Negotiate``), which a credential is not."""
+    parts = key.rsplit(".", 2)
+    name = ".".join(parts[-2:]) if parts[-1].lower() in _GENERIC_LAST_PART else parts[-1]
+    return _secret_name(name) and not (len(value) < 40 and _SETTING_WORDS_RE.fullmatch(value))
 
 
 def _local(tag: object) -> str:
