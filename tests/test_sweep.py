@@ -309,6 +309,10 @@ def test_killed_sweep_resumes_without_redoing_finished_layers(fleet: Fleet, tmp_
     before = _cached_layers(db)
     from secretscan.cli import main
 
+    partial = tmp_path / "partial.json"  # the killed sweep's report says it is incomplete
+    assert main(["report", "--db", str(db), "-f", "json", "-o", str(partial), "--fail-on-incomplete"]) == 3
+    assert any("did not finish" in s["reason"] for s in json.loads(partial.read_text())["skipped"])
+
     out = tmp_path / "r.json"
     code = main(["sweep", fleet.host, "--db", str(db), "-f", "json", "-o", str(out), "-q"])
     assert code == 1

@@ -64,6 +64,14 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
         for k in result.known_test_keys:
             had = known.get(k.fingerprint)
             known[k.fingerprint] = k if had is None else replace(had, locations=had.locations + k.locations)
+    if sweep.status != "finished":  # killed, or still running: what is missing must not look clean
+        skipped.insert(
+            0,
+            Skipped(
+                f"sweep {sweep.id}",
+                "did not finish (killed, or still running): images it had not reached are not in this report",
+            ),
+        )
     return ScanReport(
         tool_version=__version__,
         rules_digest=sweep.rules_digest,
