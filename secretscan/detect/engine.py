@@ -6,13 +6,19 @@ rule set and handed every chunk of every file, config entry and history line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from secretscan.detect import credfiles
-from secretscan.detect.filters import is_heuristic_non_secret, is_lock_file, is_placeholder, shannon_entropy
+from secretscan.detect.filters import (
+    assignment_before,
+    is_bare_code_value,
+    is_heuristic_non_secret,
+    is_lock_file,
+    is_placeholder,
+    shannon_entropy,
+)
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
 from secretscan.detect.prefilter import (
@@ -98,11 +104,13 @@ class Engine:
 
     def _pattern_matches(self, data: bytes, path: str | None, hits: dict[str, list[int]]) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)
+        name = (path or "").rsplit("/", 1)[-1].lower()
         n = len(data)
         for rule_id, offsets in hits.items():
             rule = self._pattern_rules.get(rule_id)
             if rule is None or (lock_file and "heuristic" in rule.filters):
                 continue
+            code = bool(rule.quoted_in) and name.endswith(rule.quoted_in)
             assert rule.pattern is not None
             span, reach = self._span[rule_id], self._reach[rule_id]
             spans = windows(data, offsets, reach) if span is None else line_windows(data, offsets, reach, span)
@@ -114,7 +122,10 @@ class Engine:
                     if start < 0:
                         continue
                     secret = data[start:end].decode("utf-8", "replace")
-                    if not _accept(rule, secret, data, start, end) and self.known.lookup(secret) is None:
+                    accepted = _accept(rule, secret, data, start, end) and not (
+                        code and is_bare_code_value(data, start)
+                    )
+                    if not accepted and self.known.lookup(secret) is None:
                         continue
                     yield Match(rule.id, secret, start, end, confidence=rule.confidence)
 
@@ -145,18 +156,11 @@ class Engine:
                 yield replace(match, confidence=match.confidence if match.confidence != "high" else rule.confidence)
 
 
-_ASSIGNED = re.compile(
-    rb"(?:\b(?:ENV|ARG)\s+|--|(?<![/\w.-]))([A-Za-z_][A-Za-z0-9_.-]{0,80})[\"']?\s*(?:=|:=|=>|:|\s)\s*[\"']?$"
-)
-
-
 def assigned_name(data: bytes, start: int) -> str | None:
     """The name a secret is assigned to on its line (``DB_PASSWORD=…``, ``"token": "…"``,
-    ``ENV API_KEY …``, ``--password=…``): what reports and migration plans call it. Read from
-    the text before the secret only, so it never contains the secret."""
-    line_start = data.rfind(b"\n", max(0, start - 200), start) + 1
-    found = _ASSIGNED.search(data, line_start if line_start > 0 else max(0, start - 200), start)
-    return found.group(1).decode("ascii", "replace") if found else None
+    ``ENV API_KEY …``, ``--password=…``): what reports and migration plans call it."""
+    assignment = assignment_before(data, start)
+    return assignment.name if assignment else None
 
 
 def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
@@ -168,7 +172,7 @@ def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
         line_start = data.rfind(b"\n", max(0, start - MAX_LINE_FOR_FILTERS), start) + 1
         line_end = data.find(b"\n", end, end + MAX_LINE_FOR_FILTERS)
         line = data[line_start : line_end if line_end >= 0 else end].decode("utf-8", "replace")
-        if is_heuristic_non_secret(secret, line):
+        if is_heuristic_non_secret(secret, line, assigned_name(data, start)):
             return False
     return True
 

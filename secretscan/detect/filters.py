@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from detect_secrets.filters import heuristic as ds_heuristic
 
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[_-]|"
-    r"insert[_-]|dummy|xxxx|\*\*\*\*|\.\.\.\.|\$\{|\$\(|\{\{|%\()"
+    r"insert[_-]|dummy|(?:some|your|my)[_-]?(?:pass(?:word)?|secret|token)|xxxx|\*\*\*\*|\.\.\.\.|\$\{|\$\(|\{\{|%\()"
 )
 _PLACEHOLDER_WHOLE = re.compile(r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s", re.S)
 """Values that are entirely a reference: ``<token>``, ``$TOKEN``, ``%TOKEN%``."""
@@ -45,6 +46,7 @@ _PLACEHOLDER_EXACT = frozenset(
         "pass",
         "foobar",
         "hunter2",
+        "foobared",  # redis.conf's example requirepass
         "todo",
         "tbd",
         "fixme",
@@ -73,8 +75,9 @@ def is_placeholder(value: str, *, strict: bool = False) -> bool:
     return bool((_LONG_RUN if strict else _FILLER_RUN).search(v))
 
 
-def is_heuristic_non_secret(secret: str, line: str) -> bool:
-    """detect-secrets' heuristic filters, for generic rules."""
+def is_heuristic_non_secret(secret: str, line: str, name: str | None = None) -> bool:
+    """detect-secrets' heuristic filters, and ours, for generic rules. ``name`` is what the value
+    is assigned to (``assignment_before``)."""
     return (
         ds_heuristic.is_templated_secret(secret)
         or ds_heuristic.is_sequential_string(secret)
@@ -83,7 +86,77 @@ def is_heuristic_non_secret(secret: str, line: str) -> bool:
         or ds_heuristic.is_indirect_reference(line)
         or _is_hash_like(secret)
         or _CONTROL.search(secret) is not None
+        or _is_sequential_runs(secret)
+        or _names_itself(secret, name)
     )
+
+
+def _is_sequential_runs(secret: str) -> bool:
+    """Two or three runs of consecutive characters (``ABC12345``, ``abcd-1234``): typed by a person
+    filling in a test fixture. detect-secrets' check sees only one run."""
+    runs: list[int] = []
+    previous = ""
+    for ch in secret.lower():
+        if ch in "-_.":
+            previous = ""
+            continue
+        if previous and ch.isalnum() and ord(ch) == ord(previous) + 1:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+        previous = ch
+    return 2 <= len(runs) <= 3 and min(runs) >= 3
+
+
+_ASSIGNED = re.compile(
+    rb"(?:\b(?:ENV|ARG)\s+|(--?)|([?&])|(?<![/\w.-]))([A-Za-z_][A-Za-z0-9_.-]{0,80})[\"'\]]{0,2}"
+    rb"(?:\s{0,3}:\s{0,3}&?[A-Za-z_][\w.<>\[\]]{0,40}(?=\s{0,3}=))?\s*(?:=|:=|=>|:|\s)\s*[\"'`]?$"
+)
+"""``NAME = ``, ``"name": "``, ``ENV NAME ``, ``--name=``, ``?name=``, ``name: str = `` at the end of
+the text before a value."""
+_QUOTES = b"\"'`"
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    name: str
+    flag: bool
+    """``--password=…``: a command-line option."""
+    query: bool
+    """``?api_key=…``: a URL query parameter."""
+
+
+def assignment_before(data: bytes, start: int) -> Assignment | None:
+    """What the value at ``start`` is assigned to on its line, read from the text before it only
+    (so it never contains the value)."""
+    line_start = data.rfind(b"\n", max(0, start - 200), start) + 1
+    found = _ASSIGNED.search(data, line_start if line_start > 0 else max(0, start - 200), start)
+    if found is None:
+        return None
+    return Assignment(found.group(3).decode("ascii", "replace"), bool(found.group(1)), bool(found.group(2)))
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _names_itself(secret: str, name: str | None) -> bool:
+    """``X_AWS_EC2_METADATA_TOKEN = "x-aws-ec2-metadata-token"``, ``"token": "my_token"``: a name
+    spelled as its own value (a header name, a documentation placeholder), not a credential."""
+    if name is None or len(secret) < 8:
+        return False
+    name, value = _alnum(name), _alnum(secret)
+    return value in (name, "my" + name, "your" + name, "some" + name)
+
+
+def is_bare_code_value(data: bytes, start: int) -> bool:
+    """In source code a hardcoded secret is a string literal, so ``NAME = value`` with a bare value
+    is an expression (``token = this.getToken()``, ``apiKey: SensitiveString``). Inside strings, CLI
+    flags (``"--password=…"``) and URL queries (``"…?api_key=…"``) keep their own shape."""
+    if start > 0 and data[start - 1] in _QUOTES:
+        return data[start : start + 1] == b"+"  # "…Credential=" + e.accessKeyId: a concatenation
+    assignment = assignment_before(data, start)
+    return assignment is None or not (assignment.flag or assignment.query)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")

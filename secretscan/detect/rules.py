@@ -46,6 +46,7 @@ _KNOWN_KEYS = {
     "description",
     "detect_secrets",
     "verifier",
+    "quoted_in",
 }
 FILTERS = ("placeholder", "heuristic")
 """``placeholder``: drop obvious placeholders (always on); ``heuristic``: also detect-secrets'
@@ -75,6 +76,9 @@ class Rule:
     references: tuple[str, ...] = ()
     origin: str = ""
     """``patterns/aws.yaml#aws.access-key-id``, for error messages."""
+    quoted_in: tuple[str, ...] = ()
+    """File name endings (``.js``, ``.py``) of source code, where a hardcoded value is a string
+    literal: there a bare ``NAME = value`` is an expression (``token = this.getToken()``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +189,7 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         negative_examples=negatives,
         references=tuple(str(r) for r in raw.get("references") or ()),
         origin=origin,
+        quoted_in=tuple(str(e).lower() for e in raw.get("quoted_in") or ()),
     )
 
 
