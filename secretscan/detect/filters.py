@@ -151,10 +151,20 @@ def _names_itself(secret: str, name: str | None) -> bool:
 
 def is_bare_code_value(data: bytes, start: int) -> bool:
     """In source code a hardcoded secret is a string literal, so ``NAME = value`` with a bare value
-    is an expression (``token = this.getToken()``, ``apiKey: SensitiveString``). Inside strings, CLI
-    flags (``"--password=…"``) and URL queries (``"…?api_key=…"``) keep their own shape."""
+    is an expression (``token = this.getToken()``, ``apiKey: SensitiveString``). Inside a string
+    literal (an odd number of quotes before it on the line) ``NAME=value`` is text that may hold a
+    secret: a connection string, a command line, a URL."""
     if start > 0 and data[start - 1] in _QUOTES:
         return data[start : start + 1] == b"+"  # "…Credential=" + e.accessKeyId: a concatenation
+    line = data[data.rfind(b"\n", max(0, start - 400), start) + 1 : start].replace(b"\\\\", b"")
+    embedded = line.rfind(b"\\n")  # code held in a JSON string (source maps, bundles): its own lines
+    if embedded >= 0:
+        line = line[embedded + 2 :]
+    # in JSON only the double quote is escaped; elsewhere an escaped quote does not end a string
+    escaped = line.count(b'\\"')
+    quotes = (escaped if embedded >= 0 else line.count(b'"') - escaped, line.count(b"'"), line.count(b"`"))
+    if any(n % 2 for n in quotes):
+        return False  # inside a string literal: "Server=db;Password=…;", "--password=…", "…?api_key=…"
     assignment = assignment_before(data, start)
     return assignment is None or not (assignment.flag or assignment.query)
 
