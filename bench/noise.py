@@ -61,7 +61,9 @@ NPM_PACKAGES = {
 
 
 def _install() -> dict[str, Path]:
-    py, node = WORK / "python", WORK / "node"
+    """Laid out as in an image (scanned as directories, paths keep their site-packages and
+    node_modules parts): /usr/local/lib/python3.11/site-packages and /app/node_modules."""
+    py, node = WORK / "image" / "usr" / "local" / "lib" / "python3.11" / "site-packages", WORK / "image" / "app"
     if not (py / ".done").exists():
         subprocess.run(  # with their dependencies, as an image would hold them
             [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(py), *PYTHON_PACKAGES], check=True
@@ -74,7 +76,7 @@ def _install() -> dict[str, Path]:
             ["npm", "install", "--silent", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=node, check=True
         )
         (node / ".done").touch()
-    return {"site-packages (11 packages + deps)": py, "node_modules (20 packages + deps)": node / "node_modules"}
+    return {"site-packages (11 packages + deps)": WORK / "image" / "usr", "node_modules (20 packages + deps)": node}
 
 
 def _scan(tree: Path, *extra: str) -> dict:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from secretscan.config import ScanConfig
 from secretscan.detect.rules import CONFIDENCE_RANK, RuleSet
 from secretscan.detect.seal import Sighting
-from secretscan.models import Finding, KnownTestKey, Location, Severity
+from secretscan.detect.thirdparty import ThirdPartyPaths
+from secretscan.models import Exposure, Finding, KnownTestKey, Location, Severity
 
 DEFAULT_REMEDIATION = "Revoke and rotate this credential, then rebuild the image without it."
 
@@ -39,9 +40,11 @@ def aggregate(
     config: ScanConfig,
     baseline: frozenset[str] = frozenset(),
     secrets: dict[str, str] | None = None,
+    third_party: ThirdPartyPaths | None = None,
 ) -> Aggregated:
     """``secrets`` (fingerprint -> plaintext, from sealing) is carried over for the findings kept;
-    occurrences read back from a cache have none, and aggregate the same."""
+    occurrences read back from a cache have none, and aggregate the same. A secret seen only in
+    installed packages' docs, examples or tests (``third_party``) is listed as published."""
     groups: dict[str, list[Occurrence]] = {}
     suppressed_fps: set[str] = set()
     for occ in occurrences:
@@ -60,8 +63,9 @@ def aggregate(
         if sighting.allowlisted_value or config.allowlist.allows_secret(sighting.rule_id, fp) or fp in baseline:
             suppressed += 1
             continue
-        if sighting.known_source is not None:
-            known_keys.append(KnownTestKey(sighting.rule_id, fp, sighting.redacted, sighting.known_source, locations))
+        source = sighting.known_source or _published_with(locations, third_party)
+        if source is not None:
+            known_keys.append(KnownTestKey(sighting.rule_id, fp, sighting.redacted, source, locations))
             continue
         findings.append(
             Finding(
@@ -82,6 +86,16 @@ def aggregate(
         suppressed,
         {fp: s for fp, s in (secrets or {}).items() if fp in kept},
     )
+
+
+def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPaths | None) -> str | None:
+    """Where a secret seen only in installed packages' docs, examples or tests ships from."""
+    if third_party is None:
+        return None
+    reasons = [third_party.describe(loc.path) if loc.exposure is not Exposure.CONFIG else None for loc in locations]
+    if not reasons or None in reasons:
+        return None
+    return "published with a package: " + "; ".join(dict.fromkeys(r for r in reasons if r))
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -92,7 +92,9 @@ class Scanner:
         return self.report(source.description, state)
 
     def report(self, target: str, state: RunState) -> tuple[ScanReport, dict[str, str]]:
-        result = aggregate(state.occurrences, self.ruleset, self.config, self.baseline, state.secrets)
+        result = aggregate(
+            state.occurrences, self.ruleset, self.config, self.baseline, state.secrets, self.known.third_party
+        )
         findings = list(result.findings)
         for enricher in self.enrichers:  # verification, Vault matching: the plaintext stays in memory
             findings, problems = enricher.enrich(findings, result.secrets)

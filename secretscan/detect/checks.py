@@ -14,7 +14,7 @@ import select
 import signal
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def with_rule_examples(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Pat
         published = _PUBLISHED[key] = _load_published(key) or _store_published(
             key, _published_values(engine, ruleset, rule_dirs)
         )
-    return KnownKeys({**published, **engine.known.sources})
+    return replace(engine.known, sources={**published, **engine.known.sources})
 
 
 _PUBLISHED: dict[str, dict[str, str]] = {}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from secretscan.detect.rules import load_yaml
+from secretscan.detect.thirdparty import ThirdPartyPaths
 from secretscan.errors import RuleError
 
 KNOWN_KEYS_FILE = "known-test-keys.yaml"
@@ -39,6 +40,8 @@ def known_key_fingerprint(value: str) -> str:
 class KnownKeys:
     sources: dict[str, str]
     """fingerprint -> where the value is published."""
+    third_party: ThirdPartyPaths = field(default_factory=ThirdPartyPaths)
+    """Where installed packages keep docs, examples and tests: what is seen only there is published too."""
 
     def lookup(self, secret: str) -> str | None:
         return self.sources.get(known_key_fingerprint(secret)) if self.sources else None
@@ -60,4 +63,4 @@ class KnownKeys:
                     sources[str(item["fingerprint"])] = str(item.get("source") or "published test key") + (
                         f" ({where})" if where else ""
                     )
-        return cls(sources)
+        return cls(sources, ThirdPartyPaths.load(dirs))

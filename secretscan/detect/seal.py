@@ -63,4 +63,5 @@ class Sealer:
             h.update(fp.encode() + b"\0" + self.known.sources[fp].encode() + b"\n")
         for r in self.allow_values:
             h.update(b"re\0" + r.pattern.encode() + b"\n")
+        h.update(b"third-party\0" + self.known.third_party.identity().encode())
         return h.hexdigest()

@@ -415,7 +415,10 @@ class Sweeper:
             Occurrence(o.sighting, replace(o.location, image=name, image_digest=plan.manifest_digest))
             for o in entry.occurrences
         ]
-        result = aggregate(occurrences, self.scanner.ruleset, self.scanner.config, self.baseline)
+        scanner = self.scanner
+        result = aggregate(
+            occurrences, scanner.ruleset, scanner.config, self.baseline, third_party=scanner.known.third_party
+        )
         skipped = tuple(replace(s, what=_rename(s.what, name)) for s in entry.skipped)
         errors = tuple(_rename(e, name) for e in errors)
         platform = plan.platform or entry.summary.platform
