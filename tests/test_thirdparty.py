@@ -80,3 +80,12 @@ def test_a_rule_directory_can_add_package_roots(cli, tmp_path: Path) -> None:
     (rules / "third-party.yaml").write_text("version: 1\npackage_roots: [opt/vendor-libs/]\n")
     result = cli("scan", image, "-f", "json", "-q", "--rules", rules, "--fail-on", "high")
     assert result.code == 0 and "acme" in result.report["known_test_keys"][0]["source"]
+
+
+def test_a_misspelt_list_is_an_error_not_silence(cli, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "third-party.yaml").write_text("version: 1\npackage_root: [opt/vendor-libs/]\n")
+    image = _image(tmp_path, "any", {"app/readme.txt": "hello\n"})
+    result = cli("scan", image, "-q", "--rules", rules)
+    assert result.code == 2 and "third-party.yaml" in result.err and "package_roots" in result.err

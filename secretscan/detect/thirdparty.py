@@ -1,7 +1,7 @@
 """Which paths of an image are an installed package's documentation, examples or tests.
 
 Most of what an image scanner reports on a real image is published material that ships with the
-packages it installs: awscli's 4,000 example pages, READMEs, test fixtures. A value seen only there
+packages it installs: awscli's 5,800 example pages, READMEs, test fixtures. A value seen only there
 is the same in every image with that package, so the report lists it with the published test keys
 (``patterns/third-party.yaml`` says where; findings decide in ``findings.aggregate``). Only paths
 below a package root or a documentation root qualify, never an application's own tree.
@@ -44,8 +44,8 @@ class ThirdPartyPaths:
                 doc: Any = load_yaml(path.read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError) as exc:
                 raise RuleError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
-            if not isinstance(doc, dict):
-                raise RuleError(f"{path}: expected a mapping of {', '.join(_LISTS)}")
+            if not isinstance(doc, dict) or set(doc) - {"version", *_LISTS}:
+                raise RuleError(f"{path}: expected a mapping with version and {', '.join(_LISTS)}")
             for name in _LISTS:
                 values = doc.get(name) or []
                 if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
