@@ -27,8 +27,9 @@ from secretscan.report.sarif import INFORMATION_URI
 from secretscan.report.text import exposure_note
 
 SCHEMA_VERSION = "15.2.1"
-"""GitLab validates a report against the schema version it declares; 15.2 is what GitLab 17.5 and
-later vendor (a newer patch level falls back to the newest one an instance has)."""
+"""GitLab validates a report against the schema version it declares, and falls back to the newest
+patch level it vendors of the same MAJOR.MINOR. An instance that does not vendor 15.2 yet (GitLab
+17.1 did not, gitlab-org/gitlab#497405) refuses the report; the JUnit report still shows the leaks."""
 SCHEMA_URL = (
     "https://gitlab.com/gitlab-org/security-products/security-report-schemas/-/raw/"
     f"v{SCHEMA_VERSION}/dist/secret-detection-report-format.json"
