@@ -153,8 +153,10 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
         raise bad(f"unknown detect-secrets plugin {raw['detect_secrets']!r}")
     pattern = None
     if raw.get("pattern"):
+        # a list of parts is joined: rules share a part through a YAML anchor (&value / *value)
+        parts = raw["pattern"] if isinstance(raw["pattern"], list) else [raw["pattern"]]
         try:
-            pattern = re.compile(str(raw["pattern"]).encode())
+            pattern = re.compile("".join(str(part) for part in parts).encode())
         except re.error as exc:
             raise bad(f"pattern does not compile: {exc}") from None
         if pattern.groups != 1:
