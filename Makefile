@@ -7,7 +7,7 @@ SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 JUNIT_XSD := $(TOOLS)/junit-10.xsd
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep bench-noise fuzz docs-screenshot wheels image clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep bench-noise bench-hostile fuzz docs-screenshot wheels image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -136,6 +136,13 @@ bench-sweep: $(VENV)/.installed-test
 ## there is a false positive or a published example (bench/noise.py). Planted secrets must still be found.
 bench-noise: $(VENV)/.installed-test
 	$(BIN)/python bench/noise.py
+
+## Tiny hostile inputs that made a scanner hang or take gigabytes (a path 50,000 directories deep,
+## an index graph of 64**5 paths, Env x history, a million empty files, ...), each built at 1x and
+## 10x size and scanned by the CLI: time must grow about linearly (10x/1x <= 12) and peak RSS stay
+## under 1.5 GB (bench/hostile.py; a few minutes).
+bench-hostile: $(VENV)/.installed-test
+	$(BIN)/python bench/hostile.py
 
 bench-large: $(VENV)/.installed-test $(BENCH_SMALL) $(BENCH_LARGE)
 	$(BIN)/python bench/run.py --compare $(BENCH_SMALL) $(BENCH_LARGE) --runs 1

@@ -43,6 +43,15 @@ class Limits:
     max_compression_ratio: int = 500
     """Uncompressed / stored bytes of a layer, checked once it has produced 64 MiB: gzip bombs run
     at about 1000:1, real layers at 2-20:1 (a layer holding a large zero-filled file may need more)."""
+    max_xz_memory: int = 256 * MiB
+    """Decoder memory one xz stream (layer or nested file) may demand. Its header alone sets the
+    dictionary size, so a few crafted bytes could ask liblzma for gigabytes; ``xz -9e`` output
+    needs about 65 MiB. A stream over it is not decoded (listed as not scanned; its stored bytes
+    are still scanned as plain bytes)."""
+    max_link_locations: int = 10_000
+    """Locations one image gains through hard links (each link ships its target's secrets under
+    another name): 1,000 links to a file of 1,000 tokens would be a million. Past it the rest of
+    the links are listed as not followed."""
 
     def __post_init__(self) -> None:
         if self.overlap_bytes * 2 > self.chunk_bytes or self.overlap_bytes < 8192:

@@ -21,3 +21,25 @@ class RuleError(SecretScanError):
 
 class SourceError(SecretScanError):
     """The image cannot be opened or read: not an image, a missing blob, a corrupt archive."""
+
+
+class OutputError(SecretScanError):
+    """A file secretscan was told to write (report, baseline, record) cannot be written safely."""
+
+
+class TimeLimitReached(SecretScanError):
+    """The run's ``--timeout`` ran out: what was found so far is reported, what was not reached is listed."""
+
+
+class TransferStalled(SourceError):
+    """A registry or token service sent too little for too long (a trickle or a silent peer)."""
+
+
+class SourceLimitReached(SourceError):
+    """A part of a source lies past a safety limit (image indexes nested too deep): that part is
+    listed as not scanned, and the rest of the source is scanned."""
+
+
+class BlobOverrun(SourceError):
+    """A blob ran past the size its descriptor gives. Raised once the declared bytes have been
+    handed on, so a reader can still check them against the digest."""

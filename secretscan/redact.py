@@ -7,6 +7,8 @@ import hmac
 import re
 from collections.abc import Iterable
 
+import ahocorasick
+
 DEFAULT_FINGERPRINT_KEY = b"secretscan/fingerprint/v1"
 """Used when no key is configured. It makes fingerprints stable across machines (baselines work in
 CI) but is public, so a fingerprint of a weak password could be brute-forced; teams that share
@@ -48,30 +50,75 @@ def mask(text: str, sighted: Iterable[tuple[str, int, str]], key: bytes = DEFAUL
     """``text`` with every value in ``sighted`` (fingerprint, length, redacted form) replaced by
     its redacted form: for showing context such as a history line (``RUN curl -H 'token: …'``)
     without re-leaking it. Works from fingerprints, so it needs no plaintext and gives the same
-    text whether the values were just found or come from a cache."""
-    if len(text) > MAX_MASKED_TEXT:
-        text = text[:MAX_MASKED_TEXT] + "…(truncated)"
-    wanted: dict[int, dict[str, str]] = {}
-    for fp, length, redacted in sighted:
-        if length > 0:
-            wanted.setdefault(length, {})[fp] = redacted
-    for length in sorted(wanted, reverse=True):
-        targets = wanted[length]
-        hints = {_visible_prefix(r) for r in targets.values()}
+    text whether the values were just found or come from a cache. For many texts, use ``Masker``."""
+    return Masker(sighted, key).mask(text)
+
+
+class Masker:
+    """Masks many texts (every build step of an image) against one set of sighted values. The
+    values are indexed once, by length and by the start their redacted form shows, so a text costs
+    one pass to find where a value could start and a fingerprint per such place and length: its
+    time does not grow with the number of values (10,000 ENV steps, each with its own password,
+    were 10,000 x 10,000 prefix searches)."""
+
+    def __init__(self, sighted: Iterable[tuple[str, int, str]], key: bytes = DEFAULT_FINGERPRINT_KEY) -> None:
+        self._key = key
+        self._targets: dict[int, dict[str, str]] = {}
+        """length -> fingerprint -> redacted form."""
+        for fp, length, redacted in sighted:
+            if length > 0:
+                self._targets.setdefault(length, {})[fp] = redacted
+        lengths_by_start: dict[str, set[int]] = {}
+        for length, targets in self._targets.items():
+            for redacted in targets.values():
+                lengths_by_start.setdefault(_visible_prefix(redacted), set()).add(length)
+        self._anywhere = sorted(lengths_by_start.pop("", ()))
+        """Lengths of values whose redacted form shows no start: tried at every position."""
+        self._starts = ahocorasick.Automaton()
+        for start, lengths in lengths_by_start.items():
+            self._starts.add_word(start, (len(start), tuple(sorted(lengths))))
+        if lengths_by_start:
+            self._starts.make_automaton()
+
+    def mask(self, text: str) -> str:
+        if len(text) > MAX_MASKED_TEXT:
+            text = text[:MAX_MASKED_TEXT] + "…(truncated)"
+        if not self._targets:
+            return text
+        n, key, targets = len(text), self._key, self._targets
+        found: set[tuple[int, int]] = set()  # (length, position) of a sighted value
+
+        def try_at(j: int, lengths: Iterable[int]) -> None:
+            for length in lengths:
+                if (
+                    j + length <= n
+                    and (length, j) not in found
+                    and fingerprint(text[j : j + length], key) in targets[length]
+                ):
+                    found.add((length, j))
+
+        if self._starts.kind == ahocorasick.AHOCORASICK:
+            for end, (width, lengths) in self._starts.iter(text):
+                try_at(end - width + 1, lengths)
+        if self._anywhere:
+            for j in range(n):
+                try_at(j, self._anywhere)
+        if not found:
+            return text
+        # longer values first, then left to right; a value overlapping one already masked stays
+        # inside that mask (as masking one length after another would leave it)
+        covered = bytearray(n)
+        chosen = []
+        for length, j in sorted(found, key=lambda f: (-f[0], f[1])):
+            if covered.find(1, j, j + length) < 0:
+                covered[j : j + length] = b"\x01" * length
+                chosen.append((j, length))
         out, i = [], 0
-        while i + length <= len(text):
-            j = _next_candidate(text, i, hints)
-            if j < 0 or j + length > len(text):
-                break
+        for j, length in sorted(chosen):
             fp = fingerprint(text[j : j + length], key)
-            if fp in targets:
-                out.append(text[i:j] + f"<{targets[fp]}>")
-                i = j + length
-            else:
-                out.append(text[i : j + 1])
-                i = j + 1
-        text = "".join(out) + text[i:]
-    return text
+            out.append(text[i:j] + f"<{targets[length][fp]}>")
+            i = j + length
+        return "".join(out) + text[i:]
 
 
 def _visible_prefix(redacted: str) -> str:
@@ -79,10 +126,3 @@ def _visible_prefix(redacted: str) -> str:
     if redacted.startswith("-----BEGIN"):
         return redacted.removesuffix(" …(redacted)")
     return redacted.split("…", 1)[0]
-
-
-def _next_candidate(text: str, start: int, hints: set[str]) -> int:
-    if "" in hints:
-        return start
-    found = [j for j in (text.find(h, start) for h in hints) if j >= 0]
-    return min(found) if found else -1

@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from secretscan import __version__
 from secretscan.config import ScanConfig
+from secretscan.deadline import Deadline
 from secretscan.detect.checks import with_rule_examples
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
@@ -20,12 +21,12 @@ from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.enrich import Enricher
-from secretscan.errors import SecretScanError
+from secretscan.errors import SecretScanError, SourceLimitReached
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
-from secretscan.redact import mask
+from secretscan.redact import Masker
 from secretscan.sources import Source
 from secretscan.walk.config_fields import config_texts
 from secretscan.walk.fate import FateIndex
@@ -64,6 +65,8 @@ class Scanner:
     progress: Progress = field(default_factory=Progress)
     baseline: frozenset[str] = frozenset()
     enrichers: Sequence[Enricher] = ()
+    deadline: Deadline = field(default_factory=Deadline)
+    """``--timeout``: layers not finished by then are listed as errors; what they gave is kept."""
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.ruleset, self.known, hyperscan=self.config.hyperscan, cache_dir=default_cache_dir())
@@ -78,17 +81,27 @@ class Scanner:
     def scan_with_secrets(self, source: Source) -> tuple[ScanReport, dict[str, str]]:
         """The report, and fingerprint -> plaintext in memory (for ``migrate apply`` only)."""
         state = RunState(started=time.time())
+        failed: list[SecretScanError] = []
         try:
             scan_into = getattr(source, "scan_into", None)
             if scan_into is not None:  # streamed sources scan layers as they arrive
                 scan_into(self, state)
             else:
                 for image in source.images():
-                    self.scan_image(image, state)
+                    try:
+                        self.scan_image(image, state)
+                    except SourceLimitReached as exc:  # one bad image (or branch) costs only itself
+                        state.skipped.append(Skipped(image.name, str(exc)))
+                        failed.append(exc)
+                    except SecretScanError as exc:
+                        state.errors.append(str(exc))
+                        failed.append(exc)
         except SecretScanError as exc:
             if not state.summaries and not state.occurrences:
                 raise
             state.errors.append(str(exc))
+        if failed and not state.summaries and not state.occurrences:
+            raise failed[0]  # no image could be read at all: one clear error, as for a single image
         return self.report(source.description, state)
 
     def report(self, target: str, state: RunState) -> tuple[ScanReport, dict[str, str]]:
@@ -117,11 +130,15 @@ class Scanner:
         return report, result.secrets
 
     def scan_layer_stream(self, blob: BinaryIO) -> LayerResult:
-        return scan_layer_blob(self.engine, self.sealer, self.config.limits, blob, self.progress.advance)
+        return scan_layer_blob(
+            self.engine, self.sealer, self.config.limits, blob, self.progress.advance, deadline=self.deadline
+        )
 
     def scan_layer(self, handle: LayerHandle) -> LayerResult:
+        if self.deadline.expired:
+            return LayerResult(error=f"not scanned: {self.deadline.describe()}")
         if handle.walk is not None:
-            return scan_layer_entries(self.engine, self.sealer, self.config.limits, handle.walk())
+            return scan_layer_entries(self.engine, self.sealer, self.config.limits, handle.walk(), self.deadline)
         try:
             with handle.open() as blob:
                 return self.scan_layer_stream(blob)
@@ -178,6 +195,7 @@ class Scanner:
                 )
                 occurrences.append((self.sealer.seal(match, state.secrets), loc))
         by_path: dict[str, list[tuple[Sighting, Location]]] = {}
+        links_left = self.config.limits.max_link_locations
         for handle, result in zip(layers, results, strict=True):
             self._check(image, handle, result, state)
             step = config.step_for_layer(handle.index)
@@ -190,7 +208,21 @@ class Scanner:
                 by_path.setdefault(path.split("!/", 1)[0], []).append((m, loc))
             for link, target in result.hardlinks:
                 # a hardlink ships its target's bytes under another name, with a fate of its own
-                for m, loc in list(by_path.get(target, ())):
+                shipped = by_path.get(target, ())
+                if len(shipped) > links_left:  # links x secrets: bounded, and said so
+                    if links_left >= 0:
+                        limit = self.config.limits.max_link_locations
+                        state.skipped.append(
+                            Skipped(
+                                f"{image.name} layer {handle.index}: {link}",
+                                f"hard links give more than max_link_locations ({limit}) locations: "
+                                "this link and the later ones not followed",
+                            )
+                        )
+                        links_left = -1
+                    continue
+                links_left -= len(shipped)
+                for m, loc in list(shipped):
                     linked = replace(
                         loc,
                         layer_index=index,
@@ -200,15 +232,15 @@ class Scanner:
                     )
                     occurrences.append((m, linked))
                     by_path.setdefault(link, []).append((m, linked))
-        fates = FateIndex([r.paths for r in results])
+        fates = FateIndex([r.paths for r in results]).fates([(loc.layer_index, loc.path) for _, loc in occurrences])
         # Build steps are shown as context: mask every secret this image holds out of them.
         found = {(m.fingerprint, m.length, m.redacted) for m, _ in occurrences}
         key = self.config.fingerprint_key
         steps = {loc.created_by for _, loc in occurrences if loc.created_by}
         steps |= {step for h in layers if (step := config.step_for_layer(h.index))}
-        masked = {step: mask(step, found, key) for step in steps}
-        for m, loc in occurrences:
-            fate = fates.fate(loc.layer_index, loc.path) if loc.layer_index is not None else None
+        masker = Masker(found, key)
+        masked = {step: masker.mask(step) for step in steps}
+        for (m, loc), fate in zip(occurrences, fates, strict=True):
             if fate is not None:
                 loc = replace(loc, exposure=Exposure.REMOVED, removed_in_layer=fate.layer, removed_how=fate.how)
             if loc.created_by:

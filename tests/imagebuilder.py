@@ -13,11 +13,14 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import stat
+import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +268,13 @@ def _oci_image(files: dict[str, bytes], spec: ImageSpec, uncompressed: bool = Fa
     if spec.annotations:
         man["annotations"] = dict(spec.annotations)
     return man
+
+
+def oci_image_blobs(spec: ImageSpec, uncompressed: bool = False) -> tuple[bytes, dict[str, bytes]]:
+    """One image as a registry holds it: (manifest bytes, {digest: blob bytes}) for config and layers."""
+    files: dict[str, bytes] = {}
+    manifest = _json(_oci_image(files, spec, uncompressed))
+    return manifest, {"sha256:" + name.rsplit("/", 1)[1]: data for name, data in files.items()}
 
 
 def _oci_finish(files: dict[str, bytes], manifests: list[dict[str, Any]]) -> None:
@@ -539,3 +549,23 @@ def read_files_tar(path: str | os.PathLike[str]) -> dict[str, bytes]:
     """The regular files of a tar, in order (to edit one member and write it back)."""
     with tarfile.open(path) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+
+
+def xz_declaring_dictionary(data: bytes, props: int) -> bytes:
+    """``data`` as an xz stream whose block header declares the LZMA2 dictionary ``props`` encodes
+    (``(2 | props & 1) << (props // 2 + 11)`` bytes; 40: 4 GiB). The data is compressed with a small
+    dictionary, so the stream is sound and costs nothing to make: only a decoder, which sizes its
+    allocation by the header, is asked for the declared memory."""
+    xz = bytearray(lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=0))
+    start = 12  # the block header follows the 12-byte stream header
+    size = (xz[start] + 1) * 4
+    flags, pos = xz[start + 1], start + 2
+    for present in (flags & 0x40, flags & 0x80):  # optional compressed and uncompressed sizes
+        if present:
+            while xz[pos] & 0x80:
+                pos += 1
+            pos += 1
+    assert xz[pos : pos + 2] == b"\x21\x01", "expected the LZMA2 filter with its one-byte properties"
+    xz[pos + 2] = props
+    struct.pack_into("<I", xz, start + size - 4, zlib.crc32(bytes(xz[start : start + size - 4])))
+    return bytes(xz)

@@ -30,7 +30,8 @@ import zlib
 UPPER, LOWER, DIGITS = string.ascii_uppercase, string.ascii_lowercase, string.digits
 ALNUM = DIGITS + UPPER + LOWER  # also the base62 alphabet GitHub/npm checksums use
 B64URL = UPPER + LOWER + DIGITS + "_-"
-_PLACEHOLDER = re.compile(r"(.)\1\1|EXAMPLE|example|XXXX|xxxx|1234|abcd|ABCD|TEST|test|DUMMY|dummy|FAKE|fake")
+_PLACEHOLDER = re.compile(r"(.)\1\1|(?i:example|xxxx|1234|abcd|test|dummy|fake)")
+"""In any case: scanners drop ``xXxX`` as a placeholder just as they drop ``xxxx``."""
 
 
 def _rng(seed: int | None) -> random.Random:
@@ -61,9 +62,13 @@ def _base62(n: int, width: int) -> str:
 
 
 def _checksummed(prefix: str, rng: random.Random) -> str:
-    """prefix + 30 random base62 + 6-char base62 CRC32 of the random part (GitHub/npm)."""
-    body = _rand(rng, ALNUM, 30)
-    return prefix + body + _base62(zlib.crc32(body.encode()), 6)
+    """prefix + 30 random base62 + 6-char base62 CRC32 of the random part (GitHub/npm); the
+    checksum is checked for placeholder words too (``…zJ3Dxx`` + ``xX…`` would be one)."""
+    while True:
+        body = _rand(rng, ALNUM, 30)
+        value = body + _base62(zlib.crc32(body.encode()), 6)
+        if not _PLACEHOLDER.search(value):
+            return prefix + value
 
 
 def aws_access_key_id(seed: int | None = None) -> str:

@@ -204,3 +204,47 @@ def test_show_secrets_gives_the_planted_values(cli: Cli, tmp_path: Path) -> None
     by_path = {loc["path"]: f for f in report["findings"] for loc in f["locations"]}
     for name, plant in plants.items():
         assert by_path[plant.path]["secret"] == plant.secret, name
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "ENV REGION=eu GITHUB_TOKEN={secret} MODE=prod",  # BuildKit: several names in one step
+        "/bin/sh -c #(nop)  ENV REGION=eu GITHUB_TOKEN={secret}",  # classic builder
+        "ENV GITHUB_TOKEN {secret}",  # the legacy one-name form
+        'ENV REGION="eu west" GITHUB_TOKEN={secret}',  # a quoted value before it
+    ],
+    ids=["buildkit-second-name", "classic-second-name", "legacy-form", "after-quoted-value"],
+)
+def test_env_entry_names_the_step_that_set_it(cli: Cli, tmp_path: Path, step: str) -> None:
+    secret = gen.github_pat()
+    text = step.format(secret=secret)
+    spec = ImageSpec(
+        [
+            Layer([Entry("etc/os-release", b"ID=demo\n")], created_by="ADD rootfs.tar /"),
+            EmptyStep("ENV GITHUB_TOKEN=overridden-later"),
+            EmptyStep(text),
+            EmptyStep("ENV OTHER_TOKEN=x REGION=us"),  # sets other names: not the step of GITHUB_TOKEN
+        ],
+        env=["REGION=us", f"GITHUB_TOKEN={secret}"],
+    )
+    report = cli("scan", _write(tmp_path, spec, "oci"), "--format", "json", "--quiet").report
+    [env] = [loc for f in report["findings"] for loc in f["locations"] if loc["path"] == "config.Env[1]"]
+    before, after = text.split(secret)
+    shown = env["created_by"]
+    assert shown.startswith(before + "<" + secret[:4]) and shown.endswith(">" + after) and secret not in shown
+
+
+@pytest.mark.parametrize(
+    "step", ['LABEL "ci.slack"="{secret}" team=core', "/bin/sh -c #(nop)  LABEL team=core ci.slack={secret}"]
+)
+def test_label_names_the_step_that_set_it(cli: Cli, tmp_path: Path, step: str) -> None:
+    secret = gen.slack_bot_token()
+    text = step.format(secret=secret)
+    spec = ImageSpec(
+        [Layer([Entry("etc/os-release", b"ID=demo\n")], created_by="ADD rootfs.tar /"), EmptyStep(text)],
+        labels={"ci.slack": secret},
+    )
+    report = cli("scan", _write(tmp_path, spec, "oci"), "--format", "json", "--quiet").report
+    [label] = [loc for f in report["findings"] for loc in f["locations"] if loc["path"] == 'config.Labels["ci.slack"]']
+    assert label["created_by"] is not None and label["created_by"].startswith(text.split(secret)[0])

@@ -44,8 +44,10 @@ from secretscan.image.model import ImageConfig
 from secretscan.models import Skipped
 from secretscan.scan import Scanner
 from secretscan.sources import open_source
+from secretscan.walk.config_fields import config_texts
 from secretscan.walk.content import ContentScanner
-from secretscan.walk.layer import scan_layer_blob
+from secretscan.walk.fate import FateIndex, LayerPaths
+from secretscan.walk.layer import RAW_LAYER_PATH, scan_layer_blob
 
 BUDGET = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")),  # `make fuzz` runs a longer campaign
@@ -148,7 +150,7 @@ def test_mutated_layers_give_a_result_never_an_exception(scanner: Scanner, kind:
     assert result.error is None or "\n" not in result.error
     assert all(isinstance(s, Skipped) for s in result.skipped)
     for sighting, path, _ in result.matches:  # whatever was read is labelled, never a host path
-        assert path.startswith("/") and TOKEN not in repr(sighting)
+        assert (path.startswith("/") or path == RAW_LAYER_PATH) and TOKEN not in repr(sighting)
 
 
 @BUDGET
@@ -291,3 +293,78 @@ def test_docker_archive_with_generated_manifest_json(scanner: Scanner, manifest:
         write_docker_archive(path, ImageSpec([Layer([Entry("app/t.txt", b"x")])], repo_tags=["fuzz:1"]))
         write_files_tar(path, {**read_files_tar(path), "manifest.json": json.dumps(manifest).encode()})
         _scan_or_error(scanner, f"docker-archive:{path}")
+
+
+# ----------------------------------------------------------------------------- fate and attribution
+
+_PATH = st.lists(st.sampled_from(["a", "b", "ab", "a.jar"]), max_size=4).map(lambda parts: "/" + "/".join(parts))
+_ENTRY = st.tuples(_PATH, st.sampled_from(["whiteout", "opaque", "file", "dir", "symlink"]))
+
+
+def _layer_paths(entries: list[tuple[str, str]]) -> LayerPaths:
+    paths = LayerPaths()
+    for path, kind in entries:
+        if kind == "whiteout":
+            paths.whiteouts.add(path)
+        elif kind == "opaque":
+            paths.opaque_dirs.add(path)
+        else:
+            paths.present[path] = kind
+    return paths
+
+
+def _fate_by_definition(layers: list[LayerPaths], layer: int, path: str) -> tuple[int, str] | None:
+    """The rule as SECURITY.md and the walker tests state it, the slow way: every ancestor of the
+    path as a string, every later layer in turn."""
+    outer = path.split("!/", 1)[0]
+    parts = outer.split("/")
+    ancestors = {"/".join(parts[:i]) for i in range(1, len(parts))} - {""}
+    if outer != "/":
+        ancestors.add("/")
+    for later in range(layer + 1, len(layers)):
+        paths = layers[later]
+        if outer in paths.whiteouts or ancestors & paths.whiteouts or ancestors & paths.opaque_dirs:
+            return later, "deleted"
+        if any(paths.present.get(a, "dir") != "dir" for a in ancestors):
+            return later, "deleted"
+        if outer in paths.present:
+            return later, "overwritten"
+    return None
+
+
+@BUDGET
+@given(
+    layers=st.lists(st.lists(_ENTRY, max_size=6), min_size=1, max_size=5),
+    queries=st.lists(st.tuples(st.integers(0, 4), _PATH, st.booleans()), max_size=8),
+)
+def test_fate_follows_whiteouts_opaque_dirs_and_replaced_parents(
+    layers: list[list[tuple[str, str]]], queries: list[tuple[int, str, bool]]
+) -> None:
+    paths = [_layer_paths(entries) for entries in layers]
+    asked = [
+        (min(layer, len(paths) - 1), path + ("!/inner/x.txt" if nested else "")) for layer, path, nested in queries
+    ]
+    got = FateIndex(paths).fates(asked)
+    assert [None if f is None else (f.layer, f.how) for f in got] == [
+        _fate_by_definition(paths, layer, path) for layer, path in asked
+    ]
+
+
+_STEP = st.lists(
+    st.sampled_from(["ENV", "ARG", "LABEL", "CMD", "/bin/sh -c #(nop) ", "A=1", "B", '"x y"', "'", "\\", "=", " "]),
+    max_size=8,
+).map("".join)
+
+
+@BUDGET
+@given(steps=st.lists(_STEP, max_size=8), env=st.lists(st.sampled_from(["A=1", "B=2", "B", "=", ""]), max_size=4))
+def test_config_texts_name_only_real_history_steps(steps: list[str], env: list[str]) -> None:
+    config = ImageConfig.parse(
+        json.dumps(
+            {"config": {"Env": env, "Labels": {"A": "1"}, "Cmd": ["x"]}, "history": [{"created_by": s} for s in steps]}
+        ).encode(),
+        "fuzz",
+    )
+    texts = list(config_texts(config, {}))
+    assert len([t for t in texts if t.field.startswith("config.Env[")]) == len(env)
+    assert all(t.created_by is None or t.created_by in steps for t in texts)

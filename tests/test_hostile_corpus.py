@@ -16,9 +16,11 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import struct
 import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,16 @@ import pytest
 import secretgen
 import zstandard
 from conftest import fingerprint_of
-from imagebuilder import Entry, ImageSpec, Layer, read_files_tar, write_files_tar, write_oci_layout, zip_bytes
+from imagebuilder import (
+    Entry,
+    ImageSpec,
+    Layer,
+    read_files_tar,
+    write_files_tar,
+    write_oci_layout,
+    xz_declaring_dictionary,
+    zip_bytes,
+)
 
 MiB = 1024 * 1024
 
@@ -43,6 +54,8 @@ class Outcome:
     """secret -> the path it must be reported at."""
     extra: tuple[str, ...] = ()
     """Extra command-line arguments (limits)."""
+    check: Callable[[dict[str, Any]], None] | None = None
+    """More the report must show than paths (exposure, build step, line), on the JSON report."""
 
 
 @dataclass
@@ -494,6 +507,30 @@ def oci_bogus_sizes(tmp: Path) -> Case:
     return Case(f"oci:{_oci(tmp, sizes, a)}", Outcome("clean", found={a: "/app/token.txt"}))
 
 
+def oci_layer_longer_than_its_descriptor(tmp: Path) -> Case:
+    """A blob padded past its descriptor's size: read to that size (the secret in it is found,
+    and the bytes still match the digest), then an error; the padding is never read."""
+    a = _token(1)
+
+    def pad(docs: dict[str, Any], layout: Path) -> None:
+        blob = layout / "blobs" / "sha256" / docs["manifest"]["layers"][0]["digest"].split(":")[1]
+        with blob.open("ab") as f:
+            f.write(b"\0" * MiB)
+
+    return Case(f"oci:{_oci(tmp, pad, a)}", Outcome("partial", "longer than", {a: "/app/token.txt"}))
+
+
+def oci_config_longer_than_its_descriptor(tmp: Path) -> Case:
+    a = _token(1)
+
+    def pad(docs: dict[str, Any], layout: Path) -> None:
+        blob = layout / "blobs" / "sha256" / docs["manifest"]["config"]["digest"].split(":")[1]
+        with blob.open("ab") as f:
+            f.write(b" " * 4096)
+
+    return Case(f"oci:{_oci(tmp, pad, a)}", Outcome("fatal", "over the"))
+
+
 def oci_bogus_media_types(tmp: Path) -> Case:
     a = _token(1)
 
@@ -536,6 +573,324 @@ def oci_index_nested_deep(tmp: Path) -> Case:
     return Case(f"oci:{layout}", Outcome("fatal", "nested too deeply"))
 
 
+def gzip_file_that_is_partly_plain_text(tmp: Path) -> Case:
+    """A ``.gz`` that stops being gzip part-way: its plain-text rest is scanned as stored bytes."""
+    a, b = _token(1), _token(2)
+    start = gzip.compress(b"release notes\n" * 200, mtime=0)
+    notes = start[: len(start) // 2] + f"\nAPI token: {b}\n".encode()
+    return Case(
+        _archive(tmp, [_tar([_file("app/notes.gz", notes), _secret_file("app/t.txt", a)])]),
+        Outcome("partial", "its stored bytes", {a: "/app/t.txt", b: "/app/notes.gz"}),
+    )
+
+
+def zip_stored_member_with_bad_crc(tmp: Path) -> Case:
+    """A stored member whose checksum is wrong cannot be read through zipfile: its stored bytes can."""
+    a, b = _token(1), _token(2)
+    jar = bytearray(
+        zip_bytes(
+            {"a.txt": f"token: {a}\n".encode(), "conf/secret.properties": f"token={b}\n".encode()},
+            zipfile.ZIP_STORED,
+        )
+    )
+    entry = jar.index(b"PK\x01\x02", jar.index(b"PK\x01\x02") + 4)  # the second member's directory entry
+    jar[entry + 16] ^= 0xFF  # its CRC-32
+    return Case(
+        _archive(tmp, [_tar([_file("app/lib.jar", bytes(jar))])]),
+        Outcome(
+            "partial",
+            "zip member unreadable",
+            {a: "/app/lib.jar!/a.txt", b: "/app/lib.jar!/conf/secret.properties"},
+        ),
+    )
+
+
+def zip_without_central_directory(tmp: Path) -> Case:
+    a, b = _token(1), _token(2)
+    jar = zip_bytes({"conf/app.properties": f"token={b}\n".encode()}, zipfile.ZIP_STORED)
+    cut = jar[: jar.index(b"PK\x01\x02")]
+    return Case(
+        _archive(tmp, [_tar([_file("app/lib.jar", cut), _secret_file("app/t.txt", a)])]),
+        Outcome("partial", "zip archive unreadable", {a: "/app/t.txt", b: "/app/lib.jar"}),
+    )
+
+
+def _bad_header_between(first: tuple[tarfile.TarInfo, bytes], after: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    """A tar: ``first``, a header block of garbage, then ``after`` (whole, with its end blocks)."""
+    return _tar([first])[:1024] + b"\xa5" * 512 + _tar([after])
+
+
+def tar_layer_damaged_before_a_file(tmp: Path) -> Case:
+    """The files after a bad header are still in the layer: found as the layer's plain bytes."""
+    a, b, c = _token(1), _token(2), _token(3)
+    layer = _bad_header_between(_secret_file("app/first.txt", b), _secret_file("app/after.txt", c))
+    return Case(
+        _archive(tmp, [_healthy(a), layer]),
+        Outcome("partial", "unreadable layer", {a: "/healthy/token.txt", b: "/app/first.txt", c: "(the layer)"}),
+    )
+
+
+def gzip_layer_with_a_bad_tar_header(tmp: Path) -> Case:
+    a, b, c = _token(1), _token(2), _token(3)
+    layer = gzip.compress(_bad_header_between(_secret_file("app/first.txt", b), _secret_file("app/after.txt", c)))
+    return Case(
+        _archive(tmp, [_healthy(a), layer]),
+        Outcome("partial", "unreadable layer", {a: "/healthy/token.txt", b: "/app/first.txt", c: "(the layer)"}),
+    )
+
+
+def gzip_layer_cut_into_plain_text(tmp: Path) -> Case:
+    """A blob that stops being gzip part-way: what follows the damage is scanned as stored bytes."""
+    a, b, c = _token(1), _token(2), _token(3)
+    blob = gzip.compress(_tar([_secret_file("app/b.txt", b), _file("app/noise.bin", _noise(256 * 1024))]))
+    blob = blob[: len(blob) * 2 // 3] + f"\nexport GH_TOKEN={c}\n".encode()
+    return Case(
+        _archive(tmp, [_healthy(a), blob]),
+        Outcome(
+            "partial",
+            "its stored bytes from the damage on",
+            {a: "/healthy/token.txt", b: "/app/b.txt", c: "(the layer)"},
+        ),
+    )
+
+
+def xz_layer_demanding_too_much_memory(tmp: Path) -> Case:
+    """An xz layer whose header asks for a 4 GiB dictionary, between two healthy layers."""
+    a, b, c = _token(1), _token(2), _token(3)
+    greedy = xz_declaring_dictionary(_tar([_secret_file("app/b.txt", b)]), 40)
+    return Case(
+        _archive(tmp, [_healthy(a), greedy, _tar([_secret_file("later/c.txt", c)])]),
+        Outcome("partial", "raise max_xz_memory", {a: "/healthy/token.txt", c: "/later/c.txt"}),
+    )
+
+
+def nested_xz_demanding_too_much_memory(tmp: Path) -> Case:
+    a, b = _token(1), _token(2)
+    greedy = xz_declaring_dictionary(_tar([_secret_file("conf/b.txt", b)]), 40)
+    return Case(
+        _archive(tmp, [_tar([_file("app/data.tar.xz", greedy), _secret_file("app/t.txt", a)])]),
+        Outcome("partial", "raise max_xz_memory", {a: "/app/t.txt"}),
+    )
+
+
+def corrupt_nested_xz(tmp: Path) -> Case:
+    a, b = _token(1), _token(2)
+    data = lzma.compress(_tar([_secret_file("conf/b.txt", b), _file("conf/noise", _noise(4096))]))
+    return Case(
+        _archive(tmp, [_tar([_file("app/data.tar.xz", _flip(data, len(data) // 2)), _secret_file("app/t.txt", a)])]),
+        Outcome("partial", "nested archive unreadable", {a: "/app/t.txt"}),
+    )
+
+
+# ----------------------------------------------------------------------------- growth: linear work on every input
+
+
+def _config_archive(tmp: Path, layers: list[bytes], config: dict[str, Any]) -> Path:
+    """``_archive`` with config fields of the case's own (Env, history), diff IDs filled in."""
+    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in layers]
+    doc = {"architecture": "amd64", "os": "linux", **config, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    return _archive(tmp, layers, json.dumps(doc).encode())
+
+
+def _locations(report: dict[str, Any], secret: str) -> list[dict[str, Any]]:
+    return [loc for f in report["findings"] if f["fingerprint"] == fingerprint_of(secret) for loc in f["locations"]]
+
+
+def path_50000_directories_deep(tmp: Path) -> Case:
+    """Every ancestor of this path as a string is 2.5 GB; the later layer deletes the top directory."""
+    a = _token(1)
+    deep = "d/" * 50_000 + "token.txt"
+    deleted = _tar([_file(".wh.d", b"")])
+
+    def removed(report: dict[str, Any]) -> None:
+        [loc] = _locations(report, a)
+        assert (loc["exposure"], loc["removed_in_layer"], loc["removed_how"]) == ("removed", 1, "deleted")
+
+    return Case(
+        _archive(tmp, [_tar([_secret_file(deep, a)]), deleted]), Outcome("clean", found={a: "/" + deep}, check=removed)
+    )
+
+
+def _oci_graph(tmp: Path, secret: str, build: Callable[[Path, dict[str, Any]], list[dict[str, Any]]]) -> Path:
+    """A layout with one healthy image whose index.json becomes ``build(layout, its descriptor)``."""
+    layout = tmp / "layout"
+    write_oci_layout(layout, ImageSpec([Layer([Entry("app/token.txt", f"token: {secret}\n".encode())])]))
+    image = json.loads((layout / "index.json").read_text())["manifests"][0]
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json"}
+    (layout / "index.json").write_text(json.dumps({**index, "manifests": build(layout, image)}))
+    return layout
+
+
+def _index_blob(layout: Path, manifests: list[dict[str, Any]], digest: str | None = None) -> dict[str, Any]:
+    """An image index stored as a blob (under ``digest``, whatever its content, when given)."""
+    data = json.dumps({"schemaVersion": 2, "manifests": manifests}).encode()
+    digest = digest or "sha256:" + hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    return {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": len(data)}
+
+
+def oci_index_graph_fanning_out(tmp: Path) -> Case:
+    """index.json and four nested indexes, each listing the next 64 times: 64**5 ways to one image."""
+    a = _token(1)
+
+    def fan_out(layout: Path, image: dict[str, Any]) -> list[dict[str, Any]]:
+        desc = image
+        for _ in range(4):
+            desc = _index_blob(layout, [desc] * 64)
+        return [desc] * 64
+
+    return Case(f"oci:{_oci_graph(tmp, a, fan_out)}", Outcome("clean", found={a: "/app/token.txt"}))
+
+
+def oci_index_listing_itself(tmp: Path) -> Case:
+    """An index stored under a name that is not its digest, listing that name: a cycle."""
+    a = _token(1)
+
+    def cycle(layout: Path, image: dict[str, Any]) -> list[dict[str, Any]]:
+        name = "sha256:" + "c" * 64
+        own = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": name}
+        return [image, _index_blob(layout, [own, image, own], digest=name)]
+
+    return Case(f"oci:{_oci_graph(tmp, a, cycle)}", Outcome("clean", found={a: "/app/token.txt"}))
+
+
+def oci_healthy_image_beside_a_too_deep_index_chain(tmp: Path) -> Case:
+    a, b = _token(1), _token(2)
+    top: dict[str, Any] = {}
+
+    def chain(layout: Path, image: dict[str, Any]) -> list[dict[str, Any]]:
+        other = tmp / "other"
+        write_oci_layout(other, ImageSpec([Layer([Entry("deep/token.txt", f"token: {b}\n".encode())])]))
+        for blob in (other / "blobs" / "sha256").iterdir():
+            (layout / "blobs" / "sha256" / blob.name).write_bytes(blob.read_bytes())
+        desc = json.loads((other / "index.json").read_text())["manifests"][0]
+        for _ in range(1000):
+            desc = _index_blob(layout, [desc])
+        top.update(desc)
+        return [image, desc]
+
+    layout = _oci_graph(tmp, a, chain)
+
+    def names_the_branch(report: dict[str, Any]) -> None:
+        assert any(top["digest"][:19] in s["what"] for s in report["skipped"]), report["skipped"]
+        assert not _locations(report, b), "an image past the nesting limit was scanned"
+
+    return Case(
+        f"oci:{layout}",
+        Outcome("partial", "nested deeper than 4", {a: "/app/token.txt"}, check=names_the_branch),
+    )
+
+
+def oci_healthy_image_beside_a_missing_index(tmp: Path) -> Case:
+    a = _token(1)
+
+    def missing(layout: Path, image: dict[str, Any]) -> list[dict[str, Any]]:
+        gone = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + "e" * 64, "size": 10}
+        return [gone, image]
+
+    return Case(f"oci:{_oci_graph(tmp, a, missing)}", Outcome("partial", "missing blob", {a: "/app/token.txt"}))
+
+
+def oci_healthy_image_beside_a_manifest_that_is_not_json(tmp: Path) -> Case:
+    a = _token(1)
+
+    def garbage(layout: Path, image: dict[str, Any]) -> list[dict[str, Any]]:
+        data = b"\xff\xfe not a manifest {"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return [image, {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": len(data)}]
+
+    return Case(f"oci:{_oci_graph(tmp, a, garbage)}", Outcome("partial", "not valid JSON", {a: "/app/token.txt"}))
+
+
+def archive_image_with_a_missing_config_beside_a_healthy_one(tmp: Path) -> Case:
+    a = _token(1)
+    path = _archive(tmp, [_healthy(a)])
+    members = read_files_tar(path)
+    manifest = json.loads(members["manifest.json"])
+    manifest.insert(0, {"Config": "gone.json", "Layers": manifest[0]["Layers"], "RepoTags": ["broken:1"]})
+    write_files_tar(path, {**members, "manifest.json": json.dumps(manifest).encode()})
+    return Case(path, Outcome("partial", "gone.json", {a: "/healthy/token.txt"}))
+
+
+def env_entries_times_history_steps(tmp: Path) -> Case:
+    """3,000 Env entries, each set by its own ENV step; the secret's name is set twice, and the
+    later step (which sets two names at once) is the one the Env entry must name."""
+    a = _token(1)
+    env = [f"VAR_{i}=value{i}" for i in range(3000)]
+    steps = [f"ENV {e}" for e in env]
+    steps[10] = "ENV GITHUB_TOKEN=placeholder"
+    steps[2000] = f"ENV REGION=eu GITHUB_TOKEN={a}"
+    env.append(f"GITHUB_TOKEN={a}")
+    history = [{"created_by": s, "empty_layer": True} for s in steps] + [{"created_by": "COPY . /"}]
+    path = _config_archive(
+        tmp, [_tar([_file("etc/os-release", b"ID=x\n")])], {"config": {"Env": env}, "history": history}
+    )
+
+    def names_the_step(report: dict[str, Any]) -> None:
+        by_path = {loc["path"]: loc for loc in _locations(report, a)}
+        assert set(by_path) == {"config.Env[3000]", "history[2000].created_by"}
+        assert by_path["config.Env[3000]"]["created_by"].startswith("ENV REGION=eu GITHUB_TOKEN=<")
+        assert a not in json.dumps(report)
+
+    return Case(path, Outcome("clean", found={a: "config.Env[3000]"}, check=names_the_step))
+
+
+def many_empty_files_then_a_secret(tmp: Path) -> Case:
+    a = _token(1)
+    members = [_file(f"d{i // 1000}/f{i}", b"") for i in range(20_000)]
+    return Case(
+        _archive(tmp, [_tar([*members, _secret_file("zz/token.txt", a)])]), Outcome("clean", found={a: "/zz/token.txt"})
+    )
+
+
+def five_thousand_tokens_in_one_file(tmp: Path) -> Case:
+    """More keyword hits in one buffer than the prefilter keeps offsets for: all are found, each
+    on its own line."""
+    tokens = [_token(i) for i in range(5000)]
+    text = "".join(f"token: {t}\n" for t in tokens).encode()
+
+    def lines(report: dict[str, Any]) -> None:
+        for i in (0, 4095, 4096, 4999):
+            assert [loc["line"] for loc in _locations(report, tokens[i])] == [i + 1]
+
+    return Case(
+        _archive(tmp, [_tar([_file("app/tokens.txt", text)])]),
+        Outcome("clean", found=dict.fromkeys(tokens, "/app/tokens.txt"), check=lines),
+    )
+
+
+def keyword_hits_past_the_window_limit(tmp: Path) -> Case:
+    """More hits of a rule's keyword in one buffer than windows are worth (70,000 lines starting
+    ``ghp_``, the GitHub token keyword): the whole buffer is searched, so the tokens among them,
+    the last one included, are still found."""
+    tokens = [_token(i) for i in range(3)]
+    lines = [b"ghp_-\n"] * 70_000
+    for at, t in zip((10, 35_000, 69_999), tokens, strict=True):
+        lines[at] = f"{t}\n".encode()  # bare: only the GitHub rule, whose keyword is everywhere, can see it
+    return Case(
+        _archive(tmp, [_tar([_file("app/tokens.txt", b"".join(lines))])]),
+        Outcome("clean", found=dict.fromkeys(tokens, "/app/tokens.txt")),
+    )
+
+
+def hard_links_to_a_file_of_tokens(tmp: Path) -> Case:
+    """200 links to a file of 200 tokens would be 40,000 locations: past max_link_locations the
+    rest of the links are listed as not followed."""
+    tokens = [_token(i) for i in range(200)]
+    text = "".join(f"token: {t}\n" for t in tokens).encode()
+    links = [_link(f"app/link{i}", "app/tokens.txt", tarfile.LNKTYPE) for i in range(200)]
+    return Case(
+        _archive(tmp, [_tar([_file("app/tokens.txt", text), *links])]),
+        Outcome(
+            "partial",
+            "max_link_locations",
+            {tokens[0]: "/app/tokens.txt", tokens[-1]: "/app/link0"},
+            ("--limit", "max_link_locations=1000"),
+        ),
+    )
+
+
 CASES: dict[str, Callable[[Path], Case]] = {
     f.__name__: f
     for f in (
@@ -574,11 +929,34 @@ CASES: dict[str, Callable[[Path], Case]] = {
         config_not_an_object,
         oci_layer_digest_mismatch,
         oci_bogus_sizes,
+        oci_layer_longer_than_its_descriptor,
+        oci_config_longer_than_its_descriptor,
         oci_bogus_media_types,
         oci_bogus_config_digest,
         oci_layer_digest_path_traversal,
         oci_index_not_a_list,
         oci_index_nested_deep,
+        gzip_file_that_is_partly_plain_text,
+        zip_stored_member_with_bad_crc,
+        zip_without_central_directory,
+        tar_layer_damaged_before_a_file,
+        gzip_layer_with_a_bad_tar_header,
+        gzip_layer_cut_into_plain_text,
+        xz_layer_demanding_too_much_memory,
+        nested_xz_demanding_too_much_memory,
+        corrupt_nested_xz,
+        path_50000_directories_deep,
+        oci_index_graph_fanning_out,
+        oci_index_listing_itself,
+        oci_healthy_image_beside_a_too_deep_index_chain,
+        oci_healthy_image_beside_a_missing_index,
+        oci_healthy_image_beside_a_manifest_that_is_not_json,
+        archive_image_with_a_missing_config_beside_a_healthy_one,
+        env_entries_times_history_steps,
+        many_empty_files_then_a_secret,
+        five_thousand_tokens_in_one_file,
+        keyword_hits_past_the_window_limit,
+        hard_links_to_a_file_of_tokens,
     )
 }
 
@@ -607,6 +985,8 @@ def test_hostile_input(cli, tmp_path: Path, name: str) -> None:
     found = {f["fingerprint"]: {loc["path"] for loc in f["locations"]} for f in report["findings"]}
     for secret, path in expected.found.items():
         assert path in found.get(fingerprint_of(secret), set()), f"{name}: {path} not reported ({found})"
+    if expected.check is not None:
+        expected.check(report)
     problems = list(report["errors"]) + [f"{s['what']}: {s['reason']}" for s in report["skipped"]]
     if expected.kind == "clean":
         assert report["complete"] and not problems, problems

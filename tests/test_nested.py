@@ -12,6 +12,7 @@ import io
 import lzma
 import random
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 import secretgen as gen
 import zstandard
 from conftest import CliResult
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, zip_bytes
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, xz_declaring_dictionary, zip_bytes
 
 GITHUB = "github.personal-access-token"
 SLACK = "slack.bot-token"
@@ -420,3 +421,127 @@ def test_truncated_nested_zstd_is_reported(cli: Cli, tmp_path: Path, cut_at: str
     assert loc["path"] == "/opt/release.tar.zst!/rel/a.txt"
     [skip] = skipped_for(report, "/opt/release.tar.zst")
     assert "truncated zstd" in skip["reason"]
+
+
+# --------------------------------------------------------------------------- damage: the stored bytes
+
+
+def test_a_damaged_gz_is_also_scanned_as_stored(cli: Cli, tmp_path: Path) -> None:
+    """A ``.gz`` that stops being gzip: its plain text is found where it is stored, on its line."""
+    secret, elsewhere = gen.github_pat(), gen.slack_bot_token()
+    start = gz(b"release notes\n" * 300)
+    notes = start[: len(start) // 2] + f"\nfixed in 1.2\nGH_TOKEN={secret}\n".encode()
+    img = image(tmp_path, {"app/notes.gz": notes, "app/zz.txt": f"slack {elsewhere}\n".encode()})
+    code, report = run(cli, img, "--fail-on-incomplete")
+    assert code == 1
+    [loc] = locations_of(report, secret)
+    assert (loc["path"], loc["line"]) == ("/app/notes.gz", notes[: notes.index(secret.encode())].count(b"\n") + 1)
+    [loc] = locations_of(report, elsewhere)
+    assert loc["path"] == "/app/zz.txt"
+    [skip] = skipped_for(report, "/app/notes.gz")
+    assert "unreadable" in skip["reason"] and "stored bytes scanned as plain bytes" in skip["reason"], skip
+
+
+@pytest.mark.parametrize("name", ["opt/bundle.tar", "opt/bundle.tar.gz"])
+def test_the_entries_after_a_bad_tar_header_are_scanned_as_bytes(cli: Cli, tmp_path: Path, name: str) -> None:
+    before, after = gen.github_pat(), gen.github_pat()
+    first = tar_bytes({"rel/before.txt": f"token {before}\n".encode()}, end=False)
+    archive = first + b"\xa5" * 512 + tar_bytes({"rel/after.txt": f"token {after}\n".encode()})
+    img = image(tmp_path, {name: gz(archive) if name.endswith(".gz") else archive})
+    code, report = run(cli, img, "--fail-on-incomplete")
+    assert code == 1
+    [loc] = locations_of(report, before)
+    assert loc["path"] == f"/{name}!/rel/before.txt"
+    [loc] = locations_of(report, after)  # its header is out of reach behind the bad one: the archive's path
+    assert (loc["path"], loc["line"]) == (f"/{name}", None)
+    [skip] = skipped_for(report, f"/{name}")
+    assert f"unreadable at offset {len(first)}" in skip["reason"] and "plain bytes" in skip["reason"], skip
+
+
+def test_a_secret_seen_decoded_is_not_repeated_from_the_stored_bytes(cli: Cli, tmp_path: Path) -> None:
+    """Stored deflate blocks hold their text verbatim: after damage, the stored bytes are scanned
+    too, and a secret already found in the decoded file keeps its one location."""
+    secret = gen.github_pat()
+    archive = gz(
+        tar_bytes({"rel/a.txt": f"token {secret}\n".encode(), "rel/b.bin": random.Random(7).randbytes(300_000)})
+    )
+    stored = gzip.compress(
+        tar_bytes({"rel/a.txt": f"token {secret}\n".encode(), "rel/b.bin": random.Random(7).randbytes(300_000)}),
+        compresslevel=0,
+        mtime=0,
+    )
+    assert secret.encode() in stored and secret.encode() not in archive
+    img = image(tmp_path, {"opt/stored.tar.gz": stored[: len(stored) * 2 // 3]})
+    code, report = run(cli, img, "--fail-on-incomplete")
+    assert code == 1
+    [loc] = locations_of(report, secret)
+    assert loc["path"] == "/opt/stored.tar.gz!/rel/a.txt"
+    [skip] = skipped_for(report, "/opt/stored.tar.gz")
+    assert "stored bytes scanned as plain bytes" in skip["reason"], skip
+
+
+def test_what_was_decoded_before_the_damage_is_scanned(cli: Cli, tmp_path: Path) -> None:
+    """Damage inside a file's first window: the part decoded before it is still scanned."""
+    secret = gen.github_pat()
+    log = b"GET /health 200\n" * 20_000 + f"token {secret}\n".encode() + random.Random(8).randbytes(600_000)
+    archive = gz(tar_bytes({"var/log/app.log": log}))
+    img = image(tmp_path, {"opt/logs.tar.gz": archive[: len(archive) * 3 // 4]})
+    code, report = run(cli, img, "--fail-on-incomplete")
+    assert code == 1
+    [loc] = locations_of(report, secret)
+    assert (loc["path"], loc["line"]) == ("/opt/logs.tar.gz!/var/log/app.log", 20_001)
+
+
+def test_a_zip_stored_member_with_a_bad_checksum_is_read_as_stored(cli: Cli, tmp_path: Path) -> None:
+    healthy, damaged = gen.github_pat(), gen.github_pat()
+    jar = bytearray(
+        zip_bytes(
+            {"a/first.txt": f"token {healthy}\n".encode(), "b/app.properties": properties(damaged)},
+            zipfile.ZIP_STORED,
+        )
+    )
+    entry = jar.index(b"PK\x01\x02", jar.index(b"PK\x01\x02") + 4)  # the second member's directory entry
+    jar[entry + 16] ^= 0xFF  # its CRC-32
+    _, report = run(cli, image(tmp_path, {"app/x.jar": bytes(jar)}))
+    [loc] = locations_of(report, healthy)
+    assert loc["path"] == "/app/x.jar!/a/first.txt"
+    [loc] = locations_of(report, damaged)
+    assert loc["path"] == "/app/x.jar!/b/app.properties"
+    [skip] = skipped_for(report, "/app/x.jar!/b/app.properties")
+    assert "CRC" in skip["reason"] and "stored bytes" in skip["reason"], skip
+
+
+def test_one_zip_member_over_the_size_limit_does_not_hide_the_others(cli: Cli, tmp_path: Path) -> None:
+    secret = gen.github_pat()
+    jar = zip_bytes({"a/zeros.bin": bytes(3 * 1024 * 1024), "b/app.properties": properties(secret)})
+    config = limits_config(tmp_path, max_nested_uncompressed_bytes=1024 * 1024)
+    code, report = run(cli, image(tmp_path, {"app/x.jar": jar}), "--config", config, "--fail-on-incomplete")
+    assert code == 1
+    [loc] = locations_of(report, secret)
+    assert loc["path"] == "/app/x.jar!/b/app.properties"
+    [skip] = skipped_for(report, "/app/x.jar!/a/zeros.bin")
+    assert "1048576 bytes uncompressed" in skip["reason"], skip
+
+
+# --------------------------------------------------------------------------- xz decoder memory
+
+
+def test_xz_memory_is_a_limit(cli: Cli, tmp_path: Path) -> None:
+    """An xz stream declaring a 16 MiB dictionary: decoded under the default limit, refused (and
+    said so, naming the limit) under a lower one; the rest of the image is scanned either way."""
+    secret, elsewhere = gen.github_pat(), gen.slack_bot_token()
+    data = xz_declaring_dictionary(tar_bytes({"pkg/conf.txt": properties(secret)}), 24)
+    img = image(tmp_path, {"opt/pkg.tar.xz": data, "opt/zz.txt": f"slack {elsewhere}\n".encode()})
+    _, report = run(cli, img)
+    [loc] = locations_of(report, secret)
+    assert loc["path"] == "/opt/pkg.tar.xz!/pkg/conf.txt"
+    assert report["skipped"] == []
+
+    code, report = run(cli, img, "--limit", "max_xz_memory=8MiB", "--fail-on-incomplete")
+    assert code == 1
+    assert not [f for f in report["findings"] if f["secret"] == secret]
+    [loc] = locations_of(report, elsewhere)
+    assert loc["path"] == "/opt/zz.txt"
+    [skip] = skipped_for(report, "/opt/pkg.tar.xz")
+    assert f"max_xz_memory ({8 * 1024 * 1024} bytes)" in skip["reason"]
+    assert "raise max_xz_memory to scan it" in skip["reason"]

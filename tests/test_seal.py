@@ -10,7 +10,7 @@ import secretgen
 from secretscan.detect.knownkeys import KnownKeys, known_key_fingerprint
 from secretscan.detect.match import Match
 from secretscan.detect.seal import Sealer
-from secretscan.redact import fingerprint, mask, redact
+from secretscan.redact import Masker, fingerprint, mask, redact
 
 KEY = b"test-key"
 
@@ -50,3 +50,24 @@ def test_mask_by_fingerprint_hides_every_occurrence() -> None:
     assert masked.startswith("/bin/sh -c echo <") and masked.endswith(">")
     # a different key is a different fingerprint: nothing is masked by accident
     assert mask(line, sighted, b"other") == line
+
+
+def test_masker_hides_each_of_many_values_in_many_texts() -> None:
+    """One image's build steps, each with its own password (every redacted form shows a different
+    start), masked with one index of all of them: no step keeps its value, no other text changes."""
+    values = [f"Pw{i}x" + secretgen.password(i).replace("&", "9") for i in range(300)]
+    sighted = {(fingerprint(v, KEY), len(v), redact(v)) for v in values}
+    masker = Masker(sighted, KEY)
+    for i, value in enumerate(values):
+        step = f"ENV DB{i}_PASSWORD={value} MODE=prod"
+        assert masker.mask(step) == f"ENV DB{i}_PASSWORD=<{redact(value)}> MODE=prod"
+    untouched = "RUN make install && echo " + "Pw1x" * 50
+    assert masker.mask(untouched) == untouched
+
+
+def test_masker_masks_the_longer_of_two_overlapping_values() -> None:
+    token = secretgen.github_pat(5)
+    inner = token[4:20]  # a shorter value that is part of the longer one
+    sighted = {(fingerprint(v, KEY), len(v), redact(v)) for v in (token, inner)}
+    text = f"echo {token} {inner}"
+    assert Masker(sighted, KEY).mask(text) == f"echo <{redact(token)}> <{redact(inner)}>"

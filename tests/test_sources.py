@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from imagebuilder import (
     Entry,
     ImageSpec,
     Layer,
+    layer_tar,
     write_docker_archive,
     write_oci_archive,
     write_oci_layout,
@@ -120,3 +125,66 @@ def test_shared_secret_across_images_is_one_finding(cli, tmp_path: Path) -> None
     report = scan_json(cli, tmp_path / "two.tar")
     assert len(report["findings"]) == 1
     assert {loc["image"] for loc in report["findings"][0]["locations"]} == {"t/a:1", "t/b:1"}
+
+
+def test_docker_archive_layers_behind_symbolic_and_hard_links(cli, tmp_path: Path) -> None:
+    """docker save (Engine 25+) stores each layer once under blobs/ and points the classic
+    ``<id>/layer.tar`` names at it with symbolic links; other tools write hard links. Both are
+    followed inside the archive, and the image is read as if the layers were stored there."""
+    a, b = secretgen.github_pat(), secretgen.github_pat()
+    first = layer_tar(Layer([Entry("app/a.txt", f"token: {a}\n".encode())]))
+    second = layer_tar(Layer([Entry("app/b.txt", f"token: {b}\n".encode())]))
+    digests = [hashlib.sha256(blob).hexdigest() for blob in (first, second)]
+    config = json.dumps(
+        {
+            "os": "linux",
+            "architecture": "amd64",
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in digests]},
+        }
+    ).encode()
+    config_name = f"blobs/sha256/{hashlib.sha256(config).hexdigest()}"
+    manifest = [{"Config": config_name, "Layers": ["one/layer.tar", "two/layer.tar"], "RepoTags": ["t/links:1"]}]
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    for name, data in (
+        ("manifest.json", json.dumps(manifest).encode()),
+        (config_name, config),
+        (f"blobs/sha256/{digests[0]}", first),
+        (f"blobs/sha256/{digests[1]}", second),
+    ):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        members.append((info, data))
+    for name, kind, target in (
+        ("one/layer.tar", tarfile.SYMTYPE, f"../blobs/sha256/{digests[0]}"),
+        ("two/layer.tar", tarfile.LNKTYPE, f"blobs/sha256/{digests[1]}"),
+    ):
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, target
+        members.append((info, b""))
+    path = tmp_path / "linked.tar"
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    report = scan_json(cli, f"docker-archive:{path}", "--show-secrets")
+    assert report["errors"] == [] and report["skipped"] == []
+    where = {f["secret"]: [(loc["layer_index"], loc["path"]) for loc in f["locations"]] for f in report["findings"]}
+    assert where == {a: [(0, "/app/a.txt")], b: [(1, "/app/b.txt")]}
+
+
+def test_oci_layout_listing_one_image_under_two_names(cli, tmp_path: Path, spec) -> None:
+    """skopeo and buildx add a tag to index.json by listing the same manifest again: the image is
+    scanned once, and either name selects it."""
+    image, _ = spec
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [image], ref_names=["1.0"])
+    index = json.loads((layout / "index.json").read_text())
+    again = {**index["manifests"][0], "annotations": {"org.opencontainers.image.ref.name": "latest"}}
+    index["manifests"].append(again)
+    (layout / "index.json").write_text(json.dumps(index))
+    both = scan_json(cli, f"oci:{layout}")
+    assert [img["name"] for img in both["images"]] == ["1.0"]
+    latest = scan_json(cli, f"oci:{layout}:latest")
+    assert [img["name"] for img in latest["images"]] == ["latest"]
+    assert _rows(latest) == _rows(both)
+    missing = cli("scan", f"oci:{layout}:2.0", "--quiet")
+    assert missing.code == 2 and "1.0" in missing.err and "latest" in missing.err

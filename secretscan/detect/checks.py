@@ -23,6 +23,8 @@ from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys, known_key_fingerprint
 from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import Rule, RuleSet, example_cases
+from secretscan.errors import OutputError
+from secretscan.safewrite import write_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +76,8 @@ def _store_published(key: str, values: dict[str, str]) -> dict[str, str]:
     directory = default_cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = directory / f".published-{key}.{os.getpid()}"
-        tmp.write_text(json.dumps(values, sort_keys=True))
-        tmp.replace(directory / f"published-{key}.json")
-    except OSError:
+        write_file(directory / f"published-{key}.json", json.dumps(values, sort_keys=True))
+    except (OSError, OutputError):
         pass  # without a cache the values are computed again next run
     return values
 

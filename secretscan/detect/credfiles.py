@@ -20,7 +20,6 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -577,8 +576,9 @@ def _parser_name_for(name: str, parent: str) -> str | None:
 
 def parser_name_for(path: str) -> str | None:
     """The ``PARSERS`` key for a path inside the image, for callers that filter by parser name."""
-    p = PurePosixPath(path.replace("\\", "/"))
-    return _parser_name_for(p.name.lower(), p.parent.name.lower())
+    # the last two components, as PurePosixPath would give them, without building one per file
+    parts = [c for c in path.replace("\\", "/").split("/") if c and c != "."]
+    return _parser_name_for(parts[-1].lower() if parts else "", parts[-2].lower() if len(parts) > 1 else "")
 
 
 def parser_for(path: str) -> Parser | None:

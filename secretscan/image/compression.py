@@ -11,7 +11,7 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
 
@@ -71,12 +71,26 @@ class _Peeked(io.RawIOBase):
         return len(data)
 
 
+class XzMemoryLimit(Exception):
+    """An xz stream whose header asks for more decoder memory (its dictionary size) than allowed.
+
+    The header alone decides the allocation, so a few crafted bytes could demand gigabytes. This is
+    a limit, not damage: the stream may be sound, it is reported as not scanned, never a crash."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"xz stream needs more than max_xz_memory ({limit} bytes) to decode: not decoded; "
+            "raise max_xz_memory to scan it"
+        )
+        self.limit = limit
+
+
 class _Decompressing(io.RawIOBase):
     """Streaming decompression with a hard output cap per read call (no bomb can make one
     ``read`` return more than asked) and a clear error on truncated input."""
 
-    def __init__(self, raw: BinaryIO, kind: str) -> None:
-        self._raw, self._kind = raw, kind
+    def __init__(self, raw: BinaryIO, kind: str, xz_memory: int) -> None:
+        self._raw, self._kind, self._xz_memory = raw, kind, xz_memory
         self._d = self._new()
         self._pending = b""
         self._eof = False
@@ -88,7 +102,7 @@ class _Decompressing(io.RawIOBase):
         if self._kind == "bzip2":
             return bz2.BZ2Decompressor()
         if self._kind == "xz":
-            return lzma.LZMADecompressor()
+            return lzma.LZMADecompressor(memlimit=self._xz_memory)
         raise ValueError(self._kind)
 
     def readable(self) -> bool:
@@ -97,7 +111,12 @@ class _Decompressing(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         want = len(buffer)
         while not self._pending and not self._eof:
-            self._fill(want)
+            try:
+                self._fill(want)
+            except lzma.LZMAError as exc:  # liblzma names its memlimit refusal only in the message
+                if "memory" in str(exc).lower() and "limit" in str(exc).lower():
+                    raise XzMemoryLimit(self._xz_memory) from None
+                raise
         n = min(want, len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -165,8 +184,9 @@ def prefixed(head: bytes, rest: BinaryIO) -> BinaryIO:
     return io.BufferedReader(_Peeked(head, rest), _READ)
 
 
-def open_uncompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
-    """Wrap ``raw`` so reads return uncompressed bytes; returns (stream, compression name)."""
+def open_uncompressed(raw: BinaryIO, *, xz_memory: int) -> tuple[BinaryIO, str]:
+    """Wrap ``raw`` so reads return uncompressed bytes; returns (stream, compression name).
+    ``xz_memory`` bounds what an xz stream's header can make the decoder allocate."""
     head = raw.read(8)
     kind = sniff(head)
     peeked = prefixed(head, raw)
@@ -174,7 +194,7 @@ def open_uncompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
         return peeked, kind
     if kind == "zstd":
         return _open_zstd(peeked), kind
-    return io.BufferedReader(_Decompressing(peeked, kind), _READ), kind
+    return io.BufferedReader(_Decompressing(peeked, kind, xz_memory), _READ), kind
 
 
 class _ZstdFrames:
@@ -278,9 +298,20 @@ class Observed(io.RawIOBase):
 
 def _open_zstd(peeked: BinaryIO) -> BinaryIO:
     frames = _ZstdFrames()
-    source = io.BufferedReader(Observed(peeked, frames.feed), _READ)
+    source = cast(BinaryIO, _AtHand(io.BufferedReader(Observed(peeked, frames.feed), _READ)))
     reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(source, read_across_frames=True)
     return io.BufferedReader(_ZstdChecked(reader, frames), _READ)
+
+
+class _AtHand:
+    """zstandard asks its source for ``read(128 KiB)``; this answers with what has arrived, so a
+    slow stream's bytes are decoded (and scanned) as they come rather than 128 KiB at a time."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def read(self, n: int = -1) -> bytes:
+        return read_some(self._inner, n) if n > 0 else self._inner.read(n)
 
 
 class _ZstdChecked(io.RawIOBase):
@@ -295,7 +326,7 @@ class _ZstdChecked(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         try:
-            data = self._r.read(len(buffer))
+            data = self._r.read1(len(buffer))  # what decodes from the input at hand (at least a byte)
         except zstandard.ZstdError as exc:
             raise EOFError(f"corrupt zstd stream ({exc})") from None
         if not data and len(buffer) and not self._frames.complete:

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from secretscan.errors import SourceError
@@ -70,6 +70,15 @@ class ImageConfig:
     history: tuple[HistoryEntry, ...]
     diff_ids: tuple[str, ...]
     platform: str | None
+    _layer_steps: dict[int, str] = field(init=False, repr=False, compare=False)
+    """layer index -> the step that produced it, from one pass over history (asked once per layer)."""
+
+    def __post_init__(self) -> None:
+        steps: dict[int, str] = {}
+        for entry in self.history:
+            if entry.layer_index is not None:
+                steps.setdefault(entry.layer_index, entry.created_by)
+        object.__setattr__(self, "_layer_steps", steps)
 
     @classmethod
     def parse(cls, data: bytes, what: str) -> ImageConfig:
@@ -87,10 +96,7 @@ class ImageConfig:
         return cls(raw=raw, history=history, diff_ids=diff_ids, platform=platform)
 
     def step_for_layer(self, layer_index: int) -> str | None:
-        for entry in self.history:
-            if entry.layer_index == layer_index:
-                return entry.created_by
-        return None
+        return self._layer_steps.get(layer_index)
 
     @property
     def container_config(self) -> dict[str, Any]:
@@ -167,3 +173,25 @@ class Image(ImageIdentity, Protocol):
 
     def config(self) -> ImageConfig: ...
     def layers(self) -> Sequence[LayerHandle]: ...
+
+
+@dataclass(frozen=True)
+class UnreadableImage:
+    """A part of a source that stands where an image would be but cannot be read: an index nested
+    past the limit, a manifest whose blob is missing or not JSON. A source yields it in the image's
+    place, so the run reports that part (as not scanned when ``problem`` is a ``SourceLimitReached``,
+    else as an error) and goes on with the other images; reading it raises ``problem``."""
+
+    name: str
+    digest: str | None
+    problem: SourceError
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return {}
+
+    def config(self) -> ImageConfig:
+        raise self.problem
+
+    def layers(self) -> Sequence[LayerHandle]:
+        raise self.problem

@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from secretscan.errors import SourceError, UsageError
+from secretscan.errors import SourceError, SourceLimitReached, UsageError
 from secretscan.image.manifest import ManifestImage
-from secretscan.image.model import LayerHandle, parse_json
+from secretscan.image.model import Image, LayerHandle, UnreadableImage, parse_json
 from secretscan.sources.tarblobs import TarBlobs
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -126,44 +127,157 @@ class OciLayout:
     def description(self) -> str:
         return self.label + (f":{self.ref}" if self.ref else "")
 
-    def images(self) -> Iterator[OciImage]:
-        found = list(self._walk(self.index, depth=0, ref_name=None, platform=None))
-        if self.ref is not None:
-            chosen = [img for img in found if self.ref in (img.ref_name.rsplit(":", 1)[-1], img.ref_name)]
+    def images(self) -> Iterator[Image]:
+        """Every image the layout's indexes reach, each manifest once; in place of a branch that
+        cannot be read (a missing or broken blob, indexes nested past the limit), an
+        ``UnreadableImage`` that says why, so the run reports it and scans the rest."""
+        graph = _Graph(self.blobs, self.label)
+        top = [(_Reached.top(listing, self.label), 1) for listing in _listings(self.index, f"{self.label}: index.json")]
+        found, met = graph.walk(top)
+        if self.ref is not None:  # by any name a listing goes by, at its depth: the images below it
+            chosen = {
+                (r.listing.digest, r.name, r.platform): (r, depth) for r, depth in met if _named(r.name, self.ref)
+            }
             if not chosen:
-                names = sorted({img.ref_name for img in found})
+                names = sorted({r.name for r, _ in met})
                 raise UsageError(f"{self.label}: no image named {self.ref!r} (it has: {', '.join(names)})")
-            found = chosen
+            found, _ = graph.walk(list(chosen.values()))
         yield from found
 
-    def _walk(
-        self, index: dict[str, Any], depth: int, ref_name: str | None, platform: str | None
-    ) -> Iterator[OciImage]:
-        if depth > MAX_INDEX_DEPTH:
-            raise SourceError(f"{self.label}: image indexes nested deeper than {MAX_INDEX_DEPTH}")
-        manifests = index.get("manifests") or []
-        if not isinstance(manifests, list) or len(manifests) > MAX_MANIFESTS:
-            raise SourceError(f"{self.label}: index lists no manifests or too many")
-        for desc in manifests:
-            if not isinstance(desc, dict):
-                continue
-            digest = str(desc.get("digest", ""))
-            doc = _read_json(self.blobs, blob_name(digest, self.label), self.label)
-            annotations = desc["annotations"] if isinstance(desc.get("annotations"), dict) else {}
-            name = str(
-                annotations.get(CONTAINERD_NAME)
-                or annotations.get(REF_NAME)
-                or ref_name
-                or f"{self.label}@{digest[:19]}"
+
+def _named(name: str, ref: str) -> bool:
+    return ref in (name.rsplit(":", 1)[-1], name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One entry of an index, as the index gives it."""
+
+    digest: str
+    name: str | None
+    """Its own ref-name annotation, if any."""
+    platform: str | None
+    """Its own platform (None: not given, so the enclosing index's applies)."""
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Reached:
+    """A listing met while walking, with the name and platform it inherits from the way there."""
+
+    listing: _Listing
+    name: str
+    platform: str | None
+
+    @classmethod
+    def top(cls, listing: _Listing, label: str) -> _Reached:
+        return cls(listing, listing.name or f"{label}@{listing.digest[:19]}", listing.platform)
+
+    def child(self, listing: _Listing) -> _Reached:
+        platform = listing.platform if listing.platform is not None else self.platform
+        return _Reached(listing, listing.name or self.name, platform)
+
+
+def _listings(index: dict[str, Any], where: str) -> list[_Listing]:
+    manifests = index.get("manifests") or []
+    if not isinstance(manifests, list) or len(manifests) > MAX_MANIFESTS:
+        raise SourceError(f"{where}: index lists no manifests or too many")
+    out = []
+    for desc in manifests:
+        if not isinstance(desc, dict):
+            continue
+        annotations = desc["annotations"] if isinstance(desc.get("annotations"), dict) else {}
+        name = annotations.get(CONTAINERD_NAME) or annotations.get(REF_NAME)
+        plat = desc.get("platform")
+        platform = (
+            "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))
+            if isinstance(plat, dict)
+            else None
+        )
+        out.append(
+            _Listing(
+                str(desc.get("digest", "")), str(name) if name else None, platform, str(desc.get("mediaType") or "")
             )
-            plat = desc.get("platform")
-            if isinstance(plat, dict):
-                plat_text: str | None = "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))
-            else:
-                plat_text = platform
-            media_type = str(desc.get("mediaType") or doc.get("mediaType") or "")
+        )
+    return out
+
+
+class _Kind(Enum):
+    INDEX = "index"
+    MANIFEST = "manifest"
+    ARTIFACT = "artifact"
+    """Signatures, attestations: no filesystem, nothing to scan."""
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class _Node:
+    """A blob that indexes list, read once however often (and however deep) it is listed."""
+
+    kind: _Kind
+    manifest: dict[str, Any] = field(default_factory=dict)
+    children: tuple[_Listing, ...] = ()
+    problem: SourceError | None = None
+
+
+class _Graph:
+    """The indexes and manifests of a layout as a graph: an index may list another many times
+    (64 listings per level, five levels deep, are a billion paths in a few KB), list itself, or
+    nest past the limit. Each blob is read once and each index walked once per walk."""
+
+    def __init__(self, blobs: BlobStore, label: str) -> None:
+        self.blobs, self.label = blobs, label
+        self._nodes: dict[str, _Node] = {}
+
+    def walk(self, roots: list[tuple[_Reached, int]]) -> tuple[list[Image], list[tuple[_Reached, int]]]:
+        """The images under ``roots`` (each at its depth) in listing order, each manifest once; and
+        every listing met on the way, with the name it goes by there (what ``--ref`` picks from)."""
+        found: list[Image] = []
+        met: list[tuple[_Reached, int]] = []
+        done: set[str] = set()
+        too_deep: dict[str, UnreadableImage] = {}
+
+        def visit(reached: _Reached, depth: int) -> None:
+            met.append((reached, depth))
+            digest = reached.listing.digest
+            if digest in done:  # listed again, or a cycle: already walked
+                return
+            node = self._node(reached.listing)
+            if node.kind is _Kind.INDEX and depth > MAX_INDEX_DEPTH:
+                if digest not in too_deep:  # not marked done: a shorter way there may still come
+                    reason = f"image index {digest[:19]}… is nested deeper than {MAX_INDEX_DEPTH} indexes: not read"
+                    too_deep[digest] = UnreadableImage(reached.name, digest, SourceLimitReached(reason))
+                    found.append(too_deep[digest])
+                return
+            done.add(digest)
+            if node.kind is _Kind.INDEX:
+                for listing in node.children:
+                    visit(reached.child(listing), depth + 1)
+            elif node.kind is _Kind.MANIFEST:
+                found.append(OciImage(self.blobs, node.manifest, digest, reached.name, reached.platform))
+            elif node.kind is _Kind.UNREADABLE and node.problem is not None:
+                found.append(UnreadableImage(reached.name, None, node.problem))
+
+        for root, depth in roots:
+            visit(root, depth)
+        walked_after_all = {id(too_deep[d]) for d in too_deep if d in done}
+        return [img for img in found if id(img) not in walked_after_all], met
+
+    def _node(self, listing: _Listing) -> _Node:
+        node = self._nodes.get(listing.digest)
+        if node is None:
+            node = self._nodes[listing.digest] = self._read(listing)
+        return node
+
+    def _read(self, listing: _Listing) -> _Node:
+        try:
+            name = blob_name(listing.digest, self.label)
+            doc = _read_json(self.blobs, name, self.label)
+            media_type = listing.media_type or str(doc.get("mediaType") or "")
             if media_type in INDEX_TYPES or "manifests" in doc:
-                yield from self._walk(doc, depth + 1, name, plat_text)
-            elif "layers" in doc or "config" in doc:
-                yield OciImage(self.blobs, doc, digest, name, plat_text)
-            # other artifacts (signatures, attestations) carry no filesystem: nothing to scan
+                return _Node(_Kind.INDEX, children=tuple(_listings(doc, f"{self.label}: {name}")))
+        except SourceError as exc:
+            return _Node(_Kind.UNREADABLE, problem=exc)
+        if "layers" in doc or "config" in doc:
+            return _Node(_Kind.MANIFEST, manifest=doc)
+        return _Node(_Kind.ARTIFACT)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from secretscan.scan import RunState, Scanner
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_METADATA_BYTES = 64 * 1024 * 1024
+"""All JSON members kept together (a save stream's configs and manifests are KiBs): the memory a
+stream of many JSON-looking members can take."""
 _METADATA = {"manifest.json", "index.json", "oci-layout", "repositories"}
 
 
@@ -47,7 +50,9 @@ def scan_save_stream(
     links: dict[str, str] = {}
     try:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - the stream belongs to the caller
-        for member in tar:
+        kept = 0
+        while (member := tar.next()) is not None:
+            tar.members.clear()  # type: ignore[attr-defined]  # tarfile would keep every header it read
             name = _norm(member.name)
             if member.issym() or member.islnk():
                 target = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(name), member.linkname)
@@ -61,6 +66,11 @@ def scan_save_stream(
             head = f.read(512)
             if name in _METADATA or (head.lstrip()[:1] in (b"{", b"[") and member.size <= MAX_JSON_BYTES):
                 small[name] = head + f.read(MAX_JSON_BYTES)
+                kept += len(small[name])
+                if kept > MAX_METADATA_BYTES:
+                    raise SourceError(
+                        f"{label}: more than {MAX_METADATA_BYTES} bytes of JSON members: not a docker save stream"
+                    )
             elif name.endswith("/layer.tar") or name.startswith("blobs/"):
                 results[name] = scanner.scan_layer_stream(prefixed(head, f))  # type: ignore[arg-type]
     except (tarfile.TarError, EOFError, OSError) as exc:

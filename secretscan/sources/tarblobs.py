@@ -9,6 +9,7 @@ import posixpath
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,32 +40,54 @@ class _Slice(io.RawIOBase):
         super().close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """What the index keeps of one member (a TarInfo is ten times larger, and an archive may
+    have a million members): where a file's bytes are, or the member a link leads to."""
+
+    is_file: bool
+    offset_data: int
+    size: int
+    sparse: bool
+    link_to: str | None
+    """For a symbolic or hard link: the normalised name of its target."""
+
+    @classmethod
+    def of(cls, info: tarfile.TarInfo) -> _Member:
+        link_to = None
+        if info.islnk():
+            link_to = _norm(info.linkname)
+        elif info.issym():
+            link_to = _norm(posixpath.join(posixpath.dirname(info.name), info.linkname))
+        return cls(info.isfile(), info.offset_data, info.size, bool(info.sparse), link_to)
+
+
 class TarBlobs:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._members: dict[str, _Member] = {}
         try:
             with tarfile.open(path, "r:") as tar:  # only the index is kept; each read opens the file anew
-                self._members: dict[str, tarfile.TarInfo] = {}
-                for i, member in enumerate(tar):
-                    if i >= MAX_MEMBERS:
+                count = 0
+                while (info := tar.next()) is not None:
+                    tar.members.clear()  # type: ignore[attr-defined]  # tarfile would keep every TarInfo
+                    count += 1
+                    if count > MAX_MEMBERS:
                         raise SourceError(f"{path}: more than {MAX_MEMBERS} members")
-                    self._members[_norm(member.name)] = member
+                    self._members[_norm(info.name)] = _Member.of(info)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise SourceError(f"{path}: not a readable tar archive ({exc})") from None
 
     def has(self, name: str) -> bool:
         return _norm(name) in self._members
 
-    def _regular(self, name: str) -> tarfile.TarInfo:
+    def _regular(self, name: str) -> _Member:
         member = self._members.get(_norm(name))
         hops = 0
-        while member is not None and (member.issym() or member.islnk()) and hops < 8:
+        while member is not None and member.link_to is not None and hops < 8:
             hops += 1
-            target = (
-                member.linkname if member.islnk() else posixpath.join(posixpath.dirname(member.name), member.linkname)
-            )
-            member = self._members.get(_norm(target))
-        if member is None or not member.isfile():
+            member = self._members.get(member.link_to)
+        if member is None or not member.is_file:
             raise SourceError(f"{self.path}: missing blob {name}")
         return member
 

@@ -5,26 +5,44 @@ within depth, entry-count and size limits. What a limit stops is reported, never
 
 from __future__ import annotations
 
+import bisect
 import io
+import lzma
 import posixpath
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import zstandard
 
 from secretscan.config import Limits
+from secretscan.deadline import NO_DEADLINE, Deadline
 from secretscan.detect.engine import Engine
 from secretscan.detect.match import Match
-from secretscan.image.compression import INFLATE_ERROR, open_uncompressed, prefixed, read_some, sniff
+from secretscan.image.compression import (
+    INFLATE_ERROR,
+    XzMemoryLimit,
+    open_uncompressed,
+    prefixed,
+    read_some,
+    sniff,
+)
 from secretscan.models import Skipped
-from secretscan.walk.tarstream import iter_tar
+from secretscan.walk.tarstream import TarDamage, iter_tar
 
 GUARD = 4096
 """A match ending this close to a window's end is left to the next window, which sees it whole."""
+RAW_KEEP = 4 * 1024 * 1024
+"""The last stored bytes of a compressed stream kept while it is decoded: when decoding fails,
+these and the unread rest are scanned as plain bytes. A decoder notices damage within its
+read-ahead (two 1 MiB buffered reads), so the damage lies in this tail; the bytes before it
+decoded cleanly and were scanned in decoded form."""
+_PIECE = 256 * 1024
+"""Largest single read of a file's content (see ``_read_window``)."""
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".xz", ".zst", ".zstd")
 DECODE_ERRORS = (
@@ -32,6 +50,7 @@ DECODE_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     INFLATE_ERROR,
+    lzma.LZMAError,
     EOFError,
     OSError,
     zstandard.ZstdError,
@@ -70,6 +89,58 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
+class RawTail(io.RawIOBase):
+    """Passes a stream through, keeping its last ``RAW_KEEP`` bytes: what a decoder read ahead of
+    the damage it met. ``rest()`` is then the stream's bytes from there on, for a plain scan. The
+    chunks read are kept as they are (no copy): this sits on every compressed layer's path."""
+
+    def __init__(self, inner: BinaryIO, head: bytes = b"") -> None:
+        """``head``: bytes already read from ``inner`` (they count as kept)."""
+        self._inner = inner
+        self._kept: deque[bytes] = deque([head] if head else [])
+        self._kept_bytes = len(head)
+        self.dropped = 0
+        """Bytes read and no longer kept."""
+        self.failed = False
+        """Reading ``inner`` raised: the damage is upstream, in what feeds this stream."""
+        self.keeping = True
+        """Off: pass bytes through only (when nothing here can fail to decode)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        """What ``read_some`` calls: the bytes as read, without the copy ``RawIOBase.read`` makes."""
+        try:
+            data = read_some(self._inner, n if n > 0 else 1 << 20)
+        except Exception:
+            self.failed = True
+            raise
+        if self.keeping and data:
+            kept = self._kept
+            kept.append(data)
+            self._kept_bytes += len(data)
+            while self._kept_bytes - len(kept[0]) >= RAW_KEEP:
+                first = kept.popleft()
+                self._kept_bytes -= len(first)
+                self.dropped += len(first)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read1(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def rest(self) -> tuple[BinaryIO, int | None, int]:
+        """(the kept bytes and everything not yet read, the 1-based line number they start at (None
+        once bytes were dropped: their lines were not counted), the offset they start at). A line
+        cut at the front is left out: it could only yield a shortened match."""
+        kept = b"".join(self._kept)
+        start = kept.find(b"\n", 0, 64 * 1024) + 1 if self.dropped else 0  # find: -1 when there is none
+        line = None if self.dropped else 1
+        return prefixed(kept[start:], self._inner), line, self.dropped + start
+
+
 @dataclass
 class ContentStats:
     files: int = 0
@@ -77,10 +148,22 @@ class ContentStats:
 
 
 class ContentScanner:
-    def __init__(self, engine: Engine, limits: Limits, on_match: OnMatch, on_skip: Callable[[Skipped], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limits: Limits,
+        on_match: OnMatch,
+        on_skip: Callable[[Skipped], None],
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
         self.engine, self.limits = engine, limits
         self.on_match, self.on_skip = on_match, on_skip
+        self.deadline = deadline
+        """Checked at every window, so one huge file cannot carry a run past its ``--timeout``."""
         self.stats = ContentStats()
+        self._open: list[set[str]] = []
+        """One set per archive being decoded, of the secrets found inside it: a plain scan of its
+        stored bytes after damage leaves them out rather than report them again under its path."""
 
     def scan(self, path: str, stream: BinaryIO, depth: int = 0) -> None:
         """Scan a file's bytes; skip notes name the path (the caller adds image and layer)."""
@@ -99,46 +182,98 @@ class ContentScanner:
             )
             self._scan_windows(path, head, stream)
             return
+        found: set[str] = set()
+        self._open.append(found)
+        try:
+            self._scan_nested(path, kind, head, stream, depth, found)
+        finally:
+            self._open.pop()
+
+    def scan_plain(
+        self, path: str, stream: BinaryIO, *, known: Collection[str] = (), first_line: int | None = 1
+    ) -> None:
+        """Scan bytes as they are, opening nothing: the stored bytes of what could not be decoded.
+        A secret in ``known`` was already reported from the decoded view of the same bytes and is
+        not reported again under this path; ``first_line`` None: line numbers are unknown."""
+        self._scan_windows(path, b"", stream, known=known, first_line=first_line, parse=False)
+
+    def _scan_nested(self, path: str, kind: str, head: bytes, stream: BinaryIO, depth: int, found: set[str]) -> None:
+        """Open an archive; when a compressed stream cannot be decoded (damage, or a limit on what
+        decoding it would take), its stored bytes are scanned as plain bytes too: a file named
+        ``.gz`` may be partly plain text, and a secret beside the damage must not be lost with it."""
+        raw: RawTail | None = None
         try:
             if kind == "zip":
-                self._scan_zip(path, head, stream, depth)
+                self._scan_zip(path, head, stream, depth, found)
             elif kind == "tar":
-                self._scan_tar(path, prefixed(head, stream), depth)
+                self._scan_tar(path, prefixed(head, stream), depth, found)
             else:
-                self._scan_compressed(path, prefixed(head, stream), depth)
+                raw = RawTail(stream, head)
+                self._scan_compressed(path, prefixed(head, raw), depth, found)  # type: ignore[arg-type]
         except LimitExceeded as exc:
             self.on_skip(Skipped(path, f"{exc}; the rest of this archive was not scanned"))
-        except DECODE_ERRORS as exc:
-            self.on_skip(
-                Skipped(
-                    path,
-                    f"nested archive unreadable ({type(exc).__name__}: {str(exc)[:120]}); scanned up to the damage",
-                )
-            )
+        except (XzMemoryLimit, *DECODE_ERRORS) as exc:
+            if isinstance(exc, XzMemoryLimit):
+                what = str(exc)
+            else:
+                what = f"nested archive unreadable ({type(exc).__name__}: {str(exc)[:120]}); scanned up to the damage"
+            if raw is None or raw.failed:  # nothing more to read here: the damage is in what feeds it
+                self.on_skip(Skipped(path, what))
+                return
+            rest, line, offset = raw.rest()
+            where = f" from offset {offset}" if offset else ""
+            self.on_skip(Skipped(path, f"{what}; its stored bytes{where} scanned as plain bytes"))
+            self.scan_plain(path, rest, known=found, first_line=line)
 
-    def _scan_windows(self, path: str, head: bytes, stream: BinaryIO) -> None:
+    def _report(self, m: Match, path: str, line: int | None) -> None:
+        for found in self._open:
+            found.add(m.secret)
+        self.on_match(m, path, line)
+
+    def _scan_windows(
+        self,
+        path: str,
+        head: bytes,
+        stream: BinaryIO,
+        *,
+        known: Collection[str] = (),
+        first_line: int | None = 1,
+        parse: bool = True,
+    ) -> None:
         """Scan in windows of ``chunk_bytes`` overlapping by ``overlap_bytes``; every match shorter
-        than the overlap is reported exactly once, with its true line number."""
+        than the overlap is reported exactly once, with its true line number. When reading fails
+        (damage), the bytes read before it are scanned before the error is raised."""
         chunk, overlap = self.limits.chunk_bytes, self.limits.overlap_bytes
-        data = head + _read_exact(stream, chunk - len(head))
-        line_base, seen_until, first = 1, 0, True
+        more, error = _read_window(stream, chunk - len(head))
+        data = head + more
+        line_base, seen_until, first = first_line or 1, 0, True
         while True:
-            ahead = _read_exact(stream, chunk - overlap) if len(data) >= chunk else b""
+            self.deadline.check()
+            ahead = b""
+            if error is None and len(data) >= chunk:
+                ahead, error = _read_window(stream, chunk - overlap)
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
-            for m in self.engine.scan_bytes(data, path, parse=first and last):
-                if m.end <= seen_until or (not last and m.end > len(data) - GUARD):
+            counted = newlines = 0  # newlines in data[:counted]: counted on from match to match, not from 0
+            for m in self.engine.scan_bytes(data, path, parse=parse and first and last):
+                if m.end <= seen_until or (not last and m.end > len(data) - GUARD) or m.secret in known:
                     continue
-                line = line_base + data.count(b"\n", 0, m.start)
-                self.on_match(m, path, m.line if m.line and first and last else line)
+                if m.start < counted:  # matches come in offset order; should one not, count afresh
+                    counted = newlines = 0
+                newlines += data.count(b"\n", counted, m.start)
+                counted = m.start
+                line = line_base + newlines
+                self._report(m, path, None if first_line is None else m.line if m.line and first and last else line)
             if last:
+                if error is not None:
+                    raise error
                 return
             tail = data[-overlap:]
             line_base += data.count(b"\n", 0, len(data) - overlap)
             seen_until = overlap - GUARD
             data, first = tail + ahead, False
 
-    def _scan_zip(self, path: str, head: bytes, stream: BinaryIO, depth: int) -> None:
+    def _scan_zip(self, path: str, head: bytes, stream: BinaryIO, depth: int, found: set[str]) -> None:
         limit = self.limits.max_nested_bytes
         data = head + _read_exact(stream, limit + 1 - len(head))
         if len(data) > limit:
@@ -148,16 +283,16 @@ class ContentScanner:
                     f"zip archive larger than max_nested_bytes ({limit}): scanned as plain bytes, entries not opened",
                 )
             )
-            self._scan_windows(path, data, stream)
+            self._scan_windows(path, b"", prefixed(data, stream))
             return
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile as exc:  # a zip header but no readable zip (truncated, damaged)
+            infos = archive.infolist()
+        except DECODE_ERRORS as exc:  # a zip header but no readable zip (truncated, damaged)
             reason = f"zip archive unreadable ({str(exc)[:120]}): scanned as plain bytes, entries not opened"
             self.on_skip(Skipped(path, reason))
-            self._scan_windows(path, data, io.BytesIO())
+            self._scan_windows(path, b"", io.BytesIO(data))
             return
-        infos = archive.infolist()
         if len(infos) > self.limits.max_nested_entries:
             self.on_skip(
                 Skipped(
@@ -165,6 +300,7 @@ class ContentScanner:
                     f"{len(infos)} entries, over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
                 )
             )
+        spans = _MemberSpans(archive, len(data))
         for info in infos[: self.limits.max_nested_entries]:
             if info.is_dir():
                 continue
@@ -174,30 +310,52 @@ class ContentScanner:
                     cap = self.limits.max_nested_uncompressed_bytes
                     bounded = io.BufferedReader(_Bounded(member, cap, inner))  # type: ignore[arg-type]
                     self.scan(inner, bounded, depth + 1)  # type: ignore[arg-type]
+            except LimitExceeded as exc:  # one member too large: the others are still read
+                self.on_skip(Skipped(inner, f"{exc}; the rest of this member was not scanned, other members were"))
             except DECODE_ERRORS as exc:  # one damaged (or encrypted) member: the others are still read
-                reason = f"zip member unreadable ({type(exc).__name__}: {str(exc)[:120]}); other members scanned"
-                self.on_skip(Skipped(inner, reason))
-
-    def _scan_tar(self, path: str, stream: BinaryIO, depth: int) -> None:
-        bounded = io.BufferedReader(_Bounded(stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]
-        for count, entry in enumerate(iter_tar(bounded)):  # type: ignore[arg-type]
-            if count >= self.limits.max_nested_entries:
-                self.on_skip(
-                    Skipped(
-                        path,
-                        f"over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
-                    )
+                lo, hi = spans.of(info)
+                stored = f"; its stored bytes ({hi - lo}) scanned as plain bytes" if hi > lo else ""
+                reason = (
+                    f"zip member unreadable ({type(exc).__name__}: {str(exc)[:120]}){stored}; other members scanned"
                 )
-                return
-            if entry.kind == "file" and entry.open is not None:
-                self.scan(f"{path}!{entry.path}", entry.open(), depth + 1)
+                self.on_skip(Skipped(inner, reason))
+                if hi > lo:
+                    self.scan_plain(inner, _Span(data, lo, hi), known=found, first_line=None)  # type: ignore[arg-type]
 
-    def _scan_compressed(self, path: str, stream: BinaryIO, depth: int) -> None:
-        inner_stream, _ = open_uncompressed(stream)
+    def _scan_tar(self, path: str, stream: BinaryIO, depth: int, found: set[str]) -> bool:
+        """False when a limit stopped the reading early."""
+        bounded = io.BufferedReader(_Bounded(stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]
+        try:
+            for count, entry in enumerate(iter_tar(bounded)):  # type: ignore[arg-type]
+                if count >= self.limits.max_nested_entries:
+                    self.on_skip(
+                        Skipped(
+                            path,
+                            f"over max_nested_entries ({self.limits.max_nested_entries}): the rest not scanned",
+                        )
+                    )
+                    return False
+                if entry.kind == "file" and entry.open is not None:
+                    self.scan(f"{path}!{entry.path}", entry.open(), depth + 1)
+        except TarDamage as exc:  # the entries after a bad header are still there, as plain bytes
+            self.on_skip(
+                Skipped(
+                    path,
+                    f"nested tar unreadable at offset {exc.offset} ({str(exc)[:120]}): the entries before it were "
+                    "scanned, its bytes from there on scanned as plain bytes",
+                )
+            )
+            self.scan_plain(path, exc.rest, known=found, first_line=None)
+        return True
+
+    def _scan_compressed(self, path: str, stream: BinaryIO, depth: int, found: set[str]) -> None:
+        inner_stream, _ = open_uncompressed(stream, xz_memory=self.limits.max_xz_memory)
         bounded = io.BufferedReader(_Bounded(inner_stream, self.limits.max_nested_uncompressed_bytes, path))  # type: ignore[arg-type]
         inner_head = _read_exact(bounded, 512)  # type: ignore[arg-type]
         if _is_tar(inner_head):
-            self._scan_tar(path, prefixed(inner_head, bounded), depth)  # type: ignore[arg-type]
+            if self._scan_tar(path, prefixed(inner_head, bounded), depth, found):  # type: ignore[arg-type]
+                while bounded.read(1 << 20):  # to the stream's end: damage after the last entry is still reported
+                    pass
             return
         base = posixpath.basename(path)
         for suffix in _COMPRESSED_SUFFIXES:
@@ -205,6 +363,63 @@ class ContentScanner:
                 base = base[: -len(suffix)]
                 break
         self.scan(f"{path}!/{base}", prefixed(inner_head, bounded), depth + 1)  # type: ignore[arg-type]
+
+
+class _MemberSpans:
+    """Where each zip member's stored bytes lie (local header, data, descriptor): from its header
+    offset to the next member's, or to the central directory. Each span is handed out once, so
+    central-directory entries that all point at one member cannot make it be scanned again and again."""
+
+    def __init__(self, archive: zipfile.ZipFile, size: int) -> None:
+        self._archive, self._size = archive, size
+        self._ends: list[int] | None = None
+        self._given: set[int] = set()
+
+    def of(self, info: zipfile.ZipInfo) -> tuple[int, int]:
+        lo = info.header_offset
+        if self._ends is None:
+            starts = {i.header_offset for i in self._archive.infolist()}
+            starts.add(min(self._size, getattr(self._archive, "start_dir", self._size)))
+            self._ends = sorted(starts)
+        if lo in self._given or not 0 <= lo < self._size:
+            return 0, 0
+        self._given.add(lo)
+        after = bisect.bisect_right(self._ends, lo)
+        hi = min(self._ends[after] if after < len(self._ends) else self._size, self._size)
+        return (lo, hi) if hi > lo else (0, 0)
+
+
+class _Span(io.RawIOBase):
+    """``data[lo:hi]`` as a stream, read window by window without copying the whole span."""
+
+    def __init__(self, data: bytes, lo: int, hi: int) -> None:
+        self._view, self._pos, self._end = memoryview(data), lo, hi
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = max(0, min(len(buffer), self._end - self._pos))
+        buffer[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+def _read_window(stream: BinaryIO, n: int) -> tuple[bytes, Exception | None]:
+    """Up to ``n`` bytes, and the error that stopped the reading early, if one did: the bytes
+    before damage are still scanned (a whole window would otherwise be lost with them). Read in
+    pieces of ``_PIECE``: a reader that meets damage loses what it gathered for the failing call."""
+    parts, left = [], n
+    try:
+        while left > 0:
+            data = read_some(stream, min(left, _PIECE))
+            if not data:
+                break
+            parts.append(data)
+            left -= len(data)
+    except Exception as exc:  # noqa: BLE001 - handed back: raised once the bytes before it are scanned
+        return b"".join(parts), exc
+    return b"".join(parts), None
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:

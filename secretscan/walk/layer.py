@@ -15,15 +15,19 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from secretscan.config import Limits
+from secretscan.deadline import NO_DEADLINE, Deadline
 from secretscan.detect.engine import Engine
 from secretscan.detect.seal import Sealer, Sighting
-from secretscan.errors import SecretScanError
-from secretscan.image.compression import Observed, open_uncompressed, read_some
+from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
+from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, read_some
 from secretscan.models import Skipped
-from secretscan.walk.content import DECODE_ERRORS, ContentScanner
+from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail
 from secretscan.walk.entries import FileEntry
 from secretscan.walk.fate import LayerPaths
-from secretscan.walk.tarstream import iter_tar
+from secretscan.walk.tarstream import TarDamage, iter_tar
+
+RAW_LAYER_PATH = "(the layer)"
+"""The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
 
 
 @dataclass
@@ -47,9 +51,15 @@ class LayerResult:
 
 
 def scan_layer_blob(
-    engine: Engine, sealer: Sealer, limits: Limits, blob: BinaryIO, on_bytes: Callable[[int], None] = lambda n: None
+    engine: Engine,
+    sealer: Sealer,
+    limits: Limits,
+    blob: BinaryIO,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> LayerResult:
-    """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end."""
+    """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end
+    (or to the ``deadline``: then ``error`` says the layer was not finished)."""
     result = LayerResult()
     sha256 = hashlib.sha256()
 
@@ -64,24 +74,64 @@ def scan_layer_blob(
         seen(data)
 
     hashing = Observed(blob, count_stored)
+    stored_bytes = RawTail(io.BufferedReader(hashing, 1 << 20))
     try:
-        stream, result.compression = open_uncompressed(io.BufferedReader(hashing, 1 << 20))
+        stream, result.compression = open_uncompressed(stored_bytes, xz_memory=limits.max_xz_memory)  # type: ignore[arg-type]
+        stored_bytes.keeping = result.compression != "none"  # a plain tar's damage is handled by iter_tar
         stream = io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result)
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
         while hashing.read(1 << 20):
             pass
+        result.stored_digest = "sha256:" + sha256.hexdigest()
+    except TimeLimitReached as exc:
+        result.error = f"not finished: {exc} (files before it were scanned)"
+    except BlobOverrun as exc:
+        result.error = str(exc)
+        # exactly the declared bytes were hashed: a tampered blob is still told apart from a long one
         result.stored_digest = "sha256:" + sha256.hexdigest()
     except SecretScanError as exc:
         result.error = str(exc)
     except LayerTooLarge as exc:
         result.skipped.append(Skipped("(the layer)", f"{exc}: the rest of the layer was not scanned"))
         result.stored_digest = _finish_digest(hashing, sha256)
+    except XzMemoryLimit as exc:
+        result.skipped.append(Skipped(RAW_LAYER_PATH, f"{exc}; its stored bytes were scanned as plain bytes"))
+        result.stored_digest = _scan_stored_rest(engine, sealer, limits, result, stored_bytes, hashing, sha256, deadline)
     except DECODE_ERRORS as exc:
         result.error = f"unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
-        result.stored_digest = _finish_digest(hashing, sha256)
+        if result.compression == "none" or stored_bytes.failed:
+            result.stored_digest = _finish_digest(hashing, sha256)
+        else:
+            result.error += ", and its stored bytes from the damage on as plain bytes"
+            result.stored_digest = _scan_stored_rest(engine, sealer, limits, result, stored_bytes, hashing, sha256, deadline)
     return result
+
+
+def _scan_stored_rest(
+    engine: Engine,
+    sealer: Sealer,
+    limits: Limits,
+    result: LayerResult,
+    stored_bytes: RawTail,
+    hashing: Observed,
+    sha256: hashlib._Hash,
+    deadline: Deadline,
+) -> str | None:
+    """After the layer's decompression failed: its stored bytes from the damage on, scanned as
+    plain bytes. Compressed data rarely holds plain text, but a blob that only *starts* like gzip
+    (or has plain text appended) does, and the blob ships to whoever pulls it. The bytes were to be
+    read anyway, for the digest check; returns the blob's digest (None if it cannot be read)."""
+    scanner = _content_scanner(engine, sealer, limits, result, deadline)
+    rest, line, _ = stored_bytes.rest()
+    try:
+        scanner.scan_plain(RAW_LAYER_PATH, rest, known=set(result.secrets.values()), first_line=line)
+    except (SecretScanError, *DECODE_ERRORS):
+        return None  # the blob itself cannot be read to its end: that is reported as it is
+    finally:
+        result.bytes += scanner.stats.bytes
+    return _finish_digest(hashing, sha256)
 
 
 class LayerTooLarge(Exception):
@@ -122,29 +172,35 @@ def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
     try:
         while hashing.read(1 << 20):
             pass
-    except (OSError, EOFError):
+    except (OSError, EOFError, SecretScanError):  # cut off, stalled, out of time or overrun
         return None
     return "sha256:" + sha256.hexdigest()
 
 
-def scan_layer_entries(engine: Engine, sealer: Sealer, limits: Limits, entries: Iterator[FileEntry]) -> LayerResult:
+def scan_layer_entries(
+    engine: Engine, sealer: Sealer, limits: Limits, entries: Iterator[FileEntry], deadline: Deadline = NO_DEADLINE
+) -> LayerResult:
     """A layer that is not a blob (a plain directory): entries come with their own readers."""
     result = LayerResult()
-    _scan_entries(engine, sealer, limits, entries, result)
+    try:
+        _scan_entries(engine, sealer, limits, entries, result, deadline)
+    except TimeLimitReached as exc:
+        result.error = f"not finished: {exc} (files before it were scanned)"
     return result
 
 
 def _scan_entries(
-    engine: Engine, sealer: Sealer, limits: Limits, entries: Iterator[FileEntry], result: LayerResult
+    engine: Engine,
+    sealer: Sealer,
+    limits: Limits,
+    entries: Iterator[FileEntry],
+    result: LayerResult,
+    deadline: Deadline = NO_DEADLINE,
 ) -> None:
-    scanner = ContentScanner(
-        engine,
-        limits,
-        lambda m, path, line: result.matches.append((sealer.seal(m, result.secrets), path, line)),
-        result.skipped.append,
-    )
+    scanner = _content_scanner(engine, sealer, limits, result, deadline)
     try:
         for entry in entries:
+            deadline.check()
             result.paths.record(entry)
             if entry.kind == "hardlink":
                 result.hardlinks.append((entry.path, entry.link_target))
@@ -156,5 +212,23 @@ def _scan_entries(
                     if exc.errno is None:  # not a filesystem error (a damaged stream): the layer's problem
                         raise
                     result.skipped.append(Skipped(entry.path, f"unreadable ({exc.strerror or exc})"))
+    except TarDamage as exc:  # the files after a bad header are still in the layer, verbatim
+        result.error = (
+            f"unreadable layer: {str(exc)[:160]}; files before the damage were scanned, "
+            "and the bytes from there on as plain bytes"
+        )
+        scanner.scan_plain(RAW_LAYER_PATH, exc.rest, first_line=None)
     finally:
         result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
+
+
+def _content_scanner(
+    engine: Engine, sealer: Sealer, limits: Limits, result: LayerResult, deadline: Deadline = NO_DEADLINE
+) -> ContentScanner:
+    return ContentScanner(
+        engine,
+        limits,
+        lambda m, path, line: result.matches.append((sealer.seal(m, result.secrets), path, line)),
+        result.skipped.append,
+        deadline,
+    )

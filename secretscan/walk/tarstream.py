@@ -6,30 +6,53 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
+from secretscan.image.compression import prefixed, read_some
 from secretscan.walk.entries import FileEntry, classify_whiteout, normalise
+
+
+class TarDamage(tarfile.ReadError):
+    """A header that cannot be parsed: the entries after it cannot be told apart. ``rest`` streams
+    the archive's bytes from that header on, unparsed, so that they can still be scanned as plain
+    bytes (in a tar, the files' contents are there verbatim)."""
+
+    def __init__(self, message: str, offset: int, rest: BinaryIO) -> None:
+        super().__init__(message)
+        self.offset, self.rest = offset, rest
 
 
 def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
     """Entries in archive order. Each regular file's ``open()`` is valid until the next entry.
 
     Names are decoded as UTF-8 with invalid bytes kept as surrogates, then shown as ``\\xNN``.
+    A header that cannot be parsed raises ``TarDamage``; a failure to read ``stream`` itself is
+    raised as it is (the damage is in what feeds the archive, not in it).
     """
     tail = _Tail(stream)
-    tar = tarfile.open(fileobj=cast(BinaryIO, tail), mode="r|", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 - the stream belongs to the caller
-    yield from _entries(tar)
+    try:
+        tar = tarfile.open(fileobj=cast(BinaryIO, tail), mode="r|", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 - the stream belongs to the caller
+    except tarfile.ReadError as exc:
+        raise tail.damage(str(exc), 0) from None
+    try:
+        yield from _entries(tar, tail)
+    except TarDamage:
+        raise
+    except tarfile.ReadError as exc:
+        raise tail.damage(str(exc), tar.offset) from None
     # tarfile ends the iteration quietly at a header it cannot parse (bad checksum, garbage), as if
     # the archive ended there: a hostile layer could hide everything behind one bad block. A real
     # end of archive is a zero block; anything else is damage.
     stop = tail.block(tar.offset)
     if stop is not None and stop.strip(b"\0"):
-        raise tarfile.ReadError(f"invalid tar header at offset {tar.offset}: the entries after it cannot be read")
+        raise tail.damage(f"invalid tar header at offset {tar.offset}: the entries after it cannot be read", tar.offset)
 
 
-def _entries(tar: tarfile.TarFile) -> Iterator[FileEntry]:
-    for member in tar:
+def _entries(tar: tarfile.TarFile, tail: _Tail) -> Iterator[FileEntry]:
+    while (member := tar.next()) is not None:
+        # tarfile keeps every header it reads (its undocumented ``members``): a million files would stay
+        tar.members.clear()  # type: ignore[attr-defined]
         path = _display(normalise(member.name))
         if member.size < 0:  # base-256 sizes can be negative; tarfile then misplaces the next header
-            raise tarfile.ReadError(f"{path}: negative size in its tar header")
+            raise tail.damage(f"{path}: negative size in its tar header", member.offset)
         marker = classify_whiteout(path)
         if marker is not None:
             yield FileEntry(marker[1], marker[0], member.mode, 0)
@@ -54,9 +77,17 @@ class _Tail:
         self._inner = inner
         self._kept = bytearray()
         self._kept_from = 0  # stream offset of _kept[0]
+        self.failed = False
+        """Reading ``inner`` raised: the damage is upstream, not in the archive."""
 
     def read(self, n: int = -1) -> bytes:
-        data = self._inner.read(n)
+        try:
+            # what is at hand, not a wait for all n (tarfile asks for 10 KiB blocks): a file that
+            # has fully arrived is scanned even if the stream then stalls
+            data = read_some(self._inner, n) if n > 0 else self._inner.read(n)
+        except Exception:
+            self.failed = True
+            raise
         self._kept += data
         if len(self._kept) > 2 * self.KEEP:
             drop = len(self._kept) - self.KEEP
@@ -70,6 +101,14 @@ class _Tail:
         if start < 0 or start + 512 > len(self._kept):
             return None
         return bytes(self._kept[start : start + 512])
+
+    def damage(self, message: str, offset: int) -> tarfile.ReadError:
+        """The error for a header at ``offset`` that cannot be parsed: ``TarDamage`` with the bytes
+        from there on, or, when the stream under the archive failed, a plain ReadError."""
+        if self.failed:
+            return tarfile.ReadError(message)
+        start = min(max(0, offset - self._kept_from), len(self._kept))
+        return TarDamage(message, offset, prefixed(bytes(self._kept[start:]), self._inner))
 
 
 def _display(name: str) -> str:
