@@ -8,6 +8,7 @@ from pathlib import Path
 
 from secretscan.errors import ConfigError
 from secretscan.models import ScanReport
+from secretscan.safewrite import write_file
 
 BASELINE_VERSION = 1
 
@@ -23,7 +24,7 @@ def write_baseline(report: ScanReport, path: Path) -> int:
         for f in report.findings
     ]
     doc = {"secretscan_baseline": BASELINE_VERSION, "target": report.target, "findings": entries}
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_file(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")  # never through a symlink
     return len(entries)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from secretscan import __version__
 from secretscan.baseline import read_baseline, write_baseline
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
+from secretscan.deadline import Deadline, parse_duration
 from secretscan.detect.checks import check_rules
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
@@ -26,6 +27,7 @@ from secretscan.errors import SecretScanError, UsageError
 from secretscan.models import ScanReport, Severity
 from secretscan.progress import make_progress, make_sweep_progress
 from secretscan.report import OutputFormat
+from secretscan.safewrite import PRIVATE_MODE, PUBLIC_MODE, check_output, write_file
 from secretscan.scan import Scanner
 from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
@@ -35,6 +37,7 @@ from secretscan.sweep.run import Sweeper, SweepOptions
 from secretscan.sweep.store import Store, SweepRow, default_db_path
 from secretscan.sweep.targets import SweepTarget, TagFilter, parse_since, read_repository_file
 from secretscan.sweep.where import render_where, where
+from secretscan.terminal import TerminalSafeFormatter, terminal_safe, traceback_safe
 from secretscan.vault.connect import KvLocation, VaultSettings, connect
 from secretscan.vault.matcher import VaultMatcher
 from secretscan.vault.migrate import apply_plan, make_plan, render_markdown
@@ -46,7 +49,12 @@ logger = logging.getLogger("secretscan")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secretscan", description="Find leaked credentials in container images.")
+    """Every parser refuses abbreviations (``allow_abbrev=False``): with prefix matching,
+    ``--password`` would be read as ``--password-stdin`` and the password that follows it as the
+    image to scan, or echoed back as an unrecognised argument into a CI log."""
+    parser = argparse.ArgumentParser(
+        prog="secretscan", description="Find leaked credentials in container images.", allow_abbrev=False
+    )
     parser.add_argument("--version", action="version", version=f"secretscan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -57,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
             "oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, a bare path, or a bare REPO[:TAG] (daemon, then registry)",
         )
         registry_args(p, single_image=True)
+        p.add_argument(
+            "--timeout",
+            type=_duration,
+            metavar="DURATION",
+            help="stop after this long (90s, 15m, 1h) and report what was found and what was not finished (exit 2)",
+        )
         vault = p.add_argument_group("HashiCorp Vault")
         vault.add_argument(
             "--vault",
@@ -136,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep the newest N sweeps in the database (default 30); older ones and caches of unused rule packs go",
     )
+    sweep.add_argument(
+        "--max-repositories",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="sweep at most N repositories (default 100000); a catalog with more is reported as cut short",
+    )
     registry_args(sweep, single_image=False)
     run_args(sweep)
     report_args(sweep)
@@ -168,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("action", choices=["check", "list"])
     rules.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR")
     rules.add_argument("--config", type=Path)
+    for subparser in sub.choices.values():
+        subparser.allow_abbrev = False
     return parser
 
 
@@ -229,6 +252,13 @@ def registry_args(p: argparse.ArgumentParser, *, single_image: bool) -> None:
         help="require verified HTTPS even for loopback and --insecure-registry registries",
     )
     reg.add_argument(
+        "--stall-timeout",
+        type=_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="abort a registry transfer that receives under 1 KiB/s over this much waiting (default 30s)",
+    )
+    reg.add_argument(
         "--ecr-registry",
         action="append",
         default=[],
@@ -263,13 +293,50 @@ def run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
 
 
+_PASSWORD_HELP = (
+    "passwords are never taken from the command line (they would end up in shell history, CI logs and "
+    "the process list): use --username with --password-stdin, SECRETSCAN_REGISTRY_USERNAME and "
+    "SECRETSCAN_REGISTRY_PASSWORD, docker login, or a credential helper"
+)
+
+
+def _password_option(argv: list[str]) -> str | None:
+    """The option name if argv tries to pass a password (``--password``, ``--pass``, ``-p``…),
+    without its value, which must never be echoed."""
+    for token in argv:
+        if token == "--":
+            return None
+        name = token.split("=", 1)[0]
+        if name.startswith("--"):
+            lowered = name.lower()
+            if name != "--password-stdin" and ("pass" in lowered or "pwd" in lowered):
+                return name
+        elif name.startswith("-p"):
+            return "-p"
+    return None
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    refused = _password_option(arguments)
+    if refused is not None:
+        print(f"secretscan: error: {refused} is not an option: {_PASSWORD_HELP}", file=sys.stderr)
+        return EXIT_ERROR
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exc:
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_CLEAN
-    logging.basicConfig(format="secretscan: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TerminalSafeFormatter("secretscan: %(message)s"))  # messages may quote images
+    logging.basicConfig(handlers=[handler])
     logger.setLevel(
         logging.ERROR
         if getattr(args, "quiet", False)
@@ -291,21 +358,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "install-docker-plugin":
             path = install_docker_plugin(args.dir)
             print(
-                f"installed {path}: run `docker secretscan IMAGE` (e.g. docker secretscan --fail-on high IMAGE && docker push IMAGE)"
+                f"installed {terminal_safe(str(path))}: run `docker secretscan IMAGE` (e.g. docker secretscan --fail-on high IMAGE && docker push IMAGE)"
             )
             return EXIT_CLEAN
         return _scan(args)
     except SecretScanError as exc:
-        print(f"secretscan: error: {exc}", file=sys.stderr)
+        print(f"secretscan: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("secretscan: interrupted", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - last resort: one line for the user, the trace with -v
         if getattr(args, "verbose", False):
-            raise
+            sys.stderr.write(traceback_safe(exc))  # as Python prints it, but a message quoting an image escaped
+            return EXIT_ERROR
         print(
-            f"secretscan: internal error: {type(exc).__name__}: {str(exc)[:200]} (run with -v for details; "
+            f"secretscan: internal error: {type(exc).__name__}: {terminal_safe(str(exc)[:200])} (run with -v for details; "
             "please report it)",
             file=sys.stderr,
         )
@@ -333,42 +401,45 @@ def _rules(args: argparse.Namespace) -> int:
     ruleset, _ = _ruleset(_config(args))
     if args.action == "list":
         for rule in ruleset.rules:
-            print(f"{rule.id:45} {str(rule.severity):9} {rule.name}")
+            print(terminal_safe(f"{rule.id:45} {str(rule.severity):9} {rule.name}"))
         return EXIT_CLEAN
     failures = check_rules(ruleset)
     for failure in failures:
-        print(f"{failure.origin}: {failure.problem}")
+        print(terminal_safe(f"{failure.origin}: {failure.problem}"))
     n_examples = sum(len(r.examples) + len(r.negative_examples) for r in ruleset.rules)
     print(f"{len(ruleset)} rules, {n_examples} examples checked, {len(failures)} problems")
     return EXIT_ERROR if failures else EXIT_CLEAN
 
 
 def _scan(args: argparse.Namespace) -> int:
-    _also(getattr(args, "also", []))  # a typo fails now, not after a long scan
+    deadline = Deadline.after(args.timeout)
+    _check_outputs(args)
     config = _config(args)
     show = bool(getattr(args, "show_secrets", False))
     config = replace(config, show_secrets=show)
     fail_on = None if getattr(args, "fail_on", "info") == "none" else _severity(getattr(args, "fail_on", "info"))
     baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
     ruleset, known = _ruleset(config)
-    source = open_source(args.image, _source_options(args))
-    scanner = Scanner(config, ruleset, known, make_progress(args.quiet), baseline, _enrichers(args, config, ruleset))
+    source = open_source(args.image, _source_options(args, deadline))
+    scanner = Scanner(
+        config, ruleset, known, make_progress(args.quiet), baseline, _enrichers(args, config, ruleset), deadline
+    )
     report = scanner.scan(source)
     if args.command == "baseline":
         count = write_baseline(report, args.output)
-        print(f"secretscan: wrote {count} finding(s) to baseline {args.output}", file=sys.stderr)
+        print(f"secretscan: wrote {count} finding(s) to baseline {terminal_safe(str(args.output))}", file=sys.stderr)
         return EXIT_ERROR if report.errors else EXIT_CLEAN
     fmt = OutputFormat(args.format)
     color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _emit(fmt.render(report, color=color), args.output, private=show)
     _emit_also(report, args.also, private=show)
     for error in report.errors:
-        print(f"secretscan: error: {error}", file=sys.stderr)
+        print(f"secretscan: error: {terminal_safe(error)}", file=sys.stderr)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    _also(args.also)
+    _check_outputs(args)
     config = _config(args)
     if args.repos_file:
         args.repo = [*args.repo, *read_repository_file(args.repos_file)]
@@ -390,7 +461,7 @@ def _sweep(args: argparse.Namespace) -> int:
             store,
             source_options.keychain,
             replace(source_options.registry, all_platforms=True),
-            SweepOptions(tags, args.platform, args.dask, config.jobs),
+            SweepOptions(tags, args.platform, args.dask, config.jobs, max(1, args.max_repositories)),
             make_sweep_progress(args.quiet),
         )
         sweep_id, summary = sweeper.run(target)
@@ -399,7 +470,8 @@ def _sweep(args: argparse.Namespace) -> int:
             sys.stderr.write(summary_table(sweep_id, summary))
             if pruned:
                 print(
-                    f"secretscan: removed {pruned} old sweep(s) from {store.path} (--keep {args.keep})", file=sys.stderr
+                    f"secretscan: removed {pruned} old sweep(s) from {terminal_safe(str(store.path))} (--keep {args.keep})",
+                    file=sys.stderr,
                 )
         return _render_sweep(args, store, pick_sweep(store, sweep_id), None)
     finally:
@@ -407,6 +479,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     path = args.db or default_db_path()
     if not path.is_file():
         raise UsageError(f"{path}: no sweep database here (run secretscan sweep --db {path} first)")
@@ -416,7 +489,7 @@ def _report(args: argparse.Namespace) -> int:
         since = previous_sweep(store, sweep) if args.since_last else None
         if args.since_last and since is None:
             print(
-                f"secretscan: sweep {sweep.id} is the first finished sweep of {sweep.target}: everything is new",
+                f"secretscan: sweep {sweep.id} is the first finished sweep of {terminal_safe(sweep.target)}: everything is new",
                 file=sys.stderr,
             )
         return _render_sweep(args, store, sweep, since)
@@ -431,7 +504,7 @@ def _render_sweep(args: argparse.Namespace, store: Store, sweep: SweepRow, since
     _emit(fmt.render(report, color=color), args.output, private=False)
     _emit_also(report, args.also, private=False)
     for error in report.errors:
-        print(f"secretscan: error: {error}", file=sys.stderr)
+        print(f"secretscan: error: {terminal_safe(error)}", file=sys.stderr)
     fail_on = None if args.fail_on == "none" else _severity(args.fail_on)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
@@ -476,13 +549,17 @@ def _enrichers(args: argparse.Namespace, config: ScanConfig, ruleset: RuleSet) -
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    deadline = Deadline.after(args.timeout)
+    _check_outputs(args)
     config = _config(args)
     ruleset, known = _ruleset(config)
     settings = _vault_settings(args, config)
-    scanner = Scanner(config, ruleset, known, make_progress(args.quiet), frozenset(), _enrichers(args, config, ruleset))
-    report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args)))
+    scanner = Scanner(
+        config, ruleset, known, make_progress(args.quiet), frozenset(), _enrichers(args, config, ruleset), deadline
+    )
+    report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args, deadline)))
     for error in report.errors:
-        print(f"secretscan: error: {error}", file=sys.stderr)
+        print(f"secretscan: error: {terminal_safe(error)}", file=sys.stderr)
     plan = make_plan(report, settings.migrate_to)
     if args.action == "plan":
         text = render_markdown(plan) if args.format == "markdown" else render_plan_json(plan)
@@ -491,14 +568,17 @@ def _migrate(args: argparse.Namespace) -> int:
     result = apply_plan(connect(settings), plan, secrets, force=args.force, record=args.record)
     for entry in result.written:
         print(
-            f"{entry['action']:11} {entry['path']}" + (f" (version {entry['version']})" if entry.get("version") else "")
+            terminal_safe(
+                f"{entry['action']:11} {entry['path']}"
+                + (f" (version {entry['version']})" if entry.get("version") else "")
+            )
         )
     for problem in result.problems:
-        print(f"secretscan: {problem}", file=sys.stderr)
+        print(f"secretscan: {terminal_safe(problem)}", file=sys.stderr)
     return EXIT_ERROR if report.errors or result.problems else EXIT_CLEAN
 
 
-def _source_options(args: argparse.Namespace) -> SourceOptions:
+def _source_options(args: argparse.Namespace, deadline: Deadline | None = None) -> SourceOptions:
     explicit = None
     if args.password_stdin:
         if not args.username:
@@ -514,6 +594,8 @@ def _source_options(args: argparse.Namespace) -> SourceOptions:
         tls_verify=args.tls_verify,
         platform=args.platform,
         all_platforms=getattr(args, "all_platforms", True),
+        stall_seconds=args.stall_timeout,
+        deadline=deadline or Deadline(),
     )
     return SourceOptions(
         default_keychain(explicit, ecr_hosts=args.ecr_registry), registry, getattr(args, "source", "registry")
@@ -528,15 +610,24 @@ def _severity(text: str) -> Severity:
 
 
 def _emit(text: str, output: Path | None, *, private: bool) -> None:
+    """To stdout, or to ``output`` without following a symlink there (``safewrite``); private
+    (``--show-secrets``) files are created mode 0600."""
     if output is None:
         sys.stdout.write(text)
         return
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(output, flags, 0o600 if private else 0o644)
-    if private:
-        os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_file(output, text, mode=PRIVATE_MODE if private else PUBLIC_MODE)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file the command will write, checked before any work: a typo in ``-o`` or ``--also``
+    fails in a second, not after a long scan."""
+    paths = [path for _, path in _also(getattr(args, "also", []))]
+    if getattr(args, "output", None) is not None:
+        paths.append(args.output)
+    if args.command == "migrate" and args.action == "apply":
+        paths.append(args.record)
+    for path in paths:
+        check_output(path)
 
 
 def _also(items: list[str]) -> list[tuple[OutputFormat, Path]]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 from pathlib import Path
 
 from secretscan import __version__
+from secretscan.safewrite import write_file
 
 PLUGIN_NAME = "secretscan"
 SUBCOMMANDS = {"scan", "sweep", "report", "where", "baseline", "migrate", "rules"}
@@ -63,8 +63,5 @@ def install(directory: Path | None = None) -> Path:
         "from secretscan.docker_plugin import plugin_main\n\n"
         "sys.exit(plugin_main(sys.argv))\n"
     )
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(script)
-    tmp.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-    tmp.replace(target)
+    write_file(target, script, mode=0o755)  # a fresh file renamed into place, never through a symlink
     return target

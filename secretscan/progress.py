@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from secretscan.scan import Progress
 from secretscan.sweep.run import SweepProgress
+from secretscan.terminal import terminal_safe
 
 
 class TqdmProgress(Progress):
@@ -25,7 +26,7 @@ class TqdmProgress(Progress):
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            desc=f"{name} ({layers} layers)",
+            desc=f"{terminal_safe(name)} ({layers} layers)",  # the image name comes from the user or a registry
             file=sys.stderr,
             leave=False,
             ncols=size.columns or 100,

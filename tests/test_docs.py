@@ -50,3 +50,40 @@ def test_doc_block_runs(page: str, index: int, block: str, tmp_path: Path) -> No
         )
         assert result.returncode == expected, f"{page}: `{command}` exited {result.returncode}\n{result.stderr[-1500:]}"
         assert "Traceback" not in result.stderr
+
+
+def _security_references() -> list[tuple[str, str]]:
+    """(test file stem, test or corpus case name) for every test SECURITY.md cites: in a table
+    cell, ``file::name`` or ``hostile_corpus:name`` sets the file, and bare names after it share it."""
+    refs: list[tuple[str, str]] = []
+    for line in (REPO / "SECURITY.md").read_text().splitlines():
+        if not line.startswith("|") or "---" in line:
+            continue
+        current: str | None = None
+        for token in re.findall(r"`([^`]+)`", line.split("|")[2] if line.count("|") >= 3 else ""):
+            if "::" in token:
+                current, _, name = token.partition("::")
+            elif token.startswith("hostile_corpus:"):
+                current, name = "hostile_corpus", token.split(":", 1)[1]
+            elif (REPO / "tests" / f"{token}.py").is_file():  # a whole test file
+                refs.append((token, ""))
+                current = None
+                continue
+            elif re.fullmatch(r"\w+", token) and current is not None:
+                name = token
+            else:
+                continue
+            refs.append((current, name))
+    return refs
+
+
+def test_security_md_cites_only_tests_that_exist() -> None:
+    refs = _security_references()
+    assert len(refs) > 60
+    missing = []
+    for stem, name in refs:
+        stem = {"hostile_registry": "test_hostile_registry", "hostile_corpus": "test_hostile_corpus"}.get(stem, stem)
+        source = REPO / "tests" / f"{stem}.py"
+        if not source.is_file() or (name and not re.search(rf"^def {re.escape(name)}\(", source.read_text(), re.M)):
+            missing.append(f"{stem}::{name}")
+    assert not missing, missing

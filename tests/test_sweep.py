@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import secretgen
 import servers
 from conftest import IN_CI, REPO, CliResult, fingerprint_of, gitlab_report_errors, sarif_errors
@@ -379,8 +380,8 @@ def test_catalog_is_read_through_link_pagination(fleet: Fleet) -> None:
     from secretscan.sources.registry import RegistryClient, RegistryOptions
 
     client = RegistryClient(ImageRef(fleet.host, "catalog"), default_keychain(environ={}), RegistryOptions())
-    assert client.listing("/v2/_catalog", "repositories", page_size=1) == ["team-a/api", "team-b/web", "team-c/job"]
-    assert client.listing("/v2/team-a/api/tags/list", "tags", page_size=2) == ["latest", "v1", "v2"]
+    assert client.listing("/v2/_catalog", "repositories", page_size=1).items == ("team-a/api", "team-b/web", "team-c/job")
+    assert client.listing("/v2/team-a/api/tags/list", "tags", page_size=2).items == ("latest", "v1", "v2")
 
 
 def test_dask_cluster_gives_the_same_results_as_local_workers(cli, fleet: Fleet, tmp_path: Path) -> None:
@@ -508,3 +509,27 @@ def test_keep_prunes_old_sweeps_and_unused_caches(cli, fleet: Fleet, tmp_path: P
     assert conn.execute("SELECT count(DISTINCT profile) FROM layer_cache").fetchone()[0] == 1
     assert cli("report", "--db", str(db), "--sweep", "1").code == 2
     assert cli("report", "--db", str(db), "--sweep", "2", "-f", "json").code == 1
+
+
+def test_unreadable_platform_of_an_index_costs_only_itself(cli, tmp_path: Path) -> None:
+    """An index whose arm64 manifest is gone from the registry: the arm64 image is listed as
+    failed, the amd64 one is swept with its findings."""
+    token = secretgen.github_pat(int.from_bytes(os.urandom(4), "big"))
+    specs = [
+        ImageSpec([_layer("etc/app.env", f"GH_TOKEN={token}\n", arch)], architecture=arch) for arch in ("amd64", "arm64")
+    ]
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, specs, index=True)
+    with servers.registry(tmp_path, auth="none") as info:
+        servers.push(info, layout, "multi/app:1", all_platforms=True)
+        accept = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
+        index = requests.get(f"http://{info.host}/v2/multi/app/manifests/1", headers={"Accept": accept}, timeout=10)
+        [arm] = [m["digest"] for m in index.json()["manifests"] if m["platform"]["architecture"] == "arm64"]
+        gone = requests.delete(f"http://{info.host}/v2/multi/app/manifests/{arm}", timeout=10)
+        assert gone.status_code == 202, gone.text
+        result, report, summary = sweep(cli, info.host, tmp_path / "s.db")
+    assert result.code == 2
+    assert summary["images_failed"] == 1 and summary["images_scanned"] == 1
+    assert [i["name"] for i in report["images"]] == [f"{info.host}/multi/app:1 [linux/amd64]"]
+    assert any(arm in e and "the linux/arm64 image" in e for e in report["errors"]), report["errors"]
+    assert images_of(by_fingerprint(report)[fp(token)]) == {f"{info.host}/multi/app:1 [linux/amd64]"}

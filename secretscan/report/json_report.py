@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from secretscan.models import Finding, KnownTestKey, Location, ScanReport
+from secretscan.terminal import json_terminal_safe
 
 SCHEMA_VERSION = 1
 
@@ -114,4 +115,5 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
 
 
 def render_json(report: ScanReport) -> str:
-    return json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n"
+    # readable UTF-8, but control, bidi and invisible characters as \u escapes: it is often read on a terminal
+    return json_terminal_safe(json.dumps(report_dict(report), indent=2, ensure_ascii=False)) + "\n"

@@ -1,8 +1,15 @@
-"""The default report, for people: severity first, grouped, one line per location."""
+"""The default report, for people: severity first, grouped, one line per location.
+
+Lines are assembled as plain text and escaped as a whole (``terminal.terminal_safe``) when the
+report is joined, so no field from an image, a registry or a rule pack can reach the terminal raw,
+and a newline in a file name shows as ``\\n`` instead of starting a line of its own. Our colour
+codes are added after the escaping.
+"""
 
 from __future__ import annotations
 
 from secretscan.models import Exposure, Finding, Location, ScanReport, Severity
+from secretscan.terminal import terminal_safe
 
 _COLORS = {
     Severity.CRITICAL: "\033[1;31m",
@@ -24,6 +31,7 @@ def exposure_note(loc: Location) -> str:
 
 def render_text(report: ScanReport, *, color: bool = False) -> str:
     out: list[str] = []
+    painted: dict[int, str] = {}  # line index -> colour of the whole line
     for img in report.images:
         plat = f" ({img.platform})" if img.platform else ""
         out.append(
@@ -35,7 +43,9 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
     for sev in sorted({f.severity for f in report.findings}, reverse=True):
         group = [f for f in report.findings if f.severity == sev]
         head = f"{str(sev).upper()} ({len(group)})"
-        out.append((_COLORS[sev] + head + _RESET) if color else head)
+        if color:
+            painted[len(out)] = _COLORS[sev]
+        out.append(head)
         for f in group:
             out.extend(_finding_lines(f))
         out.append("")
@@ -55,7 +65,10 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
         out.extend(f"  - {e}" for e in report.errors)
     n = len(report.findings)
     out.append(f"{n} finding{'s' if n != 1 else ''}" + ("" if report.complete else " (scan incomplete)"))
-    return "\n".join(out).rstrip() + "\n"
+    safe = [terminal_safe(line) for line in out]
+    for i, colour in painted.items():
+        safe[i] = colour + safe[i] + _RESET
+    return "\n".join(safe).rstrip() + "\n"
 
 
 def _finding_lines(f: Finding) -> list[str]:

@@ -3,8 +3,18 @@
 Manifests are fetched with every Accept type we understand and checked against their digest;
 layer blobs stream from the HTTP response into the layer walker (no temp files), which hashes
 them as they pass: a blob whose bytes do not match its digest is an error, never a silent scan.
-Redirects to blob storage are followed by hand so the registry's Authorization header never goes
-to another host.
+Redirects to blob storage are followed by hand, because where credentials and bytes may go is ours
+to decide, not the server's:
+
+* an ``Authorization`` header (basic or bearer) goes only to the exact origin it was made for —
+  scheme, host and port — so ``https://reg`` redirecting to ``http://reg`` gets none;
+* plain HTTP is spoken only to loopback hosts and ``--insecure-registry`` hosts, and never after an
+  HTTPS hop except to loopback: a downgrade to a remote ``http://`` host is refused outright;
+* a token service gets credentials over HTTPS only, or over loopback HTTP beside a loopback
+  registry; user credentials never cross the network in clear text.
+
+Every transfer is guarded against trickles and stalls (``sources.transfer``), every body is
+bounded by its descriptor's size, and every listing ends (empty page, non-advancing cursor, page cap).
 """
 
 from __future__ import annotations
@@ -23,16 +33,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
 
-from secretscan.errors import SourceError, UsageError
-from secretscan.image.manifest import ManifestImage
+from secretscan.deadline import Deadline
+from secretscan.errors import BlobOverrun, SourceError, TimeLimitReached, TransferStalled, UsageError
+from secretscan.image.manifest import ManifestImage, descriptor_size
 from secretscan.image.model import LayerHandle, parse_json
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
+from secretscan.sources.transfer import TransferPolicy, guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +60,8 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_REDIRECTS = 5
+MAX_LISTING_PAGES = 10_000
+MAX_LISTING_ENTRIES = 1_000_000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "secretscan"
 
@@ -66,6 +80,20 @@ class RegistryOptions:
     platform: str | None = None
     """``os/arch[/variant]``; None means the host's."""
     all_platforms: bool = False
+    stall_seconds: float = 30.0
+    """A transfer that receives under ``min_bytes_per_second`` over this much waiting time is stopped."""
+    min_bytes_per_second: int = 1024
+    deadline: Deadline = field(default_factory=Deadline)
+    """The run's ``--timeout``: every wait for a registry ends by then."""
+
+    @property
+    def transfer_policy(self) -> TransferPolicy:
+        return TransferPolicy(
+            read_timeout=self.timeout_seconds,
+            stall_seconds=self.stall_seconds,
+            min_bytes_per_second=self.min_bytes_per_second,
+            deadline=self.deadline,
+        )
 
 
 def host_platform_name() -> str:
@@ -87,12 +115,54 @@ def host_platform_name() -> str:
 
 def _is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
-    if name == "localhost":
+    return _is_loopback_name(name)
+
+
+def _is_loopback_name(name: str) -> bool:
+    if name.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Scheme, host and port, with default ports made explicit: ``https://reg`` is
+    ``https://reg:443`` and a different origin from ``http://reg`` (``:80``)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port
+        except ValueError:
+            raise SourceError(f"invalid port in {_netloc(url)}") from None
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise SourceError(f"refusing a URL that is not http(s): {scheme or '(none)'}://{_netloc(url)}")
+        return cls(scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80))
+
+    @property
+    def loopback(self) -> bool:
+        return _is_loopback_name(self.host)
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc[:100] or url[:100]
 
 
 class RegistryClient:
@@ -105,7 +175,7 @@ class RegistryClient:
         self._credentials: Credentials | None = None
         self._credentials_resolved = False
         self._auth_header: str | None = None
-        self.session = requests.Session()
+        self.session = guarded_session(options.transfer_policy)
         self.session.headers["User-Agent"] = USER_AGENT
         # Proxies and CA bundles from the environment apply (HTTPS_PROXY, REQUESTS_CA_BUNDLE), but no
         # credentials from ~/.netrc: an explicit no-op auth stops requests from looking there.
@@ -115,13 +185,23 @@ class RegistryClient:
             or ref.registry in options.insecure_registries
             or self.host in options.insecure_registries
         )
+        self._https_origin = Origin.of(f"https://{self.host}")
         self.base = self._choose_base(relaxed)
+        self.origin = Origin.of(self.base)
 
     def _tls(self, url: str) -> dict[str, Any]:
         """Certificate checks are off only for the relaxed registry itself, never for the blob
         storage it redirects to or its token service. (Passed per request: requests lets a
         REQUESTS_CA_BUNDLE variable override a session-wide ``verify=False``.)"""
-        return {"verify": False} if self._unverified and urlsplit(url).netloc == self.host else {}
+        return {"verify": False} if self._unverified and Origin.of(url) == self._https_origin else {}
+
+    def _plain_http_allowed(self, target: Origin, after_https: bool) -> bool:
+        """Plain HTTP to loopback always; to an ``--insecure-registry`` host only if no HTTPS hop
+        came before (a server cannot talk us down from TLS to a remote host)."""
+        if target.loopback:
+            return True
+        named = {target.host, target.netloc, f"{target.host}:{target.port}"}
+        return not after_https and bool(named & set(self.options.insecure_registries))
 
     def _choose_base(self, relaxed: bool) -> str:
         """HTTPS with verification; for loopback and --insecure-registry hosts, as Docker does:
@@ -167,7 +247,9 @@ class RegistryClient:
             headers["Authorization"] = self._auth_header
         for attempt in range(self.options.retries + 1):
             try:
-                response = self._follow(method, url, headers, stream)
+                response = self._follow(method, url, headers, stream, self.origin)
+            except (TransferStalled, TimeLimitReached) as exc:
+                raise type(exc)(f"{self._where()}: {exc}") from None
             except requests.exceptions.SSLError as exc:
                 raise SourceError(
                     f"{self._where()}: TLS verification failed for {self.host} ({_short(exc)}); "
@@ -188,19 +270,39 @@ class RegistryClient:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _follow(self, method: str, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
-        """Follow redirects by hand: the Authorization header goes only to the registry's own host."""
-        origin = urlsplit(url).netloc
+    def _follow(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        stream: bool,
+        credentials_for: Origin,
+        data: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Follow redirects by hand. ``headers`` (with any Authorization) go to ``credentials_for``
+        only — same scheme, host and port; every other hop gets them without it. A hop to plain
+        HTTP is refused unless ``_plain_http_allowed``: credentials and blobs never cross the
+        network in clear text because a server said so."""
+        after_https = False
         for _ in range(MAX_REDIRECTS + 1):
+            here = Origin.of(url)
+            if here.scheme == "http" and not self._plain_http_allowed(here, after_https):
+                raise SourceError(
+                    f"{self._where()}: refusing to follow a redirect "
+                    f"{'from HTTPS ' if after_https else ''}to plain HTTP ({here}): "
+                    "the transfer would cross the network in clear text"
+                )
+            after_https = after_https or here.scheme == "https"
             sent = (
                 headers
-                if urlsplit(url).netloc == origin
+                if here == credentials_for
                 else {k: v for k, v in headers.items() if k.lower() != "authorization"}
             )
             response = self.session.request(
                 method,
                 url,
                 headers=sent,
+                data=data,
                 stream=stream,
                 allow_redirects=False,
                 timeout=self.options.timeout_seconds,
@@ -210,11 +312,12 @@ class RegistryClient:
                 return response
             url = urljoin(url, response.headers["Location"])
             response.close()
-            if response.status_code == 303:
-                method = "GET"
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, data = "GET", None
         raise SourceError(f"{self._where()}: more than {MAX_REDIRECTS} redirects")
 
     def _pause(self, attempt: int, retry_after: str | None) -> None:
+        self.options.deadline.check()
         delay = self.options.backoff_seconds * (2**attempt)
         if retry_after:
             if retry_after.strip().isdigit():
@@ -223,13 +326,20 @@ class RegistryClient:
                 when = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
                 if when is not None:
                     delay = max(0.0, when.timestamp() - time.time())
-        time.sleep(min(delay, self.options.max_retry_after_seconds))
+        left = self.options.deadline.remaining()
+        time.sleep(min(delay, self.options.max_retry_after_seconds, left if left is not None else delay))
+        self.options.deadline.check()
 
     def _authenticate(self, response: requests.Response) -> bool:
         """Answer a 401 challenge (Bearer token service or Basic); False when nothing more can be tried."""
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme, params = _parse_challenge(challenge)
         creds = self._creds()
+        if creds is not None and self.origin.scheme == "http" and not self.origin.loopback:
+            raise SourceError(
+                f"{self._where()}: {self.host} asks for credentials over plain HTTP; refusing to send them "
+                "(serve the registry over HTTPS: --insecure-registry then only relaxes certificate checks)"
+            )
         if scheme == "basic":
             if creds is None or self._auth_header:
                 return False
@@ -250,40 +360,44 @@ class RegistryClient:
         realm = params["realm"]
         scope = params.get("scope") or f"repository:{self.ref.repository}:pull"
         query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
-        realm_url = urlsplit(realm)
-        if realm_url.scheme != "https" and not _is_loopback(realm_url.netloc) and self.base.startswith("https"):
-            raise SourceError(
-                f"{self._where()}: refusing to send credentials to a non-HTTPS token service {urlsplit(realm).netloc}"
-            )
         try:
-            if creds is not None and creds.identity_token:
-                form = {
-                    "grant_type": "refresh_token",
-                    "refresh_token": creds.password,
-                    "client_id": USER_AGENT,
-                    **query,
-                }
-                answer = self.session.post(realm, data=form, timeout=self.options.timeout_seconds, **self._tls(realm))
-            else:
-                auth = (creds.username, creds.password) if creds else None
-                answer = self.session.get(
-                    f"{realm}?{urlencode(query)}", auth=auth, timeout=self.options.timeout_seconds, **self._tls(realm)
-                )
-        except requests.exceptions.RequestException as exc:
+            service = Origin.of(realm)
+        except SourceError as exc:
+            raise SourceError(f"{self._where()}: unusable token service realm: {exc}") from None
+        if service.scheme != "https" and not (service.loopback and self.origin.loopback):
             raise SourceError(
-                f"{self._where()}: token service {urlsplit(realm).netloc} unreachable ({type(exc).__name__})"
-            ) from None
+                f"{self._where()}: refusing to use the token service {service} named by {self.host}: "
+                "a token service must use HTTPS (plain HTTP only on loopback beside a loopback registry)"
+            )
+        headers: dict[str, str] = {}
+        form: dict[str, str] | None = None
+        url = realm
+        if creds is not None and creds.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.password, "client_id": USER_AGENT, **query}
+        else:
+            url = f"{realm}{'&' if urlsplit(realm).query else '?'}{urlencode(query)}"
+            if creds is not None:
+                headers["Authorization"] = requests.auth._basic_auth_str(creds.username, creds.password)
+        try:
+            answer = self._follow("POST" if form else "GET", url, headers, True, service, form)
+        except (TransferStalled, TimeLimitReached) as exc:
+            raise type(exc)(f"{self._where()}: token service {service}: {exc}") from None
+        except requests.exceptions.RequestException as exc:
+            raise SourceError(f"{self._where()}: token service {service} unreachable ({type(exc).__name__})") from None
         if answer.status_code in (401, 403):
+            answer.close()
             raise SourceError(
                 f"{self._where()}: the token service refused the credentials"
                 f"{' from ' + creds.origin if creds and creds.origin else ''} (HTTP {answer.status_code})"
             )
         if answer.status_code >= 400:
+            answer.close()
             raise SourceError(f"{self._where()}: token service answered HTTP {answer.status_code}")
+        body = _read_capped(answer, MAX_MANIFEST_BYTES, f"{self._where()}: token service answer")
         try:
-            doc = answer.json()
+            doc = json.loads(body)
             return str(doc.get("token") or doc["access_token"])
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise SourceError(f"{self._where()}: token service gave no token") from None
 
     def _fail(self, response: requests.Response, path: str) -> None:
@@ -307,12 +421,13 @@ class RegistryClient:
 
     # ---- manifests and blobs
 
-    def manifest(self, reference: str) -> tuple[bytes, str, str]:
-        """(bytes, media type, digest), the digest checked against what was asked for or announced."""
+    def manifest(self, reference: str, size: int | None = None) -> tuple[bytes, str, str]:
+        """(bytes, media type, digest), the digest checked against what was asked for or announced;
+        at most ``size`` bytes when a descriptor gave one."""
         response = self.request(
             "GET", f"/v2/{self.ref.repository}/manifests/{reference}", {"Accept": MANIFEST_ACCEPT}, stream=True
         )
-        body = _read_capped(response, MAX_MANIFEST_BYTES, f"{self._where()}: manifest {reference}")
+        body = _read_capped(response, MAX_MANIFEST_BYTES, f"{self._where()}: manifest {reference}", size)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         expected = reference if reference.startswith("sha256:") else response.headers.get("Docker-Content-Digest")
         if expected and expected.startswith("sha256:") and expected != digest:
@@ -328,42 +443,81 @@ class RegistryClient:
             raise SourceError(f"{self._where()}: {reference} is a Docker schema 1 manifest, which is not supported")
         return body, str(media_type), digest
 
-    def listing(self, path: str, key: str, page_size: int = 1000, limit: int = 1_000_000) -> list[str]:
+    def listing(
+        self,
+        path: str,
+        key: str,
+        page_size: int = 1000,
+        limit: int = MAX_LISTING_ENTRIES,
+        max_pages: int = MAX_LISTING_PAGES,
+    ) -> Listing:
         """A paginated list (``/v2/_catalog`` repositories, ``/v2/NAME/tags/list`` tags), following
-        ``Link: <…>; rel="next"`` headers; at most ``limit`` entries, so a hostile registry cannot
-        page forever."""
+        ``Link: <…>; rel="next"`` headers on the same registry. A hostile registry cannot page
+        forever: the listing ends at an empty page, at a ``last`` cursor that does not advance (the
+        spec lists names in lexical order, so each page's cursor sorts after the previous one), at a
+        repeated link, after ``max_pages`` pages or ``limit`` entries; an early end says why."""
         items: list[str] = []
         next_path: str | None = f"{path}?n={page_size}"
         seen: set[str] = set()
-        while next_path and len(items) < limit and next_path not in seen:
+        cursor: str | None = None
+        pages = 0
+        while next_path:
+            if next_path in seen:
+                return Listing(tuple(items), f"the registry's next-page link repeats ({next_path[:100]})")
+            if pages >= max_pages:
+                return Listing(tuple(items), f"stopped after {max_pages} pages")
             seen.add(next_path)
+            pages += 1
             response = self.request("GET", next_path, stream=True)
             link = response.headers.get("Link", "")
             body = _read_capped(response, MAX_MANIFEST_BYTES, f"{self._where()}: {path}")
             doc = parse_json(body, f"{self.host}{path}")
             values = doc.get(key) if isinstance(doc, dict) else None
-            items.extend(str(v) for v in values or () if isinstance(v, str))
+            page = [v for v in values or () if isinstance(v, str)] if isinstance(values, list) else []
+            if not page:
+                break
+            items.extend(page)
+            if len(items) >= limit:
+                more = len(items) > limit or bool(_next_link(link, self.base))
+                return Listing(tuple(items[:limit]), f"more than {limit} entries" if more else None)
             next_path = _next_link(link, self.base)
-        return items[:limit]
+            if next_path is None:
+                break
+            following = _query_value(next_path, "last")
+            if following is not None:
+                if cursor is not None and following <= cursor:
+                    return Listing(tuple(items), f"the registry's next-page cursor does not advance (last={following[:100]})")
+                cursor = following
+        return Listing(tuple(items))
 
     def blob(self, digest: str, limit: int) -> bytes:
-        with self.open_blob(digest) as stream:
-            body = stream.read(limit + 1)
-        if len(body) > limit:
-            raise SourceError(f"{self._where()}: blob {digest} is over the {limit}-byte limit")
+        """A small blob (a config), at most ``limit`` bytes, checked against its digest."""
+        with self.open_blob(digest, limit) as stream:
+            body = stream.read()
         actual = "sha256:" + hashlib.sha256(body).hexdigest()
         if actual != digest:
             raise SourceError(f"{self._where()}: blob {digest} does not match its digest (got {actual})")
         return body
 
     @contextmanager
-    def open_blob(self, digest: str) -> Iterator[BinaryIO]:
+    def open_blob(self, digest: str, size: int | None = None) -> Iterator[BinaryIO]:
+        """The blob's bytes as stored, streamed; with ``size`` (from its descriptor) a blob that
+        runs longer is an error after ``size`` bytes, however much more the registry would send."""
         response = self.request("GET", f"/v2/{self.ref.repository}/blobs/{digest}", stream=True)
+        what = f"{self._where()} blob {digest[:19]}"
         try:
             response.raw.decode_content = False  # the digest is over the bytes as stored
-            yield io.BufferedReader(_DropSafe(response.raw, f"{self._where()} blob {digest[:19]}"), 1 << 20)  # type: ignore[arg-type]
+            yield io.BufferedReader(_BodyStream(response.raw, what, size), 1 << 20)  # type: ignore[arg-type]
         finally:
             response.close()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a paginated listing returned, and why it ended early if it did."""
+
+    items: tuple[str, ...]
+    incomplete: str | None = None
 
 
 class _NoNetrc(requests.auth.AuthBase):
@@ -371,21 +525,33 @@ class _NoNetrc(requests.auth.AuthBase):
         return request
 
 
-class _DropSafe(io.RawIOBase):
-    """A blob download: a dropped connection or a read timeout mid-stream becomes EOFError, which
-    the walker reports as an unreadable layer (keeping what it had already scanned)."""
+class _BodyStream(io.RawIOBase):
+    """A response body as it arrives (``read1``: what the socket has, not a wait for a full
+    buffer, so a trickled secret still reaches the scanner before a stall ends the transfer).
 
-    def __init__(self, raw: Any, what: str) -> None:
-        self._raw, self._what = raw, what
+    A dropped connection or a read timeout mid-stream becomes EOFError, which the walker reports
+    as an unreadable layer (keeping what it had already scanned); stalls and the ``--timeout``
+    keep their own types, labelled with the blob; bytes past ``size`` are an error."""
+
+    def __init__(self, raw: Any, what: str, size: int | None) -> None:
+        self._raw, self._what, self._size = raw, what, size
+        self._count = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        # up to the declared size, then one byte more to see whether the registry overruns it
+        want = len(buffer) if self._size is None else max(1, min(len(buffer), self._size - self._count))
         try:
-            data = self._raw.read(len(buffer))
+            data = self._raw.read1(want)
+        except (TransferStalled, TimeLimitReached) as exc:
+            raise type(exc)(f"{self._what}: {exc}") from None
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
             raise EOFError(f"{self._what}: download interrupted ({type(exc).__name__})") from None
+        self._count += len(data)
+        if self._size is not None and self._count > self._size:
+            raise BlobOverrun(f"{self._what}: longer than {self._size} bytes (its descriptor's size, or the size cap)")
         buffer[: len(data)] = data
         return len(data)
 
@@ -407,12 +573,13 @@ class RegistryImage(ManifestImage):
         return self.client.blob(digest, limit)
 
     def layer_handle(self, index: int, digest: str, descriptor: dict[str, Any], diff_id: str | None) -> LayerHandle:
+        size = descriptor_size(descriptor)
         return LayerHandle(
             index=index,
             diff_id=diff_id,
             blob_digest=digest,
-            size=int(descriptor["size"]) if isinstance(descriptor.get("size"), int) else None,
-            open=lambda: self.client.open_blob(digest),
+            size=size,
+            open=lambda: self.client.open_blob(digest, size),
         )
 
 
@@ -433,8 +600,12 @@ class RegistrySource:
         if media_type not in INDEX_TYPES and "manifests" not in doc:
             yield RegistryImage(client, doc, digest, None, False)
             return
+        seen: set[str] = set()
         for entry in self._pick(doc):
-            child_body, _, child_digest = client.manifest(str(entry["digest"]))
+            if str(entry.get("digest")) in seen:
+                continue  # an index may list one manifest many times: it is one image
+            seen.add(str(entry.get("digest")))
+            child_body, _, child_digest = client.manifest(str(entry["digest"]), descriptor_size(entry))
             if child_digest != entry["digest"]:
                 raise SourceError(f"{self.ref}: platform manifest does not match its digest {entry['digest']}")
             yield RegistryImage(
@@ -488,6 +659,11 @@ def _next_link(header: str, base: str) -> str | None:
     return url.path + (f"?{url.query}" if url.query else "")
 
 
+def _query_value(path: str, name: str) -> str | None:
+    values = parse_qs(urlsplit(path).query).get(name)
+    return values[-1] if values else None
+
+
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
@@ -507,10 +683,21 @@ def _registry_errors(response: requests.Response) -> str:
     return f" ({text[:200]})" if text else ""
 
 
-def _read_capped(response: requests.Response, limit: int, what: str) -> bytes:
-    body = response.raw.read(limit + 1, decode_content=True)
-    response.close()
-    if len(body) > limit:
+def _read_capped(response: requests.Response, limit: int, what: str, size: int | None = None) -> bytes:
+    """A small body (manifest, listing, token), at most ``limit`` bytes and, when a descriptor
+    gave one, at most its ``size``: more is an error, and no more than one byte past is read."""
+    cap = limit if size is None else min(limit, size)
+    try:
+        body = response.raw.read(cap + 1, decode_content=True)
+    except (TransferStalled, TimeLimitReached) as exc:
+        raise type(exc)(f"{what}: {exc}") from None
+    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
+        raise SourceError(f"{what}: download interrupted ({type(exc).__name__})") from None
+    finally:
+        response.close()
+    if len(body) > cap:
+        if size is not None and size <= limit:
+            raise SourceError(f"{what}: longer than the {size} bytes its descriptor gives")
         raise SourceError(f"{what}: larger than {limit} bytes")
     return body
 

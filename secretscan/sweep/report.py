@@ -12,6 +12,7 @@ from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
 from secretscan.sweep.run import SweepSummary
 from secretscan.sweep.store import Store, SweepRow
+from secretscan.terminal import terminal_safe
 
 
 def pick_sweep(store: Store, sweep_id: int | None) -> SweepRow:
@@ -64,6 +65,8 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
         for k in result.known_test_keys:
             had = known.get(k.fingerprint)
             known[k.fingerprint] = k if had is None else replace(had, locations=had.locations + k.locations)
+    for note in sweep.summary.get("notes") or ():  # listings cut short: repositories or tags not swept
+        skipped.append(Skipped(f"sweep {sweep.id}", str(note)))
     if sweep.status != "finished":  # killed, or still running: what is missing must not look clean
         skipped.insert(
             0,
@@ -105,4 +108,5 @@ def summary_table(sweep_id: int, summary: SweepSummary) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"sweep {sweep_id} finished in {s.seconds:.1f} s"]
     lines += [f"  {label:<{width}}  {count:>7}  {detail}" for label, count, detail in rows]
-    return "\n".join(lines) + "\n"
+    lines += [f"  not swept: {note}" for note in s.notes]
+    return "\n".join(terminal_safe(line) for line in lines) + "\n"  # a note may quote a registry

@@ -24,7 +24,7 @@ from typing import Any
 from secretscan.codec import pack, unpack
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
-from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, layer_descriptors
+from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, descriptor_size, layer_descriptors, read_limit
 from secretscan.image.model import ImageConfig, LayerHandle, parse_json
 from secretscan.models import ImageSummary, Skipped
 from secretscan.parallel import fork_map
@@ -95,6 +95,8 @@ class SweepSummary:
     layers_cached: int = 0
     layers_failed: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """What the sweep did not cover and why (a capped or endless listing): shown as not scanned."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -108,6 +110,8 @@ class SweepOptions:
     dask: str | None = None
     """Dask scheduler address (``tcp://host:8786``): layers are scanned on its workers."""
     jobs: int = 1
+    max_repositories: int = 100_000
+    """At most this many repositories per sweep; a catalog with more is reported as cut short."""
 
 
 class SweepProgress:
@@ -143,7 +147,10 @@ class Sweeper:
         started = time.monotonic()
         sweep = self.store.start_sweep(target.text, self.profile, self.scanner.ruleset.digest)
         try:
-            names = target.repository_names(self.keychain, self.registry_options)
+            listing = target.repository_names(self.keychain, self.registry_options, self.options.max_repositories)
+            names = list(listing.items)
+            if listing.incomplete:
+                self.summary.notes.append(listing.incomplete)
         except SecretScanError as exc:
             self._record_failure(sweep, target.registry, "*", [], f"cannot list repositories: {exc}")
             self.summary.repositories_failed = 1
@@ -179,6 +186,8 @@ class Sweeper:
             return [ImagePlan(target.registry, repository, [], "unresolved:*", error=f"cannot list tags: {exc}")]
         finally:
             self.progress.step()
+        if listing.incomplete:
+            self.summary.notes.append(listing.incomplete)
         client = RegistryClient(ImageRef(listing.registry, repository), self.keychain, self.registry_options)
         try:
             plans = self._resolve(client, listing)
@@ -196,7 +205,11 @@ class Sweeper:
                 children: list[tuple[dict[str, Any], str, str | None]] = [(doc, digest, None)]
                 from_index = media_type in INDEX_TYPES or "manifests" in doc
                 if from_index:
-                    children = self._platform_manifests(client, doc)
+                    children, unreadable = self._platform_manifests(client, doc)
+                    failed.extend(  # one unreadable platform costs only itself
+                        ImagePlan(listing.registry, listing.repository, [tag], d, p, error=e, from_index=True)
+                        for d, p, e in unreadable
+                    )
             except SecretScanError as exc:
                 failed.append(
                     ImagePlan(listing.registry, listing.repository, [tag], f"unresolved:{tag}", error=str(exc))
@@ -217,19 +230,27 @@ class Sweeper:
 
     def _platform_manifests(
         self, client: RegistryClient, index: dict[str, Any]
-    ) -> list[tuple[dict[str, Any], str, str | None]]:
+    ) -> tuple[list[tuple[dict[str, Any], str, str | None]], list[tuple[str, str | None, str]]]:
+        """(manifest, digest, platform) of each platform image; and (digest, platform, error) of
+        each one that cannot be fetched or read, so the others are still swept."""
         out: list[tuple[dict[str, Any], str, str | None]] = []
+        unreadable: list[tuple[str, str | None, str]] = []
+        seen: set[str] = set()
         for entry in index.get("manifests") or []:
-            if not isinstance(entry, dict) or not DIGEST.match(str(entry.get("digest", ""))):
-                continue
+            if not isinstance(entry, dict) or not DIGEST.match(str(entry.get("digest", ""))) or entry["digest"] in seen:
+                continue  # an index may list one manifest many times: fetch it once
+            seen.add(str(entry["digest"]))
             platform = _platform(entry)
             if platform in (None, "unknown/unknown"):
                 continue  # attestations and other non-image entries
             if self.options.platform and not _platform_matches(platform, self.options.platform):
                 continue
-            body, _, digest = client.manifest(str(entry["digest"]))
-            out.append((parse_json(body, f"{client.ref.repository}@{digest}"), digest, platform))
-        return out
+            try:
+                body, _, digest = client.manifest(str(entry["digest"]), descriptor_size(entry))
+                out.append((parse_json(body, f"{client.ref.repository}@{digest}"), digest, platform))
+            except SecretScanError as exc:
+                unreadable.append((str(entry["digest"]), platform, f"the {platform} image: {exc}"))
+        return out, unreadable
 
     def _describe(self, client: RegistryClient, plan: ImagePlan, manifest: dict[str, Any]) -> None:
         """Layers and config of one image manifest; the config is fetched only on a cache miss."""
@@ -250,7 +271,8 @@ class Sweeper:
                 plan.created = plan.created or parse_created(cached[1])
                 diff_ids = plan.cached.diff_ids
             else:
-                config = ImageConfig.parse(client.blob(plan.config_digest, MAX_CONFIG_BYTES), f"{plan.name}: config")
+                limit = read_limit(desc, MAX_CONFIG_BYTES)
+                config = ImageConfig.parse(client.blob(plan.config_digest, limit), f"{plan.name}: config")
                 plan.config, plan.created = config, plan.created or parse_created(config.raw.get("created"))
                 plan.platform = plan.platform or config.platform
                 diff_ids = config.diff_ids

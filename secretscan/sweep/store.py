@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -101,7 +102,38 @@ class SweepRow:
     finished: float | None
     status: str
     """``running`` (or killed while running), ``finished``."""
-    summary: dict[str, int]
+    summary: dict[str, Any]
+
+
+def _private_files(path: Path) -> None:
+    """Make the database file mode 0600 before SQLite opens it, and its ``-wal`` and ``-shm`` files
+    with it: SQLite creates those with the database file's mode (fchmod, whatever the umask), so
+    they are private from the moment they exist. Ones left by an older version or a killed run
+    are made private here too (SQLite only sets the mode of an empty one). A symlink or anything
+    but a regular file at any of the three names is refused: the files are written, and a write
+    never follows a link."""
+    base = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for name, flags in ((path, base | os.O_CREAT), (Path(f"{path}-wal"), base), (Path(f"{path}-shm"), base)):
+        try:
+            fd = os.open(name, flags, 0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if os.path.islink(name):
+                raise ConfigError(
+                    f"{name}: is a symbolic link; not followed (give --db the file it points to)"
+                ) from None
+            raise ConfigError(f"{name}: cannot open the sweep database ({exc.strerror})") from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise ConfigError(f"{name}: not a regular file, so not a sweep database")
+            if mode & 0o077:
+                os.fchmod(fd, 0o600)
+        except PermissionError:
+            pass  # someone else's database, opened read-only: its owner decides its mode
+        finally:
+            os.close(fd)
 
 
 def default_db_path() -> Path:
@@ -112,6 +144,7 @@ def default_db_path() -> Path:
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_files(path)
         try:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -124,7 +157,6 @@ class Store:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise ConfigError(f"{path}: database schema {row[0]}, this secretscan reads {SCHEMA_VERSION}")
-        os.chmod(path, 0o600)
         self.path = path
         self._lock = threading.RLock()  # manifests are planned on threads; one connection, used in turn
 
@@ -178,7 +210,7 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
-    def finish_sweep(self, sweep: int, summary: dict[str, int]) -> None:
+    def finish_sweep(self, sweep: int, summary: dict[str, Any]) -> None:
         self._rows(
             "UPDATE sweeps SET finished=?, status='finished', summary=? WHERE id=?",
             (time.time(), json.dumps(summary), sweep),

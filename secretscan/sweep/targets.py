@@ -9,6 +9,7 @@ and configs are known (``sweep.run``).
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 from secretscan.errors import SourceError, UsageError
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
-from secretscan.sources.registry import RegistryClient, RegistryOptions
+from secretscan.sources.registry import Listing, RegistryClient, RegistryOptions
 
 _ECR_TARGET = re.compile(r"^ecr:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)(?:/(?P<account>\d{12}))?$")
 
@@ -50,6 +51,8 @@ class TaggedImage:
     tags: tuple[str, ...]
     pushed: dict[str, datetime] = field(default_factory=dict)
     """tag -> push time, where the listing says (ECR)."""
+    incomplete: str | None = None
+    """Why the tag list ended early (a registry whose pagination does not end), if it did."""
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,26 @@ class SweepTarget:
             raise UsageError(f"{text!r}: a sweep target is a registry HOST[:PORT] or ecr:REGION[/ACCOUNT]")
         return cls(text, text, repositories=tuple(repositories))
 
-    def repository_names(self, keychain: Keychain, options: RegistryOptions) -> list[str]:
-        """The repositories named, or all of them (the catalog, or ECR's describe_repositories)."""
+    def repository_names(self, keychain: Keychain, options: RegistryOptions, limit: int) -> Listing:
+        """The repositories named, or all of them (the catalog, or ECR's describe_repositories),
+        at most ``limit``; ``incomplete`` says when there were more (or the listing never ended)."""
         if self.repositories:
-            return list(self.repositories)
-        if self.ecr_region:
-            return [str(r["repositoryName"]) for r in _ecr_pages(self, "describe_repositories", "repositories")]
-        client = RegistryClient(ImageRef(self.registry, "catalog"), keychain, options)
-        try:
-            return client.listing("/v2/_catalog", "repositories")
-        finally:
-            client.session.close()
+            names = self.repositories
+        elif self.ecr_region:
+            pages = _ecr_pages(self, "describe_repositories", "repositories")
+            names = tuple(str(r["repositoryName"]) for r in itertools.islice(pages, limit + 1))
+        else:
+            client = RegistryClient(ImageRef(self.registry, "catalog"), keychain, options)
+            try:
+                listing = client.listing("/v2/_catalog", "repositories", limit=limit)
+            finally:
+                client.session.close()
+            if listing.incomplete is None:
+                return listing
+            return Listing(listing.items, f"catalog of {self.registry}: {listing.incomplete}")
+        if len(names) > limit:
+            return Listing(names[:limit], f"more than {limit} repositories (--max-repositories): the rest were not swept")
+        return Listing(names)
 
     def tagged(self, repository: str, keychain: Keychain, options: RegistryOptions, tags: TagFilter) -> TaggedImage:
         """A repository's tags that pass the name filters (a SourceError names what failed)."""
@@ -104,7 +116,10 @@ class SweepTarget:
             listed = client.listing(f"/v2/{repository}/tags/list", "tags")
         finally:
             client.session.close()
-        return TaggedImage(self.registry, repository, tuple(t for t in listed if tags.accepts_name(t)))
+        incomplete = f"tags of {self.registry}/{repository}: {listed.incomplete}" if listed.incomplete else None
+        return TaggedImage(
+            self.registry, repository, tuple(t for t in listed.items if tags.accepts_name(t)), incomplete=incomplete
+        )
 
 
 def read_repository_file(path: Path) -> list[str]:

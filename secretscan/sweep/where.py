@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from secretscan.errors import UsageError
 from secretscan.sweep.store import Store
+from secretscan.terminal import terminal_safe
 
 _FINGERPRINT = re.compile(r"^ssf1:[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -85,7 +86,7 @@ def render_where(answer: WhereAnswer, fmt: str) -> str:
         }
         return json.dumps(doc, indent=2) + "\n"
     if not answer.images:
-        return f"{answer.needle}: not shipped by any image in the database\n"
+        return terminal_safe(f"{answer.needle}: not shipped by any image in the database") + "\n"
     repos = sorted({f"{i.registry}/{i.repository}" for i in answer.images})
     lines = [f"{answer.needle} ({answer.kind}) ships in {len(answer.images)} image(s) of {len(repos)} repository(ies):"]
     for i in answer.images:
@@ -95,4 +96,5 @@ def render_where(answer: WhereAnswer, fmt: str) -> str:
     if answer.layer_secrets:
         lines.append("the layer holds:")
         lines.extend(f"  {sev:8} {rule}  {red}  {fp}" for fp, rule, sev, red in answer.layer_secrets)
-    return "\n".join(lines) + "\n"
+    # repository names, tags and paths come from registries and images: each line is escaped whole
+    return "\n".join(terminal_safe(line) for line in lines) + "\n"

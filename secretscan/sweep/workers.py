@@ -65,7 +65,8 @@ class LayerScanner:
                 ImageRef(job.registry, job.repository), self.keychain, self.options
             )
         try:
-            with client.open_blob(job.digest) as blob:
+            # a descriptor size of 0 means "not given" here (no layer blob is empty)
+            with client.open_blob(job.digest, job.size or None) as blob:
                 result = scan_layer_blob(self.engine, self.sealer, self.limits, blob)
         except SecretScanError as exc:
             result = LayerResult(error=str(exc))

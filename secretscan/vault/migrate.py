@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretscan.errors import OutputError
 from secretscan.models import Exposure, Finding, Location, ScanReport, VaultStatus
+from secretscan.safewrite import PRIVATE_MODE, write_file
+from secretscan.terminal import terminal_safe
 from secretscan.vault.connect import KvLocation, VaultError
 from secretscan.vault.index import VaultIndex
 
@@ -177,7 +180,8 @@ def render_markdown(plan: MigrationPlan) -> str:
         out += [f"- Run time: {item.runtime}", ""]
     if plan.managed:
         out += ["## Already in Vault", ""] + [f"- {r} — {status} value of `{path}`" for r, status, path in plan.managed]
-    return "\n".join(out).rstrip() + "\n"
+    # each line escaped whole: a location or build step from the image cannot start a line or drive a terminal
+    return "\n".join(terminal_safe(line) for line in out).rstrip() + "\n"
 
 
 def render_json(plan: MigrationPlan) -> str:
@@ -250,7 +254,10 @@ def apply_plan(
         result.written.append(entry)
     if record is not None:
         existing = json.loads(record.read_text()) if record.is_file() else []
-        record.write_text(json.dumps(existing + result.written, indent=2) + "\n")
+        try:  # mode 0600, never through a symlink; a failure must not hide what was already written
+            write_file(record, json.dumps(existing + result.written, indent=2) + "\n", mode=PRIVATE_MODE)
+        except OutputError as exc:
+            result.problems.append(f"{exc} (what was written is listed on standard output only)")
     return result
 
 
