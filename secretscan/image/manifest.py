@@ -3,17 +3,13 @@ on disk or in a tar, a registry): config and layer handles from the manifest, on
 
 from __future__ import annotations
 
-import io
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, BinaryIO
+from typing import Any
 
-from secretscan.errors import BlobOverrun, SourceError
-from secretscan.image.compression import read_some
+from secretscan.errors import SourceError
 from secretscan.image.model import ImageConfig, LayerHandle
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -57,17 +53,11 @@ class ManifestImage(ABC):
         )
 
     def layers(self) -> Sequence[LayerHandle]:
-        """Layer handles whose blobs stop at their descriptor's size: bytes past it are an error
-        (after the bytes within it were scanned), wherever the blob is stored."""
         diff_ids = self._config.diff_ids
-        handles = []
-        for i, desc in enumerate(layer_descriptors(self.manifest, self.name)):
-            handle = self.layer_handle(i, str(desc["digest"]), desc, diff_ids[i] if i < len(diff_ids) else None)
-            declared = descriptor_size(desc)
-            if declared is not None:
-                handle = replace(handle, open=_sized(handle.open, declared))
-            handles.append(handle)
-        return handles
+        return [
+            self.layer_handle(i, str(desc["digest"]), desc, diff_ids[i] if i < len(diff_ids) else None)
+            for i, desc in enumerate(layer_descriptors(self.manifest, self.name))
+        ]
 
 
 def descriptor_size(descriptor: dict[str, Any]) -> int | None:
@@ -80,37 +70,6 @@ def read_limit(descriptor: dict[str, Any], cap: int) -> int:
     """How many bytes of a small blob (a config) to accept: its declared size, within ``cap``."""
     declared = descriptor_size(descriptor)
     return cap if declared is None else min(cap, declared)
-
-
-def _sized(open_blob: Callable[[], AbstractContextManager[BinaryIO]], size: int) -> Callable[[], Any]:
-    @contextmanager
-    def opened() -> Iterator[BinaryIO]:
-        with open_blob() as blob:
-            yield io.BufferedReader(SizedStream(blob, size), 1 << 20)  # type: ignore[arg-type]
-
-    return opened
-
-
-class SizedStream(io.RawIOBase):
-    """A blob read to its declared size: one byte more is a SourceError (the bytes before it have
-    been handed on, so what they hold is still scanned)."""
-
-    def __init__(self, inner: BinaryIO, size: int) -> None:
-        self._inner, self._left = inner, size
-        self._size = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._left == 0:  # all that was declared has been handed on: is there more?
-            if read_some(self._inner, 1):
-                raise BlobOverrun(f"blob longer than the {self._size} bytes its descriptor gives")
-            return 0
-        data = read_some(self._inner, min(len(buffer), self._left))
-        self._left -= len(data)
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def layer_descriptors(manifest: dict[str, Any], name: str) -> list[dict[str, Any]]:

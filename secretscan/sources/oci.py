@@ -5,16 +5,18 @@ Blob names are built only from validated digests, so nothing the image says beco
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from secretscan.errors import SourceError, SourceLimitReached, UsageError
-from secretscan.image.manifest import ManifestImage
+from secretscan.errors import BlobOverrun, SourceError, SourceLimitReached, UsageError
+from secretscan.image.compression import read_some
+from secretscan.image.manifest import ManifestImage, descriptor_size
 from secretscan.image.model import Image, LayerHandle, UnreadableImage, parse_json
 from secretscan.sources.tarblobs import TarBlobs
 
@@ -98,14 +100,42 @@ class OciImage(ManifestImage):
 
     def layer_handle(self, index: int, digest: str, descriptor: dict[str, Any], diff_id: str | None) -> LayerHandle:
         name = blob_name(digest, self.name)  # a missing blob fails when opened: the rest still gets scanned
+        declared = descriptor_size(descriptor)
         return LayerHandle(
             index=index,
             diff_id=diff_id,
             blob_digest=digest,
             size=self.blobs.size(name) if self.blobs.has(name) else None,
-            open=lambda: self.blobs.open(name),
+            open=lambda: _held_to_size(self.blobs.open(name), declared),
             forkable=True,
         )
+
+
+@contextmanager
+def _held_to_size(opened: AbstractContextManager[BinaryIO], size: int | None) -> Iterator[BinaryIO]:
+    with opened as blob:
+        yield blob if size is None else io.BufferedReader(_LongerThanDeclared(blob, size), 1 << 20)  # type: ignore[arg-type]
+
+
+class _LongerThanDeclared(io.RawIOBase):
+    """A layout's blob is a file of known, bounded size, so it is read whole even when it is longer
+    than its descriptor says (a tampered blob's secrets are still reported); at its end that is an
+    error (``BlobOverrun``), after which the digest check says whether the bytes were tampered
+    with. (A registry's blob has no such bound: the registry client stops at the declared size.)"""
+
+    def __init__(self, inner: BinaryIO, size: int) -> None:
+        self._inner, self._size, self._read = inner, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = read_some(self._inner, len(buffer))
+        self._read += len(data)
+        if not data and self._read > self._size:
+            raise BlobOverrun(f"blob is {self._read} bytes, longer than the {self._size} its descriptor gives")
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class OciLayout:

@@ -19,6 +19,7 @@ bounded by its descriptor's size, and every listing ends (empty page, non-advanc
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import io
@@ -39,7 +40,7 @@ import requests
 import urllib3
 
 from secretscan.deadline import Deadline
-from secretscan.errors import BlobOverrun, SourceError, TimeLimitReached, TransferStalled, UsageError
+from secretscan.errors import BlobOverrun, SecretScanError, SourceError, TimeLimitReached, TransferStalled, UsageError
 from secretscan.image.manifest import ManifestImage, descriptor_size
 from secretscan.image.model import LayerHandle, parse_json
 from secretscan.sources.auth import Credentials, Keychain
@@ -385,13 +386,13 @@ class RegistryClient:
         except requests.exceptions.RequestException as exc:
             raise SourceError(f"{self._where()}: token service {service} unreachable ({type(exc).__name__})") from None
         if answer.status_code in (401, 403):
-            answer.close()
+            _drain(answer)
             raise SourceError(
                 f"{self._where()}: the token service refused the credentials"
                 f"{' from ' + creds.origin if creds and creds.origin else ''} (HTTP {answer.status_code})"
             )
         if answer.status_code >= 400:
-            answer.close()
+            _drain(answer)
             raise SourceError(f"{self._where()}: token service answered HTTP {answer.status_code}")
         body = _read_capped(answer, MAX_MANIFEST_BYTES, f"{self._where()}: token service answer")
         try:
@@ -681,6 +682,14 @@ def _registry_errors(response: requests.Response) -> str:
     except (ValueError, AttributeError, OSError, RecursionError, requests.exceptions.RequestException):
         return ""
     return f" ({text[:200]})" if text else ""
+
+
+def _drain(response: requests.Response, limit: int = 64 * 1024) -> None:
+    """Read a short error body before closing, so the server sees its answer taken (and the
+    connection can be reused); a longer or slower one is cut off."""
+    with contextlib.suppress(SecretScanError, urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError):
+        response.raw.read(limit)
+    response.close()
 
 
 def _read_capped(response: requests.Response, limit: int, what: str, size: int | None = None) -> bytes:
