@@ -215,6 +215,20 @@ def test_a_trickled_blob_stalls_and_what_streamed_before_is_reported(cli, warm, 
     assert not report["complete"]
 
 
+def test_a_large_burst_buys_a_trickle_no_more_than_one_window(cli, warm) -> None:
+    """1.5 MiB at once, then a byte every 0.2 s: what counts is the last window of waiting, not the
+    average since the start (which the burst would keep above the minimum for hundreds of windows)."""
+    a = _token()
+    spec = ImageSpec([Layer([Entry("app/a.env", f"TOKEN={a}\n".encode()), Entry("big.bin", os.urandom(2 << 20))])])
+    behaviour = Behaviour()
+    with hostile_registry(spec, behaviour) as registry:
+        behaviour.trickle_blobs[registry.layer_digests[0]] = (3 << 19, 0.2, 1)
+        result, elapsed = _timed(cli, registry.reference, "-f", "json", "-q", "--stall-timeout", "2s")
+    assert result.code == 2 and fingerprint_of(a) in _found(result.report), result.err
+    assert any("stalled" in e for e in result.report["errors"]), result.report["errors"]
+    assert elapsed < 25, elapsed
+
+
 def test_trickled_response_headers_stall_too(cli, warm) -> None:
     behaviour = Behaviour(manifest_header_delay=0.3)
     with hostile_registry(_two_layers(_token(), _token()), behaviour) as registry:

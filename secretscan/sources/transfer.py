@@ -4,8 +4,8 @@ A hostile server need not send much to hold a scan forever: one byte every two s
 per-read timeout from ever firing, in the headers as well as in a body. So the guard sits on the
 socket itself (a thin wrapper below ``http.client``), where it sees every read of every request:
 
-* **stall rule**: time spent *waiting* for the peer is counted in windows of ``stall_seconds``; a
-  window in which fewer than ``min_bytes_per_second`` per second arrived ends the transfer
+* **stall rule**: time spent *waiting* for the peer is counted; when the last ``stall_seconds`` of
+  waiting brought fewer than ``min_bytes_per_second`` per second, the transfer ends
   (``TransferStalled``). Time the scanner spends working between reads does not count, so a slow
   scan of a big file never looks like a slow server.
 * **deadline**: the run's ``--timeout`` bounds every wait (``TimeLimitReached``);
@@ -23,6 +23,7 @@ import io
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,14 @@ def guarded_session(policy: TransferPolicy) -> requests.Session:
 
 
 class _Meter:
-    """Waiting time and bytes of one connection's current request, judged window by window."""
+    """Waiting time and bytes of one connection's current request, judged over a sliding window of
+    the last ``stall_seconds`` of waiting: a burst at the start (headers, a first file) cannot buy
+    a trickle that follows more than one window of credit."""
+
+    TICKS = 4
+    """Waits are cut into this many pieces per window, so a silent peer is judged on time."""
+    RESOLUTION = 32
+    """Samples kept per window (the window is that much coarser, never shorter)."""
 
     def __init__(self, policy: TransferPolicy) -> None:
         self.policy = policy
@@ -66,41 +74,47 @@ class _Meter:
     def reset(self) -> None:
         self.waited = 0.0
         self.received = 0
+        self._samples: deque[tuple[float, int]] = deque([(0.0, 0)])
+        """(waited, received) so far, oldest first; the first is at or before the window's start."""
         self._bound = "read"
 
     def next_timeout(self) -> float:
-        """How long the next receive may wait: the read timeout, the rest of the stall window or
-        the rest of the run, whichever ends first (remembered, to tell which one fired)."""
+        """How long the next receive may wait: the read timeout, a tick of the stall window or the
+        rest of the run, whichever ends first (remembered, to tell which one fired)."""
         deadline = self.policy.deadline
         deadline.check()
         limits = {
             "read": self.policy.read_timeout,
-            "window": max(0.0, self.policy.stall_seconds - self.waited),
+            "tick": self.policy.stall_seconds / self.TICKS,
             "deadline": deadline.remaining(),
         }
         self._bound, wait = min(((k, v) for k, v in limits.items() if v is not None), key=lambda kv: kv[1])
         return max(0.01, wait)
 
     def account(self, waited: float, received: int, timed_out: bool = False) -> bool:
-        """Add one receive's wait and bytes; raise when the run's time is up or a window ends under
-        the minimum. True when a timed-out wait only ended a window that passed: wait again."""
+        """Add one receive's wait and bytes; raise when the run's time is up or the last window of
+        waiting brought less than the minimum. True when a timed-out wait was only a tick of the
+        window (not the read timeout): wait again."""
         self.waited += waited
         self.received += received
         if timed_out and self._bound == "deadline":
             raise TimeLimitReached(self.policy.deadline.describe())
         self.policy.deadline.check()
-        window_ended = timed_out and self._bound == "window"
-        if window_ended:
-            self.waited = max(self.waited, self.policy.stall_seconds)
-        if self.waited >= self.policy.stall_seconds:
-            minimum = self.policy.min_bytes_per_second * self.policy.stall_seconds
-            if self.received < minimum:
+        window = self.policy.stall_seconds
+        samples = self._samples
+        if self.waited - samples[-1][0] >= window / self.RESOLUTION:
+            samples.append((self.waited, self.received))
+        if self.waited >= window:
+            start = self.waited - window
+            while len(samples) > 1 and samples[1][0] <= start:
+                samples.popleft()
+            in_window = self.received - samples[0][1]
+            if in_window < self.policy.min_bytes_per_second * window:
                 raise TransferStalled(
-                    f"transfer stalled: {self.received} bytes in {self.waited:.0f} s of waiting "
+                    f"transfer stalled: {in_window} bytes in the last {window:g} s of waiting "
                     f"(under {self.policy.min_bytes_per_second} bytes/s)"
                 )
-            self.reset()
-        return window_ended
+        return timed_out and self._bound == "tick"
 
 
 class _GuardedSocket:
@@ -122,7 +136,7 @@ class _GuardedSocket:
                 n = self._sock.recv_into(buffer, nbytes, flags)
             except TimeoutError:
                 if self._meter.account(time.monotonic() - started, 0, timed_out=True):
-                    continue  # a stall window ended and passed: keep waiting, in a new window
+                    continue  # a tick of the stall window, which passed: keep waiting
                 raise
             self._meter.account(time.monotonic() - started, n)
             return int(n)
