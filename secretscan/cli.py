@@ -17,7 +17,7 @@ from pathlib import Path
 from secretscan import __version__
 from secretscan.baseline import read_baseline, write_baseline
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
-from secretscan.deadline import Deadline, parse_duration
+from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
 from secretscan.detect.checks import check_rules
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CLEAN
         return _scan(args)
     except SecretScanError as exc:
-        print(f"secretscan: error: {terminal_safe(str(exc))}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("secretscan: interrupted", file=sys.stderr)
@@ -434,7 +434,7 @@ def _scan(args: argparse.Namespace) -> int:
     _emit(fmt.render(report, color=color), args.output, private=show)
     _emit_also(report, args.also, private=show)
     for error in report.errors:
-        print(f"secretscan: error: {terminal_safe(error)}", file=sys.stderr)
+        _print_error(error)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
 
@@ -504,7 +504,7 @@ def _render_sweep(args: argparse.Namespace, store: Store, sweep: SweepRow, since
     _emit(fmt.render(report, color=color), args.output, private=False)
     _emit_also(report, args.also, private=False)
     for error in report.errors:
-        print(f"secretscan: error: {terminal_safe(error)}", file=sys.stderr)
+        _print_error(error)
     fail_on = None if args.fail_on == "none" else _severity(args.fail_on)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
@@ -559,7 +559,7 @@ def _migrate(args: argparse.Namespace) -> int:
     )
     report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args, deadline)))
     for error in report.errors:
-        print(f"secretscan: error: {terminal_safe(error)}", file=sys.stderr)
+        _print_error(error)
     plan = make_plan(report, settings.migrate_to)
     if args.action == "plan":
         text = render_markdown(plan) if args.format == "markdown" else render_plan_json(plan)
@@ -578,7 +578,7 @@ def _migrate(args: argparse.Namespace) -> int:
     return EXIT_ERROR if report.errors or result.problems else EXIT_CLEAN
 
 
-def _source_options(args: argparse.Namespace, deadline: Deadline | None = None) -> SourceOptions:
+def _source_options(args: argparse.Namespace, deadline: Deadline = NO_DEADLINE) -> SourceOptions:
     explicit = None
     if args.password_stdin:
         if not args.username:
@@ -595,7 +595,7 @@ def _source_options(args: argparse.Namespace, deadline: Deadline | None = None) 
         platform=args.platform,
         all_platforms=getattr(args, "all_platforms", True),
         stall_seconds=args.stall_timeout,
-        deadline=deadline or Deadline(),
+        deadline=deadline,
     )
     return SourceOptions(
         default_keychain(explicit, ecr_hosts=args.ecr_registry), registry, getattr(args, "source", "registry")
@@ -644,6 +644,11 @@ def _also(items: list[str]) -> list[tuple[OutputFormat, Path]]:
 def _emit_also(report: ScanReport, items: list[str], *, private: bool) -> None:
     for fmt, path in _also(items):
         _emit(fmt.render(report), path, private=private)
+
+
+def _print_error(text: str) -> None:
+    """One ``secretscan: error:`` line on stderr; the text may quote an image or a server."""
+    print(f"secretscan: error: {terminal_safe(text)}", file=sys.stderr)
 
 
 def _exit_code(report: ScanReport, fail_on: Severity | None, fail_on_incomplete: bool) -> int:

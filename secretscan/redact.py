@@ -86,16 +86,14 @@ class Masker:
         if not self._targets:
             return text
         n, key, targets = len(text), self._key, self._targets
-        found: set[tuple[int, int]] = set()  # (length, position) of a sighted value
+        found: dict[tuple[int, int], str] = {}  # (length, position) of a sighted value -> its redacted form
 
         def try_at(j: int, lengths: Iterable[int]) -> None:
             for length in lengths:
-                if (
-                    j + length <= n
-                    and (length, j) not in found
-                    and fingerprint(text[j : j + length], key) in targets[length]
-                ):
-                    found.add((length, j))
+                if j + length <= n and (length, j) not in found:
+                    redacted = targets[length].get(fingerprint(text[j : j + length], key))
+                    if redacted is not None:
+                        found[(length, j)] = redacted
 
         if self._starts.kind == ahocorasick.AHOCORASICK:
             for end, (width, lengths) in self._starts.iter(text):
@@ -115,8 +113,7 @@ class Masker:
                 chosen.append((j, length))
         out, i = [], 0
         for j, length in sorted(chosen):
-            fp = fingerprint(text[j : j + length], key)
-            out.append(text[i:j] + f"<{targets[length][fp]}>")
+            out.append(text[i:j] + f"<{found[(length, j)]}>")
             i = j + length
         return "".join(out) + text[i:]
 

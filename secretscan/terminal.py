@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections.abc import Iterable
 from types import TracebackType
 
 _INVISIBLE = (
@@ -53,6 +54,11 @@ def _escape(match: re.Match[str]) -> str:
 def terminal_safe(text: str) -> str:
     """``text`` with every control, format and invisible character shown as an escape (one pass)."""
     return _UNSAFE.sub(_escape, text)
+
+
+def terminal_lines(lines: Iterable[str]) -> str:
+    """Lines joined with newlines, each escaped whole: a line break inside one cannot start another."""
+    return "\n".join(terminal_safe(line) for line in lines)
 
 
 def json_terminal_safe(document: str) -> str:

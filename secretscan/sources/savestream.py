@@ -18,6 +18,7 @@ from secretscan.errors import SourceError
 from secretscan.image.compression import prefixed
 from secretscan.image.model import ImageConfig, LayerHandle, parse_save_manifest
 from secretscan.walk.layer import LayerResult
+from secretscan.walk.tarstream import each_member
 
 if TYPE_CHECKING:
     from secretscan.scan import RunState, Scanner
@@ -51,8 +52,7 @@ def scan_save_stream(
     try:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - the stream belongs to the caller
         kept = 0
-        while (member := tar.next()) is not None:
-            tar.members.clear()  # type: ignore[attr-defined]  # tarfile would keep every header it read
+        for member in each_member(tar):
             name = _norm(member.name)
             if member.issym() or member.islnk():
                 target = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(name), member.linkname)

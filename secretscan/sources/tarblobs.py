@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from secretscan.errors import SourceError
+from secretscan.walk.tarstream import each_member
 
 MAX_MEMBERS = 1_000_000
 
@@ -68,10 +69,7 @@ class TarBlobs:
         self._members: dict[str, _Member] = {}
         try:
             with tarfile.open(path, "r:") as tar:  # only the index is kept; each read opens the file anew
-                count = 0
-                while (info := tar.next()) is not None:
-                    tar.members.clear()  # type: ignore[attr-defined]  # tarfile would keep every TarInfo
-                    count += 1
+                for count, info in enumerate(each_member(tar), 1):
                     if count > MAX_MEMBERS:
                         raise SourceError(f"{path}: more than {MAX_MEMBERS} members")
                     self._members[_norm(info.name)] = _Member.of(info)

@@ -12,7 +12,7 @@ from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
 from secretscan.sweep.run import SweepSummary
 from secretscan.sweep.store import Store, SweepRow
-from secretscan.terminal import terminal_safe
+from secretscan.terminal import terminal_lines
 
 
 def pick_sweep(store: Store, sweep_id: int | None) -> SweepRow:
@@ -109,4 +109,4 @@ def summary_table(sweep_id: int, summary: SweepSummary) -> str:
     lines = [f"sweep {sweep_id} finished in {s.seconds:.1f} s"]
     lines += [f"  {label:<{width}}  {count:>7}  {detail}" for label, count, detail in rows]
     lines += [f"  not swept: {note}" for note in s.notes]
-    return "\n".join(terminal_safe(line) for line in lines) + "\n"  # a note may quote a registry
+    return terminal_lines(lines) + "\n"  # a note may quote a registry

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from secretscan.errors import UsageError
 from secretscan.sweep.store import Store
-from secretscan.terminal import terminal_safe
+from secretscan.terminal import terminal_lines, terminal_safe
 
 _FINGERPRINT = re.compile(r"^ssf1:[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -97,4 +97,4 @@ def render_where(answer: WhereAnswer, fmt: str) -> str:
         lines.append("the layer holds:")
         lines.extend(f"  {sev:8} {rule}  {red}  {fp}" for fp, rule, sev, red in answer.layer_secrets)
     # repository names, tags and paths come from registries and images: each line is escaped whole
-    return "\n".join(terminal_safe(line) for line in lines) + "\n"
+    return terminal_lines(lines) + "\n"

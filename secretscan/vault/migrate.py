@@ -14,7 +14,7 @@ from typing import Any
 from secretscan.errors import OutputError
 from secretscan.models import Exposure, Finding, Location, ScanReport, VaultStatus
 from secretscan.safewrite import PRIVATE_MODE, write_file
-from secretscan.terminal import terminal_safe
+from secretscan.terminal import terminal_lines
 from secretscan.vault.connect import KvLocation, VaultError
 from secretscan.vault.index import VaultIndex
 
@@ -181,7 +181,7 @@ def render_markdown(plan: MigrationPlan) -> str:
     if plan.managed:
         out += ["## Already in Vault", ""] + [f"- {r} — {status} value of `{path}`" for r, status, path in plan.managed]
     # each line escaped whole: a location or build step from the image cannot start a line or drive a terminal
-    return "\n".join(terminal_safe(line) for line in out).rstrip() + "\n"
+    return terminal_lines(out).rstrip() + "\n"
 
 
 def render_json(plan: MigrationPlan) -> str:

@@ -423,14 +423,11 @@ def _read_window(stream: BinaryIO, n: int) -> tuple[bytes, Exception | None]:
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
-    parts, left = [], n
-    while left > 0:
-        data = stream.read(left)
-        if not data:
-            break
-        parts.append(data)
-        left -= len(data)
-    return b"".join(parts)
+    """Up to ``n`` bytes, fewer only at the end; an error is raised as it comes."""
+    data, error = _read_window(stream, n)
+    if error is not None:
+        raise error
+    return data
 
 
 def _is_tar(head: bytes) -> bool:

@@ -86,15 +86,16 @@ def scan_layer_blob(
             pass
         result.stored_digest = "sha256:" + sha256.hexdigest()
     except TimeLimitReached as exc:
-        result.error = f"not finished: {exc} (files before it were scanned)"
+        result.error = _not_finished(exc)
     except BlobOverrun as exc:
         result.error = str(exc)
-        # exactly the declared bytes were hashed: a tampered blob is still told apart from a long one
+        # what was read was hashed (a registry's declared bytes, a layout's whole file): the digest
+        # check still tells a tampered blob from one that is only longer
         result.stored_digest = "sha256:" + sha256.hexdigest()
     except SecretScanError as exc:
         result.error = str(exc)
     except LayerTooLarge as exc:
-        result.skipped.append(Skipped("(the layer)", f"{exc}: the rest of the layer was not scanned"))
+        result.skipped.append(Skipped(RAW_LAYER_PATH, f"{exc}: the rest of the layer was not scanned"))
         result.stored_digest = _finish_digest(hashing, sha256)
     except XzMemoryLimit as exc:
         result.skipped.append(Skipped(RAW_LAYER_PATH, f"{exc}; its stored bytes were scanned as plain bytes"))
@@ -132,6 +133,10 @@ def _scan_stored_rest(
     finally:
         result.bytes += scanner.stats.bytes
     return _finish_digest(hashing, sha256)
+
+
+def _not_finished(exc: TimeLimitReached) -> str:
+    return f"not finished: {exc} (files before it were scanned)"
 
 
 class LayerTooLarge(Exception):
@@ -185,7 +190,7 @@ def scan_layer_entries(
     try:
         _scan_entries(engine, sealer, limits, entries, result, deadline)
     except TimeLimitReached as exc:
-        result.error = f"not finished: {exc} (files before it were scanned)"
+        result.error = _not_finished(exc)
     return result
 
 

@@ -46,10 +46,16 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
         raise tail.damage(f"invalid tar header at offset {tar.offset}: the entries after it cannot be read", tar.offset)
 
 
-def _entries(tar: tarfile.TarFile, tail: _Tail) -> Iterator[FileEntry]:
+def each_member(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar read in order, without the list tarfile keeps of every header it has
+    read (its undocumented ``members``): an archive of a million files would stay in memory."""
     while (member := tar.next()) is not None:
-        # tarfile keeps every header it reads (its undocumented ``members``): a million files would stay
         tar.members.clear()  # type: ignore[attr-defined]
+        yield member
+
+
+def _entries(tar: tarfile.TarFile, tail: _Tail) -> Iterator[FileEntry]:
+    for member in each_member(tar):
         path = _display(normalise(member.name))
         if member.size < 0:  # base-256 sizes can be negative; tarfile then misplaces the next header
             raise tail.damage(f"{path}: negative size in its tar header", member.offset)
