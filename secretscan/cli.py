@@ -283,6 +283,12 @@ def run_args(p: argparse.ArgumentParser) -> None:
         "--no-hyperscan", action="store_true", help="keyword prefilter only (same findings, slower): for comparison"
     )
     p.add_argument(
+        "--no-package-provenance",
+        action="store_true",
+        help="do not list values seen only in pristine package files as published (for images whose "
+        "package databases may be forged)",
+    )
+    p.add_argument(
         "--limit",
         action="append",
         default=[],
@@ -388,6 +394,7 @@ def _config(args: argparse.Namespace) -> ScanConfig:
         config,
         rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules),
         hyperscan=config.hyperscan and not getattr(args, "no_hyperscan", False),
+        package_provenance=config.package_provenance and not getattr(args, "no_package_provenance", False),
         jobs=max(1, args.jobs) if getattr(args, "jobs", None) else config.jobs,
     )
 

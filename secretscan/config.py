@@ -48,6 +48,9 @@ class Limits:
     dictionary size, so a few crafted bytes could ask liblzma for gigabytes; ``xz -9e`` output
     needs about 65 MiB. A stream over it is not decoded (listed as not scanned; its stored bytes
     are still scanned as plain bytes)."""
+    max_package_db_bytes: int = 128 * MiB
+    """A package database file (dpkg status, apk installed, pip RECORD, ...) is read whole to
+    learn what the packages installed; a larger one is scanned but not read as a database."""
     max_link_locations: int = 10_000
     """Locations one image gains through hard links (each link ships its target's secrets under
     another name): 1,000 links to a file of 1,000 tokens would be a million. Past it the rest of
@@ -91,6 +94,10 @@ class ScanConfig:
     """Worker processes for the layers of local images (``--jobs``)."""
     hyperscan: bool = True
     """Use the Hyperscan pattern prefilter when installed (same findings, faster); off: --no-hyperscan."""
+    package_provenance: bool = True
+    """Check the files secrets were seen in against the package managers' records; a value seen
+    only in pristine package files is listed as published. Off (``--no-package-provenance``):
+    for an image whose package databases may be forged (incident response)."""
     verify: VerifyOptions = field(default_factory=VerifyOptions)
     vault: VaultSettings = field(default_factory=VaultSettings)
 

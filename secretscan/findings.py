@@ -89,13 +89,50 @@ def aggregate(
 
 
 def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPaths | None) -> str | None:
-    """Where a secret seen only in installed packages' docs, examples or tests ships from."""
-    if third_party is None:
+    """Where a secret seen only in content published with packages ships from: files whose bytes
+    the package manager's records vouch for (or, where no record speaks of a file, an installed
+    package's docs, examples or tests by path); None if one location is anything else."""
+    packages: list[str] = []
+    by_path: list[str] = []
+    for loc in locations:
+        if loc.exposure is Exposure.CONFIG:
+            return None
+        if loc.package_state is not None or loc.package is not None:
+            if loc.package_state is None or not loc.package_state.published:
+                return None  # changed or added after install, or not verifiable: the application's
+            packages.append(loc.package or "")
+            continue
+        compiled_from = _compiled_from(loc, locations)
+        if compiled_from is not None:
+            packages.append(compiled_from)
+            continue
+        reason = third_party.describe(loc.path) if third_party is not None else None
+        if reason is None:
+            return None
+        by_path.append(reason)
+    parts = []
+    if packages:
+        parts.append("published by " + ", ".join(dict.fromkeys(p for p in packages if p)))
+    if by_path:
+        parts.append("published with a package: " + "; ".join(dict.fromkeys(by_path)))
+    return "; ".join(parts) or None
+
+
+def _compiled_from(loc: Location, group: tuple[Location, ...]) -> str | None:
+    """A ``.pyc`` no record vouches for (dpkg compiles them after install) holds what its source
+    holds: its value is published when the same value is in the pristine ``.py`` it came from."""
+    path = loc.path.split("!/", 1)[0]
+    if not path.endswith(".pyc"):
         return None
-    reasons = [third_party.describe(loc.path) if loc.exposure is not Exposure.CONFIG else None for loc in locations]
-    if not reasons or None in reasons:
-        return None
-    return "published with a package: " + "; ".join(dict.fromkeys(r for r in reasons if r))
+    directory, _, name = path.rpartition("/")
+    if directory.endswith("/__pycache__"):
+        directory = directory[: -len("/__pycache__")]
+        name = name.split(".", 1)[0] + ".pyc"
+    source = f"{directory}/{name[:-4]}.py"
+    for other in group:
+        if other.path == source and other.image == loc.image and other.package_state and other.package_state.published:
+            return other.package
+    return None
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -47,6 +47,28 @@ class Exposure(str, enum.Enum):
         return self.value
 
 
+class PackageState(str, enum.Enum):
+    """What the package managers' own records say about the file a secret was seen in."""
+
+    PRISTINE = "pristine"
+    """Installed by a package, and its bytes match the digest the package manager recorded."""
+    MEMBER = "member"
+    """Installed by a package whose manager keeps no per-file digest (npm, Go modules, gems),
+    in the layer that installed it and with nothing that says it was written later."""
+    MODIFIED = "modified"
+    """Recorded by a package manager with another digest: changed after install."""
+    UNRECORDED = "unrecorded"
+    """Inside a package's directory, but not installed by it (added later, or by someone else)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def published(self) -> bool:
+        """Content that ships unchanged with a published package: the same in every image."""
+        return self in (PackageState.PRISTINE, PackageState.MEMBER)
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where one occurrence was seen."""
@@ -73,6 +95,10 @@ class Location:
     """``deleted`` or ``overwritten``."""
     context: str | None = None
     """Key or field inside a structured file; never contains the secret."""
+    package: str | None = None
+    """The package the file belongs to, as its package manager recorded it (``flask 3.0.3 (pip)``)."""
+    package_state: PackageState | None = None
+    """Whether the file is that package's as installed; None where no package manager speaks of it."""
 
     def describe(self) -> str:
         """One human line, e.g. ``layer 3: /app/x.jar!/a.properties:12``."""

@@ -26,6 +26,7 @@ from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
+from secretscan.provenance.index import ProvenanceIndex
 from secretscan.redact import Masker
 from secretscan.sources import Source
 from secretscan.walk.config_fields import config_texts
@@ -187,6 +188,8 @@ class Scanner:
     ) -> None:
         """Place layer results in this image: index, build step, fate; add config and history."""
         occurrences: list[tuple[Sighting, Location]] = []
+        layer_of: list[int | None] = []
+        """Per occurrence: the position of its layer in ``results`` (None: config and history)."""
         base = Location(image=image.name, image_digest=image.digest, layer_index=None, layer_digest=None, path="")
         for item in config_texts(config, image.annotations):
             for match in self.engine.scan_bytes(item.text.encode("utf-8", "surrogateescape")):
@@ -194,9 +197,10 @@ class Scanner:
                     base, path=item.field, created_by=item.created_by, exposure=Exposure.CONFIG, context=match.context
                 )
                 occurrences.append((self.sealer.seal(match, state.secrets), loc))
+                layer_of.append(None)
         by_path: dict[str, list[tuple[Sighting, Location]]] = {}
         links_left = self.config.limits.max_link_locations
-        for handle, result in zip(layers, results, strict=True):
+        for position, (handle, result) in enumerate(zip(layers, results, strict=True)):
             self._check(image, handle, result, state)
             step = config.step_for_layer(handle.index)
             index = None if handle.walk is not None else handle.index  # a plain directory has no layers
@@ -205,6 +209,7 @@ class Scanner:
             for m, path, line in result.matches:
                 loc = replace(layer_base, path=path, line=line, context=m.context)
                 occurrences.append((m, loc))
+                layer_of.append(position)
                 by_path.setdefault(path.split("!/", 1)[0], []).append((m, loc))
             for link, target in result.hardlinks:
                 # a hardlink ships its target's bytes under another name, with a fate of its own
@@ -231,6 +236,7 @@ class Scanner:
                         path=link + loc.path[len(target) :],
                     )
                     occurrences.append((m, linked))
+                    layer_of.append(position)
                     by_path.setdefault(link, []).append((m, linked))
         fates = FateIndex([r.paths for r in results]).fates([(loc.layer_index, loc.path) for _, loc in occurrences])
         # Build steps are shown as context: mask every secret this image holds out of them.
@@ -240,7 +246,12 @@ class Scanner:
         steps |= {step for h in layers if (step := config.step_for_layer(h.index))}
         masker = Masker(found, key)
         masked = {step: masker.mask(step) for step in steps}
-        for (m, loc), fate in zip(occurrences, fates, strict=True):
+        packages = ProvenanceIndex([r.packages for r in results]) if self.config.package_provenance else None
+        for (m, loc), fate, at in zip(occurrences, fates, layer_of, strict=True):
+            if packages and at is not None:
+                origin = packages.origin(at, loc.path, results[at].facts.get(loc.path.split("!/", 1)[0]))
+                if origin is not None:
+                    loc = replace(loc, package=origin.package, package_state=origin.state)
             if fate is not None:
                 loc = replace(loc, exposure=Exposure.REMOVED, removed_in_layer=fate.layer, removed_how=fate.how)
             if loc.created_by:

@@ -61,6 +61,7 @@ class Entry:
     target: str = ""
     mode: int = 0o644
     raw_name: bytes | None = None
+    mtime: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -185,7 +186,9 @@ def layer_tar(layer: Layer) -> bytes:
             "symlink": (tarfile.SYMTYPE, 0o777, e.target),
             "hardlink": (tarfile.LNKTYPE, e.mode, _norm(e.target)),  # an archive path
         }.get(e.kind, (tarfile.REGTYPE, e.mode, ""))
-        members.append((_tarinfo(e.member_name, type_, mode, len(data), link), data))
+        info = _tarinfo(e.member_name, type_, mode, len(data), link)
+        info.mtime = e.mtime
+        members.append((info, data))
     return _tar(members)
 
 

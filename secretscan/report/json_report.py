@@ -28,6 +28,8 @@ def location_dict(loc: Location) -> dict[str, Any]:
         "exposure": loc.exposure.value,
         "removed_in_layer": loc.removed_in_layer,
         "removed_how": loc.removed_how,
+        "package": loc.package,
+        "package_state": loc.package_state.value if loc.package_state else None,
         "description": loc.describe(),
     }
 

@@ -8,7 +8,7 @@ codes are added after the escaping.
 
 from __future__ import annotations
 
-from secretscan.models import Exposure, Finding, Location, ScanReport, Severity
+from secretscan.models import Exposure, Finding, Location, PackageState, ScanReport, Severity
 from secretscan.terminal import terminal_safe
 
 _COLORS = {
@@ -22,11 +22,29 @@ _RESET = "\033[0m"
 
 
 def exposure_note(loc: Location) -> str:
-    if loc.exposure is Exposure.REMOVED:
-        return f"{loc.removed_how or 'removed'} in layer {loc.removed_in_layer} — gone from the final filesystem, still shipped in layer {loc.layer_index}'s blob"
+    """How the location ships, and what the package records say of its file."""
     if loc.exposure is Exposure.CONFIG:
         return "image config/history — visible to anyone with `docker inspect`"
-    return "in the final filesystem"
+    if loc.exposure is Exposure.REMOVED:
+        note = f"{loc.removed_how or 'removed'} in layer {loc.removed_in_layer} — gone from the final filesystem, still shipped in layer {loc.layer_index}'s blob"
+    else:
+        note = "in the final filesystem"
+    package = package_note(loc)
+    return f"{note}; {package}" if package else note
+
+
+_PACKAGE_NOTES = {
+    PackageState.PRISTINE: "as installed by {}",
+    PackageState.MEMBER: "as installed by {} (no per-file digest to check)",
+    PackageState.MODIFIED: "modified after install: package {}",
+    PackageState.UNRECORDED: "not installed by a package: {}",
+    None: "a file of {}",
+}
+
+
+def package_note(loc: Location) -> str | None:
+    """What the package managers' records say of the location's file, if any speaks of it."""
+    return _PACKAGE_NOTES[loc.package_state].format(loc.package) if loc.package else None
 
 
 def render_text(report: ScanReport, *, color: bool = False) -> str:

@@ -56,7 +56,9 @@ class RootFsImage:
                 if stat.S_ISLNK(st.st_mode):
                     yield FileEntry(inside, "symlink", st.st_mode & 0o7777, 0, os.readlink(full))
                 elif stat.S_ISREG(st.st_mode):
-                    yield FileEntry(inside, "file", st.st_mode & 0o7777, st.st_size, open=_opener(full))
+                    yield FileEntry(
+                        inside, "file", st.st_mode & 0o7777, st.st_size, open=_opener(full), mtime=int(st.st_mtime)
+                    )
 
 
 def _opener(full: str):  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from secretscan.errors import SecretScanError
 from secretscan.sources.auth import Keychain, default_keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions
-from secretscan.walk.layer import LayerResult, scan_layer_blob
+from secretscan.walk.layer import LAYER_RESULT_FORMAT, LayerResult, scan_layer_blob
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class LayerJob:
 
 def scan_profile(ruleset: RuleSet, sealer: Sealer, limits: Limits) -> str:
     """What a cached result depends on besides the layer's bytes."""
-    text = json.dumps([__version__, ruleset.digest, sealer.identity, encode(limits)])
+    text = json.dumps([__version__, LAYER_RESULT_FORMAT, ruleset.digest, sealer.identity, encode(limits)])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

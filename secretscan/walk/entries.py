@@ -22,6 +22,9 @@ class FileEntry:
     link_target: str = ""
     open: Callable[[], BinaryIO] | None = None
     """Regular files only: a reader positioned at the content (valid until the next entry)."""
+    mtime: int = 0
+    """Seconds since the epoch, as the archive records it: npm gives every file it extracts the
+    time its package tarball carries, so a later edit shows."""
 
 
 def normalise(name: str) -> str:

@@ -21,13 +21,20 @@ from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, read_some
 from secretscan.models import Skipped
+from secretscan.provenance import collect
+from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail
 from secretscan.walk.entries import FileEntry
 from secretscan.walk.fate import LayerPaths
+from secretscan.walk.filedigest import DigestingReader
 from secretscan.walk.tarstream import TarDamage, iter_tar
 
 RAW_LAYER_PATH = "(the layer)"
 """The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
+
+
+LAYER_RESULT_FORMAT = 2
+"""Raised whenever ``LayerResult`` gains what older cached results lack (2: package records)."""
 
 
 @dataclass
@@ -46,6 +53,11 @@ class LayerResult:
     stored_digest: str | None = None
     """sha256 of the blob as stored (compressed or not), computed while streaming."""
     compression: str = "none"
+    packages: LayerPackages = field(default_factory=LayerPackages)
+    """The package records this layer's database files hold (``provenance``)."""
+    facts: dict[str, FileFacts] = field(default_factory=dict)
+    """path -> digests, time and mode of each file a secret was seen in: checked against the
+    package records of the whole image when the layer is placed in it."""
     secrets: dict[str, str] = field(default_factory=dict, repr=False, metadata={"transient": True})
     """fingerprint -> plaintext of ``matches``: in memory only, never stored (see ``detect.seal``)."""
 
@@ -203,6 +215,7 @@ def _scan_entries(
     deadline: Deadline = NO_DEADLINE,
 ) -> None:
     scanner = _content_scanner(engine, sealer, limits, result, deadline)
+    collector = collect.Collector()
     try:
         for entry in entries:
             deadline.check()
@@ -212,7 +225,7 @@ def _scan_entries(
             elif entry.kind == "file" and entry.open is not None:
                 try:
                     with entry.open() as f:
-                        scanner.scan(entry.path, f)
+                        _scan_file(scanner, collector, limits, entry, f, result)
                 except OSError as exc:  # a file of a plain directory that vanished or is unreadable
                     if exc.errno is None:  # not a filesystem error (a damaged stream): the layer's problem
                         raise
@@ -225,6 +238,43 @@ def _scan_entries(
         scanner.scan_plain(RAW_LAYER_PATH, exc.rest, first_line=None)
     finally:
         result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
+        result.packages = collector.packages
+        result.skipped.extend(Skipped(path, why) for path, why in collector.problems)
+
+
+def _scan_file(
+    scanner: ContentScanner,
+    collector: collect.Collector,
+    limits: Limits,
+    entry: FileEntry,
+    stream: BinaryIO,
+    result: LayerResult,
+) -> None:
+    """Scan one file; read it as a package database too if it is one; keep its digests if a
+    secret was seen in it."""
+    found = len(result.matches)
+    if collect.wants(entry.path) and entry.size <= limits.max_package_db_bytes:
+        data = _read_all(stream, limits.max_package_db_bytes)
+        scanner.scan(entry.path, io.BytesIO(data))
+        collector.feed(entry.path, data, entry.mtime)
+        reader = DigestingReader(io.BytesIO(data), entry.path, len(data))  # type: ignore[arg-type]
+    else:
+        if collect.wants(entry.path):
+            collector.problems.append(
+                (entry.path, f"package database larger than max_package_db_bytes ({limits.max_package_db_bytes}): not read")
+            )
+        reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
+        scanner.scan(entry.path, reader)  # type: ignore[arg-type]
+    if len(result.matches) > found:
+        result.facts[entry.path] = FileFacts(reader.digests(), entry.mtime, entry.mode)
+
+
+def _read_all(stream: BinaryIO, limit: int) -> bytes:
+    parts, left = [], limit
+    while left > 0 and (data := read_some(stream, min(left, 1 << 20))):
+        parts.append(data)
+        left -= len(data)
+    return b"".join(parts)
 
 
 def _content_scanner(

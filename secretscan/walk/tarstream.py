@@ -63,7 +63,14 @@ def _entries(tar: tarfile.TarFile, tail: _Tail) -> Iterator[FileEntry]:
         if marker is not None:
             yield FileEntry(marker[1], marker[0], member.mode, 0)
         elif member.isreg():
-            yield FileEntry(path, "file", member.mode, member.size, open=lambda m=member: tar.extractfile(m))  # type: ignore[misc, arg-type]
+            yield FileEntry(
+                path,
+                "file",
+                member.mode,
+                member.size,
+                open=lambda m=member: tar.extractfile(m),  # type: ignore[misc, arg-type]
+                mtime=int(member.mtime) if isinstance(member.mtime, (int, float)) else 0,
+            )
         elif member.isdir():
             yield FileEntry(path, "dir", member.mode, 0)
         elif member.issym():

@@ -1,0 +1,51 @@
+"""Gathering one layer's package records while the layer streams past."""
+
+from __future__ import annotations
+
+import csv
+
+from secretscan.provenance import language, system
+from secretscan.provenance.model import LayerPackages
+from secretscan.provenance.packages import PackageTable
+
+ALL_DIGESTS = ("md5", "sha1", "sha256")
+"""The algorithms package records use: dpkg MD5, apk and Maven SHA-1, pip SHA-256."""
+
+
+def wants(path: str) -> bool:
+    """Whether ``path`` is a package database file this module reads (cheap: called per file)."""
+    return system.wants(path) or language.wants(path)
+
+
+def digests_for(path: str) -> tuple[str, ...]:
+    """The digests a record of ``path`` could carry: none in ``node_modules`` (npm records no
+    digest), pip's SHA-256 in ``site-packages``, any elsewhere. Computed for every byte of files
+    larger than one scan window, so the choice matters for speed."""
+    if "/node_modules/" in path:
+        return ()
+    if "/site-packages/" in path:
+        return ("sha256",)
+    return ALL_DIGESTS
+
+
+class Collector:
+    """Feeds each database file of one layer to its parser; malformed content is a note, never
+    an exception that costs the layer its scan."""
+
+    def __init__(self) -> None:
+        self._table = PackageTable()
+        self.problems: list[tuple[str, str]] = []
+        """(path, why a database file could not be read)."""
+
+    def feed(self, path: str, data: bytes, mtime: int) -> None:
+        try:
+            if system.wants(path):
+                system.parse(self._table, path, data.decode("utf-8", "replace"))
+            else:
+                language.parse(self._table, path, data, mtime)
+        except (ValueError, csv.Error, RecursionError) as exc:
+            self.problems.append((path, f"package database not read ({type(exc).__name__}: {str(exc)[:120]})"))
+
+    @property
+    def packages(self) -> LayerPackages:
+        return self._table.layer

@@ -1,0 +1,148 @@
+"""One image's package records, asked about the files secrets were seen in.
+
+Records stay in their layers (``LayerPackages``, as each layer's scan produced and the sweep cache
+stored them); a question looks through the layers, so nothing is merged for the thousands of files
+that hold no secret. Time per question: the number of layers, plus the first ``MAX_ROOT_DEPTH``
+components of the path (a hostile path 50,000 directories deep costs no more than that).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from secretscan.models import PackageState
+from secretscan.provenance.model import NO_DIGEST, FileFacts, LayerPackages, Manager, Package
+from secretscan.provenance.packages import SHARED
+
+MAX_ROOT_DEPTH = 32
+"""Package directories deeper than this many components are not looked for."""
+_USR_MERGED = ("/usr/bin/", "/usr/sbin/", "/usr/lib/", "/usr/lib32/", "/usr/lib64/", "/usr/libx32/")
+"""Merged-/usr systems ship ``/lib`` as a link to ``usr/lib``, while dpkg still lists ``/lib/…``."""
+NPM_SAME_TIME = 120
+"""Seconds: npm writes a package's files together (or gives them all its tarball's time), so a
+file whose time is further than this from its ``package.json``'s was written by someone else."""
+_MEMBERSHIP = (Manager.NPM, Manager.GO, Manager.GEM)
+"""Managers that keep no per-file digest: their directories are what they record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    state: PackageState | None
+    """None: a package lists the file, but nothing can verify it (no digest, or no bytes to hash)."""
+    package: str
+    """The package's label, with the detail that explains ``state``."""
+
+
+class ProvenanceIndex:
+    def __init__(self, layers: Sequence[LayerPackages]) -> None:
+        self._layers = [(i, lp) for i, lp in enumerate(layers) if lp]
+        self._versions: dict[str, str] = {}
+        for _, lp in self._layers:
+            self._versions.update(lp.versions)
+
+    def __bool__(self) -> bool:
+        return bool(self._layers)
+
+    def _label(self, package: Package) -> str:
+        if not package.version and package.manager in (Manager.DPKG, Manager.APK):
+            version = self._versions.get(package.name)
+            if version:
+                return Package(package.manager, package.name, version).label()
+        return package.label()
+
+    def origin(self, layer: int, path: str, facts: FileFacts | None) -> Origin | None:
+        """What the records say of the file at ``path`` added by ``layer`` (``facts``: its bytes'
+        digests, time and mode; None when they are not known). None: no record speaks of it."""
+        path = path.split("!/", 1)[0]
+        records = self._records(path)
+        if records:
+            return self._recorded(layer, records, facts)
+        return self._unrecorded(layer, path, facts)
+
+    def _records(self, path: str) -> list[tuple[int, Package, str]]:
+        names = (path, path[4:]) if path.startswith(_USR_MERGED) else (path,)
+        found = []
+        for i, lp in self._layers:
+            for name in names:
+                record = lp.files.get(name)
+                if record is not None:
+                    found.append((i, lp.packages[record[0]], record[1]))
+        return found
+
+    def _recorded(self, layer: int, records: list[tuple[int, Package, str]], facts: FileFacts | None) -> Origin:
+        hashed = [(i, p, d) for i, p, d in records if d != NO_DIGEST]
+        if hashed and facts is not None:
+            for _, package, digest in hashed:
+                algorithm, _, value = digest.partition(":")
+                if facts.digests.get(algorithm) == value:
+                    return Origin(PackageState.PRISTINE, self._label(package))
+            installed, package, _ = hashed[-1]
+            return Origin(PackageState.MODIFIED, f"{self._label(package)}, installed by layer {installed}")
+        installed, package, _ = records[-1]
+        if hashed or package.manager is not Manager.PIP:
+            return Origin(None, f"{self._label(package)}, not verified: no digest to check")
+        if installed != layer:  # pip lists compiled files without a digest: membership by layer
+            return Origin(PackageState.UNRECORDED, f"{self._label(package)}, installed by layer {installed}")
+        return Origin(PackageState.MEMBER, self._label(package))
+
+    def _unrecorded(self, layer: int, path: str, facts: FileFacts | None) -> Origin | None:
+        root = self._root(path)
+        if root is None:
+            owner = self._owned_dir(path)
+            if owner is None:
+                return None
+            return Origin(PackageState.UNRECORDED, f"a directory of {owner}, which does not list this file")
+        directory, installs = root
+        packages = [p for _, p in installs if p is not None]
+        if not packages:
+            return Origin(PackageState.UNRECORDED, f"a directory several packages share ({directory})")
+        package = packages[-1]
+        label = self._label(package)
+        if package.manager not in _MEMBERSHIP:
+            return Origin(PackageState.UNRECORDED, f"{label}, which does not list this file")
+        layers = [i for i, p in installs if p is not None]
+        if layer not in layers:
+            return Origin(PackageState.UNRECORDED, f"{label}, installed by layer {layers[-1]}; this file added by layer {layer}")
+        if facts is not None and package.manager is Manager.NPM:
+            mtime = self._root_mtime(layer, directory)
+            if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
+                return Origin(PackageState.UNRECORDED, f"{label}; this file written at another time than the package")
+        if facts is not None and package.manager is Manager.GO and facts.mode & 0o222:
+            return Origin(PackageState.UNRECORDED, f"{label}; this file is writable, unlike what the go command extracts")
+        return Origin(PackageState.MEMBER, label)
+
+    def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
+        """The deepest package directory above ``path``, and (layer, package or None when shared)
+        for each layer that records it."""
+        directories = path.split("/", MAX_ROOT_DEPTH + 1)[1:-1]  # the last piece: the name, or the rest
+        prefixes, prefix = [], ""
+        for part in directories:
+            prefix += "/" + part
+            prefixes.append(prefix)
+        for candidate in reversed(prefixes):
+            installs = [
+                (i, None if lp.roots[candidate] == SHARED else lp.packages[lp.roots[candidate]])
+                for i, lp in self._layers
+                if candidate in lp.roots
+            ]
+            if installs:
+                return candidate, installs
+        return None
+
+    def _root_mtime(self, layer: int, directory: str) -> int | None:
+        for i, lp in self._layers:
+            if i == layer:
+                return lp.root_mtimes.get(directory)
+        return None
+
+    def _owned_dir(self, path: str) -> str | None:
+        directory = posixpath.dirname(path)
+        names = (directory, directory[4:]) if (directory + "/").startswith(_USR_MERGED) else (directory,)
+        for _, lp in reversed(self._layers):
+            for name in names:
+                owner = lp.owned_dirs.get(name)
+                if owner is not None:
+                    return self._label(lp.packages[owner])
+        return None

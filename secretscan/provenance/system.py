@@ -1,0 +1,154 @@
+"""Databases of system package managers: dpkg (Debian, Ubuntu, distroless) and apk (Alpine).
+
+Each parser reads one database file's bytes into a ``LayerPackages``, in one pass over its lines.
+The files are the image's own claims, so nothing in them is trusted beyond what it says about
+paths and digests; a malformed line is skipped, never an error that costs the layer its scan.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+
+from secretscan.provenance.model import NO_DIGEST, Manager
+from secretscan.provenance.packages import PackageTable
+
+DPKG_INFO = "/var/lib/dpkg/info/"
+DPKG_STATUS = "/var/lib/dpkg/status"
+DPKG_STATUS_DIR = "/var/lib/dpkg/status.d/"
+"""Distroless images: one status stanza per package, and ``<name>.md5sums`` beside it."""
+APK_INSTALLED = "/lib/apk/db/installed"
+
+
+def _dpkg_name(filename: str, suffix: str) -> str:
+    """``libc6:amd64.md5sums`` -> ``libc6``."""
+    return filename[: -len(suffix)].split(":", 1)[0]
+
+
+def dpkg_md5sums(table: PackageTable, name: str, text: str) -> None:
+    """``<md5 hex>  <path without the leading slash>`` per line."""
+    package = table.package(Manager.DPKG, name)
+    for line in text.splitlines():
+        digest, _, path = line.partition(" ")
+        path = path.lstrip(" ")
+        if len(digest) == 32 and path:
+            table.file("/" + path.lstrip("/"), package, "md5:" + digest.lower())
+
+
+def dpkg_list(table: PackageTable, name: str, text: str) -> None:
+    """Every path the package installed (directories too), without digests."""
+    package = table.package(Manager.DPKG, name)
+    for line in text.splitlines():
+        if line.startswith("/") and line != "/." and line != "/":
+            table.file(line, package, NO_DIGEST)
+            table.owned_dir(posixpath.dirname(line), package)
+
+
+def dpkg_status(table: PackageTable, text: str) -> None:
+    """Stanzas of ``Package:``, ``Version:`` and ``Conffiles:`` (configuration files are not in
+    ``.md5sums``: their digests as shipped are here, so an edited one reads as modified)."""
+    name = version = ""
+    conffiles: list[tuple[str, str]] = []
+    in_conffiles = False
+
+    def flush() -> None:
+        if name:
+            table.versions[name] = version
+            package = table.package(Manager.DPKG, name)
+            for path, digest in conffiles:
+                table.file(path, package, "md5:" + digest)
+
+    for line in text.splitlines():
+        if not line.strip():
+            flush()
+            name, version, conffiles, in_conffiles = "", "", [], False
+            continue
+        if line[0] in " \t":
+            if in_conffiles:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].startswith("/") and len(parts[1]) == 32:
+                    conffiles.append((parts[0], parts[1].lower()))
+            continue
+        key, _, value = line.partition(":")
+        in_conffiles = key == "Conffiles"
+        if key == "Package":
+            name = value.strip()
+        elif key == "Version":
+            version = value.strip()
+    flush()
+
+
+def apk_installed(table: PackageTable, text: str) -> None:
+    """Alpine's ``installed``: blocks of ``P:`` name, ``V:`` version, ``F:`` directory, ``R:`` file
+    and ``Z:`` its checksum (``Q1`` + base64 of the SHA-1), separated by blank lines."""
+    package = -1
+    directory = ""
+    last_file = ""
+    name = version = ""
+    for line in text.splitlines():
+        if not line:
+            package, directory, last_file, name, version = -1, "", "", "", ""
+            continue
+        key, value = line[:2], line[2:]
+        if key == "P:":
+            name = value
+        elif key == "V:":
+            version = value
+            if name:
+                table.versions[name] = version
+        elif key == "F:":
+            directory = value
+        elif key == "R:" and name:
+            if package < 0:
+                package = table.package(Manager.APK, name)
+            last_file = "/" + posixpath.join(directory, value).lstrip("/")
+            table.file(last_file, package, NO_DIGEST)
+            table.owned_dir(posixpath.dirname(last_file), package)
+        elif key == "Z:" and last_file and value.startswith("Q1"):
+            try:
+                digest = base64.b64decode(value[2:], validate=True).hex()
+            except (binascii.Error, ValueError):
+                continue
+            if len(digest) == 40:
+                table.file(last_file, package, "sha1:" + digest)
+
+
+def parse(table: PackageTable, path: str, text: str) -> bool:
+    """Read ``path`` if it is one of these databases; False if it is not."""
+    if path.startswith(DPKG_INFO):
+        base = path[len(DPKG_INFO) :]
+        if "/" in base:
+            return False
+        if base.endswith(".md5sums"):
+            dpkg_md5sums(table, _dpkg_name(base, ".md5sums"), text)
+            return True
+        if base.endswith(".list"):
+            dpkg_list(table, _dpkg_name(base, ".list"), text)
+            return True
+        return False
+    if path == DPKG_STATUS:
+        dpkg_status(table, text)
+        return True
+    if path.startswith(DPKG_STATUS_DIR):
+        base = path[len(DPKG_STATUS_DIR) :]
+        if "/" in base:
+            return False
+        if base.endswith(".md5sums"):
+            dpkg_md5sums(table, _dpkg_name(base, ".md5sums"), text)
+        else:
+            dpkg_status(table, text)
+        return True
+    if path == APK_INSTALLED:
+        apk_installed(table, text)
+        return True
+    return False
+
+
+def wants(path: str) -> bool:
+    return (
+        path in (DPKG_STATUS, APK_INSTALLED)
+        or (path.startswith(DPKG_INFO) and path.endswith((".md5sums", ".list")))
+        or path.startswith(DPKG_STATUS_DIR)
+    )
+

@@ -1,0 +1,305 @@
+"""Package provenance: what pip, npm, dpkg and apk recorded decides whether a value is published with
+a package (listed, never failed on) or the application's (a finding, with a note saying why).
+
+The packages are installed by the real tools (pip from a wheel built here, npm from a tarball
+``npm pack`` made here, dpkg from a ``.deb`` built by ``dpkg-deb``), offline, into temporary
+roots that become image layers; every secret is generated at test time."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import secretgen
+from conftest import fingerprint_of
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+
+from secretscan.provenance.index import ProvenanceIndex
+from secretscan.provenance.model import FileFacts, LayerPackages
+from secretscan.provenance.packages import PackageTable
+from secretscan.provenance.system import apk_installed
+
+SITE = "usr/local/lib/python3.11/site-packages"
+
+
+def _tree(root: Path, under: str = "") -> list[Entry]:
+    """A directory's files as layer entries, with their modes and times."""
+    entries = []
+    for path in sorted((root / under).rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            entries.append(
+                Entry(str(path.relative_to(root)), path.read_bytes(), mode=st.st_mode & 0o7777, mtime=int(st.st_mtime))
+            )
+    return entries
+
+
+def _wheel(tmp: Path, name: str, version: str, modules: dict[str, str]) -> Path:
+    """A pure-Python wheel as a build backend writes it (RECORD with SHA-256 per file)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        **{k: v.encode() for k, v in modules.items()},
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    wheel = tmp / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+        z.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def _pip_install(root: Path, wheel: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-cache-dir"]
+        + ["--disable-pip-version-check", "--root", str(root), "--prefix", "/usr/local", str(wheel)],
+        check=True,
+    )
+
+
+def _report_by_value(result, values: dict[str, str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(name -> finding, name -> published entry) for the planted values."""
+    findings = {f["fingerprint"]: f for f in result.report["findings"]}
+    published = {k["fingerprint"]: k for k in result.report["known_test_keys"]}
+    by_name = {n: findings[fingerprint_of(v)] for n, v in values.items() if fingerprint_of(v) in findings}
+    known = {n: published[fingerprint_of(v)] for n, v in values.items() if fingerprint_of(v) in published}
+    return by_name, known
+
+
+def _states(finding: dict) -> dict[str, tuple[str | None, str | None]]:
+    return {loc["path"]: (loc["package_state"], loc["package"]) for loc in finding["locations"]}
+
+
+def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tmp_path: Path) -> None:
+    values = {name: secretgen.github_pat() for name in ("doc", "shared", "modified", "added", "app")}
+    client = f'"""A client.\n\nExample::\n\n    Client(token="{values["doc"]}")\n    Client(token="{values["shared"]}")\n"""\n'
+    root = tmp_path / "root"
+    _pip_install(root, _wheel(tmp_path, "tinypkg", "1.4.2", {"tinypkg/__init__.py": "", "tinypkg/client.py": client}))
+    assert list((root / SITE / "tinypkg" / "__pycache__").glob("client.*.pyc")), "pip compiled the module"
+    package_dir = f"{SITE}/tinypkg"
+    image = tmp_path / "pip.tar"
+    write_docker_archive(
+        image,
+        ImageSpec(
+            [
+                Layer(_tree(root), created_by="RUN pip install tinypkg"),
+                Layer(
+                    [
+                        Entry(f"{package_dir}/client.py", f'TOKEN = "{values["modified"]}"\n'.encode()),
+                        Entry(f"{package_dir}/local_settings.py", f'TOKEN = "{values["added"]}"\n'.encode()),
+                        Entry("app/settings.py", f'GITHUB_TOKEN = "{values["shared"]}"\nOTHER = "{values["app"]}"\n'.encode()),
+                    ],
+                    created_by="COPY . /",
+                ),
+            ]
+        ),
+    )
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    assert result.code == 1, result.err
+    findings, published = _report_by_value(result, values)
+    assert set(published) == {"doc"} and set(findings) == {"shared", "modified", "added", "app"}
+    assert "tinypkg 1.4.2 (pip)" in published["doc"]["source"]
+    doc_paths = {loc["path"] for loc in published["doc"]["locations"]}
+    assert f"/{package_dir}/client.py" in doc_paths and any(p.endswith(".pyc") for p in doc_paths)
+
+    modified = _states(findings["modified"])[f"/{package_dir}/client.py"]
+    assert modified[0] == "modified" and "tinypkg 1.4.2 (pip)" in modified[1]
+    added = _states(findings["added"])[f"/{package_dir}/local_settings.py"]
+    assert added[0] == "unrecorded" and "tinypkg" in added[1]
+    shared = _states(findings["shared"])  # published in the package, and also in the application: a finding
+    assert shared["/app/settings.py"] == (None, None)
+    assert shared[f"/{package_dir}/client.py"][0] == "pristine"
+
+    text = cli("scan", image, "-q", "--fail-on", "none").out
+    assert "modified after install: package tinypkg 1.4.2 (pip), installed by layer 0" in text
+    assert "published by tinypkg 1.4.2 (pip)" in text
+
+
+def test_without_package_provenance_published_values_are_findings(cli, tmp_path: Path) -> None:
+    token = secretgen.github_pat()
+    root = tmp_path / "root"
+    _pip_install(root, _wheel(tmp_path, "docpkg", "2.0", {"docpkg/__init__.py": f'"""Use token="{token}"."""\n'}))
+    image = tmp_path / "pip.tar"
+    write_docker_archive(image, ImageSpec([Layer(_tree(root))]))
+    assert cli("scan", image, "-f", "json", "-q", "--fail-on", "high").code == 0
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high", "--no-package-provenance")
+    assert result.code == 1 and {f["fingerprint"] for f in result.report["findings"]} == {fingerprint_of(token)}
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed (make install-test needs it)")
+def test_npm_member_is_published_files_added_later_are_findings(cli, tmp_path: Path) -> None:
+    values = {name: secretgen.slack_bot_token() for name in ("doc", "later_layer", "later_write")}
+    package = tmp_path / "pkg"
+    (package / "lib").mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "tinynpm", "version": "3.1.0", "main": "lib/index.js"}))
+    (package / "lib" / "index.js").write_text(f'// example: client("{values["doc"]}")\nmodule.exports = 1;\n')
+    subprocess.run(["npm", "pack", "--silent"], cwd=package, check=True, capture_output=True)
+    app = tmp_path / "root" / "app"
+    app.mkdir(parents=True)
+    (app / "package.json").write_text(json.dumps({"name": "app", "version": "1.0.0", "private": True}))
+    subprocess.run(
+        ["npm", "install", "--offline", "--silent", "--no-audit", "--no-fund", str(package / "tinynpm-3.1.0.tgz")],
+        cwd=app,
+        check=True,
+        capture_output=True,
+    )
+    installed = app / "node_modules" / "tinynpm"
+    later = installed / "lib" / "patch.js"  # written in the install layer, an hour after npm wrote the package
+    later.write_text(f'module.exports = "{values["later_write"]}";\n')
+    stamp = int((installed / "package.json").stat().st_mtime) + 3600
+    os.utime(later, (stamp, stamp))
+    image = tmp_path / "npm.tar"
+    write_docker_archive(
+        image,
+        ImageSpec(
+            [
+                Layer(_tree(tmp_path / "root"), created_by="RUN npm ci"),
+                Layer([Entry("app/node_modules/tinynpm/config.js", f'token = "{values["later_layer"]}"\n'.encode())]),
+            ]
+        ),
+    )
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    findings, published = _report_by_value(result, values)
+    assert set(published) == {"doc"} and "tinynpm 3.1.0 (npm)" in published["doc"]["source"]
+    assert set(findings) == {"later_layer", "later_write"}, result.report["findings"]
+    state, package = _states(findings["later_layer"])["/app/node_modules/tinynpm/config.js"]
+    assert state == "unrecorded" and "installed by layer 0" in package and "added by layer 1" in package
+    state, package = _states(findings["later_write"])["/app/node_modules/tinynpm/lib/patch.js"]
+    assert state == "unrecorded" and "written at another time" in package
+
+
+def _deb(tmp: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A binary package as dpkg-deb builds it, with the md5sums every Debian package carries."""
+    tree = tmp / f"{name}-deb"
+    (tree / "DEBIAN").mkdir(parents=True)
+    sums = []
+    for path, data in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_bytes(data)
+        sums.append(f"{hashlib.md5(data).hexdigest()}  {path}")
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@example.invalid>\nDescription: t\n"
+    )
+    (tree / "DEBIAN" / "md5sums").write_text("\n".join(sums) + "\n")
+    deb = tmp / f"{name}.deb"
+    subprocess.run(["dpkg-deb", "--build", str(tree), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed (a Debian host is assumed)")
+def test_dpkg_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
+    values = {name: secretgen.gitlab_pat() for name in ("doc", "module", "modified", "unlisted")}
+    module = f'"""Example: connect(token="{values["module"]}")."""\n'.encode()
+    files = {
+        "usr/share/tinydeb/example.conf": f"token = {values['doc']}\n".encode(),
+        "usr/share/tinydeb/other.conf": b"token = none\n",
+        "usr/lib/python3/dist-packages/tinydeb_mod.py": module,
+    }
+    root = tmp_path / "root"
+    (root / "var/lib/dpkg/info").mkdir(parents=True)
+    (root / "var/lib/dpkg/updates").mkdir()
+    (root / "var/lib/dpkg/status").touch()
+    subprocess.run(
+        ["dpkg", f"--root={root}", "--force-script-chrootless", "--force-not-root", "--log=/dev/null", "-i"]
+        + [str(_deb(tmp_path, "tinydeb", "0.9-1", files))],
+        check=True,
+        capture_output=True,
+    )
+    # as py3compile does after install: the compiled file dpkg does not list
+    py_compile.compile(
+        str(root / "usr/lib/python3/dist-packages/tinydeb_mod.py"),
+        cfile=str(root / "usr/lib/python3/dist-packages/__pycache__/tinydeb_mod.cpython-311.pyc"),
+        doraise=True,
+    )
+    image = tmp_path / "deb.tar"
+    write_docker_archive(
+        image,
+        ImageSpec(
+            [
+                Layer(_tree(root), created_by="RUN apt-get install tinydeb"),
+                Layer(
+                    [
+                        Entry("usr/share/tinydeb/other.conf", f"token = {values['modified']}\n".encode()),
+                        Entry("usr/share/tinydeb/local.conf", f"token = {values['unlisted']}\n".encode()),
+                    ]
+                ),
+            ]
+        ),
+    )
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    findings, published = _report_by_value(result, values)
+    assert set(published) == {"doc", "module"} and set(findings) == {"modified", "unlisted"}
+    assert all("tinydeb 0.9-1 (dpkg)" in published[n]["source"] for n in ("doc", "module"))
+    assert any(loc["path"].endswith(".pyc") for loc in published["module"]["locations"])
+    state, package = _states(findings["modified"])["/usr/share/tinydeb/other.conf"]
+    assert state == "modified" and "tinydeb 0.9-1 (dpkg)" in package
+    state, package = _states(findings["unlisted"])["/usr/share/tinydeb/local.conf"]
+    assert state == "unrecorded" and "a directory of tinydeb 0.9-1 (dpkg)" in package
+
+
+def test_apk_records_are_checked_by_their_sha1() -> None:
+    table = PackageTable()
+    data = b"token = x\n"
+    q1 = "Q1" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+    apk_installed(table, f"C:Q1abc=\nP:musl\nV:1.2.4-r2\nF:etc\nR:musl.conf\nZ:{q1}\nR:other\n\nP:zlib\nV:1.3\n")
+    index = ProvenanceIndex([table.layer])
+    pristine = index.origin(0, "/etc/musl.conf", FileFacts({"sha1": hashlib.sha1(data).hexdigest()}))
+    changed = index.origin(0, "/etc/musl.conf", FileFacts({"sha1": hashlib.sha1(b"other").hexdigest()}))
+    undigested = index.origin(0, "/etc/other", FileFacts({"sha1": "0" * 40}))
+    assert pristine is not None and str(pristine.state) == "pristine" and pristine.package == "musl 1.2.4-r2 (apk)"
+    assert changed is not None and str(changed.state) == "modified"
+    assert undigested is not None and undigested.state is None  # listed without a digest: not vouched for
+
+
+def test_records_are_the_image_s_claims_and_hostile_ones_cost_nothing(cli, tmp_path: Path) -> None:
+    """Malformed databases and a path thousands of directories deep: the scan goes on, and a value
+    no record vouches for stays a finding."""
+    token = secretgen.github_pat()
+    deep = "/".join(["d"] * 5000)
+    image = tmp_path / "hostile.tar"
+    write_docker_archive(
+        image,
+        ImageSpec(
+            [
+                Layer(
+                    [
+                        Entry(f"{SITE}/evil-1.0.dist-info/RECORD", b'"unterminated,\x00\xff\n,,\n' * 1000),
+                        Entry("var/lib/dpkg/status", b"Package: x\nConffiles:\n /etc/x nothex\n" * 100),
+                        Entry("var/lib/dpkg/info/x.md5sums", b"zz  etc/x\n\n  \n"),
+                        Entry("app/node_modules/x/package.json", b"[" * 100_000),
+                        Entry(f"{SITE}/{deep}/leak.py", f'TOKEN = "{token}"\n'.encode()),
+                    ]
+                )
+            ]
+        ),
+    )
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    assert result.code == 1, result.err
+    assert {f["fingerprint"] for f in result.report["findings"]} == {fingerprint_of(token)}
+
+
+def test_layer_packages_round_trip_through_the_sweep_cache_encoding() -> None:
+    from secretscan.codec import pack, unpack
+    from secretscan.walk.layer import LayerResult
+
+    table = PackageTable()
+    apk_installed(table, "P:musl\nV:1\nF:lib\nR:ld.so\nZ:Q1" + base64.b64encode(b"\1" * 20).decode() + "\n")
+    result = LayerResult(packages=table.layer, facts={"/lib/ld.so": FileFacts({"sha1": "01" * 20}, 5, 0o644)})
+    again = unpack(LayerResult, pack(result))
+    assert again.packages == table.layer and again.facts == result.facts
+    assert isinstance(again.packages, LayerPackages)
