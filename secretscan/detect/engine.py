@@ -25,6 +25,7 @@ from secretscan.detect.prefilter import (
     WHOLE_BUFFER_HITS,
     KeywordIndex,
     PatternPrefilter,
+    keyword_offsets,
     line_windows,
     newline_span,
     pattern_reach,
@@ -67,8 +68,8 @@ class Engine:
         if hyperscan and self._pattern_rules:
             try:
                 patterns = {rid: r.pattern.pattern for rid, r in self._pattern_rules.items() if r.pattern is not None}
-                all_keywords = [k for kws in self._rule_keywords.values() for k in kws]
-                self.prefilter = PatternPrefilter(patterns, all_keywords, cache_dir)
+                plugin_keywords = [k for r, _ in self._ds_rules for k in r.keywords]
+                self.prefilter = PatternPrefilter(patterns, self._rule_keywords, plugin_keywords, cache_dir)
             except ImportError:
                 self.prefilter = None
 
@@ -99,11 +100,17 @@ class Engine:
         assert self.prefilter is not None
         candidates, found = self.prefilter.scan(data)
         hits: dict[str, list[int]] = {}
-        if not found:  # offsets come from keywords only: none, no rule has a place to look
-            return hits
+        in_pass = self.prefilter.in_pass
+        lowered = b""
         for rule_id in candidates | {r.id for r, _ in self._ds_rules}:
             limit = (WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000) + 1
-            offsets = [o for keyword in self._rule_keywords[rule_id] for o in found.get(keyword, ())[:limit]]
+            offsets: list[int] = []
+            for keyword in self._rule_keywords[rule_id]:
+                if keyword in in_pass:
+                    offsets.extend(found.get(keyword, ())[:limit])
+                else:
+                    lowered = lowered or data.lower()
+                    offsets.extend(keyword_offsets(lowered, keyword, limit))
             if offsets:
                 hits[rule_id] = sorted(offsets)
         return hits

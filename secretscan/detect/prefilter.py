@@ -205,20 +205,42 @@ class PatternPrefilter:
     database. Rules it cannot compile are always candidates. The regex engine then runs only for
     candidate rules, around their keywords — so the findings are exactly those of the keyword-only
     path, only sooner. The compiled database is cached by pattern digest (compiling takes seconds).
+
+    Keyword positions are found only where they are needed: the keywords of rules that are always
+    candidates (``always``, and the rules Hyperscan cannot compile) in the same pass, the others
+    by ``keyword_offsets`` for the candidate rules of a buffer. Source code is full of ``key`` and
+    ``token``: reporting every occurrence from the pass cost a callback each, mostly for buffers
+    where no rule can match.
     """
 
-    def __init__(self, patterns: Mapping[str, bytes], keywords: Sequence[bytes], cache_dir: Path | None) -> None:
-        """``keywords`` are found in the same pass (every occurrence, case-insensitive): the
-        positions the regexes are then confirmed around."""
+    def __init__(
+        self,
+        patterns: Mapping[str, bytes],
+        keywords: Mapping[str, Sequence[bytes]],
+        always: Sequence[bytes],
+        cache_dir: Path | None,
+    ) -> None:
+        """``keywords``: rule id -> its keywords; ``always``: keywords to find in every buffer (of
+        the rules not among ``patterns``)."""
         import hyperscan
 
         self._hs = hyperscan
         ids = sorted(patterns)
         self._ids = ids
-        self._keywords = sorted(set(keywords))
+        self._rule_keywords = {rid: tuple(kws) for rid, kws in keywords.items()}
+        self._always = sorted(set(always))
+        self._keywords: list[bytes] = []
+        """The literals in the database, set with ``unsupported``."""
         self.unsupported: frozenset[str] = frozenset()
         key = hashlib.sha256(
-            repr((getattr(hyperscan, "__version__", "?"), [(i, patterns[i]) for i in ids], self._keywords)).encode()
+            repr(
+                (
+                    getattr(hyperscan, "__version__", "?"),
+                    [(i, patterns[i]) for i in ids],
+                    sorted(self._rule_keywords.items()),
+                    self._always,
+                )
+            ).encode()
         ).hexdigest()[:32]
         loaded = self._load(cache_dir, key) if cache_dir else None
         if loaded is None:
@@ -228,6 +250,9 @@ class PatternPrefilter:
         else:
             self._db = loaded
             self.unsupported = frozenset(self._cached_unsupported)
+            self._keywords = self._literals()
+        self.in_pass = frozenset(self._keywords)
+        """Keywords whose offsets ``scan`` returns."""
 
     def _compile(self, patterns: Mapping[str, bytes]) -> Any:
         hs = self._hs
@@ -241,6 +266,7 @@ class PatternPrefilter:
             except hs.error:
                 unsupported.add(rule_id)
         self.unsupported = frozenset(unsupported)
+        self._keywords = self._literals()
         offset = len(self._ids)
         literals = [re.escape(k.decode("latin-1")).encode("latin-1") for k in self._keywords]
         db = hs.Database(mode=hs.HS_MODE_BLOCK)
@@ -251,6 +277,12 @@ class PatternPrefilter:
             flags=[flags] * len(usable) + [hs.HS_FLAG_CASELESS] * len(literals),
         )
         return db
+
+    def _literals(self) -> list[bytes]:
+        found = set(self._always)
+        for rule_id in self.unsupported:
+            found.update(self._rule_keywords.get(rule_id, ()))
+        return sorted(found)
 
     def _load(self, cache_dir: Path, key: str) -> Any:
         path = cache_dir / f"hyperscan-{key}.db"
@@ -273,7 +305,7 @@ class PatternPrefilter:
             pass  # a cache that cannot be written only costs the compile time next run
 
     def scan(self, data: bytes) -> tuple[set[str], dict[bytes, list[int]]]:
-        """(rules that can match, keyword -> start offsets in order)."""
+        """(rules that can match, keyword -> start offsets in order for the ``in_pass`` keywords)."""
         found: set[str] = set(self.unsupported)
         hits: list[tuple[int, int]] = []
         n_rules, ids, add_hit = len(self._ids), self._ids, hits.append
@@ -290,6 +322,17 @@ class PatternPrefilter:
             keyword = self._keywords[j]
             offsets.setdefault(keyword, []).append(end - len(keyword))
         return found, offsets
+
+
+def keyword_offsets(lowered: bytes, keyword: bytes, limit: int) -> list[int]:
+    """Start offsets of ``keyword`` (lower case) in ``lowered`` (the buffer in lower case), overlapping
+    ones included, at most ``limit``: what the pass reports for a caseless literal."""
+    found: list[int] = []
+    at = lowered.find(keyword)
+    while at >= 0 and len(found) < limit:
+        found.append(at)
+        at = lowered.find(keyword, at + 1)
+    return found
 
 
 def default_cache_dir() -> Path:

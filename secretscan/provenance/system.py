@@ -40,8 +40,9 @@ def dpkg_list(table: PackageTable, name: str, text: str) -> None:
     """Every path the package installed (directories too), without digests."""
     package = table.package(Manager.DPKG, name)
     for line in text.splitlines():
-        if line.startswith("/") and line != "/." and line != "/":
+        if line.startswith("/") and line not in ("/.", "/"):
             table.file(line, package, NO_DIGEST)
+            table.owned_dir(line, package)  # directories are listed too; a file's name is never one
             table.owned_dir(posixpath.dirname(line), package)
 
 
