@@ -222,6 +222,10 @@ class ImageSummary:
     layer_details: tuple[LayerSummary, ...] = ()
     revision: str | None = None
     """The source revision from the image's ``org.opencontainers.image.revision`` label or annotation."""
+    package_files: int = 0
+    package_bytes: int = 0
+    """Of ``files_scanned``: files the package managers' records list as installed (pip, dpkg, apk,
+    npm, ...). All are scanned; the digests of those a secret was seen in are checked."""
 
 
 @dataclass(frozen=True, slots=True)

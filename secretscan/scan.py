@@ -272,6 +272,8 @@ class Scanner:
                 sum(r.bytes for r in results),
                 details,
                 config.revision(image.annotations),
+                sum(r.package_files for r in results),
+                sum(r.package_bytes for r in results),
             )
         )
 

@@ -137,4 +137,4 @@ def test_known_test_keys_are_informational_not_findings(cli, tmp_path: Path) -> 
         "/usr/lib/python3/site-packages/lib/tests/test_rsa.key"
     ]
     text = cli("scan", image, "--rules", rules, "--quiet").out
-    assert "Known published test keys (informational, 1)" in text
+    assert "Published test keys and package content (informational, 1)" in text

@@ -24,7 +24,7 @@ PATHS = ThirdPartyPaths.load([REPO / "patterns"])
         ("/app/node_modules/@aws-sdk/client-s3/dist-types/test/fixtures.json", "@aws-sdk/client-s3"),
         ("/app/node_modules/a/node_modules/url/test.js", "url"),
         ("/usr/local/lib/python3.11/site-packages/tornado/test/__pycache__/auth_test.cpython-311.pyc", "tornado"),
-        ("/usr/share/doc/gnutls-bin/examples/key.pem", "/usr/share/doc"),
+        ("/usr/share/doc/gnutls-bin/examples/key.pem", None),  # only where dpkg vouches for it
         ("/usr/local/bundle/gems/aws-sdk-core-3.190.0/README.md", "aws-sdk-core-3.190.0"),
         ("/app/libs/vendor.jar!/META-INF/maven/x/README.md", None),
         ("/app/config/.env", None),

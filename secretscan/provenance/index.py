@@ -35,6 +35,42 @@ class Origin:
     """The package's label, with the detail that explains ``state``."""
 
 
+def listed_content(packages: LayerPackages, sizes: dict[str, int]) -> tuple[int, int]:
+    """(files, bytes) of one layer that its own package records list: how much of the layer is
+    third-party content as installed (by name: only files a secret was seen in are hashed)."""
+    if not packages:
+        return 0, 0
+    count = total = 0
+    roots = packages.roots
+    for path, size in sizes.items():
+        listed = path in packages.files or (path.startswith(_USR_MERGED) and path[4:] in packages.files)
+        if not listed and roots:
+            listed = any(path[:at] in roots for at in _root_ends(path))
+        if listed:
+            count += 1
+            total += size
+    return count, total
+
+
+def _root_ends(path: str) -> list[int]:
+    """Where the package directory of an npm, Go or gem path can end (cheap: markers first)."""
+    ends = []
+    for marker in ("/node_modules/", "/pkg/mod/", "/gems/"):
+        at = path.rfind(marker)
+        if at < 0:
+            continue
+        start = at + len(marker)
+        slash = path.find("/", start)
+        if slash > 0 and marker == "/node_modules/" and path[start] == "@":
+            slash = path.find("/", slash + 1)
+        if marker == "/pkg/mod/":  # a module path has slashes: up to the component holding @version
+            version = path.find("@", start)
+            slash = path.find("/", version) if version > 0 else -1
+        if slash > 0:
+            ends.append(slash)
+    return ends
+
+
 class ProvenanceIndex:
     def __init__(self, layers: Sequence[LayerPackages]) -> None:
         self._layers = [(i, lp) for i, lp in enumerate(layers) if lp]
@@ -104,13 +140,17 @@ class ProvenanceIndex:
             return Origin(PackageState.UNRECORDED, f"{label}, which does not list this file")
         layers = [i for i, p in installs if p is not None]
         if layer not in layers:
-            return Origin(PackageState.UNRECORDED, f"{label}, installed by layer {layers[-1]}; this file added by layer {layer}")
+            return Origin(
+                PackageState.UNRECORDED, f"{label}, installed by layer {layers[-1]}; this file added by layer {layer}"
+            )
         if facts is not None and package.manager is Manager.NPM:
             mtime = self._root_mtime(layer, directory)
             if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
                 return Origin(PackageState.UNRECORDED, f"{label}; this file written at another time than the package")
         if facts is not None and package.manager is Manager.GO and facts.mode & 0o222:
-            return Origin(PackageState.UNRECORDED, f"{label}; this file is writable, unlike what the go command extracts")
+            return Origin(
+                PackageState.UNRECORDED, f"{label}; this file is writable, unlike what the go command extracts"
+            )
         return Origin(PackageState.MEMBER, label)
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:

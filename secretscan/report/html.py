@@ -144,6 +144,8 @@ def _image(number: int, image: ImageSummary, items: list[tuple[Finding, Location
     yield f"<h2>{escape(image.name)}</h2>"
     facts = [f"<code>{escape(image.digest)}</code>" if image.digest else "", escape(image.platform or "")]
     facts += [f"{image.layers} layers", f"{image.files_scanned} files", _size(image.bytes_scanned) + " scanned"]
+    if image.package_files:
+        facts.append(f"{image.package_files} files ({_size(image.package_bytes)}) installed by package managers")
     yield f'<div class="muted">{" · ".join(x for x in facts if x)}</div>'
     details = {d.index: d for d in image.layer_details}
     indexes = sorted(set(details) | {i for i in per_layer if i is not None} | set(removals))

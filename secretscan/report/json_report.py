@@ -95,6 +95,8 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
                 "layers": i.layers,
                 "files_scanned": i.files_scanned,
                 "bytes_scanned": i.bytes_scanned,
+                "package_files": i.package_files,
+                "package_bytes": i.package_bytes,
                 "layer_details": [
                     {
                         "index": d.index,

@@ -52,8 +52,14 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
     painted: dict[int, str] = {}  # line index -> colour of the whole line
     for img in report.images:
         plat = f" ({img.platform})" if img.platform else ""
+        packaged = (
+            f" ({img.package_files} files, {_size(img.package_bytes)} as installed by package managers)"
+            if img.package_files
+            else ""
+        )
         out.append(
             f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}"
+            + packaged
         )
     out.append("")
     if not report.findings:
@@ -68,7 +74,7 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
             out.extend(_finding_lines(f))
         out.append("")
     if report.known_test_keys:
-        out.append(f"Known published test keys (informational, {len(report.known_test_keys)}):")
+        out.append(f"Published test keys and package content (informational, {len(report.known_test_keys)}):")
         for k in report.known_test_keys:
             out.append(f"  {k.rule_id} {k.redacted} — {k.source}")
             out.extend(f"      at {loc.image}: {loc.describe()}" for loc in k.locations[:3])

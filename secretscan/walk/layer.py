@@ -22,6 +22,7 @@ from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, read_some
 from secretscan.models import Skipped
 from secretscan.provenance import collect
+from secretscan.provenance.index import listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail
 from secretscan.walk.entries import FileEntry
@@ -55,6 +56,9 @@ class LayerResult:
     compression: str = "none"
     packages: LayerPackages = field(default_factory=LayerPackages)
     """The package records this layer's database files hold (``provenance``)."""
+    package_files: int = 0
+    package_bytes: int = 0
+    """Files (and their bytes) of this layer that its own package records list."""
     facts: dict[str, FileFacts] = field(default_factory=dict)
     """path -> digests, time and mode of each file a secret was seen in: checked against the
     package records of the whole image when the layer is placed in it."""
@@ -216,6 +220,7 @@ def _scan_entries(
 ) -> None:
     scanner = _content_scanner(engine, sealer, limits, result, deadline)
     collector = collect.Collector()
+    sizes: dict[str, int] = {}
     try:
         for entry in entries:
             deadline.check()
@@ -223,6 +228,7 @@ def _scan_entries(
             if entry.kind == "hardlink":
                 result.hardlinks.append((entry.path, entry.link_target))
             elif entry.kind == "file" and entry.open is not None:
+                sizes[entry.path] = entry.size
                 try:
                     with entry.open() as f:
                         _scan_file(scanner, collector, limits, entry, f, result)
@@ -239,6 +245,7 @@ def _scan_entries(
     finally:
         result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
         result.packages = collector.packages
+        result.package_files, result.package_bytes = listed_content(result.packages, sizes)
         result.skipped.extend(Skipped(path, why) for path, why in collector.problems)
 
 
