@@ -32,6 +32,7 @@ from secretscan.image.compression import (
     sniff,
 )
 from secretscan.models import Skipped
+from secretscan.walk import sourcemap
 from secretscan.walk.tarstream import TarDamage, iter_tar
 
 GUARD = 4096
@@ -171,7 +172,10 @@ class ContentScanner:
         head = _read_exact(stream, 512)
         kind = _nested_kind(head)
         if kind is None:
-            self._scan_windows(path, head, stream)
+            if sourcemap.is_candidate(path, head) and depth < self.limits.max_nested_depth:
+                self._scan_source_map(path, head, stream, depth)
+            else:
+                self._scan_windows(path, head, stream)
             return
         if depth >= self.limits.max_nested_depth:
             self.on_skip(
@@ -188,6 +192,17 @@ class ContentScanner:
             self._scan_nested(path, kind, head, stream, depth, found)
         finally:
             self._open.pop()
+
+    def _scan_source_map(self, path: str, head: bytes, stream: BinaryIO, depth: int) -> None:
+        """Each embedded source as a file of its own, then the rest of the map (``walk.sourcemap``)."""
+        data = head + _read_exact(stream, sourcemap.MAX_SOURCE_MAP_BYTES + 1 - len(head))
+        parsed = sourcemap.split(data) if len(data) <= sourcemap.MAX_SOURCE_MAP_BYTES else None
+        if parsed is None:
+            self._scan_windows(path, b"", prefixed(data, stream))
+            return
+        for name, content in parsed.sources:
+            self.scan(f"{path}!/{name}", io.BytesIO(content), depth + 1)
+        self._scan_windows(path, b"", io.BytesIO(parsed.rest), first_line=None)
 
     def scan_plain(
         self, path: str, stream: BinaryIO, *, known: Collection[str] = (), first_line: int | None = 1
