@@ -23,15 +23,18 @@ from secretscan.detect.seal import Sealer, Sighting
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, SourceLimitReached
 from secretscan.findings import Occurrence, aggregate, sort_findings
+from secretscan.image.compression import sniff
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
 from secretscan.provenance.index import ProvenanceIndex
 from secretscan.redact import Masker
 from secretscan.sources import Source
+from secretscan.walk import split
 from secretscan.walk.config_fields import config_texts
 from secretscan.walk.fate import FateIndex
-from secretscan.walk.layer import LayerResult, scan_layer_blob, scan_layer_entries
+from secretscan.walk.layer import LayerResult, scan_layer_blob, scan_layer_entries, scan_layer_piece
+from secretscan.walk.split import Piece
 
 logger = logging.getLogger(__name__)
 
@@ -150,33 +153,74 @@ class Scanner:
         config = image.config()
         layers = image.layers()
         self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))
-        parallel = self.config.jobs > 1 and len(layers) > 1 and all(h.forkable for h in layers)
+        parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
+        pieces = self._pieces(layers) if parallel else [Piece(i) for i in range(len(layers))]
+        parallel = parallel and len(pieces) > 1
 
-        def scan_one(i: int) -> LayerResult:
+        def scan_one(k: int) -> LayerResult:
             if not parallel:
-                self.progress.start_layer(i)
-            return self.scan_layer(layers[i])
+                self.progress.start_layer(pieces[k].layer)
+            return self._scan_piece(layers[pieces[k].layer], pieces[k])
 
         finished = [0]
+        weights = [_weight(p, layers[p.layer]) for p in pieces]
 
-        def done(i: int, result: LayerResult) -> None:
-            if parallel:  # workers report when they finish; the bar moves by whole layers
+        def done(k: int, result: LayerResult) -> None:
+            if parallel:  # workers report when they finish; the bar moves by whole pieces
                 finished[0] += 1
-                self.progress.start_layer(finished[0] - 1)
-                self.progress.advance(layers[i].size or 0)
+                self.progress.start_layer(min(finished[0], len(layers)) - 1)
+                self.progress.advance(weights[k] if not pieces[k].digest_only else 0)
 
         try:
             results = fork_map(
                 scan_one,
-                len(layers),
-                [h.size or 0 for h in layers],
+                len(pieces),
+                weights,
                 self.config.jobs if parallel else 1,
-                on_error=lambda i, reason: LayerResult(error=f"layer worker failed: {reason}"),
+                on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
                 on_done=done,
             )
         finally:
             self.progress.end_image()
-        self.attribute(image, config, layers, results, state)
+        self.attribute(image, config, layers, _merged(pieces, results, len(layers)), state)
+
+    def _pieces(self, layers: Sequence[LayerHandle]) -> list[Piece]:
+        """Each layer whole, except an uncompressed one too big for one worker: cut at member
+        boundaries, plus a task for its digest (``walk.split``)."""
+        limit = self.config.limits.max_layer_bytes
+        cuttable = [h.open_range is not None and h.walk is None and (h.size or 0) <= limit for h in layers]
+        chosen = dict(split.plan([h.size for h in layers], cuttable, self.config.jobs))
+        pieces: list[Piece] = []
+        for i, handle in enumerate(layers):
+            cuts: list[int] = []
+            if i in chosen and handle.open_range is not None and handle.size:
+                try:
+                    with handle.open_range(0, handle.size) as blob:
+                        if sniff(blob.read(512)) == "none":
+                            cuts = split.cut_points(blob, handle.size, chosen[i])
+                except (OSError, SecretScanError):
+                    cuts = []  # scanned whole, which reports what is wrong with it
+            if not cuts:
+                pieces.append(Piece(i))
+                continue
+            bounds = [0, *cuts, handle.size or 0]
+            pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
+            pieces.append(Piece(i, digest_only=True))
+        return pieces
+
+    def _scan_piece(self, handle: LayerHandle, piece: Piece) -> LayerResult:
+        if piece.whole:
+            return self.scan_layer(handle)
+        if self.deadline.expired:
+            return LayerResult(error=f"not scanned: {self.deadline.describe()}")
+        assert handle.open_range is not None and handle.size is not None
+        try:
+            with handle.open_range(piece.start, handle.size if piece.end is None else piece.end) as blob:
+                if piece.digest_only:
+                    return LayerResult(stored_digest=split.layer_digest(blob))
+                return scan_layer_piece(self.engine, self.sealer, self.config.limits, blob, self.deadline)
+        except (OSError, SecretScanError) as exc:
+            return LayerResult(error=f"cannot read the layer: {exc}")
 
     def attribute(
         self,
@@ -298,3 +342,30 @@ class Scanner:
             digest = handle.diff_id or handle.blob_digest
             where = f" ({digest})" if digest and "unreadable" in result.error else ""
             state.errors.append(f"{label}{where}: {result.error}")
+
+
+def _weight(piece: Piece, handle: LayerHandle) -> int:
+    """Bytes a piece reads (the digest task reads the whole layer, at hashing speed)."""
+    if piece.digest_only:
+        return (handle.size or 0) // 8
+    if piece.end is None:
+        return handle.size or 0
+    return piece.end - piece.start
+
+
+def _merged(pieces: Sequence[Piece], results: Sequence[LayerResult], count: int) -> list[LayerResult]:
+    """One result per layer, in layer order, from the pieces' results."""
+    by_layer: list[list[tuple[Piece, LayerResult]]] = [[] for _ in range(count)]
+    for piece, result in zip(pieces, results, strict=True):
+        by_layer[piece.layer].append((piece, result))
+    merged = []
+    for parts in by_layer:
+        if len(parts) == 1 and parts[0][0].whole:
+            merged.append(parts[0][1])
+            continue
+        digest_task = next(r for p, r in parts if p.digest_only)
+        layer = split.merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest)
+        if digest_task.error and layer.error is None:
+            layer.error = digest_task.error
+        merged.append(layer)
+    return merged

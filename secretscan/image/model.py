@@ -155,6 +155,9 @@ class LayerHandle:
     """``open`` works in a forked worker process (a local file, reopened per call)."""
     walk: Callable[[], Iterator[FileEntry]] | None = None
     """For sources whose layer is not a blob (a plain directory): yields entries directly."""
+    open_range: Callable[[int, int], AbstractContextManager[BinaryIO]] | None = None
+    """Opens the stored bytes from one offset to another, seekable (a local file): lets the
+    workers share one big uncompressed layer (``walk.split``)."""
 
 
 class ImageIdentity(Protocol):

@@ -51,6 +51,7 @@ class ArchiveImage:
                     size=self.blobs.size(member) if self.blobs.has(member) else None,
                     open=lambda m=member: self.blobs.open(m),  # type: ignore[misc]
                     forkable=True,
+                    open_range=lambda start, end, m=member: self.blobs.open(m, start, end),  # type: ignore[misc]
                 )
             )
         return handles

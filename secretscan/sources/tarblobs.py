@@ -26,10 +26,24 @@ class _Slice(io.RawIOBase):
     def __init__(self, path: Path, offset: int, size: int) -> None:
         self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._f.seek(offset)
-        self._left = size
+        self._offset, self._size, self._left = offset, size, size
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._size - self._left
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        """Within the slice (a tar's headers are walked by seeking past member data)."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self._size}[whence]
+        target = min(max(0, base + pos), self._size)
+        self._f.seek(self._offset + target)
+        self._left = self._size - target
+        return target
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         n = self._f.readinto(memoryview(buffer)[: min(len(buffer), self._left)]) if self._left else 0
@@ -100,12 +114,15 @@ class TarBlobs:
             return f.read()
 
     @contextmanager
-    def open(self, name: str) -> Iterator[BinaryIO]:
+    def open(self, name: str, start: int = 0, end: int | None = None) -> Iterator[BinaryIO]:
+        """The member's bytes, or those from ``start`` to ``end`` (seekable)."""
         member = self._regular(name)
         if member.sparse:
             raise SourceError(f"{self.path}: {name} is a sparse tar member, which a blob never is")
+        start = min(max(0, start), member.size)
+        stop = member.size if end is None else min(max(start, end), member.size)
         try:
-            reader = io.BufferedReader(_Slice(self.path, member.offset_data, member.size), 1 << 20)
+            reader = io.BufferedReader(_Slice(self.path, member.offset_data + start, stop - start), 1 << 20)
         except OSError as exc:
             raise SourceError(f"{self.path}: cannot read {name} ({exc.strerror})") from None
         try:

@@ -62,6 +62,9 @@ class LayerResult:
     facts: dict[str, FileFacts] = field(default_factory=dict)
     """path -> digests, time and mode of each file a secret was seen in: checked against the
     package records of the whole image when the layer is placed in it."""
+    sizes: dict[str, int] = field(default_factory=dict, repr=False, metadata={"transient": True})
+    """path -> size of each file, kept only for a piece of a layer (``walk.split``): the package
+    counts need the whole layer's records."""
     secrets: dict[str, str] = field(default_factory=dict, repr=False, metadata={"transient": True})
     """fingerprint -> plaintext of ``matches``: in memory only, never stored (see ``detect.seal``)."""
 
@@ -198,6 +201,23 @@ def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
     return "sha256:" + sha256.hexdigest()
 
 
+def scan_layer_piece(
+    engine: Engine, sealer: Sealer, limits: Limits, stream: BinaryIO, deadline: Deadline = NO_DEADLINE
+) -> LayerResult:
+    """A run of whole members of an uncompressed layer (``walk.split``): scanned as a layer is,
+    keeping the file sizes for the merge; the digest is the whole layer's, taken elsewhere."""
+    result = LayerResult()
+    try:
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True)
+    except TimeLimitReached as exc:
+        result.error = _not_finished(exc)
+    except SecretScanError as exc:
+        result.error = str(exc)
+    except DECODE_ERRORS as exc:
+        result.error = f"unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
+    return result
+
+
 def scan_layer_entries(
     engine: Engine, sealer: Sealer, limits: Limits, entries: Iterator[FileEntry], deadline: Deadline = NO_DEADLINE
 ) -> LayerResult:
@@ -217,6 +237,8 @@ def _scan_entries(
     entries: Iterator[FileEntry],
     result: LayerResult,
     deadline: Deadline = NO_DEADLINE,
+    *,
+    keep_sizes: bool = False,
 ) -> None:
     scanner = _content_scanner(engine, sealer, limits, result, deadline)
     collector = collect.Collector()
@@ -246,6 +268,8 @@ def _scan_entries(
         result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
         result.packages = collector.packages
         result.package_files, result.package_bytes = listed_content(result.packages, sizes)
+        if keep_sizes:
+            result.sizes = sizes
         result.skipped.extend(Skipped(path, why) for path, why in collector.problems)
 
 
