@@ -226,6 +226,10 @@ class ImageSummary:
     package_bytes: int = 0
     """Of ``files_scanned``: files the package managers' records list as installed (pip, dpkg, apk,
     npm, ...). All are scanned; the digests of those a secret was seen in are checked."""
+    verified_files: int = 0
+    verified_bytes: int = 0
+    """Of those: files whose bytes were checked against their records before they were searched
+    (local uncompressed layers), and searched with provider-format rules only."""
 
 
 @dataclass(frozen=True, slots=True)

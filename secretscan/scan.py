@@ -27,7 +27,9 @@ from secretscan.image.compression import sniff
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
+from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex
+from secretscan.provenance.model import LayerPackages
 from secretscan.redact import Masker
 from secretscan.sources import Source
 from secretscan.walk import split
@@ -133,19 +135,25 @@ class Scanner:
         )
         return report, result.secrets
 
-    def scan_layer_stream(self, blob: BinaryIO) -> LayerResult:
+    def scan_layer_stream(self, blob: BinaryIO, expected: LayerPackages | None = None) -> LayerResult:
         return scan_layer_blob(
-            self.engine, self.sealer, self.config.limits, blob, self.progress.advance, deadline=self.deadline
+            self.engine,
+            self.sealer,
+            self.config.limits,
+            blob,
+            self.progress.advance,
+            deadline=self.deadline,
+            expected=expected,
         )
 
-    def scan_layer(self, handle: LayerHandle) -> LayerResult:
+    def scan_layer(self, handle: LayerHandle, expected: LayerPackages | None = None) -> LayerResult:
         if self.deadline.expired:
             return LayerResult(error=f"not scanned: {self.deadline.describe()}")
         if handle.walk is not None:
             return scan_layer_entries(self.engine, self.sealer, self.config.limits, handle.walk(), self.deadline)
         try:
             with handle.open() as blob:
-                return self.scan_layer_stream(blob)
+                return self.scan_layer_stream(blob, expected)
         except SecretScanError as exc:  # the blob cannot be opened (missing from the archive)
             return LayerResult(error=str(exc))
 
@@ -154,13 +162,13 @@ class Scanner:
         layers = image.layers()
         self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
-        pieces = self._pieces(layers) if parallel else [Piece(i) for i in range(len(layers))]
+        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1)
         parallel = parallel and len(pieces) > 1
 
         def scan_one(k: int) -> LayerResult:
             if not parallel:
                 self.progress.start_layer(pieces[k].layer)
-            return self._scan_piece(layers[pieces[k].layer], pieces[k])
+            return self._scan_piece(layers[pieces[k].layer], pieces[k], expected.get(pieces[k].layer))
 
         finished = [0]
         weights = [_weight(p, layers[p.layer]) for p in pieces]
@@ -184,33 +192,42 @@ class Scanner:
             self.progress.end_image()
         self.attribute(image, config, layers, _merged(pieces, results, len(layers)), state)
 
-    def _pieces(self, layers: Sequence[LayerHandle]) -> list[Piece]:
+    def _pieces(self, layers: Sequence[LayerHandle], workers: int) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
-        boundaries, plus a task for its digest (``walk.split``)."""
+        boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
+        layer, its package records read before the scan: they let files they vouch for skip the
+        name = value heuristics (one walk over its headers gives both)."""
         limit = self.config.limits.max_layer_bytes
         cuttable = [h.open_range is not None and h.walk is None and (h.size or 0) <= limit for h in layers]
-        chosen = dict(split.plan([h.size for h in layers], cuttable, self.config.jobs))
+        chosen = dict(split.plan([h.size for h in layers], cuttable, workers))
+        survey_databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
         pieces: list[Piece] = []
+        expected: dict[int, LayerPackages] = {}
         for i, handle in enumerate(layers):
-            cuts: list[int] = []
-            if i in chosen and handle.open_range is not None and handle.size:
+            found = split.Survey()
+            if cuttable[i] and handle.open_range is not None and handle.size and not self.deadline.expired:
                 try:
                     with handle.open_range(0, handle.size) as blob:
                         if sniff(blob.read(512)) == "none":
-                            cuts = split.cut_points(blob, handle.size, chosen[i])
+                            found = split.survey(blob, handle.size, chosen.get(i, 1), survey_databases)
                 except (OSError, SecretScanError):
-                    cuts = []  # scanned whole, which reports what is wrong with it
-            if not cuts:
+                    found = split.Survey()  # scanned whole, which reports what is wrong with it
+            if found.databases:
+                collector = collect.Collector()
+                for path, mtime, data in found.databases:
+                    collector.feed(path, data, mtime)
+                expected[i] = collector.packages
+            if not found.cuts:
                 pieces.append(Piece(i))
                 continue
-            bounds = [0, *cuts, handle.size or 0]
+            bounds = [0, *found.cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
             pieces.append(Piece(i, digest_only=True))
-        return pieces
+        return pieces, expected
 
-    def _scan_piece(self, handle: LayerHandle, piece: Piece) -> LayerResult:
+    def _scan_piece(self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None) -> LayerResult:
         if piece.whole:
-            return self.scan_layer(handle)
+            return self.scan_layer(handle, expected)
         if self.deadline.expired:
             return LayerResult(error=f"not scanned: {self.deadline.describe()}")
         assert handle.open_range is not None and handle.size is not None
@@ -218,7 +235,7 @@ class Scanner:
             with handle.open_range(piece.start, handle.size if piece.end is None else piece.end) as blob:
                 if piece.digest_only:
                     return LayerResult(stored_digest=split.layer_digest(blob))
-                return scan_layer_piece(self.engine, self.sealer, self.config.limits, blob, self.deadline)
+                return scan_layer_piece(self.engine, self.sealer, self.config.limits, blob, self.deadline, expected)
         except (OSError, SecretScanError) as exc:
             return LayerResult(error=f"cannot read the layer: {exc}")
 
@@ -318,6 +335,8 @@ class Scanner:
                 config.revision(image.annotations),
                 sum(r.package_files for r in results),
                 sum(r.package_bytes for r in results),
+                sum(r.vouched_files for r in results),
+                sum(r.vouched_bytes for r in results),
             )
         )
 

@@ -303,3 +303,33 @@ def test_layer_packages_round_trip_through_the_sweep_cache_encoding() -> None:
     again = unpack(LayerResult, pack(result))
     assert again.packages == table.layer and again.facts == result.facts
     assert isinstance(again.packages, LayerPackages)
+
+
+def test_files_their_records_vouch_for_are_searched_with_provider_rules_only(cli, tmp_path: Path) -> None:
+    """An uncompressed local layer's records are read before its files: a pristine file gets
+    provider rules only (its name = value guesses would be published anyway), and the report
+    counts it; a changed copy of the same file is searched in full."""
+    password = secretgen.password()
+    token = secretgen.github_pat()
+    module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
+    root = tmp_path / "root"
+    _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.py": module}))
+    image = tmp_path / "pip.tar"
+    changed = module.replace("EXAMPLE", "OTHER") + "# edited\n"
+    write_docker_archive(
+        image,
+        ImageSpec(
+            [Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.py", changed.encode())])]
+        ),
+    )
+    for jobs in ("1", "2"):
+        result = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
+        findings, published = _report_by_value(result, {"password": password, "token": token})
+        assert set(findings) == {"password", "token"}  # the application's copy: everything is searched
+        assert [loc["path"] for loc in findings["password"]["locations"]] == [f"/app/{SITE}/vouched/defaults.py"]
+        assert {loc["path"] for loc in findings["token"]["locations"]} == {
+            f"/{SITE}/vouched/defaults.py",
+            f"/app/{SITE}/vouched/defaults.py",
+        }
+        summary = result.report["images"][0]
+        assert summary["verified_files"] >= 1 and summary["verified_files"] <= summary["package_files"]

@@ -64,6 +64,8 @@ class Engine:
         plugins = detect_secrets_plugins() if any(r.detect_secrets for r in ruleset.rules) else {}
         self._ds_rules = [(r, plugins[r.detect_secrets]()) for r in ruleset.rules if r.detect_secrets]
         self._rule_keywords = {r.id: r.keywords for r in ruleset.rules if r.pattern is not None or r.detect_secrets}
+        self._heuristic = frozenset(r.id for r in ruleset.rules if "heuristic" in r.filters)
+        """Rules that guess from a name and a value's looks (``generic.*``), not a provider's format."""
         self.prefilter: PatternPrefilter | None = None
         if hyperscan and self._pattern_rules:
             try:
@@ -73,15 +75,22 @@ class Engine:
             except ImportError:
                 self.prefilter = None
 
-    def scan_bytes(self, data: bytes, path: str | None = None, *, parse: bool = True) -> list[Match]:
+    def scan_bytes(
+        self, data: bytes, path: str | None = None, *, parse: bool = True, heuristics: bool = True
+    ) -> list[Match]:
         """All matches in ``data`` after filtering and overlap resolution, in offset order.
 
         ``path`` (inside the image) selects path-based filters and, with ``parse`` (the data is the
-        whole file, not a window of it), a credential-file parser.
+        whole file, not a window of it), a credential-file parser. ``heuristics`` off: only rules
+        for a provider's format run (for package content its records vouch for).
         """
         if not data:  # an empty file (images hold many) has nothing to match or parse
             return []
-        hits = self._keywords.hits(data) if self.prefilter is None else self._candidate_hits(data)
+        skip = frozenset() if heuristics else self._heuristic
+        if self.prefilter is None:
+            hits = {r: o for r, o in self._keywords.hits(data).items() if r not in skip}
+        else:
+            hits = self._candidate_hits(data, skip)
         if not hits and (path is None or not parse):  # no keyword, no parser: nothing can match
             return []
         matches = list(self._pattern_matches(data, path, hits))
@@ -94,7 +103,7 @@ class Engine:
             for m in _resolve_overlaps(matches, self.ruleset)
         ]
 
-    def _candidate_hits(self, data: bytes) -> dict[str, list[int]]:
+    def _candidate_hits(self, data: bytes, skip: frozenset[str]) -> dict[str, list[int]]:
         """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
         can match (and the detect-secrets plugin rules, which it does not see)."""
         assert self.prefilter is not None
@@ -102,7 +111,7 @@ class Engine:
         hits: dict[str, list[int]] = {}
         in_pass = self.prefilter.in_pass
         lowered = b""
-        for rule_id in candidates | {r.id for r, _ in self._ds_rules}:
+        for rule_id in (candidates | {r.id for r, _ in self._ds_rules}) - skip:
             limit = (WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000) + 1
             offsets: list[int] = []
             for keyword in self._rule_keywords[rule_id]:

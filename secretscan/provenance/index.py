@@ -8,6 +8,7 @@ components of the path (a hostile path 50,000 directories deep costs no more tha
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,19 @@ class ProvenanceIndex:
         if records:
             return self._recorded(layer, records, facts)
         return self._unrecorded(layer, path, facts)
+
+    def vouches(self, path: str, data: bytes, mtime: int, mode: int) -> bool:
+        """Whether the records say the file at ``path`` with these bytes is package content as
+        installed (pristine or member), for an index of the layer's own records: what lets the
+        scan skip the name = value heuristics on it. Hashes only with a record's algorithm."""
+        records = self._records(path)
+        if records:
+            algorithms = {d.partition(":")[0] for _, _, d in records if d != NO_DIGEST}
+            facts = FileFacts({a: hashlib.new(a, data).hexdigest() for a in algorithms}, mtime, mode)
+            origin: Origin | None = self._recorded(0, records, facts)
+        else:
+            origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))
+        return origin is not None and origin.state is not None and origin.state.published
 
     def _records(self, path: str) -> list[tuple[int, Package, str]]:
         names = (path, path[4:]) if path.startswith(_USR_MERGED) else (path,)

@@ -97,6 +97,8 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
                 "bytes_scanned": i.bytes_scanned,
                 "package_files": i.package_files,
                 "package_bytes": i.package_bytes,
+                "verified_files": i.verified_files,
+                "verified_bytes": i.verified_bytes,
                 "layer_details": [
                     {
                         "index": d.index,

@@ -52,11 +52,10 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
     painted: dict[int, str] = {}  # line index -> colour of the whole line
     for img in report.images:
         plat = f" ({img.platform})" if img.platform else ""
-        packaged = (
-            f" ({img.package_files} files, {_size(img.package_bytes)} as installed by package managers)"
-            if img.package_files
-            else ""
-        )
+        packaged = ""
+        if img.package_files:
+            verified = f", {img.verified_files} verified before the search" if img.verified_files else ""
+            packaged = f" ({img.package_files} files, {_size(img.package_bytes)} as installed by package managers{verified})"
         out.append(
             f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}"
             + packaged

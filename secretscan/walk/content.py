@@ -146,6 +146,13 @@ class RawTail(io.RawIOBase):
 class ContentStats:
     files: int = 0
     bytes: int = 0
+    vouched_files: int = 0
+    vouched_bytes: int = 0
+    """Files a package record vouched for before they were searched (provider rules only)."""
+
+
+Vouch = Callable[[bytes], bool]
+"""Given a whole file's bytes: whether the package records vouch for them (``provenance``)."""
 
 
 class ContentScanner:
@@ -166,8 +173,10 @@ class ContentScanner:
         """One set per archive being decoded, of the secrets found inside it: a plain scan of its
         stored bytes after damage leaves them out rather than report them again under its path."""
 
-    def scan(self, path: str, stream: BinaryIO, depth: int = 0) -> None:
-        """Scan a file's bytes; skip notes name the path (the caller adds image and layer)."""
+    def scan(self, path: str, stream: BinaryIO, depth: int = 0, vouch: Vouch | None = None) -> None:
+        """Scan a file's bytes; skip notes name the path (the caller adds image and layer).
+        ``vouch``: a plain file of one window that it vouches for is searched with provider rules
+        only (the name = value heuristics would only list what its package publishes)."""
         self.stats.files += 1
         head = _read_exact(stream, 512)
         kind = _nested_kind(head)
@@ -175,7 +184,7 @@ class ContentScanner:
             if sourcemap.is_candidate(path, head) and depth < self.limits.max_nested_depth:
                 self._scan_source_map(path, head, stream, depth)
             else:
-                self._scan_windows(path, head, stream)
+                self._scan_windows(path, head, stream, vouch=vouch)
             return
         if depth >= self.limits.max_nested_depth:
             self.on_skip(
@@ -254,6 +263,7 @@ class ContentScanner:
         known: Collection[str] = (),
         first_line: int | None = 1,
         parse: bool = True,
+        vouch: Vouch | None = None,
     ) -> None:
         """Scan in windows of ``chunk_bytes`` overlapping by ``overlap_bytes``; every match shorter
         than the overlap is reported exactly once, with its true line number. When reading fails
@@ -269,8 +279,12 @@ class ContentScanner:
                 ahead, error = _read_window(stream, chunk - overlap)
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
+            heuristics = not (vouch is not None and first and last and vouch(data))
+            if not heuristics:
+                self.stats.vouched_files += 1
+                self.stats.vouched_bytes += len(data)
             counted = newlines = 0  # newlines in data[:counted]: counted on from match to match, not from 0
-            for m in self.engine.scan_bytes(data, path, parse=parse and first and last):
+            for m in self.engine.scan_bytes(data, path, parse=parse and first and last, heuristics=heuristics):
                 if m.end <= seen_until or (not last and m.end > len(data) - GUARD) or m.secret in known:
                     continue
                 if m.start < counted:  # matches come in offset order; should one not, count afresh

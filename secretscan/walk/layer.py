@@ -22,7 +22,7 @@ from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, read_some
 from secretscan.models import Skipped
 from secretscan.provenance import collect
-from secretscan.provenance.index import listed_content
+from secretscan.provenance.index import ProvenanceIndex, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail
 from secretscan.walk.entries import FileEntry
@@ -59,6 +59,10 @@ class LayerResult:
     package_files: int = 0
     package_bytes: int = 0
     """Files (and their bytes) of this layer that its own package records list."""
+    vouched_files: int = 0
+    vouched_bytes: int = 0
+    """Files whose records, read before the scan (``walk.split.survey``), vouched for their bytes:
+    searched with provider rules only."""
     facts: dict[str, FileFacts] = field(default_factory=dict)
     """path -> digests, time and mode of each file a secret was seen in: checked against the
     package records of the whole image when the layer is placed in it."""
@@ -76,9 +80,11 @@ def scan_layer_blob(
     blob: BinaryIO,
     on_bytes: Callable[[int], None] = lambda n: None,
     deadline: Deadline = NO_DEADLINE,
+    expected: LayerPackages | None = None,
 ) -> LayerResult:
     """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end
-    (or to the ``deadline``: then ``error`` says the layer was not finished)."""
+    (or to the ``deadline``: then ``error`` says the layer was not finished). ``expected``: the
+    layer's own package records, read before the scan, which vouch for files as they come."""
     result = LayerResult()
     sha256 = hashlib.sha256()
 
@@ -98,7 +104,7 @@ def scan_layer_blob(
         stream, result.compression = open_uncompressed(stored_bytes, xz_memory=limits.max_xz_memory)  # type: ignore[arg-type]
         stored_bytes.keeping = result.compression != "none"  # a plain tar's damage is handled by iter_tar
         stream = io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline)
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, expected=expected)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
         while hashing.read(1 << 20):
@@ -202,13 +208,18 @@ def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
 
 
 def scan_layer_piece(
-    engine: Engine, sealer: Sealer, limits: Limits, stream: BinaryIO, deadline: Deadline = NO_DEADLINE
+    engine: Engine,
+    sealer: Sealer,
+    limits: Limits,
+    stream: BinaryIO,
+    deadline: Deadline = NO_DEADLINE,
+    expected: LayerPackages | None = None,
 ) -> LayerResult:
     """A run of whole members of an uncompressed layer (``walk.split``): scanned as a layer is,
     keeping the file sizes for the merge; the digest is the whole layer's, taken elsewhere."""
     result = LayerResult()
     try:
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True)
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True, expected=expected)
     except TimeLimitReached as exc:
         result.error = _not_finished(exc)
     except SecretScanError as exc:
@@ -239,9 +250,11 @@ def _scan_entries(
     deadline: Deadline = NO_DEADLINE,
     *,
     keep_sizes: bool = False,
+    expected: LayerPackages | None = None,
 ) -> None:
     scanner = _content_scanner(engine, sealer, limits, result, deadline)
     collector = collect.Collector()
+    vouching = ProvenanceIndex([expected]) if expected else None
     sizes: dict[str, int] = {}
     try:
         for entry in entries:
@@ -253,7 +266,7 @@ def _scan_entries(
                 sizes[entry.path] = entry.size
                 try:
                     with entry.open() as f:
-                        _scan_file(scanner, collector, limits, entry, f, result)
+                        _scan_file(scanner, collector, limits, entry, f, result, vouching)
                 except OSError as exc:  # a file of a plain directory that vanished or is unreadable
                     if exc.errno is None:  # not a filesystem error (a damaged stream): the layer's problem
                         raise
@@ -266,6 +279,7 @@ def _scan_entries(
         scanner.scan_plain(RAW_LAYER_PATH, exc.rest, first_line=None)
     finally:
         result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
+        result.vouched_files, result.vouched_bytes = scanner.stats.vouched_files, scanner.stats.vouched_bytes
         result.packages = collector.packages
         result.package_files, result.package_bytes = listed_content(result.packages, sizes)
         if keep_sizes:
@@ -280,6 +294,7 @@ def _scan_file(
     entry: FileEntry,
     stream: BinaryIO,
     result: LayerResult,
+    vouching: ProvenanceIndex | None = None,
 ) -> None:
     """Scan one file; read it as a package database too if it is one; keep its digests if a
     secret was seen in it."""
@@ -295,7 +310,10 @@ def _scan_file(
                 (entry.path, f"package database larger than max_package_db_bytes ({limits.max_package_db_bytes}): not read")
             )
         reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
-        scanner.scan(entry.path, reader)  # type: ignore[arg-type]
+        vouch = None
+        if vouching is not None:
+            vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
+        scanner.scan(entry.path, reader, vouch=vouch)  # type: ignore[arg-type]
     if len(result.matches) > found:
         result.facts[entry.path] = FileFacts(reader.digests(), entry.mtime, entry.mode)
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from secretscan.provenance import collect
 from secretscan.provenance.index import listed_content
 from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import SHARED
+from secretscan.walk.entries import normalise
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.layer import LayerResult
 
@@ -51,35 +53,107 @@ class Piece:
         return self.end is None and not self.digest_only
 
 
+@dataclass
+class Survey:
+    """What one walk over an uncompressed layer's headers gives: where it can be cut, and the
+    package databases it holds (read now, before any file is scanned)."""
+
+    cuts: list[int] = field(default_factory=list)
+    databases: list[tuple[str, int, bytes]] = field(default_factory=list)
+    """(path, modification time, content) of each package database file (``provenance.collect``)."""
+
+
 def cut_points(stream: BinaryIO, size: int, parts: int) -> list[int]:
     """Offsets of member boundaries near ``size * k / parts`` (k = 1 .. parts-1), ascending; []
     when the layer should not be cut. ``stream`` reads the stored (uncompressed) layer and seeks."""
+    return survey(stream, size, parts, 0).cuts
+
+
+def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> Survey:
+    """Cut points as ``cut_points`` gives them, and the package database files of at most
+    ``max_database_bytes`` each (0: none). A header that does not check out ends the walk: no cut,
+    and only the databases before it (a file not vouched for is scanned in full, so that is safe)."""
+    found = Survey()
     targets = [size * k // parts for k in range(1, parts)]
-    cuts: list[int] = []
-    pos = 0
-    member_start = 0
+    pos = member_start = 0
+    long_name: str | None = None
+    budget = MAX_SURVEY_BYTES
     for _ in range(MAX_HEADERS):
-        if not targets:
-            return cuts
         if pos + _BLOCK > size:
-            return cuts
+            return found
         stream.seek(pos)
         header = stream.read(_BLOCK)
         if len(header) < _BLOCK or not header.strip(b"\0"):
-            return cuts  # end of archive
+            return found  # end of archive
         length = _checked_size(header)
         kind = header[156:157]
         if length is None or kind in _NOT_CUTTABLE:
-            return []
-        pos += _BLOCK + -(-length // _BLOCK) * _BLOCK
+            found.cuts = []
+            return found
+        data_at = pos + _BLOCK
+        pos = data_at + -(-length // _BLOCK) * _BLOCK
         if kind in _EXTENDED:
+            if kind != b"K" and max_database_bytes and length <= _MAX_EXTENDED:
+                long_name = _extended_name(kind, stream.read(length)) or long_name
             continue  # belongs to the member whose header follows
-        if member_start >= targets[0] and member_start > (cuts[-1] if cuts else 0):
-            cuts.append(member_start)
+        if targets and member_start >= targets[0] and member_start > (found.cuts[-1] if found.cuts else 0):
+            found.cuts.append(member_start)
             while targets and targets[0] <= member_start:
                 targets.pop(0)
+        if max_database_bytes and kind in (b"0", b"\0", b"7") and length <= max_database_bytes:
+            path = normalise(long_name if long_name is not None else _ustar_name(header))
+            if collect.wants(path) and budget >= length:
+                stream.seek(data_at)
+                found.databases.append((path, _octal(header[136:148]), stream.read(length)))
+                budget -= length
+        long_name = None
         member_start = pos
-    return []
+    found.cuts = []
+    return found
+
+
+_MAX_EXTENDED = 64 * 1024
+MAX_SURVEY_BYTES = 256 * 1024 * 1024
+"""Database bytes one survey keeps; the databases past it are read when the scan meets them."""
+
+
+def _ustar_name(header: bytes) -> str:
+    name = header[0:100].split(b"\0", 1)[0]
+    if header[257:262] == b"ustar":
+        prefix = header[345:500].split(b"\0", 1)[0]
+        if prefix:
+            name = prefix + b"/" + name
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _extended_name(kind: bytes, data: bytes) -> str | None:
+    """The path a PAX header (``path=``) or a GNU long-name header gives the next member."""
+    if kind == b"L":
+        return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    at = 0
+    while at < len(data):  # records: "<length> <key>=<value>\n"
+        space = data.find(b" ", at)
+        if space < 0:
+            return None
+        try:
+            record_length = int(data[at:space])
+        except ValueError:
+            return None
+        if record_length <= 0:
+            return None
+        record = data[space + 1 : at + record_length]
+        key, _, value = record.partition(b"=")
+        if key == b"path":
+            return value.rstrip(b"\n").decode("utf-8", "surrogateescape")
+        at += record_length
+    return None
+
+
+def _octal(field: bytes) -> int:
+    try:
+        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return 0
 
 
 def _checked_size(header: bytes) -> int | None:
@@ -140,6 +214,8 @@ def merge(pieces: Sequence[LayerResult], digest: str | None) -> LayerResult:
             merged.error = piece.error
         merged.files += piece.files
         merged.bytes += piece.bytes
+        merged.vouched_files += piece.vouched_files
+        merged.vouched_bytes += piece.vouched_bytes
         merged.facts.update(piece.facts)
         merged.secrets.update(piece.secrets)
         sizes.update(piece.sizes)
