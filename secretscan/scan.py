@@ -171,7 +171,7 @@ class Scanner:
             return self._scan_piece(layers[pieces[k].layer], pieces[k], expected.get(pieces[k].layer))
 
         finished = [0]
-        weights = [_weight(p, layers[p.layer]) for p in pieces]
+        weights = [p.weight(layers[p.layer].size or 0) for p in pieces]
 
         def done(k: int, result: LayerResult) -> None:
             if parallel:  # workers report when they finish; the bar moves by whole pieces
@@ -190,7 +190,7 @@ class Scanner:
             )
         finally:
             self.progress.end_image()
-        self.attribute(image, config, layers, _merged(pieces, results, len(layers)), state)
+        self.attribute(image, config, layers, split.merged(pieces, results, len(layers)), state)
 
     def _pieces(self, layers: Sequence[LayerHandle], workers: int) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
@@ -362,29 +362,3 @@ class Scanner:
             where = f" ({digest})" if digest and "unreadable" in result.error else ""
             state.errors.append(f"{label}{where}: {result.error}")
 
-
-def _weight(piece: Piece, handle: LayerHandle) -> int:
-    """Bytes a piece reads (the digest task reads the whole layer, at hashing speed)."""
-    if piece.digest_only:
-        return (handle.size or 0) // 8
-    if piece.end is None:
-        return handle.size or 0
-    return piece.end - piece.start
-
-
-def _merged(pieces: Sequence[Piece], results: Sequence[LayerResult], count: int) -> list[LayerResult]:
-    """One result per layer, in layer order, from the pieces' results."""
-    by_layer: list[list[tuple[Piece, LayerResult]]] = [[] for _ in range(count)]
-    for piece, result in zip(pieces, results, strict=True):
-        by_layer[piece.layer].append((piece, result))
-    merged = []
-    for parts in by_layer:
-        if len(parts) == 1 and parts[0][0].whole:
-            merged.append(parts[0][1])
-            continue
-        digest_task = next(r for p, r in parts if p.digest_only)
-        layer = split.merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest)
-        if digest_task.error and layer.error is None:
-            layer.error = digest_task.error
-        merged.append(layer)
-    return merged

@@ -168,14 +168,16 @@ class ProvenanceIndex:
         return Origin(PackageState.MEMBER, label)
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
-        """The deepest package directory above ``path``, and (layer, package or None when shared)
-        for each layer that records it."""
+        """The package directory above ``path`` (the one its ``node_modules``, ``pkg/mod`` or
+        ``gems`` component names, else the deepest), and (layer, package or None when shared) for
+        each layer that records it. The marked one is looked up first: npm trees hold most files."""
+        marked = [path[:end] for end in sorted(_root_ends(path), reverse=True)]
         directories = path.split("/", MAX_ROOT_DEPTH + 1)[1:-1]  # the last piece: the name, or the rest
         prefixes, prefix = [], ""
         for part in directories:
             prefix += "/" + part
             prefixes.append(prefix)
-        for candidate in reversed(prefixes):
+        for candidate in (*marked, *reversed(prefixes)):
             installs = [
                 (i, None if lp.roots[candidate] == SHARED else lp.packages[lp.roots[candidate]])
                 for i, lp in self._layers

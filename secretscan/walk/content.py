@@ -155,6 +155,11 @@ Vouch = Callable[[bytes], bool]
 """Given a whole file's bytes: whether the package records vouch for them (``provenance``)."""
 
 
+def _ALWAYS(data: bytes) -> bool:
+    """The vouch of what a vouched-for file contains."""
+    return True
+
+
 class ContentScanner:
     def __init__(
         self,
@@ -182,7 +187,7 @@ class ContentScanner:
         kind = _nested_kind(head)
         if kind is None:
             if sourcemap.is_candidate(path, head) and depth < self.limits.max_nested_depth:
-                self._scan_source_map(path, head, stream, depth)
+                self._scan_source_map(path, head, stream, depth, vouch)
             else:
                 self._scan_windows(path, head, stream, vouch=vouch)
             return
@@ -202,16 +207,22 @@ class ContentScanner:
         finally:
             self._open.pop()
 
-    def _scan_source_map(self, path: str, head: bytes, stream: BinaryIO, depth: int) -> None:
-        """Each embedded source as a file of its own, then the rest of the map (``walk.sourcemap``)."""
+    def _scan_source_map(self, path: str, head: bytes, stream: BinaryIO, depth: int, vouch: Vouch | None) -> None:
+        """Each embedded source as a file of its own, then the rest of the map (``walk.sourcemap``).
+        A map its package vouches for vouches for the sources it embeds."""
         data = head + _read_exact(stream, sourcemap.MAX_SOURCE_MAP_BYTES + 1 - len(head))
         parsed = sourcemap.split(data) if len(data) <= sourcemap.MAX_SOURCE_MAP_BYTES else None
         if parsed is None:
-            self._scan_windows(path, b"", prefixed(data, stream))
+            self._scan_windows(path, b"", prefixed(data, stream), vouch=vouch)
             return
+        inner: Vouch | None = None
+        if vouch is not None and vouch(data):
+            self.stats.vouched_files += 1
+            self.stats.vouched_bytes += len(data)
+            inner = _ALWAYS
         for name, content in parsed.sources:
-            self.scan(f"{path}!/{name}", io.BytesIO(content), depth + 1)
-        self._scan_windows(path, b"", io.BytesIO(parsed.rest), first_line=None)
+            self.scan(f"{path}!/{name}", io.BytesIO(content), depth + 1, vouch=inner)
+        self._scan_windows(path, b"", io.BytesIO(parsed.rest), first_line=None, vouch=inner)
 
     def scan_plain(
         self, path: str, stream: BinaryIO, *, known: Collection[str] = (), first_line: int | None = 1
@@ -280,7 +291,7 @@ class ContentScanner:
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
             heuristics = not (vouch is not None and first and last and vouch(data))
-            if not heuristics:
+            if not heuristics and vouch is not _ALWAYS:  # counted once, for the file that holds them
                 self.stats.vouched_files += 1
                 self.stats.vouched_bytes += len(data)
             counted = newlines = 0  # newlines in data[:counted]: counted on from match to match, not from 0

@@ -52,6 +52,12 @@ class Piece:
     def whole(self) -> bool:
         return self.end is None and not self.digest_only
 
+    def weight(self, layer_size: int) -> int:
+        """Bytes the piece reads (the digest task reads the whole layer, at hashing speed)."""
+        if self.digest_only:
+            return layer_size // 8
+        return layer_size if self.end is None else self.end - self.start
+
 
 @dataclass
 class Survey:
@@ -238,3 +244,21 @@ def _merge_packages(into: LayerPackages, piece: LayerPackages) -> None:
     into.versions.update(piece.versions)
     for directory, index in piece.owned_dirs.items():
         into.owned_dirs.setdefault(directory, index + offset)
+
+
+def merged(pieces: Sequence[Piece], results: Sequence[LayerResult], count: int) -> list[LayerResult]:
+    """One result per layer, in layer order, from the results of an image's pieces."""
+    by_layer: list[list[tuple[Piece, LayerResult]]] = [[] for _ in range(count)]
+    for piece, result in zip(pieces, results, strict=True):
+        by_layer[piece.layer].append((piece, result))
+    out = []
+    for parts in by_layer:
+        if len(parts) == 1 and parts[0][0].whole:
+            out.append(parts[0][1])
+            continue
+        digest_task = next(r for p, r in parts if p.digest_only)
+        layer = merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest)
+        if digest_task.error and layer.error is None:
+            layer.error = digest_task.error
+        out.append(layer)
+    return out
