@@ -6,7 +6,7 @@ rule set and handed every chunk of every file, config entry and history line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,6 +87,7 @@ class Engine:
         if not data:  # an empty file (images hold many) has nothing to match or parse
             return []
         skip = frozenset() if heuristics else self._heuristic
+        hits: Mapping[str, Sequence[int]]
         if self.prefilter is None:
             hits = {r: o for r, o in self._keywords.hits(data).items() if r not in skip}
         else:
@@ -103,28 +104,31 @@ class Engine:
             for m in _resolve_overlaps(matches, self.ruleset)
         ]
 
-    def _candidate_hits(self, data: bytes, skip: frozenset[str]) -> dict[str, list[int]]:
+    def _candidate_hits(self, data: bytes, skip: frozenset[str]) -> dict[str, Sequence[int]]:
         """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
         can match (and the detect-secrets plugin rules, which it does not see)."""
         assert self.prefilter is not None
         candidates, found = self.prefilter.scan(data)
-        hits: dict[str, list[int]] = {}
+        hits: dict[str, Sequence[int]] = {}
         in_pass = self.prefilter.in_pass
         lowered = b""
+        located: dict[bytes, list[int]] = {}
         for rule_id in (candidates | {r.id for r, _ in self._ds_rules}) - skip:
             limit = (WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000) + 1
             offsets: list[int] = []
             for keyword in self._rule_keywords[rule_id]:
                 if keyword in in_pass:
                     offsets.extend(found.get(keyword, ())[:limit])
-                else:
+                    continue
+                if keyword not in located:  # rules share keywords: each is looked for once per buffer
                     lowered = lowered or data.lower()
-                    offsets.extend(keyword_offsets(lowered, keyword, limit))
+                    located[keyword] = keyword_offsets(lowered, keyword, WHOLE_BUFFER_HITS + 1)
+                offsets.extend(located[keyword][:limit])
             if offsets:
                 hits[rule_id] = sorted(offsets)
         return hits
 
-    def _pattern_matches(self, data: bytes, path: str | None, hits: dict[str, list[int]]) -> Iterable[Match]:
+    def _pattern_matches(self, data: bytes, path: str | None, hits: Mapping[str, Sequence[int]]) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)
         name = (path or "").rsplit("/", 1)[-1].lower()
         n = len(data)
@@ -151,7 +155,7 @@ class Engine:
                         continue
                     yield Match(rule.id, secret, start, end, confidence=rule.confidence)
 
-    def _plugin_matches(self, data: bytes, hits: dict[str, list[int]]) -> Iterable[Match]:
+    def _plugin_matches(self, data: bytes, hits: Mapping[str, Sequence[int]]) -> Iterable[Match]:
         """detect-secrets plugins work line by line; run them only on lines holding a keyword, and
         through ``analyze_string`` (pure regex: its ``analyze_line`` consults global settings and
         may try network verification)."""

@@ -8,7 +8,9 @@ so a regex sees whole lines and no match is reported twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -327,12 +329,25 @@ class PatternPrefilter:
 def keyword_offsets(lowered: bytes, keyword: bytes, limit: int) -> list[int]:
     """Start offsets of ``keyword`` (lower case) in ``lowered`` (the buffer in lower case), overlapping
     ones included, at most ``limit``: what the pass reports for a caseless literal."""
+    if not _overlaps_itself(keyword):  # no occurrence can start inside another: the regex engine's loop
+        return [m.start() for m in itertools.islice(_finder(keyword).finditer(lowered), limit)]
     found: list[int] = []
     at = lowered.find(keyword)
     while at >= 0 and len(found) < limit:
         found.append(at)
         at = lowered.find(keyword, at + 1)
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _finder(keyword: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(keyword))
+
+
+@functools.lru_cache(maxsize=4096)
+def _overlaps_itself(keyword: bytes) -> bool:
+    """Whether two occurrences can overlap (``aba`` in ``ababa``): a proper prefix that is also a suffix."""
+    return any(keyword[:n] == keyword[-n:] for n in range(1, len(keyword)))
 
 
 def default_cache_dir() -> Path:

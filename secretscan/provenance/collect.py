@@ -17,15 +17,26 @@ def wants(path: str) -> bool:
     return system.wants(path) or language.wants(path)
 
 
+_SYSTEM_ROOTS = ("/usr/", "/etc/", "/lib", "/bin/", "/sbin/", "/opt/", "/var/lib/")
+"""Where dpkg and apk install files."""
+
+
 def digests_for(path: str) -> tuple[str, ...]:
-    """The digests a record of ``path`` could carry: none in ``node_modules`` (npm records no
-    digest), pip's SHA-256 in ``site-packages``, any elsewhere. Computed for every byte of files
-    larger than one scan window, so the choice matters for speed."""
+    """The digests a record of a file at ``path`` could carry, for files longer than one scan window,
+    hashed while they stream whether or not a secret turns up (a file of one window is hashed with
+    every algorithm, and only when a secret was seen in it): none in ``node_modules`` (npm records
+    no digest), pip's SHA-256 in ``site-packages`` and ``dist-packages``, dpkg's MD5 and apk's SHA-1
+    where system packages install, Maven's SHA-1 for a jar. Logs and data files cost nothing."""
     if "/node_modules/" in path:
         return ()
     if "/site-packages/" in path:
         return ("sha256",)
-    return ALL_DIGESTS
+    found = ["sha256"] if "/dist-packages/" in path else []
+    if path.startswith(_SYSTEM_ROOTS):
+        found += ["md5", "sha1"]
+    elif path.endswith(".jar"):
+        found.append("sha1")
+    return tuple(found)
 
 
 class Collector:

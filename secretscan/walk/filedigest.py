@@ -3,8 +3,8 @@
 Package records are checked against the bytes of the files that matter (those a secret was seen
 in); hashing every file of an image would cost more than scanning it. A file of up to one scan
 window is kept by reference while it is read (the scanner holds those bytes anyway) and hashed at
-the end if asked; a longer file is hashed as it streams, with only the algorithms a record of its
-path could use (``provenance.collect.digests_for``).
+the end if asked, with every algorithm records use; a longer file is hashed as it streams, with
+only the algorithms a record of its path could use (``provenance.collect.digests_for``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import io
 from typing import BinaryIO
 
 from secretscan.image.compression import read_some
-from secretscan.provenance.collect import digests_for
+from secretscan.provenance.collect import ALL_DIGESTS, digests_for
 
 
 class DigestingReader(io.RawIOBase):
@@ -56,5 +56,5 @@ class DigestingReader(io.RawIOBase):
             pass
         if self._hashers is None:
             whole = b"".join(self._pieces)
-            return {name: hashlib.new(name, whole).hexdigest() for name in digests_for(self._path)}
+            return {name: hashlib.new(name, whole).hexdigest() for name in ALL_DIGESTS}
         return {h.name: h.hexdigest() for h in self._hashers}
