@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -29,6 +30,8 @@ from secretscan.walk.entries import FileEntry
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.filedigest import DigestingReader
 from secretscan.walk.tarstream import TarDamage, iter_tar
+
+logger = logging.getLogger(__name__)
 
 RAW_LAYER_PATH = "(the layer)"
 """The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
@@ -284,7 +287,8 @@ def _scan_entries(
         result.package_files, result.package_bytes = listed_content(result.packages, sizes)
         if keep_sizes:
             result.sizes = sizes
-        result.skipped.extend(Skipped(path, why) for path, why in collector.problems)
+        for path, why in collector.problems:  # the file itself was scanned: a note, not a gap in the scan
+            logger.warning("%s: %s; values in the files it lists are judged without it", path, why)
 
 
 def _scan_file(
