@@ -12,6 +12,18 @@ ALL_DIGESTS = ("md5", "sha1", "sha256")
 """The algorithms package records use: dpkg MD5, apk and Maven SHA-1, pip SHA-256."""
 
 
+_ENDINGS = (
+    "RECORD", "installed-files.txt", "package.json", ".ziphash", ".gemspec", ".jar.sha1", ".md5sums", ".list",
+    "status", "installed",
+)  # fmt: skip
+
+
+def might_want(name: str) -> bool:
+    """A quick first look at a raw archive name (before it is normalised): False means ``wants``
+    would say no. A layer has tens of thousands of names; few end like a database."""
+    return name.endswith(_ENDINGS) or "status.d/" in name
+
+
 def wants(path: str) -> bool:
     """Whether ``path`` is a package database file this module reads (cheap: called per file)."""
     return system.wants(path) or language.wants(path)

@@ -89,7 +89,7 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
             return found
         stream.seek(pos)
         header = stream.read(_BLOCK)
-        if len(header) < _BLOCK or not header.strip(b"\0"):
+        if len(header) < _BLOCK or header.count(0) == _BLOCK:
             return found  # end of archive
         length = _checked_size(header)
         kind = header[156:157]
@@ -107,8 +107,8 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
             while targets and targets[0] <= member_start:
                 targets.pop(0)
         if max_database_bytes and kind in (b"0", b"\0", b"7") and length <= max_database_bytes:
-            path = normalise(long_name if long_name is not None else _ustar_name(header))
-            if collect.wants(path) and budget >= length:
+            name = long_name if long_name is not None else _ustar_name(header)
+            if collect.might_want(name) and collect.wants(path := normalise(name)) and budget >= length:
                 stream.seek(data_at)
                 found.databases.append((path, _octal(header[136:148]), stream.read(length)))
                 budget -= length
