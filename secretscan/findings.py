@@ -94,6 +94,7 @@ def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPath
     package's docs, examples or tests by path); None if one location is anything else."""
     packages: list[str] = []
     by_path: list[str] = []
+    vouched = {(o.image, o.path): o.package for o in locations if o.package_state and o.package_state.published}
     for loc in locations:
         if loc.exposure is Exposure.CONFIG:
             return None
@@ -102,7 +103,7 @@ def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPath
                 return None  # changed or added after install, or not verifiable: the application's
             packages.append(loc.package or "")
             continue
-        compiled_from = _compiled_from(loc, locations)
+        compiled_from = _compiled_from(loc, vouched)
         if compiled_from is not None:
             packages.append(compiled_from)
             continue
@@ -118,9 +119,10 @@ def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPath
     return "; ".join(parts) or None
 
 
-def _compiled_from(loc: Location, group: tuple[Location, ...]) -> str | None:
+def _compiled_from(loc: Location, vouched: dict[tuple[str, str], str | None]) -> str | None:
     """A ``.pyc`` no record vouches for (dpkg compiles them after install) holds what its source
-    holds: its value is published when the same value is in the pristine ``.py`` it came from."""
+    holds: its value is published when the same value is in the pristine ``.py`` it came from
+    (``vouched``: (image, path) -> package of the finding's pristine or member locations)."""
     path = loc.path.split("!/", 1)[0]
     if not path.endswith(".pyc"):
         return None
@@ -128,11 +130,7 @@ def _compiled_from(loc: Location, group: tuple[Location, ...]) -> str | None:
     if directory.endswith("/__pycache__"):
         directory = directory[: -len("/__pycache__")]
         name = name.split(".", 1)[0] + ".pyc"
-    source = f"{directory}/{name[:-4]}.py"
-    for other in group:
-        if other.path == source and other.image == loc.image and other.package_state and other.package_state.published:
-            return other.package
-    return None
+    return vouched.get((loc.image, f"{directory}/{name[:-4]}.py"))
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -6,7 +6,7 @@ import csv
 
 from secretscan.provenance import language, system
 from secretscan.provenance.model import LayerPackages
-from secretscan.provenance.packages import PackageTable
+from secretscan.provenance.packages import PackageTable, Reader
 
 ALL_DIGESTS = ("md5", "sha1", "sha256")
 """The algorithms package records use: dpkg MD5, apk and Maven SHA-1, pip SHA-256."""
@@ -26,7 +26,11 @@ def might_want(name: str) -> bool:
 
 def wants(path: str) -> bool:
     """Whether ``path`` is a package database file this module reads (cheap: called per file)."""
-    return system.wants(path) or language.wants(path)
+    return _reader(path) is not None
+
+
+def _reader(path: str) -> Reader | None:
+    return system.reader(path) or language.reader(path)
 
 
 _SYSTEM_ROOTS = ("/usr/", "/etc/", "/lib", "/bin/", "/sbin/", "/opt/", "/var/lib/")
@@ -61,11 +65,11 @@ class Collector:
         """(path, why a database file could not be read)."""
 
     def feed(self, path: str, data: bytes, mtime: int) -> None:
+        read = _reader(path)
+        if read is None:
+            return
         try:
-            if system.wants(path):
-                system.parse(self._table, path, data.decode("utf-8", "replace"))
-            else:
-                language.parse(self._table, path, data, mtime)
+            read(self._table, data, mtime)
         except (ValueError, csv.Error, RecursionError) as exc:
             self.problems.append((path, f"package database not read ({type(exc).__name__}: {str(exc)[:120]})"))
 

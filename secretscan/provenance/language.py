@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import functools
 import json
 import posixpath
 import re
+from collections.abc import Callable
 
 from secretscan.provenance.model import NO_DIGEST, Manager
-from secretscan.provenance.packages import PackageTable
+from secretscan.provenance.packages import PackageTable, Reader
 
 MAX_PACKAGE_JSON = 1024 * 1024
 """npm manifests are a few KiB; a larger one is not read for its name and version."""
@@ -36,16 +38,13 @@ def _split_name(directory: str) -> tuple[str, str]:
     return name, version.split("-py", 1)[0] if version else ""
 
 
-def pip_record(table: PackageTable, path: str, text: str) -> bool:
+def _pip_record(table: PackageTable, found: re.Match[str], data: bytes, mtime: int) -> None:
     """``path,sha256=<urlsafe base64>,size`` rows, relative to the directory holding the
     ``.dist-info``; compiled ``.pyc`` files are listed without a digest."""
-    found = _DIST_INFO.match(path)
-    if found is None:
-        return False
     base = found["base"]
     package = table.package(Manager.PIP, *_split_name(found["dir"]))
     table.root(f"{base}/{found['dir']}.dist-info", package)
-    for row in csv.reader(text.splitlines()):
+    for row in csv.reader(data.decode("utf-8", "replace").splitlines()):
         if not row or not row[0]:
             continue
         digest = NO_DIGEST
@@ -56,22 +55,17 @@ def pip_record(table: PackageTable, path: str, text: str) -> bool:
                 raw = b""
             digest = "sha256:" + raw.hex() if len(raw) == 32 else NO_DIGEST
         _pip_file(table, base, row[0], package, digest)
-    return True
 
 
-def pip_installed_files(table: PackageTable, path: str, text: str) -> bool:
+def _pip_installed_files(table: PackageTable, found: re.Match[str], data: bytes, mtime: int) -> None:
     """Legacy ``setup.py install``: paths relative to the ``.egg-info`` directory, no digests."""
-    found = _EGG_INFO.match(path)
-    if found is None:
-        return False
     base = found["base"]
     package = table.package(Manager.PIP, *_split_name(found["dir"]))
     egg = f"{base}/{found['dir']}.egg-info"
     table.root(egg, package)
-    for line in text.splitlines():
+    for line in data.decode("utf-8", "replace").splitlines():
         if line.strip():
             _pip_file(table, base, posixpath.join(found["dir"] + ".egg-info", line.strip()), package, NO_DIGEST)
-    return True
 
 
 def _pip_file(table: PackageTable, base: str, relative: str, package: int, digest: str) -> None:
@@ -82,11 +76,8 @@ def _pip_file(table: PackageTable, base: str, relative: str, package: int, diges
         table.root(f"{base}/{parts[0]}", package)
 
 
-def npm_package(table: PackageTable, path: str, data: bytes, mtime: int) -> bool:
+def _npm_package(table: PackageTable, found: re.Match[str], data: bytes, mtime: int) -> None:
     """A package's own ``package.json``, directly in its ``node_modules`` directory."""
-    found = _NPM.match(path)
-    if found is None:
-        return False
     name, version = found["dir"], ""
     if len(data) <= MAX_PACKAGE_JSON:
         try:
@@ -100,64 +91,51 @@ def npm_package(table: PackageTable, path: str, data: bytes, mtime: int) -> bool
     package = table.layer.package(Manager.NPM, name, version)  # one per directory: versions nest
     table.root(found["root"], package)
     table.layer.root_mtimes[found["root"]] = mtime
-    return True
 
 
-def go_module(table: PackageTable, path: str) -> bool:
+def _go_module(table: PackageTable, found: re.Match[str], data: bytes, mtime: int) -> None:
     """The module cache keeps ``<module>@<version>/`` read-only, downloaded and checked against
     go.sum; its ``.ziphash`` says the module was fetched by the go command."""
-    found = _GO.match(path)
-    if found is None:
-        return False
     package = table.package(Manager.GO, found["module"], found["version"])
     table.root(f"{found['base']}/pkg/mod/{found['module']}@{found['version']}", package)
-    return True
 
 
-def gem_spec(table: PackageTable, path: str) -> bool:
-    found = _GEM.match(path)
-    if found is None:
-        return False
+def _gem_spec(table: PackageTable, found: re.Match[str], data: bytes, mtime: int) -> None:
     name, _, version = found["dir"].rpartition("-")
     package = table.package(Manager.GEM, name or found["dir"], version if name else "")
     table.root(f"{found['base']}/gems/{found['dir']}", package)
-    return True
 
 
-def maven_checksum(table: PackageTable, path: str, text: str) -> bool:
+def _maven_checksum(table: PackageTable, found: re.Match[str], data: bytes, mtime: int) -> None:
     """Maven keeps ``<artifact>.jar.sha1``, the repository's checksum, beside each jar it downloads."""
-    found = _MAVEN.match(path)
-    if found is None:
-        return False
-    digest = _HEX40.search(text[:200])
+    digest = _HEX40.search(data[:200].decode("ascii", "replace"))
     if digest is not None:
         package = table.package(Manager.MAVEN, found["artifact"], found["version"])
         table.file(f"{found['base']}/{found['file']}", package, "sha1:" + digest.group(0).lower())
-    return True
 
 
-def parse(table: PackageTable, path: str, data: bytes, mtime: int) -> bool:
-    if path.endswith("/package.json"):
-        return npm_package(table, path, data, mtime)
-    if path.endswith(".ziphash"):
-        return go_module(table, path)
-    if path.endswith(".gemspec"):
-        return gem_spec(table, path)
-    text = data.decode("utf-8", "replace")
-    if path.endswith("/RECORD"):
-        return pip_record(table, path, text)
-    if path.endswith("/installed-files.txt"):
-        return pip_installed_files(table, path, text)
-    if path.endswith(".jar.sha1"):
-        return maven_checksum(table, path, text)
-    return False
+_Handler = Callable[[PackageTable, re.Match[str], bytes, int], None]
+_READERS: tuple[tuple[str, re.Pattern[str], _Handler], ...] = (
+    ("/RECORD", _DIST_INFO, _pip_record),
+    ("/installed-files.txt", _EGG_INFO, _pip_installed_files),
+    ("/package.json", _NPM, _npm_package),
+    (".ziphash", _GO, _go_module),
+    (".gemspec", _GEM, _gem_spec),
+    (".jar.sha1", _MAVEN, _maven_checksum),
+)
+_SUFFIXES = tuple(suffix for suffix, _, _ in _READERS)
 
 
-_SUFFIXES = ("/RECORD", "/installed-files.txt", "/package.json", ".ziphash", ".gemspec", ".jar.sha1")
-
-
-def wants(path: str) -> bool:
+def reader(path: str) -> Reader | None:
+    """What reads the database file at ``path`` (its bytes, its time), or None if it is none."""
     if not path.endswith(_SUFFIXES):
-        return False
-    return any(p.match(path) for p in (_DIST_INFO, _EGG_INFO, _NPM, _GO, _GEM, _MAVEN))
+        return None
+    for suffix, pattern, handler in _READERS:
+        found = pattern.match(path) if path.endswith(suffix) else None
+        if found is not None:
+            return functools.partial(_apply, handler, found)
+    return None
 
+
+def _apply(handler: _Handler, found: re.Match[str], table: PackageTable, data: bytes, mtime: int) -> None:
+    handler(table, found, data, mtime)

@@ -3,6 +3,8 @@ however many of its database files mention it (dpkg's ``.list``, ``.md5sums`` an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from secretscan.provenance.model import NO_DIGEST, LayerPackages, Manager
 
 SHARED = -1
@@ -41,3 +43,7 @@ class PackageTable:
 
     def owned_dir(self, path: str, package: int) -> None:
         self.layer.owned_dirs.setdefault(path, package)
+
+
+Reader = Callable[[PackageTable, bytes, int], None]
+"""Reads one database file (its bytes, its modification time) into a table."""

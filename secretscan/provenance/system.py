@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import posixpath
+from collections.abc import Callable
 
 from secretscan.provenance.model import NO_DIGEST, Manager
-from secretscan.provenance.packages import PackageTable
+from secretscan.provenance.packages import PackageTable, Reader
 
 DPKG_INFO = "/var/lib/dpkg/info/"
 DPKG_STATUS = "/var/lib/dpkg/status"
@@ -115,41 +116,24 @@ def apk_installed(table: PackageTable, text: str) -> None:
                 table.file(last_file, package, "sha1:" + digest)
 
 
-def parse(table: PackageTable, path: str, text: str) -> bool:
-    """Read ``path`` if it is one of these databases; False if it is not."""
-    if path.startswith(DPKG_INFO):
-        base = path[len(DPKG_INFO) :]
-        if "/" in base:
-            return False
-        if base.endswith(".md5sums"):
-            dpkg_md5sums(table, _dpkg_name(base, ".md5sums"), text)
-            return True
-        if base.endswith(".list"):
-            dpkg_list(table, _dpkg_name(base, ".list"), text)
-            return True
-        return False
+def reader(path: str) -> Reader | None:
+    """What reads the database file at ``path`` (its bytes), or None if it is none of these."""
     if path == DPKG_STATUS:
-        dpkg_status(table, text)
-        return True
-    if path.startswith(DPKG_STATUS_DIR):
-        base = path[len(DPKG_STATUS_DIR) :]
-        if "/" in base:
-            return False
-        if base.endswith(".md5sums"):
-            dpkg_md5sums(table, _dpkg_name(base, ".md5sums"), text)
-        else:
-            dpkg_status(table, text)
-        return True
+        return _text(dpkg_status)
     if path == APK_INSTALLED:
-        apk_installed(table, text)
-        return True
-    return False
+        return _text(apk_installed)
+    for directory, suffixes in ((DPKG_INFO, (".md5sums", ".list")), (DPKG_STATUS_DIR, (".md5sums", ""))):
+        if not path.startswith(directory) or "/" in path[len(directory) :]:
+            continue
+        base = path[len(directory) :]
+        if base.endswith(".md5sums"):
+            return _text(dpkg_md5sums, _dpkg_name(base, ".md5sums"))
+        if base.endswith(".list") and ".list" in suffixes:
+            return _text(dpkg_list, _dpkg_name(base, ".list"))
+        if "" in suffixes:  # status.d/<package>: a status stanza
+            return _text(dpkg_status)
+    return None
 
 
-def wants(path: str) -> bool:
-    return (
-        path in (DPKG_STATUS, APK_INSTALLED)
-        or (path.startswith(DPKG_INFO) and path.endswith((".md5sums", ".list")))
-        or path.startswith(DPKG_STATUS_DIR)
-    )
-
+def _text(parse: Callable[..., None], *names: str) -> Reader:
+    return lambda table, data, mtime: parse(table, *names, data.decode("utf-8", "replace"))

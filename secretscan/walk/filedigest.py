@@ -55,6 +55,10 @@ class DigestingReader(io.RawIOBase):
         while self.read1(1 << 20):
             pass
         if self._hashers is None:
-            whole = b"".join(self._pieces)
-            return {name: hashlib.new(name, whole).hexdigest() for name in ALL_DIGESTS}
+            return whole_digests(b"".join(self._pieces))
         return {h.name: h.hexdigest() for h in self._hashers}
+
+
+def whole_digests(data: bytes) -> dict[str, str]:
+    """A whole file's digests with every algorithm package records use."""
+    return {name: hashlib.new(name, data).hexdigest() for name in ALL_DIGESTS}

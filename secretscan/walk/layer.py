@@ -28,7 +28,7 @@ from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail
 from secretscan.walk.entries import FileEntry
 from secretscan.walk.fate import LayerPaths
-from secretscan.walk.filedigest import DigestingReader
+from secretscan.walk.filedigest import DigestingReader, whole_digests
 from secretscan.walk.tarstream import TarDamage, iter_tar
 
 logger = logging.getLogger(__name__)
@@ -303,21 +303,22 @@ def _scan_file(
     """Scan one file; read it as a package database too if it is one; keep its digests if a
     secret was seen in it."""
     found = len(result.matches)
-    if collect.wants(entry.path) and entry.size <= limits.max_package_db_bytes:
+    database = collect.wants(entry.path)
+    if database and entry.size <= limits.max_package_db_bytes:
         data = _read_all(stream, limits.max_package_db_bytes)
         scanner.scan(entry.path, io.BytesIO(data))
         collector.feed(entry.path, data, entry.mtime)
-        reader = DigestingReader(io.BytesIO(data), entry.path, len(data))  # type: ignore[arg-type]
-    else:
-        if collect.wants(entry.path):
-            collector.problems.append(
-                (entry.path, f"package database larger than max_package_db_bytes ({limits.max_package_db_bytes}): not read")
-            )
-        reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
-        vouch = None
-        if vouching is not None:
-            vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
-        scanner.scan(entry.path, reader, vouch=vouch)  # type: ignore[arg-type]
+        if len(result.matches) > found:
+            result.facts[entry.path] = FileFacts(whole_digests(data), entry.mtime, entry.mode)
+        return
+    if database:
+        limit = limits.max_package_db_bytes
+        collector.problems.append((entry.path, f"package database larger than max_package_db_bytes ({limit}): not read"))
+    reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
+    vouch = None
+    if vouching is not None:
+        vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
+    scanner.scan(entry.path, reader, vouch=vouch)  # type: ignore[arg-type]
     if len(result.matches) > found:
         result.facts[entry.path] = FileFacts(reader.digests(), entry.mtime, entry.mode)
 

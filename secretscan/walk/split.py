@@ -25,6 +25,7 @@ from secretscan.provenance.packages import SHARED
 from secretscan.walk.entries import normalise
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.layer import LayerResult
+from secretscan.walk.tarstream import octal_number, unsigned_checksum
 
 MIN_PIECE = 48 * 1024 * 1024
 """About the size of a piece; layers smaller than two are not cut."""
@@ -110,7 +111,7 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
             name = long_name if long_name is not None else _ustar_name(header)
             if collect.might_want(name) and collect.wants(path := normalise(name)) and budget >= length:
                 stream.seek(data_at)
-                found.databases.append((path, _octal(header[136:148]), stream.read(length)))
+                found.databases.append((path, _octal(header[136:148]) or 0, stream.read(length)))
                 budget -= length
         long_name = None
         member_start = pos
@@ -155,31 +156,21 @@ def _extended_name(kind: bytes, data: bytes) -> str | None:
     return None
 
 
-def _octal(field: bytes) -> int:
+def _octal(field: bytes) -> int | None:
     try:
-        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+        return octal_number(field)
     except ValueError:
-        return 0
+        return None
 
 
 def _checked_size(header: bytes) -> int | None:
     """The member's data size, if the header's checksum holds (None: not a header we trust)."""
-    try:
-        stored = int(header[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
-    except ValueError:
-        return None
-    computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
-    if stored != computed:
+    if _octal(header[148:156]) != unsigned_checksum(header):
         return None
     field = header[124:136]
     if field[0] & 0x80:  # base-256 (GNU): big sizes
-        if field[0] != 0x80:
-            return None
-        return int.from_bytes(field[1:], "big")
-    try:
-        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
-    except ValueError:
-        return None
+        return int.from_bytes(field[1:], "big") if field[0] == 0x80 else None
+    return _octal(field)
 
 
 def plan(sizes: Sequence[int | None], cuttable: Sequence[bool], workers: int) -> list[tuple[int, int]]:

@@ -67,23 +67,23 @@ class _TarInfo(tarfile.TarInfo):
         ):
             return super().frombuf(buf, encoding, errors)
         try:
-            chksum = _octal(buf[148:156])
-            if chksum != 256 + sum(buf) - sum(buf[148:156]):
+            chksum = octal_number(buf[148:156])
+            if chksum != unsigned_checksum(buf):
                 return super().frombuf(buf, encoding, errors)
             obj = cls()
             obj.name = _text(buf[0:100], encoding, errors)
-            obj.mode = _octal(buf[100:108])
-            obj.uid = _octal(buf[108:116])
-            obj.gid = _octal(buf[116:124])
-            obj.size = _octal(buf[124:136])
-            obj.mtime = _octal(buf[136:148])
+            obj.mode = octal_number(buf[100:108])
+            obj.uid = octal_number(buf[108:116])
+            obj.gid = octal_number(buf[116:124])
+            obj.size = octal_number(buf[124:136])
+            obj.mtime = octal_number(buf[136:148])
             obj.chksum = chksum
             obj.type = buf[156:157]
             obj.linkname = _text(buf[157:257], encoding, errors)
             obj.uname = _text(buf[265:297], encoding, errors)
             obj.gname = _text(buf[297:329], encoding, errors)
-            obj.devmajor = _octal(buf[329:337])
-            obj.devminor = _octal(buf[337:345])
+            obj.devmajor = octal_number(buf[329:337])
+            obj.devminor = octal_number(buf[337:345])
             prefix = _text(buf[345:500], encoding, errors)
         except ValueError:  # not octal, not ASCII: tarfile says what is wrong
             return super().frombuf(buf, encoding, errors)
@@ -96,7 +96,13 @@ class _TarInfo(tarfile.TarInfo):
         return obj
 
 
-def _octal(field: bytes) -> int:
+def unsigned_checksum(header: bytes) -> int:
+    """The checksum a tar header should carry: its bytes summed, the checksum field counted as spaces."""
+    return 256 + sum(header) - sum(header[148:156])
+
+
+def octal_number(field: bytes) -> int:
+    """A tar header's octal number field, read as tarfile reads it (ValueError if it is not one)."""
     end = field.find(b"\0")
     digits = (field if end < 0 else field[:end]).strip()
     if not digits.isascii():
