@@ -76,3 +76,20 @@ def test_openssh_key_escaped_on_one_line_is_found(cli, tmp_path: Path) -> None:
     key = secretgen.openssh_private_key().strip()
     report = _scan(cli, tmp_path, {"app/deploy.json": json.dumps({"ssh_key": key})})
     assert any(f["rule_id"].startswith("private-key.") for f in report["findings"])
+
+
+def test_quoted_passwords_are_found_whole_whatever_symbols_they_hold(cli, tmp_path: Path) -> None:
+    """A password literal may start with + or hold &: between quotes it is one value. In an
+    unquoted URL query & still ends the value, and "…="+x+"…" in code stays a concatenation."""
+    ampersand = "&" + secretgen.password()[:9] + "&" + secretgen.password()[:9]
+    plus = "+" + secretgen.password()[:18] + "x"  # "+…+" would read as a concatenation
+    query_token = secretgen.password().replace("&", "9")
+    files = {
+        "app/settings.py": f'DEFAULT_PASSWORD = "{ampersand}"\nADMIN_PASSWORD = "{plus}"\n',
+        "app/fetch.sh": f"curl https://api.example.internal/v1/items?api_key={query_token}&page=2\n",
+        "app/sign.js": 'r.push(this.algorithm+" Credential="+e.accessKeyId+"/"+a)\n',
+    }
+    report = _scan(cli, tmp_path, files)
+    found = {f["secret"] for f in report["findings"]}
+    assert {ampersand, plus, query_token} <= found
+    assert not any(loc["path"] == "/app/sign.js" for f in report["findings"] for loc in f["locations"])

@@ -149,7 +149,7 @@ class Engine:
                         continue
                     secret = data[start:end].decode("utf-8", "replace")
                     accepted = _accept(rule, secret, data, start, end) and not (
-                        code and is_bare_code_value(data, start)
+                        code and is_bare_code_value(data, start, end)
                     )
                     if not accepted and self.known.lookup(secret) is None:
                         continue

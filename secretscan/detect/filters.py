@@ -149,13 +149,15 @@ def _names_itself(secret: str, name: str | None) -> bool:
     return value in (name, "my" + name, "your" + name, "some" + name)
 
 
-def is_bare_code_value(data: bytes, start: int) -> bool:
+def is_bare_code_value(data: bytes, start: int, end: int) -> bool:
     """In source code a hardcoded secret is a string literal, so ``NAME = value`` with a bare value
     is an expression (``token = this.getToken()``, ``apiKey: SensitiveString``). Inside a string
     literal (an odd number of quotes before it on the line) ``NAME=value`` is text that may hold a
     secret: a connection string, a command line, a URL."""
     if start > 0 and data[start - 1] in _QUOTES:
-        return data[start : start + 1] == b"+"  # "…Credential=" + e.accessKeyId: a concatenation
+        # "…Credential="+e.accessKeyId+"/" is a concatenation; "+Xo-uIN=g…" closed by its quote is a literal
+        closed = data[end : end + 1] == data[start - 1 : start] and data[end - 1 : end] != b"+"
+        return data[start : start + 1] == b"+" and not closed
     line = data[data.rfind(b"\n", max(0, start - 400), start) + 1 : start].replace(b"\\\\", b"")
     embedded = line.rfind(b"\\n")  # code held in a JSON string (source maps, bundles): its own lines
     if embedded >= 0:
