@@ -13,7 +13,7 @@ from secretscan.config import ScanConfig
 from secretscan.detect.rules import CONFIDENCE_RANK, RuleSet
 from secretscan.detect.seal import Sighting
 from secretscan.detect.thirdparty import ThirdPartyPaths
-from secretscan.models import Exposure, Finding, KnownTestKey, Location, Severity
+from secretscan.models import Documentation, Exposure, Finding, KnownTestKey, Location, Severity
 
 DEFAULT_REMEDIATION = "Revoke and rotate this credential, then rebuild the image without it."
 
@@ -89,23 +89,33 @@ def aggregate(
 
 
 def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPaths | None) -> str | None:
-    """Where a secret seen only in content published with packages ships from: files whose bytes
-    the package manager's records vouch for (or, where no record speaks of a file, an installed
-    package's docs, examples or tests by path); None if one location is anything else."""
+    """Where a secret seen only in content published with packages, or only as an example in
+    source code's documentation, comes from: files whose bytes the package manager's records vouch
+    for, docstrings and prose comments (and ``.pyc`` compiled from such a docstring), or, where no
+    record speaks of a file, an installed package's docs, examples or tests by path; None if one
+    location is anything else."""
     packages: list[str] = []
+    documented: list[str] = []
     by_path: list[str] = []
     vouched = {(o.image, o.path): o.package for o in locations if o.package_state and o.package_state.published}
+    docstrings = {(o.image, o.path) for o in locations if o.documentation is Documentation.DOCSTRING}
     for loc in locations:
         if loc.exposure is Exposure.CONFIG:
             return None
-        if loc.package_state is not None or loc.package is not None:
-            if loc.package_state is None or not loc.package_state.published:
-                return None  # changed or added after install, or not verifiable: the application's
+        if loc.package_state is not None and loc.package_state.published:
             packages.append(loc.package or "")
             continue
-        compiled_from = _compiled_from(loc, vouched)
-        if compiled_from is not None:
-            packages.append(compiled_from)
+        if loc.documentation is not None:
+            documented.append(f"{loc.documentation} of {loc.path}")
+            continue
+        if loc.package_state is not None or loc.package is not None:
+            return None  # changed or added after install, or not verifiable: the application's
+        source = _source_of(loc)
+        if source is not None and (loc.image, source) in vouched:
+            packages.append(vouched[(loc.image, source)] or "")
+            continue
+        if source is not None and (loc.image, source) in docstrings:
+            documented.append(f"docstring of {source}, compiled")
             continue
         reason = third_party.describe(loc.path) if third_party is not None else None
         if reason is None:
@@ -114,15 +124,19 @@ def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPath
     parts = []
     if packages:
         parts.append("published by " + ", ".join(dict.fromkeys(p for p in packages if p)))
+    if documented:
+        shown = list(dict.fromkeys(documented))
+        more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+        parts.append("an example in documentation: " + "; ".join(shown[:3]) + more)
     if by_path:
         parts.append("published with a package: " + "; ".join(dict.fromkeys(by_path)))
     return "; ".join(parts) or None
 
 
-def _compiled_from(loc: Location, vouched: dict[tuple[str, str], str | None]) -> str | None:
-    """A ``.pyc`` no record vouches for (dpkg compiles them after install) holds what its source
-    holds: its value is published when the same value is in the pristine ``.py`` it came from
-    (``vouched``: (image, path) -> package of the finding's pristine or member locations)."""
+def _source_of(loc: Location) -> str | None:
+    """The ``.py`` a ``.pyc`` was compiled from, which holds what it holds (its value is published
+    when that source is pristine package content: dpkg compiles ``.pyc`` after install, and no
+    record vouches for them); None for any other file."""
     path = loc.path.split("!/", 1)[0]
     if not path.endswith(".pyc"):
         return None
@@ -130,7 +144,7 @@ def _compiled_from(loc: Location, vouched: dict[tuple[str, str], str | None]) ->
     if directory.endswith("/__pycache__"):
         directory = directory[: -len("/__pycache__")]
         name = name.split(".", 1)[0] + ".pyc"
-    return vouched.get((loc.image, f"{directory}/{name[:-4]}.py"))
+    return f"{directory}/{name[:-4]}.py"
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

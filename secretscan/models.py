@@ -69,6 +69,19 @@ class PackageState(str, enum.Enum):
         return self in (PackageState.PRISTINE, PackageState.MEMBER)
 
 
+class Documentation(str, enum.Enum):
+    """Source text that explains code rather than being it: where a name = value guess is an
+    example more often than a credential."""
+
+    DOCSTRING = "docstring"
+    """A string literal that is a statement of its own (or ``__doc__ = …``, ``EXAMPLES = …``)."""
+    COMMENT = "comment"
+    """A comment in prose (a line of code commented out is not one: its value was once live)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where one occurrence was seen."""
@@ -99,6 +112,9 @@ class Location:
     """The package the file belongs to, as its package manager recorded it (``flask 3.0.3 (pip)``)."""
     package_state: PackageState | None = None
     """Whether the file is that package's as installed; None where no package manager speaks of it."""
+    documentation: Documentation | None = None
+    """The value sits in a docstring or prose comment of source code (heuristic rules only: a
+    provider's token format is a credential wherever it is written)."""
 
     def describe(self) -> str:
         """One human line, e.g. ``layer 3: /app/x.jar!/a.properties:12``."""

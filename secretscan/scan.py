@@ -268,7 +268,7 @@ class Scanner:
             layer_base = replace(base, layer_index=index, layer_digest=handle.diff_id, created_by=step)
             state.secrets.update(result.secrets)
             for m, path, line in result.matches:
-                loc = replace(layer_base, path=path, line=line, context=m.context)
+                loc = replace(layer_base, path=path, line=line, context=m.context, documentation=m.documentation)
                 occurrences.append((m, loc))
                 layer_of.append(position)
                 by_path.setdefault(path.split("!/", 1)[0], []).append((m, loc))

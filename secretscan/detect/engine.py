@@ -14,6 +14,7 @@ from secretscan.detect import credfiles
 from secretscan.detect.filters import (
     assignment_before,
     is_bare_code_value,
+    is_code_identifier,
     is_heuristic_non_secret,
     is_lock_file,
     is_placeholder,
@@ -31,9 +32,14 @@ from secretscan.detect.prefilter import (
     pattern_reach,
     windows,
 )
+from secretscan.detect.pysource import DocumentationSpans, documentation_spans
 from secretscan.detect.rules import CONFIDENCE_RANK, Rule, RuleSet, detect_secrets_plugins
+from secretscan.models import Documentation
 
 MAX_LINE_FOR_FILTERS = 4096
+PYTHON_SOURCE = (".py", ".pyi", ".pyw")
+MAX_PYTHON_SOURCE = 4 * 1024 * 1024
+"""Python files beyond this are generated data, not documented code: their spans are not read."""
 
 
 class Engine:
@@ -94,15 +100,19 @@ class Engine:
             hits = self._candidate_hits(data, skip)
         if not hits and (path is None or not parse):  # no keyword, no parser: nothing can match
             return []
-        matches = list(self._pattern_matches(data, path, hits))
+        docs = _LazyDocumentation(data if parse and _is_python_source(path) else None)
+        matches = list(self._pattern_matches(data, path, hits, docs))
         if self._ds_rules and hits:  # plugins read only the lines that hold a keyword
             matches.extend(self._plugin_matches(data, hits))
         if path is not None and parse:
             matches.extend(self._parsed_matches(data, path))
-        return [
+        kept = [
             m if m.context else replace(m, context=assigned_name(data, m.start))
             for m in _resolve_overlaps(matches, self.ruleset)
         ]
+        if any(m.rule_id in self._heuristic for m in kept) and (spans := docs.get()) is not None:
+            kept = [replace(m, documentation=spans.at(m.start)) if m.rule_id in self._heuristic else m for m in kept]
+        return kept
 
     def _candidate_hits(self, data: bytes, skip: frozenset[str]) -> dict[str, Sequence[int]]:
         """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
@@ -128,7 +138,9 @@ class Engine:
                 hits[rule_id] = sorted(offsets)
         return hits
 
-    def _pattern_matches(self, data: bytes, path: str | None, hits: Mapping[str, Sequence[int]]) -> Iterable[Match]:
+    def _pattern_matches(
+        self, data: bytes, path: str | None, hits: Mapping[str, Sequence[int]], docs: _LazyDocumentation
+    ) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)
         name = (path or "").rsplit("/", 1)[-1].lower()
         n = len(data)
@@ -149,7 +161,12 @@ class Engine:
                         continue
                     secret = data[start:end].decode("utf-8", "replace")
                     accepted = _accept(rule, secret, data, start, end) and not (
-                        code and is_bare_code_value(data, start, end)
+                        code
+                        and (
+                            is_code_identifier(secret)
+                            # docstring text ("Next page token: …") is prose, not an expression
+                            or (is_bare_code_value(data, start, end) and not docs.in_docstring(start))
+                        )
                     )
                     if not accepted and self.known.lookup(secret) is None:
                         continue
@@ -187,6 +204,28 @@ def assigned_name(data: bytes, start: int) -> str | None:
     ``ENV API_KEY …``, ``--password=…``): what reports and migration plans call it."""
     assignment = assignment_before(data, start)
     return assignment.name if assignment else None
+
+
+def _is_python_source(path: str | None) -> bool:
+    return path is not None and path.endswith(PYTHON_SOURCE)
+
+
+class _LazyDocumentation:
+    """A Python file's documentation spans, read the first time a match asks (most files have no
+    heuristic match, and most of those that do need no answer); None for any other data."""
+
+    def __init__(self, data: bytes | None) -> None:
+        self._data = data if data is not None and len(data) <= MAX_PYTHON_SOURCE else None
+        self._spans: DocumentationSpans | None = None
+
+    def get(self) -> DocumentationSpans | None:
+        if self._spans is None and self._data is not None:
+            self._spans = documentation_spans(self._data)
+        return self._spans
+
+    def in_docstring(self, offset: int) -> bool:
+        spans = self.get()
+        return spans is not None and spans.at(offset) is Documentation.DOCSTRING
 
 
 def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:

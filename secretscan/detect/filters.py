@@ -171,6 +171,60 @@ def is_bare_code_value(data: bytes, start: int, end: int) -> bool:
     return assignment is None or not (assignment.flag or assignment.query)
 
 
+_HUMP = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+_IDENTIFIER = re.compile(r"\.?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_VOWELS = frozenset("aeiouy")
+
+
+def is_code_identifier(secret: str) -> bool:
+    """``'secret': 'V1SecretVolumeSource'``, ``token = ".models.V1Secret"``, ``"OAuth2Session"``: in
+    source code, a string that names a type or module rather than holding a value. It reads as
+    words: PascalCase, camelCase or snake_case humps that read as words (one of five letters or
+    more), at most one acronym (HTTP, V, SHA) and one short hump (Db, Io) per segment, a few
+    digits. A random value's humps are one or two letters long, or read as no word."""
+    if not _IDENTIFIER.fullmatch(secret):
+        return False
+    words: list[str] = []
+    for segment in secret.lstrip(".").split("."):
+        found = _words(segment)
+        if found is None:
+            return False
+        words.extend(found)
+    return len(words) >= 2 and max(map(len, words)) >= 5
+
+
+def _words(segment: str) -> list[str] | None:
+    """The words of one dotted segment, or None if it does not read as words."""
+    words: list[str] = []
+    letters = short = acronyms = digit_groups = digits = 0
+    for part in segment.split("_"):
+        humps = _HUMP.findall(part)
+        if sum(map(len, humps)) != len(part):
+            return None
+        for position, hump in enumerate(humps):
+            if hump.isdigit():
+                digit_groups, digits = digit_groups + 1, digits + len(hump)
+                continue
+            letters += len(hump)
+            if hump.isupper():
+                acronyms += 1
+            elif len(hump) >= 3 and (hump[0].isupper() or position == 0) and _reads_as_word(hump.lower()):
+                words.append(hump)
+            else:
+                short += 1
+    fits = sum(map(len, words)) * 3 >= letters * 2 and short <= 1 and acronyms <= 1
+    return words if fits and digit_groups <= 2 and digits <= 3 else None
+
+
+_CONSONANT_RUN = re.compile(r"[^aeiouy]{4}")
+
+
+def _reads_as_word(hump: str) -> bool:
+    """Vowels as often as in words (random letters have one in four) and no four consonants in a row."""
+    vowels = sum(ch in _VOWELS for ch in hump)
+    return vowels * 10 >= len(hump) * 3 and not _CONSONANT_RUN.search(hump)
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 """A NUL or other control byte inside a value: binary data (a .mo catalogue, bytecode) around a
 secret-looking name, not a credential someone typed."""

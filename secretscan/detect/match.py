@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretscan.models import Documentation
+
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -32,3 +34,6 @@ class Match:
     confidence: str = "high"
     """``high`` for a provider-specific format or a parsed credential file, ``medium``/``low`` for
     heuristics (entropy of a value assigned to a secret-looking name)."""
+
+    documentation: Documentation | None = None
+    """Set for a heuristic rule's match in a docstring or prose comment (``detect.pysource``)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.match import Match
+from secretscan.models import Documentation
 from secretscan.redact import fingerprint, redact
 
 
@@ -31,6 +32,8 @@ class Sighting:
     """Where the value is published as a test key, if it is one."""
     allowlisted_value: bool = False
     """An allowlist regex accepts the value."""
+    documentation: Documentation | None = None
+    """This occurrence is in a docstring or prose comment (``Match.documentation``)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Sealer:
             length=len(m.secret),
             confidence=m.confidence,
             context=m.context,
+            documentation=m.documentation,
             known_source=self.known.lookup(m.secret),
             allowlisted_value=any(r.search(m.secret) for r in self.allow_values),
         )

@@ -30,6 +30,7 @@ def location_dict(loc: Location) -> dict[str, Any]:
         "removed_how": loc.removed_how,
         "package": loc.package,
         "package_state": loc.package_state.value if loc.package_state else None,
+        "documentation": loc.documentation.value if loc.documentation else None,
         "description": loc.describe(),
     }
 

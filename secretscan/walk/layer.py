@@ -37,8 +37,9 @@ RAW_LAYER_PATH = "(the layer)"
 """The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
 
 
-LAYER_RESULT_FORMAT = 2
-"""Raised whenever ``LayerResult`` gains what older cached results lack (2: package records)."""
+LAYER_RESULT_FORMAT = 3
+"""Raised whenever ``LayerResult`` gains what older cached results lack (2: package records; 3: a
+sighting in documentation)."""
 
 
 @dataclass
