@@ -638,9 +638,12 @@ def gzip_layer_with_a_bad_tar_header(tmp: Path) -> Case:
 
 
 def gzip_layer_cut_into_plain_text(tmp: Path) -> Case:
-    """A blob that stops being gzip part-way: what follows the damage is scanned as stored bytes."""
+    """A blob that stops being gzip part-way: what follows the damage is scanned as stored bytes.
+    (The filler compresses: random bytes would be stored verbatim in deflate's stored blocks, and
+    text appended inside one decompresses as part of the file it cuts.)"""
     a, b, c = _token(1), _token(2), _token(3)
-    blob = gzip.compress(_tar([_secret_file("app/b.txt", b), _file("app/noise.bin", _noise(256 * 1024))]))
+    filler = b"".join(b"%06d filler line of a log\n" % i for i in range(40_000))
+    blob = gzip.compress(_tar([_secret_file("app/b.txt", b), _file("app/noise.bin", filler)]))
     blob = blob[: len(blob) * 2 // 3] + f"\nexport GH_TOKEN={c}\n".encode()
     return Case(
         _archive(tmp, [_healthy(a), blob]),

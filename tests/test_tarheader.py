@@ -3,13 +3,15 @@ fields, or the same error (it hands anything unusual to tarfile)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretscan.walk.tarstream import _TarInfo
+from secretscan.walk.tarstream import TarDamage, _Blocks, _TarInfo, iter_tar
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
 FIELDS = (
@@ -102,3 +104,122 @@ def test_an_empty_block_and_a_base256_size_go_to_tarfile() -> None:
     info.size = 8**11 + 5  # past what octal holds: GNU writes base-256
     buf = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
     assert buf[124] & 0x80 and _read(_TarInfo, buf) == _read(tarfile.TarInfo, buf)
+
+
+# ----------------------------------------------------------------------------- whole archives
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most ``step`` bytes a read, as a slow registry does."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data, self._pos, self._step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._step, len(self._data) - self._pos)
+        buffer[:n] = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+def _walk(data: bytes, step: int, read_files: bool) -> list[tuple]:
+    out = []
+    for entry in iter_tar(_Trickle(data, step)):  # type: ignore[arg-type]
+        content = None
+        if entry.open is not None and read_files:
+            with entry.open() as f:
+                content = f.read()
+        out.append((entry.path, entry.kind, entry.mode, entry.size, entry.link_target, content))
+    return out
+
+
+def _tarfile_view(data: bytes, read_files: bool) -> list[tuple]:
+    """What tarfile itself reads from the same archive, in the walker's terms."""
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for m in tar:
+            content = tar.extractfile(m).read() if m.isreg() and read_files else None  # type: ignore[union-attr]
+            kind = "file" if m.isreg() else "dir" if m.isdir() else "symlink" if m.issym() else "hardlink"
+            link = m.linkname if m.issym() else "/" + m.linkname if m.islnk() else ""  # a hard link names a member
+            size = m.size if m.isreg() else 0
+            out.append(("/" + m.name.rstrip("/"), kind, m.mode, size, link, content))
+    return out
+
+
+members = st.lists(
+    st.tuples(
+        st.text("abcé_-", min_size=1, max_size=12),
+        st.integers(0, 40),  # name repeats: short names, and names past ustar's 100 and 255 bytes
+        st.sampled_from(["file", "dir", "symlink", "hardlink"]),
+        st.integers(0, 5000),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None)
+@given(
+    members,
+    st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+    st.sampled_from([1, 7, 512, 4096, 1 << 20]),
+    st.sampled_from([600, 4096, 1 << 20]),
+    st.booleans(),
+)
+def test_archives_walk_as_tarfile_reads_them(spec: list, fmt: int, step: int, piece: int, read_files: bool) -> None:
+    """Every format tarfile writes (ustar, GNU long names, pax), through a stream that trickles
+    and pieces smaller than a file: the same entries, modes, sizes, links and bytes as tarfile's."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for i, (stem, repeat, kind, size) in enumerate(spec):
+            name = f"d{i}/" + (stem * (repeat + 1))[:300]
+            info = tarfile.TarInfo(name)
+            info.mtime, info.mode = 1_700_000_000, 0o640
+            content = None
+            if kind == "file":
+                info.size = size
+                content = io.BytesIO(bytes((i * 7 + j) % 251 for j in range(size)))
+            else:
+                info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+                info.linkname = "" if kind == "dir" else f"target/{stem}"
+            try:
+                tar.addfile(info, content)
+            except ValueError:  # a name the format cannot hold
+                return
+    data = buf.getvalue()
+    default, _Blocks.PIECE = _Blocks.PIECE, piece
+    try:
+        walked = _walk(data, step, read_files)
+    finally:
+        _Blocks.PIECE = default
+    expected = _tarfile_view(data, read_files)
+    assert walked == expected
+
+
+class _Endless(io.RawIOBase):
+    """``head``, then zeros without end (a decompression bomb's output), counting what was read."""
+
+    def __init__(self, head: bytes) -> None:
+        self._head, self.served = head, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = len(buffer)
+        chunk = self._head[self.served : self.served + n]
+        buffer[: len(chunk)] = chunk
+        buffer[len(chunk) : n] = bytes(n - len(chunk))
+        self.served += n
+        return n
+
+
+def test_a_pax_header_claiming_gigabytes_is_damage_not_a_read_of_gigabytes() -> None:
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = tarfile.XHDTYPE, 4 << 30
+    stream = _Endless(info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"))
+    with pytest.raises(TarDamage, match="extended header larger than"):
+        list(iter_tar(stream))  # type: ignore[arg-type]
+    assert stream.served < 2 * 1024 * 1024

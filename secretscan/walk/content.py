@@ -43,7 +43,7 @@ these and the unread rest are scanned as plain bytes. A decoder notices damage w
 read-ahead (two 1 MiB buffered reads), so the damage lies in this tail; the bytes before it
 decoded cleanly and were scanned in decoded form."""
 _PIECE = 256 * 1024
-"""Largest single read of a file's content (see ``_read_window``)."""
+"""Largest single read of a file's content (see ``read_window``)."""
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".xz", ".zst", ".zstd")
 DECODE_ERRORS = (
@@ -280,14 +280,14 @@ class ContentScanner:
         than the overlap is reported exactly once, with its true line number. When reading fails
         (damage), the bytes read before it are scanned before the error is raised."""
         chunk, overlap = self.limits.chunk_bytes, self.limits.overlap_bytes
-        more, error = _read_window(stream, chunk - len(head))
+        more, error = read_window(stream, chunk - len(head))
         data = head + more
         line_base, seen_until, first = first_line or 1, 0, True
         while True:
             self.deadline.check()
             ahead = b""
             if error is None and len(data) >= chunk:
-                ahead, error = _read_window(stream, chunk - overlap)
+                ahead, error = read_window(stream, chunk - overlap)
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
             heuristics = not (vouch is not None and first and last and vouch(data))
@@ -445,7 +445,7 @@ class _Span(io.RawIOBase):
         return n
 
 
-def _read_window(stream: BinaryIO, n: int) -> tuple[bytes, Exception | None]:
+def read_window(stream: BinaryIO, n: int) -> tuple[bytes, Exception | None]:
     """Up to ``n`` bytes, and the error that stopped the reading early, if one did: the bytes
     before damage are still scanned (a whole window would otherwise be lost with them). Read in
     pieces of ``_PIECE``: a reader that meets damage loses what it gathered for the failing call."""
@@ -464,7 +464,7 @@ def _read_window(stream: BinaryIO, n: int) -> tuple[bytes, Exception | None]:
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
     """Up to ``n`` bytes, fewer only at the end; an error is raised as it comes."""
-    data, error = _read_window(stream, n)
+    data, error = read_window(stream, n)
     if error is not None:
         raise error
     return data

@@ -20,12 +20,12 @@ from secretscan.deadline import NO_DEADLINE, Deadline
 from secretscan.detect.engine import Engine
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
-from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, read_some
+from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, prefixed, read_some
 from secretscan.models import Skipped
 from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
-from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail
+from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail, read_window
 from secretscan.walk.entries import FileEntry
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.filedigest import DigestingReader, whole_digests
@@ -185,7 +185,10 @@ class _LayerBound(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = read_some(self._inner, len(buffer))
+        # never more than the limit allows, however much is asked for: the files within it are
+        # scanned even when the reader above reads far ahead
+        allowed = self._limits.max_layer_bytes - self._read
+        data = read_some(self._inner, min(len(buffer), max(1, allowed)))
         self._read += len(data)
         if self._read > self._limits.max_layer_bytes:
             raise LayerTooLarge(
@@ -315,10 +318,20 @@ def _scan_file(
     if database:
         limit = limits.max_package_db_bytes
         collector.problems.append((entry.path, f"package database larger than max_package_db_bytes ({limit}): not read"))
-    reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
     vouch = None
     if vouching is not None:
         vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
+    if entry.size <= limits.chunk_bytes:  # nearly every file: read once, searched and hashed in memory
+        data, error = read_window(stream, limits.chunk_bytes + 1)
+        if len(data) <= limits.chunk_bytes:  # (a plain directory's file may have grown since its stat)
+            scanner.scan(entry.path, io.BytesIO(data), vouch=vouch)
+            if len(result.matches) > found:
+                result.facts[entry.path] = FileFacts(whole_digests(data), entry.mtime, entry.mode)
+            if error is not None:  # the bytes before the damage were searched first
+                raise error
+            return
+        stream = prefixed(data, stream)
+    reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
     scanner.scan(entry.path, reader, vouch=vouch)  # type: ignore[arg-type]
     if len(result.matches) > found:
         result.facts[entry.path] = FileFacts(reader.digests(), entry.mtime, entry.mode)
