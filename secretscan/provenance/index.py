@@ -111,6 +111,11 @@ class ProvenanceIndex:
             origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))
         return origin is not None and origin.state is not None and origin.state.published
 
+    def speaks_of(self, path: str) -> bool:
+        """Whether a record names ``path`` or a package's directory holds it: only then can
+        ``vouches`` say yes, and a file too long for one window is worth reading whole first."""
+        return bool(self._records(path)) or self._unrecorded(0, path, None) is not None
+
     def _records(self, path: str) -> list[tuple[int, Package, str]]:
         names = (path, path[4:]) if path.startswith(_USR_MERGED) else (path,)
         found = []

@@ -207,6 +207,12 @@ class ContentScanner:
         finally:
             self._open.pop()
 
+    def scan_vouched(self, path: str, data: bytes) -> None:
+        """A whole file its package records vouch for, however long: provider rules only."""
+        self.stats.vouched_files += 1
+        self.stats.vouched_bytes += len(data)
+        self.scan(path, io.BytesIO(data), vouch=_ALWAYS)
+
     def _scan_source_map(self, path: str, head: bytes, stream: BinaryIO, depth: int, vouch: Vouch | None) -> None:
         """Each embedded source as a file of its own, then the rest of the map (``walk.sourcemap``).
         A map its package vouches for vouches for the sources it embeds."""
@@ -290,7 +296,7 @@ class ContentScanner:
                 ahead, error = read_window(stream, chunk - overlap)
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
-            heuristics = not (vouch is not None and first and last and vouch(data))
+            heuristics = not (vouch is _ALWAYS or (vouch is not None and first and last and vouch(data)))
             if not heuristics and vouch is not _ALWAYS:  # counted once, for the file that holds them
                 self.stats.vouched_files += 1
                 self.stats.vouched_bytes += len(data)

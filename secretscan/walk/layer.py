@@ -34,6 +34,9 @@ from secretscan.walk.tarstream import TarDamage, iter_tar
 logger = logging.getLogger(__name__)
 
 RAW_LAYER_PATH = "(the layer)"
+MAX_VOUCHED_READ = 64 * 1024 * 1024
+"""A file longer than a scan window that package records may vouch for is read whole up to this
+(a shared library, a bundled ``typescript.js``), so that its digest is known before the search."""
 """The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
 
 
@@ -321,10 +324,19 @@ def _scan_file(
     vouch = None
     if vouching is not None:
         vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
-    if entry.size <= limits.chunk_bytes:  # nearly every file: read once, searched and hashed in memory
-        data, error = read_window(stream, limits.chunk_bytes + 1)
-        if len(data) <= limits.chunk_bytes:  # (a plain directory's file may have grown since its stat)
-            scanner.scan(entry.path, io.BytesIO(data), vouch=vouch)
+    # nearly every file, and a longer one that package records may vouch for: read once, searched
+    # and hashed in memory (a vouched-for file is searched with provider rules only, which needs
+    # its digest before the search)
+    whole = limits.chunk_bytes
+    if vouching is not None and entry.size <= MAX_VOUCHED_READ and vouching.speaks_of(entry.path):
+        whole = max(whole, MAX_VOUCHED_READ)
+    if entry.size <= whole:
+        data, error = read_window(stream, whole + 1)
+        if len(data) <= whole:  # (a plain directory's file may have grown since its stat)
+            if len(data) > limits.chunk_bytes and vouch is not None and vouch(data):
+                scanner.scan_vouched(entry.path, data)
+            else:
+                scanner.scan(entry.path, io.BytesIO(data), vouch=vouch)
             if len(result.matches) > found:
                 result.facts[entry.path] = FileFacts(whole_digests(data), entry.mtime, entry.mode)
             if error is not None:  # the bytes before the damage were searched first

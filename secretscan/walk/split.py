@@ -85,11 +85,11 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
     pos = member_start = 0
     long_name: str | None = None
     budget = MAX_SURVEY_BYTES
+    window = _Window(stream)
     for _ in range(MAX_HEADERS):
         if pos + _BLOCK > size:
             return found
-        stream.seek(pos)
-        header = stream.read(_BLOCK)
+        header = window.read(pos, _BLOCK)
         if len(header) < _BLOCK or header.count(0) == _BLOCK:
             return found  # end of archive
         length = _checked_size(header)
@@ -101,7 +101,7 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
         pos = data_at + -(-length // _BLOCK) * _BLOCK
         if kind in _EXTENDED:
             if kind != b"K" and max_database_bytes and length <= _MAX_EXTENDED:
-                long_name = _extended_name(kind, stream.read(length)) or long_name
+                long_name = _extended_name(kind, window.read(data_at, length)) or long_name
             continue  # belongs to the member whose header follows
         if targets and member_start >= targets[0] and member_start > (found.cuts[-1] if found.cuts else 0):
             found.cuts.append(member_start)
@@ -110,13 +110,34 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
         if max_database_bytes and kind in (b"0", b"\0", b"7") and length <= max_database_bytes:
             name = long_name if long_name is not None else _ustar_name(header)
             if collect.might_want(name) and collect.wants(path := normalise(name)) and budget >= length:
-                stream.seek(data_at)
-                found.databases.append((path, _octal(header[136:148]) or 0, stream.read(length)))
+                found.databases.append((path, _octal(header[136:148]) or 0, window.read(data_at, length)))
                 budget -= length
         long_name = None
         member_start = pos
     found.cuts = []
     return found
+
+
+class _Window:
+    """The layer's bytes around the walk: one read of ``READ`` bytes holds the headers of many
+    small members (a seek and a read per header cost more than reading past their data)."""
+
+    READ = 256 * 1024
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream, self._buf, self._at = stream, b"", 0
+
+    def read(self, pos: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``pos`` (fewer only at the end of the stream)."""
+        if pos < self._at or pos + n > self._at + len(self._buf):
+            self._stream.seek(pos)
+            parts, want = [], max(n, self.READ)
+            while want > 0 and (piece := self._stream.read(want)):
+                parts.append(piece)
+                want -= len(piece)
+            self._buf, self._at = b"".join(parts), pos
+        start = pos - self._at
+        return self._buf[start : start + n]
 
 
 _MAX_EXTENDED = 64 * 1024
