@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -72,3 +73,26 @@ def test_a_dying_worker_loses_only_its_own_layer() -> None:
     assert results[2] == "layer 2 failed: worker process ended abnormally"
     assert results[3].startswith("layer 3 failed: ValueError: unreadable")
     assert [results[i] for i in (0, 1, 4, 5)] == [f"layer {i} scanned" for i in (0, 1, 4, 5)]
+
+
+def test_plugin_rules_find_the_same_through_the_pattern_pass() -> None:
+    """detect-secrets' plugin regexes are text regexes (``\\w`` takes any letter); the pass reads
+    bytes, so it must count a non-ASCII account name as word characters too."""
+    pytest.importorskip("hyperscan", reason="the Hyperscan fast path is not installed (pip install hyperscan)")
+    from secretscan.detect.engine import Engine
+    from secretscan.detect.rules import load_rules
+
+    rules = load_rules([REPO / "patterns"])
+    fast, slow = Engine(rules), Engine(rules, hyperscan=False)
+    assert fast.prefilter is not None
+    key = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(24))
+    hexkey = secrets.token_hex(32)
+    lines = [
+        f"COUCH_URL=https://bücher-prod:{key}@bücher-prod.cloudant.com/db\n",
+        f"cloudant_password = '{hexkey}'\n",
+        f"export IBM_CLOUD_IAM_API_KEY={secrets.token_urlsafe(33)[:44]}\n",
+    ]
+    for line in lines:
+        data = line.encode()
+        found = [(m.rule_id, m.secret) for m in fast.scan_bytes(data, "/app/.env")]
+        assert found and found == [(m.rule_id, m.secret) for m in slow.scan_bytes(data, "/app/.env")], line

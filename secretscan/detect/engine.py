@@ -26,6 +26,7 @@ from secretscan.detect.prefilter import (
     WHOLE_BUFFER_HITS,
     KeywordIndex,
     PatternPrefilter,
+    bytes_superset,
     keyword_offsets,
     line_windows,
     newline_span,
@@ -76,8 +77,11 @@ class Engine:
         if hyperscan and self._pattern_rules:
             try:
                 patterns = {rid: r.pattern.pattern for rid, r in self._pattern_rules.items() if r.pattern is not None}
-                plugin_keywords = [k for r, _ in self._ds_rules for k in r.keywords]
-                self.prefilter = PatternPrefilter(patterns, self._rule_keywords, plugin_keywords, cache_dir)
+                # a plugin rule's candidates: where one of the plugin's own regexes can match (it runs
+                # only on its keywords' lines, as on the keyword-only path)
+                for rule, plugin in self._ds_rules:
+                    patterns[rule.id] = bytes_superset([regex.pattern for regex in plugin.denylist])
+                self.prefilter = PatternPrefilter(patterns, self._rule_keywords, cache_dir)
             except ImportError:
                 self.prefilter = None
 
@@ -116,14 +120,14 @@ class Engine:
 
     def _candidate_hits(self, data: bytes, skip: frozenset[str]) -> dict[str, Sequence[int]]:
         """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
-        can match (and the detect-secrets plugin rules, which it does not see)."""
+        can match."""
         assert self.prefilter is not None
         candidates, found = self.prefilter.scan(data)
         hits: dict[str, Sequence[int]] = {}
         in_pass = self.prefilter.in_pass
         lowered = b""
         located: dict[bytes, list[int]] = {}
-        for rule_id in (candidates | {r.id for r, _ in self._ds_rules}) - skip:
+        for rule_id in candidates - skip:
             limit = (WHOLE_BUFFER_HITS if rule_id in self._pattern_rules else 10_000) + 1
             offsets: list[int] = []
             for keyword in self._rule_keywords[rule_id]:

@@ -209,7 +209,7 @@ class PatternPrefilter:
     path, only sooner. The compiled database is cached by pattern digest (compiling takes seconds).
 
     Keyword positions are found only where they are needed: the keywords of rules that are always
-    candidates (``always``, and the rules Hyperscan cannot compile) in the same pass, the others
+    candidates (the rules Hyperscan cannot compile) in the same pass, the others
     by ``keyword_offsets`` for the candidate rules of a buffer. Source code is full of ``key`` and
     ``token``: reporting every occurrence from the pass cost a callback each, mostly for buffers
     where no rule can match.
@@ -219,18 +219,16 @@ class PatternPrefilter:
         self,
         patterns: Mapping[str, bytes],
         keywords: Mapping[str, Sequence[bytes]],
-        always: Sequence[bytes],
         cache_dir: Path | None,
     ) -> None:
-        """``keywords``: rule id -> its keywords; ``always``: keywords to find in every buffer (of
-        the rules not among ``patterns``)."""
+        """``patterns``: rule id -> the bytes regex whose matches make it a candidate; ``keywords``:
+        rule id -> its keywords."""
         import hyperscan
 
         self._hs = hyperscan
         ids = sorted(patterns)
         self._ids = ids
         self._rule_keywords = {rid: tuple(kws) for rid, kws in keywords.items()}
-        self._always = sorted(set(always))
         self._keywords: list[bytes] = []
         """The literals in the database, set with ``unsupported``."""
         self.unsupported: frozenset[str] = frozenset()
@@ -240,7 +238,6 @@ class PatternPrefilter:
                     getattr(hyperscan, "__version__", "?"),
                     [(i, patterns[i]) for i in ids],
                     sorted(self._rule_keywords.items()),
-                    self._always,
                 )
             ).encode()
         ).hexdigest()[:32]
@@ -281,7 +278,7 @@ class PatternPrefilter:
         return db
 
     def _literals(self) -> list[bytes]:
-        found = set(self._always)
+        found: set[bytes] = set()
         for rule_id in self.unsupported:
             found.update(self._rule_keywords.get(rule_id, ()))
         return sorted(found)
@@ -324,6 +321,41 @@ class PatternPrefilter:
             keyword = self._keywords[j]
             offsets.setdefault(keyword, []).append(end - len(keyword))
         return found, offsets
+
+
+def bytes_superset(patterns: Sequence[str]) -> bytes:
+    """One caseless bytes pattern matching wherever any of ``patterns`` (text regexes, as
+    detect-secrets' plugins write them) matches decoded UTF-8: ``\\w`` also takes any non-ASCII
+    byte, as a word character outside ASCII is encoded with such bytes. For the prefilter only."""
+    return ("(?i)(?:" + "|".join(_widen_word_class(p) for p in patterns) + ")").encode("utf-8")
+
+
+def _widen_word_class(pattern: str) -> str:
+    out, i, in_class, negated = [], 0, False, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            escape = pattern[i : i + 2]
+            if escape == "\\w" and not negated:  # ([^\\w] over bytes already takes every byte >= 0x80)
+                escape = "\\w\\x80-\\xff" if in_class else "[\\w\\x80-\\xff]"
+            out.append(escape)
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            negated = pattern[i + 1 : i + 2] == "^"
+            opening = pattern[i : i + 2] if negated else ch
+            in_class = True
+            out.append(opening)
+            i += len(opening)
+            if pattern[i : i + 1] == "]":  # a "]" first in a class is a member, not its end
+                out.append("]")
+                i += 1
+            continue
+        if ch == "]" and in_class:
+            in_class = negated = False
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def keyword_offsets(lowered: bytes, keyword: bytes, limit: int) -> list[int]:
