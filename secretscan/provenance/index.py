@@ -78,6 +78,8 @@ class ProvenanceIndex:
         self._versions: dict[str, str] = {}
         for _, lp in self._layers:
             self._versions.update(lp.versions)
+        self._roots: dict[str, tuple[str, list[tuple[int, Package | None]]] | None] = {}
+        """``_root`` by directory: a package's files share theirs, and npm trees hold most files."""
 
     def __bool__(self) -> bool:
         return bool(self._layers)
@@ -143,7 +145,10 @@ class ProvenanceIndex:
         return Origin(PackageState.MEMBER, self._label(package))
 
     def _unrecorded(self, layer: int, path: str, facts: FileFacts | None) -> Origin | None:
-        root = self._root(path)
+        directory = path.rpartition("/")[0]
+        if directory not in self._roots:
+            self._roots[directory] = self._root(path)
+        root = self._roots[directory]
         if root is None:
             owner = self._owned_dir(path)
             if owner is None:
@@ -174,8 +179,9 @@ class ProvenanceIndex:
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
         """The package directory above ``path`` (the one its ``node_modules``, ``pkg/mod`` or
-        ``gems`` component names, else the deepest), and (layer, package or None when shared) for
-        each layer that records it. The marked one is looked up first: npm trees hold most files."""
+        ``gems`` component names, else the deepest; the file's directory alone decides), and
+        (layer, package or None when shared) for each layer that records it. The marked one is
+        looked up first: npm trees hold most files."""
         marked = [path[:end] for end in sorted(_root_ends(path), reverse=True)]
         directories = path.split("/", MAX_ROOT_DEPTH + 1)[1:-1]  # the last piece: the name, or the rest
         prefixes, prefix = [], ""
