@@ -328,8 +328,8 @@ def _scan_file(
     # and hashed in memory (a vouched-for file is searched with provider rules only, which needs
     # its digest before the search)
     whole = limits.chunk_bytes
-    if vouching is not None and entry.size <= MAX_VOUCHED_READ and vouching.speaks_of(entry.path):
-        whole = max(whole, MAX_VOUCHED_READ)
+    if vouching is not None and whole < entry.size <= MAX_VOUCHED_READ and vouching.speaks_of(entry.path):
+        whole = MAX_VOUCHED_READ
     if entry.size <= whole:
         data, error = read_window(stream, whole + 1)
         if len(data) <= whole:  # (a plain directory's file may have grown since its stat)
