@@ -333,3 +333,27 @@ def test_files_their_records_vouch_for_are_searched_with_provider_rules_only(cli
         }
         summary = result.report["images"][0]
         assert summary["verified_files"] >= 1 and summary["verified_files"] <= summary["package_files"]
+
+
+def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_path: Path) -> None:
+    """A file of several windows (a bundled library): its digest decides before the search, so a
+    pristine one is verified and published, and the same file changed is the application's."""
+    password = secretgen.password().replace("&", "7")
+    token = secretgen.github_pat()
+    filler = "".join(f"# line {i} of a generated table\n" for i in range(12_000))  # ~380 KB: three windows
+    module = filler + f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n' + filler
+    root = tmp_path / "root"
+    _pip_install(root, _wheel(tmp_path, "bigtable", "2.1", {"bigtable/data.py": module}))
+    changed = module.replace("EXAMPLE", "OTHER", 1)
+    image = tmp_path / "big.tar"
+    write_docker_archive(
+        image,
+        ImageSpec([Layer(_tree(root)), Layer([Entry(f"app/{SITE}/bigtable/data.py", changed.encode())])]),
+    )
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--limit", "chunk_bytes=160KiB")
+    findings, published = _report_by_value(result, {"password": password, "token": token})
+    assert [loc["path"] for loc in findings["password"]["locations"]] == [f"/app/{SITE}/bigtable/data.py"]
+    states = _states(findings["token"])
+    assert states[f"/{SITE}/bigtable/data.py"] == ("pristine", "bigtable 2.1 (pip)")
+    summary = result.report["images"][0]
+    assert summary["verified_bytes"] >= len(module)

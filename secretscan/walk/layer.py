@@ -34,10 +34,10 @@ from secretscan.walk.tarstream import TarDamage, iter_tar
 logger = logging.getLogger(__name__)
 
 RAW_LAYER_PATH = "(the layer)"
+"""The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
 MAX_VOUCHED_READ = 64 * 1024 * 1024
 """A file longer than a scan window that package records may vouch for is read whole up to this
 (a shared library, a bundled ``typescript.js``), so that its digest is known before the search."""
-"""The path of what is read from a layer's bytes as they are stored (not from one of its files)."""
 
 
 LAYER_RESULT_FORMAT = 3
@@ -343,7 +343,7 @@ def _scan_file(
                 raise error
             return
         stream = prefixed(data, stream)
-    reader = DigestingReader(stream, entry.path, limits.chunk_bytes)
+    reader = DigestingReader(stream, entry.path)
     scanner.scan(entry.path, reader, vouch=vouch)  # type: ignore[arg-type]
     if len(result.matches) > found:
         result.facts[entry.path] = FileFacts(reader.digests(), entry.mtime, entry.mode)
