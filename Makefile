@@ -28,9 +28,10 @@ $(SARIF_MULTITOOL):
 	cd $(TOOLS) && npm install --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0
 
 # The real servers the tests start (tests/servers.py), from Debian's packages:
-# distribution's registry, dockerd (+ containerd), skopeo, umoci, htpasswd.
-SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git debootstrap:debootstrap
-SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git debootstrap
+# distribution's registry, dockerd (+ containerd), skopeo, umoci, htpasswd; rpm builds and installs
+# a package for the rpm database test.
+SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git debootstrap:debootstrap rpmbuild:rpm
+SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git debootstrap rpm
 
 ## Install the Debian packages the server tests need, if a binary is missing (as root; otherwise say what is missing).
 install-system:

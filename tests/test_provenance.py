@@ -1,8 +1,9 @@
-"""Package provenance: what pip, npm, dpkg and apk recorded decides whether a value is published with
+"""Package provenance: what pip, npm, dpkg, apk and rpm recorded decides whether a value is published with
 a package (listed, never failed on) or the application's (a finding, with a note saying why).
 
 The packages are installed by the real tools (pip from a wheel built here, npm from a tarball
-``npm pack`` made here, dpkg from a ``.deb`` built by ``dpkg-deb``), offline, into temporary
+``npm pack`` made here, dpkg from a ``.deb`` built by ``dpkg-deb``, rpm from a package rpmbuild
+builds from a spec), offline, into temporary
 roots that become image layers; every secret is generated at test time."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import py_compile
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -23,6 +25,7 @@ import secretgen
 from conftest import fingerprint_of
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
 
+from secretscan.provenance.collect import Collector
 from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.provenance.packages import PackageTable
@@ -102,7 +105,10 @@ def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tm
                     [
                         Entry(f"{package_dir}/client.py", f'TOKEN = "{values["modified"]}"\n'.encode()),
                         Entry(f"{package_dir}/local_settings.py", f'TOKEN = "{values["added"]}"\n'.encode()),
-                        Entry("app/settings.py", f'GITHUB_TOKEN = "{values["shared"]}"\nOTHER = "{values["app"]}"\n'.encode()),
+                        Entry(
+                            "app/settings.py",
+                            f'GITHUB_TOKEN = "{values["shared"]}"\nOTHER = "{values["app"]}"\n'.encode(),
+                        ),
                     ],
                     created_by="COPY . /",
                 ),
@@ -252,6 +258,102 @@ def test_dpkg_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
     assert state == "unrecorded" and "a directory of tinydeb 0.9-1 (dpkg)" in package
 
 
+def _rpm(tmp: Path, name: str, version: str, release: str, files: dict[str, bytes], config: str) -> Path:
+    """A noarch package as rpmbuild builds it from a spec here (``config``: a %config file)."""
+    top = tmp / f"{name}-rpmbuild"
+    payload = top / "payload"
+    for path, data in files.items():
+        (payload / path).parent.mkdir(parents=True, exist_ok=True)
+        (payload / path).write_bytes(data)
+    listed = "\n".join(f"%config(noreplace) /{p}" if p == config else f"/{p}" for p in files)
+    spec = top / f"{name}.spec"
+    spec.write_text(
+        f"Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: t\nLicense: MIT\nBuildArch: noarch\n"
+        f"%description\nt\n%install\ncp -a {payload}/. %{{buildroot}}/\n%files\n{listed}\n"
+    )
+    subprocess.run(
+        ["rpmbuild", "--define", f"_topdir {top}", "--define", "_build_id_links none", "-bb", str(spec)],
+        check=True,
+        capture_output=True,
+    )
+    return next((top / "RPMS" / "noarch").glob("*.rpm"))
+
+
+@pytest.mark.skipif(
+    shutil.which("rpmbuild") is None and os.environ.get("CI") != "true",
+    reason="rpm is not installed (make install-system installs it)",
+)
+def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
+    """rpm's SQLite database, as rpm itself writes it when installing into a root: SHA-256 per file."""
+    values = {name: secretgen.gitlab_pat() for name in ("doc", "config", "modified", "unlisted")}
+    files = {
+        "usr/share/tinyrpm/example.conf": f"token = {values['doc']}\n".encode(),
+        "usr/share/tinyrpm/other.conf": b"token = none\n",
+        "etc/tinyrpm/tinyrpm.conf": f"token = {values['config']}\n".encode(),
+    }
+    root = tmp_path / "root"
+    root.mkdir()
+    rpm = ["rpm", f"--root={root}", "--dbpath=/var/lib/rpm"]
+    subprocess.run([*rpm, "--initdb"], check=True, capture_output=True)
+    subprocess.run(
+        [*rpm, "-i", "--nodeps", "--noscripts", "--notriggers", "--ignorearch", "--ignoreos"]
+        + [str(_rpm(tmp_path, "tinyrpm", "2.4", "1.fc40", files, "etc/tinyrpm/tinyrpm.conf"))],
+        check=True,
+        capture_output=True,
+    )
+    assert (root / "var/lib/rpm/rpmdb.sqlite").stat().st_size > 0
+    image = tmp_path / "rpm.tar"
+    write_docker_archive(
+        image,
+        ImageSpec(
+            [
+                Layer(_tree(root), created_by="RUN dnf install -y tinyrpm"),
+                Layer(
+                    [
+                        Entry("usr/share/tinyrpm/other.conf", f"token = {values['modified']}\n".encode()),
+                        Entry("usr/share/tinyrpm/local.conf", f"token = {values['unlisted']}\n".encode()),
+                    ]
+                ),
+            ]
+        ),
+    )
+    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    findings, published = _report_by_value(result, values)
+    assert set(published) == {"doc", "config"} and set(findings) == {"modified", "unlisted"}
+    assert all("tinyrpm 2.4-1.fc40 (rpm)" in published[n]["source"] for n in ("doc", "config"))
+    state, package = _states(findings["modified"])["/usr/share/tinyrpm/other.conf"]
+    assert state == "modified" and "tinyrpm 2.4-1.fc40 (rpm)" in package
+    state, package = _states(findings["unlisted"])["/usr/share/tinyrpm/local.conf"]
+    assert state == "unrecorded" and "a directory of tinyrpm 2.4-1.fc40 (rpm)" in package
+
+
+def test_a_hostile_rpm_database_is_not_trusted_and_cannot_loop(tmp_path: Path) -> None:
+    """A database whose ``Packages`` is a view that never ends, or headers that point past their
+    own ends: nothing is recorded, and the reading stops."""
+    import sqlite3
+
+    looping = tmp_path / "loop.sqlite"
+    with sqlite3.connect(looping) as db:
+        db.execute(
+            "CREATE VIEW Packages AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+            "SELECT zeroblob(8) AS blob FROM n"
+        )
+    lying = tmp_path / "lying.sqlite"
+    with sqlite3.connect(lying) as db:
+        db.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB)")
+        header = struct.pack(">II", 1, 16) + struct.pack(">iiii", 1000, 6, 0, 1) + b"x" * 16
+        db.executemany(
+            "INSERT INTO Packages (blob) VALUES (?)",
+            [(header,), (struct.pack(">II", 2**31, 2**31) + b"\0" * 64,), (b"\x8e",), ("text",)],
+        )
+    for database, lists in ((looping, False), (lying, True)):
+        collector = Collector()
+        collector.feed("/var/lib/rpm/rpmdb.sqlite", database.read_bytes(), 0)
+        assert collector.packages.files == {}
+        assert collector.packages.packages == []
+        assert bool(collector.problems) is not lists  # the view is refused; the lying headers read as nothing
+
+
 def test_apk_records_are_checked_by_their_sha1() -> None:
     table = PackageTable()
     data = b"token = x\n"
@@ -318,9 +420,7 @@ def test_files_their_records_vouch_for_are_searched_with_provider_rules_only(cli
     changed = module.replace("EXAMPLE", "OTHER") + "# edited\n"
     write_docker_archive(
         image,
-        ImageSpec(
-            [Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.py", changed.encode())])]
-        ),
+        ImageSpec([Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.py", changed.encode())])]),
     )
     for jobs in ("1", "2"):
         result = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)

@@ -9,12 +9,12 @@ from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import PackageTable, Reader
 
 ALL_DIGESTS = ("md5", "sha1", "sha256")
-"""The algorithms package records use: dpkg MD5, apk and Maven SHA-1, pip SHA-256."""
+"""The algorithms package records use: dpkg MD5, apk and Maven SHA-1, pip and rpm SHA-256."""
 
 
 _ENDINGS = (
     "RECORD", "installed-files.txt", "package.json", ".ziphash", ".gemspec", ".jar.sha1", ".md5sums", ".list",
-    "status", "installed",
+    "status", "installed", "rpmdb.sqlite",
 )  # fmt: skip
 
 
@@ -34,22 +34,23 @@ def _reader(path: str) -> Reader | None:
 
 
 _SYSTEM_ROOTS = ("/usr/", "/etc/", "/lib", "/bin/", "/sbin/", "/opt/", "/var/lib/")
-"""Where dpkg and apk install files."""
+"""Where dpkg, apk and rpm install files."""
 
 
 def digests_for(path: str) -> tuple[str, ...]:
     """The digests a record of a file at ``path`` could carry, for files longer than one scan window,
     hashed while they stream whether or not a secret turns up (a file of one window is hashed with
     every algorithm, and only when a secret was seen in it): none in ``node_modules`` (npm records
-    no digest), pip's SHA-256 in ``site-packages`` and ``dist-packages``, dpkg's MD5 and apk's SHA-1
-    where system packages install, Maven's SHA-1 for a jar. Logs and data files cost nothing."""
+    no digest), pip's SHA-256 in ``site-packages`` and ``dist-packages``, dpkg's MD5, apk's SHA-1 and
+    rpm's SHA-256 where system packages install, Maven's SHA-1 for a jar. Logs and data files cost
+    nothing."""
     if "/node_modules/" in path:
         return ()
     if "/site-packages/" in path:
         return ("sha256",)
     found = ["sha256"] if "/dist-packages/" in path else []
     if path.startswith(_SYSTEM_ROOTS):
-        found += ["md5", "sha1"]
+        found = ["md5", "sha1", "sha256"]
     elif path.endswith(".jar"):
         found.append("sha1")
     return tuple(found)

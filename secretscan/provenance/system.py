@@ -1,4 +1,5 @@
-"""Databases of system package managers: dpkg (Debian, Ubuntu, distroless) and apk (Alpine).
+"""Databases of system package managers: dpkg (Debian, Ubuntu, distroless), apk (Alpine) and rpm
+(Fedora, RHEL: ``provenance.rpm``).
 
 Each parser reads one database file's bytes into a ``LayerPackages``, in one pass over its lines.
 The files are the image's own claims, so nothing in them is trusted beyond what it says about
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from secretscan.provenance.model import NO_DIGEST, Manager
 from secretscan.provenance.packages import PackageTable, Reader
+from secretscan.provenance.rpm import RPMDB_SQLITE, rpmdb_sqlite
 
 DPKG_INFO = "/var/lib/dpkg/info/"
 DPKG_STATUS = "/var/lib/dpkg/status"
@@ -122,6 +124,8 @@ def reader(path: str) -> Reader | None:
         return _text(dpkg_status)
     if path == APK_INSTALLED:
         return _text(apk_installed)
+    if path in RPMDB_SQLITE:
+        return lambda table, data, mtime: rpmdb_sqlite(table, data)
     for directory, suffixes in ((DPKG_INFO, (".md5sums", ".list")), (DPKG_STATUS_DIR, (".md5sums", ""))):
         if not path.startswith(directory) or "/" in path[len(directory) :]:
             continue
