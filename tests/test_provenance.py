@@ -14,6 +14,7 @@ import json
 import os
 import py_compile
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -279,29 +280,58 @@ def _rpm(tmp: Path, name: str, version: str, release: str, files: dict[str, byte
     return next((top / "RPMS" / "noarch").glob("*.rpm"))
 
 
+def _as_berkeley_db(database: Path, target: Path) -> None:
+    """The headers rpm wrote into its SQLite database, loaded into a Berkeley DB hash database by
+    Berkeley DB's own ``db_load``, as RHEL 8's rpm keeps them (key: the header number)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT hnum, blob FROM Packages").fetchall()
+    dump = target.with_suffix(".dump")
+    lines = ["VERSION=3", "format=bytevalue", "type=hash", "db_pagesize=8192", "HEADER=END"]
+    for number, blob in rows:
+        lines += [" " + struct.pack("<I", number).hex(), " " + bytes(blob).hex()]
+    dump.write_text("\n".join([*lines, "DATA=END", ""]))
+    subprocess.run([_DB_LOAD or "db_load", "-f", str(dump), str(target)], check=True, capture_output=True)
+    dump.unlink()
+
+
+_DB_LOAD = shutil.which("db5.3_load") or shutil.which("db_load")
+
+
 @pytest.mark.skipif(
-    shutil.which("rpmbuild") is None and os.environ.get("CI") != "true",
-    reason="rpm is not installed (make install-system installs it)",
+    (shutil.which("rpmbuild") is None or _DB_LOAD is None) and os.environ.get("CI") != "true",
+    reason="rpm or db5.3-util is not installed (make install-system installs them)",
 )
-def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
-    """rpm's SQLite database, as rpm itself writes it when installing into a root: SHA-256 per file."""
+@pytest.mark.parametrize("backend", ["sqlite", "berkeley-db"])
+def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path, backend: str) -> None:
+    """rpm's database as rpm itself writes it when installing into a root (SQLite), and the same
+    headers in a Berkeley DB file: SHA-256 per file. One package's header fits a page, the other's
+    (120 files) spans overflow pages."""
     values = {name: secretgen.gitlab_pat() for name in ("doc", "config", "modified", "unlisted")}
-    files = {
-        "usr/share/tinyrpm/example.conf": f"token = {values['doc']}\n".encode(),
+    tiny = {
         "usr/share/tinyrpm/other.conf": b"token = none\n",
         "etc/tinyrpm/tinyrpm.conf": f"token = {values['config']}\n".encode(),
     }
+    bulk = {f"usr/share/bulkrpm/part{i:03}.txt": b"x\n" for i in range(120)}
+    bulk["usr/share/bulkrpm/example.conf"] = f"token = {values['doc']}\n".encode()
     root = tmp_path / "root"
     root.mkdir()
     rpm = ["rpm", f"--root={root}", "--dbpath=/var/lib/rpm"]
     subprocess.run([*rpm, "--initdb"], check=True, capture_output=True)
+    packages = [
+        _rpm(tmp_path, "tinyrpm", "2.4", "1.fc40", tiny, "etc/tinyrpm/tinyrpm.conf"),
+        _rpm(tmp_path, "bulkrpm", "7.0", "2.el8", bulk, ""),
+    ]
     subprocess.run(
-        [*rpm, "-i", "--nodeps", "--noscripts", "--notriggers", "--ignorearch", "--ignoreos"]
-        + [str(_rpm(tmp_path, "tinyrpm", "2.4", "1.fc40", files, "etc/tinyrpm/tinyrpm.conf"))],
+        [*rpm, "-i", "--nodeps", "--noscripts", "--notriggers", "--ignorearch", "--ignoreos", *map(str, packages)],
         check=True,
         capture_output=True,
     )
-    assert (root / "var/lib/rpm/rpmdb.sqlite").stat().st_size > 0
+    database = root / "var/lib/rpm/rpmdb.sqlite"
+    assert database.stat().st_size > 0
+    if backend == "berkeley-db":
+        _as_berkeley_db(database, root / "var/lib/rpm/Packages")
+        for stale in (root / "var/lib/rpm").glob("rpmdb.sqlite*"):
+            stale.unlink()
     image = tmp_path / "rpm.tar"
     write_docker_archive(
         image,
@@ -320,7 +350,8 @@ def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
     result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
     findings, published = _report_by_value(result, values)
     assert set(published) == {"doc", "config"} and set(findings) == {"modified", "unlisted"}
-    assert all("tinyrpm 2.4-1.fc40 (rpm)" in published[n]["source"] for n in ("doc", "config"))
+    assert "bulkrpm 7.0-2.el8 (rpm)" in published["doc"]["source"]
+    assert "tinyrpm 2.4-1.fc40 (rpm)" in published["config"]["source"]
     state, package = _states(findings["modified"])["/usr/share/tinyrpm/other.conf"]
     assert state == "modified" and "tinyrpm 2.4-1.fc40 (rpm)" in package
     state, package = _states(findings["unlisted"])["/usr/share/tinyrpm/local.conf"]
@@ -328,10 +359,8 @@ def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
 
 
 def test_a_hostile_rpm_database_is_not_trusted_and_cannot_loop(tmp_path: Path) -> None:
-    """A database whose ``Packages`` is a view that never ends, or headers that point past their
-    own ends: nothing is recorded, and the reading stops."""
-    import sqlite3
-
+    """A database whose ``Packages`` is a view that never ends, headers that point past their own
+    ends, an overflow chain that loops: nothing is recorded, and the reading stops."""
     looping = tmp_path / "loop.sqlite"
     with sqlite3.connect(looping) as db:
         db.execute(
@@ -346,6 +375,25 @@ def test_a_hostile_rpm_database_is_not_trusted_and_cannot_loop(tmp_path: Path) -
             "INSERT INTO Packages (blob) VALUES (?)",
             [(header,), (struct.pack(">II", 2**31, 2**31) + b"\0" * 64,), (b"\x8e",), ("text",)],
         )
+    page = 512  # a Berkeley DB file whose only value lies on an overflow chain that loops on itself
+    meta = bytearray(page)
+    struct.pack_into("<II", meta, 12, 0x061561, 9)
+    struct.pack_into("<I", meta, 20, page)
+    meta[25] = 8
+    bucket = bytearray(page)
+    struct.pack_into("<HH", bucket, 20, 2, 0)
+    bucket[25] = 13
+    struct.pack_into("<HH", bucket, 26, 500, 488)
+    bucket[500:505] = b"\x01\x01\x00\x00\x00"
+    bucket[488:500] = struct.pack("<B3xII", 3, 2, 10**9)
+    chain = bytearray(page)
+    struct.pack_into("<IHH", chain, 16, 2, 0, 400)
+    chain[25] = 7
+    looping_bdb = tmp_path / "Packages"
+    looping_bdb.write_bytes(bytes(meta + bucket + chain))
+    bdb = Collector()
+    bdb.feed("/var/lib/rpm/Packages", looping_bdb.read_bytes(), 0)
+    assert bdb.packages.files == {} and bdb.problems == []
     for database, lists in ((looping, False), (lying, True)):
         collector = Collector()
         collector.feed("/var/lib/rpm/rpmdb.sqlite", database.read_bytes(), 0)

@@ -14,7 +14,7 @@ ALL_DIGESTS = ("md5", "sha1", "sha256")
 
 _ENDINGS = (
     "RECORD", "installed-files.txt", "package.json", ".ziphash", ".gemspec", ".jar.sha1", ".md5sums", ".list",
-    "status", "installed", "rpmdb.sqlite",
+    "status", "installed", "rpmdb.sqlite", "rpm/Packages",
 )  # fmt: skip
 
 

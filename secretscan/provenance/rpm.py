@@ -1,17 +1,20 @@
-"""rpm's database (Fedora, RHEL and UBI 9, Amazon Linux 2023, CentOS Stream): ``rpmdb.sqlite``.
+"""rpm's database: ``rpmdb.sqlite`` (Fedora, RHEL and UBI 9, Amazon Linux 2023) and the Berkeley DB
+``Packages`` file (RHEL and UBI 8, CentOS 7, Amazon Linux 2).
 
-The database holds one rpm header per installed package in table ``Packages`` (column ``blob``).
-A header is an index of (tag, type, offset, count) entries over a data store, all big-endian; the
-tags read here give the package's name, version and release, and per file its directory, base
-name, digest (``FILEDIGESTALGO``: MD5, SHA-1 or SHA-256) and flags.
+Either holds one rpm header per installed package (SQLite: table ``Packages``, column ``blob``;
+Berkeley DB: the values of a hash database). A header is an index of (tag, type, offset, count)
+entries over a data store, all big-endian; the tags read here give the package's name, version and
+release, and per file its directory, base name and digest (``FILEDIGESTALGO``: MD5, SHA-1 or
+SHA-256).
 
-The SQLite file is opened in memory (``sqlite3`` deserialises the bytes; nothing is written to
-disk), as a database the image claims, never trusted: the schema must hold a ``Packages`` table,
-the query may do a bounded number of steps, and every header is checked against its own length
-before a field is read. rpm keeps the file in WAL mode; the copy in memory is switched to rollback
-mode to open it, and what only the ``-wal`` file holds (changes not yet checkpointed: rpm
-checkpoints when it closes the database) is not read. The older Berkeley DB ``Packages`` file
-(RHEL 8, CentOS 7) and SUSE's ``Packages.db`` are not read: their files count as unrecorded.
+Both are the image's claims, never trusted. The SQLite file is opened in memory (``sqlite3``
+deserialises the bytes; nothing is written to disk): the schema must hold a ``Packages`` table and
+the query may do a bounded number of steps. rpm keeps it in WAL mode; the copy in memory is switched
+to rollback mode to open it, and what only the ``-wal`` file holds (changes not yet checkpointed:
+rpm checkpoints when it closes the database) is not read. The Berkeley DB file is read page by page
+here (its format: a metadata page, hash pages of key/value items, values too big for a page on
+chains of overflow pages), each page and each chain visited at most once. Every header is checked
+against its own length before a field is read. SUSE's ``Packages.db`` (ndb) is not read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from secretscan.provenance.packages import PackageTable
 
 RPMDB_SQLITE = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite")
 """Fedora 36 and later keep the database under ``/usr/lib/sysimage``, ``/var/lib/rpm`` linking there."""
+RPMDB_BDB = ("/var/lib/rpm/Packages", "/usr/lib/sysimage/rpm/Packages")
 
 MAX_HEADERS = 100_000
 MAX_ENTRIES = 10_000
@@ -45,6 +49,77 @@ _ALGORITHMS = {1: "md5", 2: "sha1", 8: "sha256"}
 def rpmdb_sqlite(table: PackageTable, data: bytes) -> None:
     for blob in _package_blobs(data):
         _read_header(table, blob)
+
+
+def rpmdb_bdb(table: PackageTable, data: bytes) -> None:
+    for blob in _bdb_values(data):
+        _read_header(table, blob)
+
+
+_BDB_HASH_MAGIC = 0x061561
+_P_HASH_UNSORTED, _P_OVERFLOW, _P_HASH = 2, 7, 13
+_H_KEYDATA, _H_OFFPAGE = 1, 3
+_PAGE_HEADER = 26
+"""lsn (8), pgno, prev_pgno, next_pgno (4 each), entries, hf_offset (2 each), level, type (1 each)."""
+
+
+def _bdb_values(data: bytes) -> Iterator[bytes]:
+    """The values of a Berkeley DB hash database, in page order."""
+    if len(data) < 512:
+        raise ValueError("not a Berkeley DB file")
+    for order in "<>":
+        if struct.unpack_from(f"{order}I", data, 12)[0] == _BDB_HASH_MAGIC:
+            break
+    else:
+        raise ValueError("not a Berkeley DB hash database")
+    page_size = struct.unpack_from(f"{order}I", data, 20)[0]
+    if page_size < 512 or page_size > 65536 or page_size & (page_size - 1):
+        raise ValueError(f"Berkeley DB page size {page_size}")
+    pages = len(data) // page_size
+    chained: set[int] = set()  # overflow pages already read as part of a chain
+    found = 0
+    for number in range(1, pages):
+        page = number * page_size
+        kind = data[page + 25]
+        if kind not in (_P_HASH, _P_HASH_UNSORTED):
+            continue
+        entries = struct.unpack_from(f"{order}H", data, page + 20)[0]
+        entries = min(entries, (page_size - _PAGE_HEADER) // 2)
+        offsets = struct.unpack_from(f"{order}{entries}H", data, page + _PAGE_HEADER)
+        for i in range(1, entries, 2):  # key, value, key, value: the values
+            start = offsets[i]
+            end = offsets[i - 1]  # items are stored from the page's end backwards
+            if not _PAGE_HEADER <= start < end <= page_size:
+                continue
+            item = data[page + start : page + end]
+            if item[0] == _H_KEYDATA:
+                value = item[1:]
+            elif item[0] == _H_OFFPAGE and len(item) >= 12:
+                first, length = struct.unpack_from(f"{order}II", item, 4)
+                value = _overflow(data, order, page_size, first, length, chained)
+            else:
+                continue
+            found += 1
+            if found > MAX_HEADERS:
+                return
+            yield value
+
+
+def _overflow(data: bytes, order: str, page_size: int, number: int, length: int, chained: set[int]) -> bytes:
+    """A value kept on a chain of overflow pages (each holding ``hf_offset`` bytes after its header)."""
+    parts: list[bytes] = []
+    left = length
+    while number and left > 0 and number not in chained and (number + 1) * page_size <= len(data):
+        chained.add(number)
+        page = number * page_size
+        if data[page + 25] != _P_OVERFLOW:
+            break
+        next_page, _, used = struct.unpack_from(f"{order}IHH", data, page + 16)
+        used = min(used, page_size - _PAGE_HEADER, left)
+        parts.append(data[page + _PAGE_HEADER : page + _PAGE_HEADER + used])
+        left -= used
+        number = next_page
+    return b"".join(parts)
 
 
 def _package_blobs(data: bytes) -> Iterator[bytes]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from secretscan.provenance.model import NO_DIGEST, Manager
 from secretscan.provenance.packages import PackageTable, Reader
-from secretscan.provenance.rpm import RPMDB_SQLITE, rpmdb_sqlite
+from secretscan.provenance.rpm import RPMDB_BDB, RPMDB_SQLITE, rpmdb_bdb, rpmdb_sqlite
 
 DPKG_INFO = "/var/lib/dpkg/info/"
 DPKG_STATUS = "/var/lib/dpkg/status"
@@ -126,6 +126,8 @@ def reader(path: str) -> Reader | None:
         return _text(apk_installed)
     if path in RPMDB_SQLITE:
         return lambda table, data, mtime: rpmdb_sqlite(table, data)
+    if path in RPMDB_BDB:
+        return lambda table, data, mtime: rpmdb_bdb(table, data)
     for directory, suffixes in ((DPKG_INFO, (".md5sums", ".list")), (DPKG_STATUS_DIR, (".md5sums", ""))):
         if not path.startswith(directory) or "/" in path[len(directory) :]:
             continue
