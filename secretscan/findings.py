@@ -63,7 +63,7 @@ def aggregate(
         if sighting.allowlisted_value or config.allowlist.allows_secret(sighting.rule_id, fp) or fp in baseline:
             suppressed += 1
             continue
-        source = sighting.known_source or _published_with(locations, third_party)
+        source = sighting.known_source or _listing_reason(locations, third_party)
         if source is not None:
             known_keys.append(KnownTestKey(sighting.rule_id, fp, sighting.redacted, source, locations))
             continue
@@ -88,7 +88,7 @@ def aggregate(
     )
 
 
-def _published_with(locations: tuple[Location, ...], third_party: ThirdPartyPaths | None) -> str | None:
+def _listing_reason(locations: tuple[Location, ...], third_party: ThirdPartyPaths | None) -> str | None:
     """Where a secret seen only in content published with packages, or only as an example in
     source code's documentation, comes from: files whose bytes the package manager's records vouch
     for, docstrings and prose comments (and ``.pyc`` compiled from such a docstring), or, where no
