@@ -13,6 +13,9 @@ from /proc every 50 ms. (On Linux a child's ru_maxrss also counts the memory of 
 before exec, so it never reads below this script's own ~25 MB: the gzip row's maxrss is ours, its
 tree figure is gzip's.) Rows:
 
+  (a0) the bundled demo image with an empty cache directory, as on a fresh CI runner (the
+      Hyperscan database is compiled first), then again with the cache it left: the difference
+      is what a first run costs;
   (a) `secretscan scan IMAGE --format json --quiet --show-secrets -o REPORT`; the report must
       contain every planted secret (compared by sha256) and nothing else;
   (b) the floor: `gzip -dc` of every layer blob to /dev/null, one after another, in one `sh`:
@@ -23,7 +26,7 @@ tree figure is gzip's.) Rows:
 
 Throughput is uncompressed image bytes (the layer tars) per second; for (c), extracted file bytes
 per second. Targets on 2 cores: a/b <= 1.5, c/a >= 100, peak RSS < 400 MB and flat from the
-500 MB to the 2 GB image (--compare). MB here is 10^6 bytes.
+500 MB to the 2 GB image (--compare), a first run's extra time < 3 s. MB here is 10^6 bytes.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ MiB = 1 << 20
 TARGET_A_OVER_B = 1.5
 TARGET_C_OVER_A = 100.0
 TARGET_RSS_MB = 400.0
+TARGET_FIRST_RUN_S = 3.0  # compiling the Hyperscan database on a fresh runner, before the first file is read
 TARGET_FLAT_RATIO = 2.0  # peak RSS of the 2 GB image over the 500 MB one: "flat" as the project defines it (< 2x)
 SAMPLE_WHOLE_FILE_MAX = 1 * MiB  # bigger files contribute a head slice to the detect-secrets sample
 
@@ -123,9 +127,10 @@ def measure(
     cwd: Path | None = None,
     stdout: IO[bytes] | None = None,
     ok: tuple[int, ...] = (0,),
+    extra_env: dict[str, str] | None = None,
 ) -> Run:
     """Run `cmd` once as a child process; wall time and peak memory (see Run)."""
-    env = {k: v for k, v in os.environ.items() if k != "SECRETSCAN_CONFIG"}
+    env = {k: v for k, v in os.environ.items() if k != "SECRETSCAN_CONFIG"} | (extra_env or {})
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -349,6 +354,18 @@ def run_secretscan(image: Image, runs: int, work: Path, extra: Sequence[str]) ->
     return results, check_report(report, image.planted)
 
 
+def run_first_time(work: Path) -> tuple[Run, Run]:
+    """The bundled demo image scanned with an empty cache (a fresh CI runner: the Hyperscan
+    database is compiled first), then again with the cache it left."""
+    demo = Path(__file__).resolve().parent.parent / "fixtures" / "demo-image.tar"
+    cache = work / "empty-cache"
+    cmd: list[str | os.PathLike[str]] = [tool("secretscan"), "scan", demo, "--format", "json", "--quiet"]
+    cold = measure(cmd, ok=(0, 1), extra_env={"XDG_CACHE_HOME": str(cache)})
+    warm = measure(cmd, ok=(0, 1), extra_env={"XDG_CACHE_HOME": str(cache)})
+    print(f"  (a0) demo image, empty cache: {cold.wall:5.1f} s; with the cache it left: {warm.wall:5.1f} s", flush=True)
+    return cold, warm
+
+
 def check_report(report: Path, planted: list[dict[str, str]]) -> ScanCheck:
     if not report.exists():
         return ScanCheck(0, planted, [], [], ["no report written"])
@@ -430,6 +447,7 @@ def bench(args: argparse.Namespace) -> int:
     work_parent = args.work_dir or image.path.resolve().parent
     with tempfile.TemporaryDirectory(prefix="bench-run-", dir=work_parent) as tmp:
         work = Path(tmp)
+        cold, warm = run_first_time(work)
         a_runs, check = run_secretscan(image, args.runs, work, args.secretscan_arg)
         fast_findings = json.loads((work / "report.json").read_text()).get("findings")
         slow_same: bool | None = None
@@ -483,10 +501,14 @@ def bench(args: argparse.Namespace) -> int:
     print(
         f"  peak RSS of a = {rss:.1f} MB   (worst run, either measure; target < {TARGET_RSS_MB:.0f} MB)   {verdict(rss < TARGET_RSS_MB)}"
     )
+    first = cold.wall - warm.wall
+    print(
+        f"  first run's extra time (empty cache) = {first:.1f} s   (target < {TARGET_FIRST_RUN_S:.0f} s)   {verdict(first < TARGET_FIRST_RUN_S)}"
+    )
     print(f"  secretscan throughput: {a_mbps:.1f} MB/s; floor {b_mbps:.1f} MB/s")
     ok = print_check(check, len(image.planted))
     crashed = any(r.returncode not in (0, 1) for r in a_runs)
-    return 1 if crashed or not ok else 0
+    return 1 if crashed or not ok or first >= TARGET_FIRST_RUN_S else 0
 
 
 def compare(args: argparse.Namespace) -> int:

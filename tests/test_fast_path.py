@@ -96,3 +96,21 @@ def test_plugin_rules_find_the_same_through_the_pattern_pass() -> None:
         data = line.encode()
         found = [(m.rule_id, m.secret) for m in fast.scan_bytes(data, "/app/.env")]
         assert found and found == [(m.rule_id, m.secret) for m in slow.scan_bytes(data, "/app/.env")], line
+
+
+def test_every_rule_takes_the_pattern_pass_and_long_repeats_are_left_open(tmp_path: Path) -> None:
+    """The prefilter only needs a superset of each rule: ``{64,20000}`` (a PEM body) is compiled as
+    ``{64,}``, which Hyperscan builds at once; with it every rule compiles into the one database
+    (none falls back to its keywords on every buffer)."""
+    pytest.importorskip("hyperscan", reason="the Hyperscan fast path is not installed (pip install hyperscan)")
+    from secretscan.detect.engine import Engine
+    from secretscan.detect.prefilter import relax_repeats
+    from secretscan.detect.rules import load_rules
+
+    assert relax_repeats(rb"-----BEGIN[A-Z ]{0,40}KEY-----[\sA-Za-z0-9+/=]{64,20000}?-----END") == (
+        rb"-----BEGIN[A-Z ]{0,40}KEY-----[\sA-Za-z0-9+/=]{64,}?-----END"
+    )
+    assert relax_repeats(rb"\{1,9999}[{1,9999}]x{3,300}") == rb"\{1,9999}[{1,9999}]x{3,}"
+    engine = Engine(load_rules([REPO / "patterns"]), cache_dir=tmp_path)
+    assert engine.prefilter is not None and engine.prefilter.unsupported == frozenset()
+    assert list(tmp_path.glob("hyperscan-*.db"))  # and the next run loads it instead of compiling

@@ -237,6 +237,7 @@ class PatternPrefilter:
                 (
                     getattr(hyperscan, "__version__", "?"),
                     [(i, patterns[i]) for i in ids],
+                    MAX_EXACT_REPEAT,
                     sorted(self._rule_keywords.items()),
                 )
             ).encode()
@@ -254,26 +255,35 @@ class PatternPrefilter:
         """Keywords whose offsets ``scan`` returns."""
 
     def _compile(self, patterns: Mapping[str, bytes]) -> Any:
-        hs = self._hs
-        flags = hs.HS_FLAG_PREFILTER | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
+        """All patterns in one database; only if that fails, each alone, to find the ones
+        Hyperscan cannot take (probing costs a compile per rule: seconds on a first run)."""
+        relaxed = {rule_id: relax_repeats(pattern) for rule_id, pattern in patterns.items()}
+        try:
+            return self._build(relaxed, list(range(len(self._ids))))
+        except self._hs.error:
+            pass
         usable, unsupported = [], set()
         for index, rule_id in enumerate(self._ids):
-            probe = hs.Database(mode=hs.HS_MODE_BLOCK)
             try:
-                probe.compile(expressions=[patterns[rule_id]], ids=[index], elements=1, flags=[flags])
+                self._build(relaxed, [index], literals=False)
                 usable.append(index)
-            except hs.error:
+            except self._hs.error:
                 unsupported.add(rule_id)
         self.unsupported = frozenset(unsupported)
-        self._keywords = self._literals()
+        return self._build(relaxed, usable)
+
+    def _build(self, patterns: Mapping[str, bytes], usable: list[int], literals: bool = True) -> Any:
+        hs = self._hs
+        flags = hs.HS_FLAG_PREFILTER | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
+        self._keywords = self._literals() if literals else []
         offset = len(self._ids)
-        literals = [re.escape(k.decode("latin-1")).encode("latin-1") for k in self._keywords]
+        escaped = [re.escape(k.decode("latin-1")).encode("latin-1") for k in self._keywords]
         db = hs.Database(mode=hs.HS_MODE_BLOCK)
         db.compile(
-            expressions=[patterns[self._ids[i]] for i in usable] + literals,
-            ids=usable + [offset + j for j in range(len(literals))],
-            elements=len(usable) + len(literals),
-            flags=[flags] * len(usable) + [hs.HS_FLAG_CASELESS] * len(literals),
+            expressions=[patterns[self._ids[i]] for i in usable] + escaped,
+            ids=usable + [offset + j for j in range(len(escaped))],
+            elements=len(usable) + len(escaped),
+            flags=[flags] * len(usable) + [hs.HS_FLAG_CASELESS] * len(escaped),
         )
         return db
 
@@ -321,6 +331,50 @@ class PatternPrefilter:
             keyword = self._keywords[j]
             offsets.setdefault(keyword, []).append(end - len(keyword))
         return found, offsets
+
+
+MAX_EXACT_REPEAT = 255
+"""Bounded repeats up to this stay as they are in the prefilter; ``{64,20000}`` becomes ``{64,}``.
+A superset, which is all a prefilter needs, and Hyperscan compiles the rule set in well under a
+second instead of ten (a PEM body's ``{64,20000}`` took half a second per rule)."""
+
+
+def relax_repeats(pattern: bytes) -> bytes:
+    """``pattern`` with every bounded repeat whose upper bound exceeds ``MAX_EXACT_REPEAT`` left
+    open (outside character classes; escaped braces are literals)."""
+    out, i, in_class = bytearray(), 0, False
+    n = len(pattern)
+    while i < n:
+        ch = pattern[i : i + 1]
+        if ch == b"\\":
+            out += pattern[i : i + 2]
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != b"]"
+        elif ch == b"[":
+            in_class = True
+            out += ch
+            i += 1
+            if pattern[i : i + 1] == b"^":
+                out += b"^"
+                i += 1
+            if pattern[i : i + 1] == b"]":  # a "]" first in a class is a member
+                out += b"]"
+                i += 1
+            continue
+        elif ch == b"{":
+            found = _BOUNDED.match(pattern, i)
+            if found is not None and int(found.group(2)) > MAX_EXACT_REPEAT:
+                out += b"{" + found.group(1) + b",}"
+                i = found.end()
+                continue
+        out += ch
+        i += 1
+    return bytes(out)
+
+
+_BOUNDED = re.compile(rb"\{(\d+),(\d+)\}")
 
 
 def bytes_superset(patterns: Sequence[str]) -> bytes:
