@@ -207,6 +207,15 @@ class ContentScanner:
         finally:
             self._open.pop()
 
+    def scan_whole(self, path: str, data: bytes, vouch: Vouch | None = None) -> None:
+        """A file already read whole (nearly every file): ``scan`` without reading it again."""
+        head = data[:512]
+        if _nested_kind(head) is not None or sourcemap.is_candidate(path, head):
+            self.scan(path, io.BytesIO(data), vouch=vouch)
+            return
+        self.stats.files += 1
+        self._scan_windows(path, data, io.BytesIO(), vouch=vouch)
+
     def scan_vouched(self, path: str, data: bytes) -> None:
         """A whole file its package records vouch for, however long: provider rules only."""
         self.stats.vouched_files += 1

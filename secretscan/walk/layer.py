@@ -131,14 +131,18 @@ def scan_layer_blob(
         result.stored_digest = _finish_digest(hashing, sha256)
     except XzMemoryLimit as exc:
         result.skipped.append(Skipped(RAW_LAYER_PATH, f"{exc}; its stored bytes were scanned as plain bytes"))
-        result.stored_digest = _scan_stored_rest(engine, sealer, limits, result, stored_bytes, hashing, sha256, deadline)
+        result.stored_digest = _scan_stored_rest(
+            engine, sealer, limits, result, stored_bytes, hashing, sha256, deadline
+        )
     except DECODE_ERRORS as exc:
         result.error = f"unreadable layer: {type(exc).__name__}: {str(exc)[:160]}; files before the damage were scanned"
         if result.compression == "none" or stored_bytes.failed:
             result.stored_digest = _finish_digest(hashing, sha256)
         else:
             result.error += ", and its stored bytes from the damage on as plain bytes"
-            result.stored_digest = _scan_stored_rest(engine, sealer, limits, result, stored_bytes, hashing, sha256, deadline)
+            result.stored_digest = _scan_stored_rest(
+                engine, sealer, limits, result, stored_bytes, hashing, sha256, deadline
+            )
     return result
 
 
@@ -320,7 +324,9 @@ def _scan_file(
         return
     if database:
         limit = limits.max_package_db_bytes
-        collector.problems.append((entry.path, f"package database larger than max_package_db_bytes ({limit}): not read"))
+        collector.problems.append(
+            (entry.path, f"package database larger than max_package_db_bytes ({limit}): not read")
+        )
     vouch = None
     if vouching is not None:
         vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
@@ -336,7 +342,7 @@ def _scan_file(
             if len(data) > limits.chunk_bytes and vouch is not None and vouch(data):
                 scanner.scan_vouched(entry.path, data)
             else:
-                scanner.scan(entry.path, io.BytesIO(data), vouch=vouch)
+                scanner.scan_whole(entry.path, data, vouch=vouch)
             if len(result.matches) > found:
                 result.facts[entry.path] = FileFacts(whole_digests(data), entry.mtime, entry.mode)
             if error is not None:  # the bytes before the damage were searched first

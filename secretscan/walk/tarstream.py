@@ -41,7 +41,7 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
         if not blocks.skip_to(offset):
             raise blocks.damage("unexpected end of data", offset)
         try:
-            member = _TarInfo.fromtarfile(archive)  # type: ignore[arg-type]
+            member = _plain_member(blocks, archive, offset) or _TarInfo.fromtarfile(archive)  # type: ignore[arg-type]
         except _END:  # a zero block: the end of the archive
             return
         except _STOPPING_HEADERS as exc:
@@ -59,6 +59,29 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
         entry = _entry(member, archive, blocks)
         if entry is not None:
             yield entry
+
+
+_PLAIN_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
+
+
+def _plain_member(blocks: _Blocks, archive: _Archive, offset: int) -> tarfile.TarInfo | None:
+    """The member at ``offset`` when its header is one block of a plain kind (file, directory,
+    link) and no pax header applies: read here as ``fromtarfile`` would read it, without its round
+    of calls per header. None for anything else, which ``fromtarfile`` then reads (and judges)."""
+    if archive.pax_headers:
+        return None
+    head = blocks.peek(tarfile.BLOCKSIZE)
+    if len(head) != tarfile.BLOCKSIZE or head[156:157] not in _PLAIN_TYPES:
+        return None
+    try:
+        member = _TarInfo.frombuf(head, archive.encoding, archive.errors)
+    except tarfile.HeaderError:
+        return None
+    blocks.skip_to(offset + tarfile.BLOCKSIZE)
+    member.offset, member.offset_data = offset, offset + tarfile.BLOCKSIZE
+    data = -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE if member.isreg() else 0
+    archive.offset = member.offset_data + data
+    return member
 
 
 def _entry(member: tarfile.TarInfo, archive: _Archive, blocks: _Blocks) -> FileEntry | None:
@@ -155,6 +178,11 @@ class _Blocks:
         data = self._buf[self._pos : self._pos + n]
         self._pos += len(data)
         return data
+
+    def peek(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer only at the end), left unread."""
+        self._fill(n)
+        return self._buf[self._pos : self._pos + n]
 
     def read_some(self, n: int) -> bytes:
         """Up to ``n`` bytes of what is at hand (reading a piece if none is), b"" only at the end."""
