@@ -8,10 +8,6 @@ from secretscan.provenance import language, system
 from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import PackageTable, Reader
 
-ALL_DIGESTS = ("md5", "sha1", "sha256")
-"""The algorithms package records use: dpkg MD5, apk and Maven SHA-1, pip and rpm SHA-256."""
-
-
 _ENDINGS = (
     "RECORD", "installed-files.txt", "package.json", ".ziphash", ".gemspec", ".jar.sha1", ".md5sums", ".list",
     "status", "installed", "rpmdb.sqlite", "rpm/Packages",

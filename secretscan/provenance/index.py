@@ -8,13 +8,12 @@ components of the path (a hostile path 50,000 directories deep costs no more tha
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from secretscan.models import PackageState
-from secretscan.provenance.model import NO_DIGEST, FileFacts, LayerPackages, Manager, Package
+from secretscan.provenance.model import DIGEST_ALGORITHMS, NO_DIGEST, FileFacts, LayerPackages, Manager, Package
 from secretscan.provenance.packages import SHARED
 
 MAX_ROOT_DEPTH = 32
@@ -107,7 +106,8 @@ class ProvenanceIndex:
         records = self._records(path)
         if records:
             algorithms = {d.partition(":")[0] for _, _, d in records if d != NO_DIGEST}
-            facts = FileFacts({a: hashlib.new(a, data).hexdigest() for a in algorithms}, mtime, mode)
+            hashes = DIGEST_ALGORITHMS
+            facts = FileFacts({a: hashes[a](data).hexdigest() for a in algorithms if a in hashes}, mtime, mode)
             origin: Origin | None = self._recorded(0, records, facts)
         else:
             origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))

@@ -28,7 +28,9 @@ _EGG_INFO = re.compile(r"^(?P<base>.*)/(?P<dir>[^/]+)\.egg-info/installed-files\
 _NPM = re.compile(r"^(?P<root>.*/node_modules/(?:@[^/]+/)?(?P<dir>[^/@.][^/]*))/package\.json$")
 _GO = re.compile(r"^(?P<base>.*)/pkg/mod/cache/download/(?P<module>.+)/@v/(?P<version>[^/]+)\.ziphash$")
 _GEM = re.compile(r"^(?P<base>.*)/specifications/(?P<dir>[^/]+)\.gemspec$")
-_MAVEN = re.compile(r"^(?P<base>.*/\.m2/repository/.+/(?P<artifact>[^/]+)/(?P<version>[^/]+))/(?P<file>[^/]+\.jar)\.sha1$")
+_MAVEN = re.compile(
+    r"^(?P<base>.*/\.m2/repository/.+/(?P<artifact>[^/]+)/(?P<version>[^/]+))/(?P<file>[^/]+\.jar)\.sha1$"
+)
 _HEX40 = re.compile(r"\b[0-9a-fA-F]{40}\b")
 
 

@@ -5,7 +5,10 @@ cache, and combined per image by ``provenance.index``."""
 from __future__ import annotations
 
 import enum
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Manager(str, enum.Enum):
@@ -21,6 +24,14 @@ class Manager(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+
+DIGEST_ALGORITHMS: dict[str, Callable[[bytes], Any]] = {
+    "md5": hashlib.md5,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+}
+"""The algorithms package records use, by the name a record gives them: dpkg MD5, apk and Maven
+SHA-1, pip and rpm SHA-256."""
 
 NO_DIGEST = ""
 """A record that names a file without its digest (pip's compiled ``.pyc``, dpkg's ``.list``)."""

@@ -14,7 +14,8 @@ import io
 from typing import BinaryIO
 
 from secretscan.image.compression import read_some
-from secretscan.provenance.collect import ALL_DIGESTS, digests_for
+from secretscan.provenance.collect import digests_for
+from secretscan.provenance.model import DIGEST_ALGORITHMS
 
 
 class DigestingReader(io.RawIOBase):
@@ -45,4 +46,4 @@ class DigestingReader(io.RawIOBase):
 
 def whole_digests(data: bytes) -> dict[str, str]:
     """A whole file's digests with every algorithm package records use."""
-    return {name: hashlib.new(name, data).hexdigest() for name in ALL_DIGESTS}
+    return {name: hash_of(data).hexdigest() for name, hash_of in DIGEST_ALGORITHMS.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
 import zlib
@@ -323,8 +324,10 @@ def unsigned_checksum(header: bytes) -> int:
     return 256 + total - sum(header[148:156])
 
 
+@functools.lru_cache(maxsize=4096)
 def octal_number(field: bytes) -> int:
-    """A tar header's octal number field, read as tarfile reads it (ValueError if it is not one)."""
+    """A tar header's octal number field, read as tarfile reads it (ValueError if it is not one).
+    Remembered: a layer's headers repeat their modes, owners and times thousands of times."""
     end = field.find(b"\0")
     digits = (field if end < 0 else field[:end]).strip()
     if not digits.isascii():
@@ -332,6 +335,7 @@ def octal_number(field: bytes) -> int:
     return int(digits or b"0", 8)
 
 
+@functools.lru_cache(maxsize=1024)
 def _text(field: bytes, encoding: str, errors: str) -> str:
     end = field.find(b"\0")
     return (field if end < 0 else field[:end]).decode(encoding, errors)
