@@ -145,14 +145,17 @@ def test_documentation_spans_accept_any_bytes(data: bytes) -> None:
 
 
 def test_documentation_spans_stay_fast_on_pathological_files() -> None:
-    """Runs of what keeps the scanner busiest; a quadratic scanner would need hours for these."""
-    size = 1 << 20
+    """Runs of what keeps the scanner busiest, 2 MiB each; a quadratic scanner needs minutes for
+    some (one logical line of strings, its text re-read per string: 1 s at a quarter MiB, growing
+    with the square); this one needs a few seconds for all of them."""
+    size = 2 << 20
     inputs = [
         b"'\\'" * (size // 3),
         b'"""' + b"\\" * size,
         b"([{" * (size // 3),
         b"#\n" * (size // 2),
         b"x = 'a' 'b' " * (size // 12),
+        b"f('a', 'b', " * (size // 12),
         b" " * size + b"'",
         b"'" * size,
     ]

@@ -78,10 +78,10 @@ def documentation_spans(data: bytes) -> DocumentationSpans:
             depth, tokens_before, i = max(0, depth - 1), True, j + 1
         else:
             end = _string_end(data, j)
-            lead = data[statement:j].lstrip(b" \t\f")
-            first = (
-                depth == 0 and not tokens_before and (not lead or _PREFIX.match(lead) or _DOC_ASSIGNMENT.match(lead))
-            )
+            first = False
+            if depth == 0 and not tokens_before:  # (once per logical line: the text before it is read once)
+                lead = data[statement:j].lstrip(b" \t\f")
+                first = not lead or bool(_PREFIX.match(lead) or _DOC_ASSIGNMENT.match(lead))
             if first and _AFTER_STATEMENT.match(data, end):
                 spans.append((j, end, Documentation.DOCSTRING))
             tokens_before, i = True, end
