@@ -163,13 +163,19 @@ class _Blocks:
         return more
 
     def _fill(self, need: int) -> bool:
-        """At least ``need`` unread bytes at hand, unless the stream ends first (then False)."""
-        while len(self._buf) - self._pos < need and not self._eof:
-            more = self._more(max(self.PIECE, need - (len(self._buf) - self._pos)))
-            self._base += self._pos
-            self._buf = more if self._pos >= len(self._buf) else self._buf[self._pos :] + more
-            self._pos = 0
-        return len(self._buf) - self._pos >= need
+        """At least ``need`` unread bytes at hand, unless the stream ends first (then False). The
+        pieces are joined once, however small the stream hands them out."""
+        have = len(self._buf) - self._pos
+        if have >= need or self._eof:
+            return have >= need
+        parts = [self._buf[self._pos :]] if have else []
+        while have < need and not self._eof:
+            more = self._more(self.PIECE)
+            parts.append(more)
+            have += len(more)
+        self._base += self._pos
+        self._buf, self._pos = b"".join(parts) if len(parts) != 1 else parts[0], 0
+        return have >= need
 
     def read(self, n: int = -1) -> bytes:
         """Exactly ``n`` bytes, fewer only at the end (as tarfile's header reading expects)."""
