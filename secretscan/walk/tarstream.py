@@ -30,10 +30,11 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
     A header that cannot be parsed raises ``TarDamage``; a failure to read ``stream`` itself is
     raised as it is (the damage is in what feeds the archive, not in it).
 
-    tarfile reads each header (``TarInfo.fromtarfile``: pax, GNU long names, sparse maps, as it
-    always does) from ``_Archive``, which stands in for a ``TarFile``; the archive's bytes come in
-    pieces of ``_Blocks.PIECE``, and a small file's bytes are one slice of a piece. tarfile's own
-    stream reader goes through five Python calls per 10 KiB block, and copies its buffer on each.
+    A plain header (file, directory, link) is read by ``_TarInfo.frombuf``; any other is read by
+    tarfile (``TarInfo.fromtarfile``: pax, GNU long names, sparse maps, as it always does) from
+    ``_Archive``, which stands in for a ``TarFile``. The archive's bytes come in pieces of
+    ``_Blocks.PIECE``, and a small file's bytes are one slice of a piece: tarfile's own stream
+    reader goes through five Python calls per 10 KiB block, and copies its buffer on each.
     """
     blocks = _Blocks(stream)
     archive = _Archive(blocks)
@@ -57,9 +58,7 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
             return
         except (_SUBSEQUENT, tarfile.ReadError) as exc:  # a long name or pax header with no member after it
             raise blocks.damage(str(exc), offset) from None
-        entry = _entry(member, archive, blocks)
-        if entry is not None:
-            yield entry
+        yield _entry(member, archive, blocks)
 
 
 _PLAIN_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
@@ -85,7 +84,7 @@ def _plain_member(blocks: _Blocks, archive: _Archive, offset: int) -> tarfile.Ta
     return member
 
 
-def _entry(member: tarfile.TarInfo, archive: _Archive, blocks: _Blocks) -> FileEntry | None:
+def _entry(member: tarfile.TarInfo, archive: _Archive, blocks: _Blocks) -> FileEntry:
     path = _display(normalise(member.name))
     if member.size < 0:  # base-256 sizes can be negative; the next header would be misplaced
         raise blocks.damage(f"{path}: negative size in its tar header", member.offset)
