@@ -254,6 +254,19 @@ def test_multi_stream_bzip2_and_xz(cli: Cli, tmp_path: Path, kind: str) -> None:
     assert report["skipped"] == []
 
 
+def test_a_zip_member_without_a_name_costs_nothing(cli: Cli, tmp_path: Path) -> None:
+    """A jar whose first entry has an empty name (zipfile's ``is_dir`` raises on it): the other
+    entries are still opened and scanned."""
+    secret = gen.github_pat()
+    jar = io.BytesIO()
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr(zipfile.ZipInfo(""), b"x")
+        z.writestr("config/app.properties", f"github.token={secret}\n")
+    _, report = run(cli, image(tmp_path, {"app/lib/app.jar": jar.getvalue()}))
+    [loc] = locations_of(report, secret)
+    assert loc["path"] == "/app/lib/app.jar!/config/app.properties"
+
+
 # --------------------------------------------------------------------------- limits
 
 

@@ -357,7 +357,7 @@ class ContentScanner:
             )
         spans = _MemberSpans(archive, len(data))
         for info in infos[: self.limits.max_nested_entries]:
-            if info.is_dir():
+            if info.filename.endswith("/"):  # (ZipInfo.is_dir fails on an empty name)
                 continue
             inner = f"{path}!/{info.filename.lstrip('/')}"
             try:
