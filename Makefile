@@ -123,7 +123,7 @@ docs-screenshot: $(VENV)/.installed
 
 ## a longer fuzz campaign than the one `make test` runs (5000 examples per property).
 fuzz: $(VENV)/.installed-test
-	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_tarheader.py
+	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_tarheader.py tests/test_pysource.py
 
 ## peak memory must stay flat as images grow: the same scan of a 200 MB and a 2 GB image.
 bench-memory: $(VENV)/.installed-test $(BENCH_TINY) $(BENCH_LARGE)

@@ -4,6 +4,7 @@ commented-out assignment and the same value in a config file stay findings."""
 
 from __future__ import annotations
 
+import os
 import py_compile
 import secrets
 import time
@@ -136,7 +137,7 @@ def test_documentation_spans_follow_python_statements() -> None:
     ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None)
 @given(st.binary(max_size=4000))
 def test_documentation_spans_accept_any_bytes(data: bytes) -> None:
     spans = documentation_spans(data)
