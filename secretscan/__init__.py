@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from secretscan.version import __version__
 
 _API = {
     "scan_image": "secretscan.api",

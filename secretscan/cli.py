@@ -14,7 +14,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from secretscan import __version__
 from secretscan.baseline import read_baseline, write_baseline
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
 from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
@@ -43,6 +42,7 @@ from secretscan.vault.matcher import VaultMatcher
 from secretscan.vault.migrate import apply_plan, make_plan, render_markdown
 from secretscan.vault.migrate import render_json as render_plan_json
 from secretscan.verify import Verifier
+from secretscan.version import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
 logger = logging.getLogger("secretscan")

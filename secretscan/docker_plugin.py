@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from secretscan import __version__
 from secretscan.safewrite import write_file
+from secretscan.version import __version__
 
 PLUGIN_NAME = "secretscan"
 SUBCOMMANDS = {"scan", "sweep", "report", "where", "baseline", "migrate", "rules"}

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
-from secretscan import __version__
 from secretscan.config import ScanConfig
 from secretscan.deadline import Deadline
 from secretscan.detect.checks import with_rule_examples
@@ -32,6 +31,7 @@ from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import LayerPackages
 from secretscan.redact import Masker
 from secretscan.sources import Source
+from secretscan.version import __version__
 from secretscan.walk import split
 from secretscan.walk.config_fields import config_texts
 from secretscan.walk.fate import FateIndex

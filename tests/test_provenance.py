@@ -190,6 +190,17 @@ def test_npm_member_is_published_files_added_later_are_findings(cli, tmp_path: P
     assert state == "unrecorded" and "written at another time" in package
 
 
+def _installed_then_changed(image: Path, root: Path, step: str, directory: str, values: dict[str, str]) -> Path:
+    """``root`` as the layer a package manager's ``step`` wrote, then a layer that changes the
+    package's ``other.conf`` (value ``modified``) and adds ``local.conf`` (value ``unlisted``)."""
+    later = [
+        Entry(f"{directory}/other.conf", f"token = {values['modified']}\n".encode()),
+        Entry(f"{directory}/local.conf", f"token = {values['unlisted']}\n".encode()),
+    ]
+    write_docker_archive(image, ImageSpec([Layer(_tree(root), created_by=step), Layer(later)]))
+    return image
+
+
 def _deb(tmp: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
     """A binary package as dpkg-deb builds it, with the md5sums every Debian package carries."""
     tree = tmp / f"{name}-deb"
@@ -233,20 +244,8 @@ def test_dpkg_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
         cfile=str(root / "usr/lib/python3/dist-packages/__pycache__/tinydeb_mod.cpython-311.pyc"),
         doraise=True,
     )
-    image = tmp_path / "deb.tar"
-    write_docker_archive(
-        image,
-        ImageSpec(
-            [
-                Layer(_tree(root), created_by="RUN apt-get install tinydeb"),
-                Layer(
-                    [
-                        Entry("usr/share/tinydeb/other.conf", f"token = {values['modified']}\n".encode()),
-                        Entry("usr/share/tinydeb/local.conf", f"token = {values['unlisted']}\n".encode()),
-                    ]
-                ),
-            ]
-        ),
+    image = _installed_then_changed(
+        tmp_path / "deb.tar", root, "RUN apt-get install tinydeb", "usr/share/tinydeb", values
     )
     result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
     findings, published = _report_by_value(result, values)
@@ -332,20 +331,8 @@ def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path, backend: 
         _as_berkeley_db(database, root / "var/lib/rpm/Packages")
         for stale in (root / "var/lib/rpm").glob("rpmdb.sqlite*"):
             stale.unlink()
-    image = tmp_path / "rpm.tar"
-    write_docker_archive(
-        image,
-        ImageSpec(
-            [
-                Layer(_tree(root), created_by="RUN dnf install -y tinyrpm"),
-                Layer(
-                    [
-                        Entry("usr/share/tinyrpm/other.conf", f"token = {values['modified']}\n".encode()),
-                        Entry("usr/share/tinyrpm/local.conf", f"token = {values['unlisted']}\n".encode()),
-                    ]
-                ),
-            ]
-        ),
+    image = _installed_then_changed(
+        tmp_path / "rpm.tar", root, "RUN dnf install -y tinyrpm", "usr/share/tinyrpm", values
     )
     result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
     findings, published = _report_by_value(result, values)

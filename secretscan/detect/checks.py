@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from secretscan import __version__
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys, known_key_fingerprint
 from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import Rule, RuleSet, example_cases
 from secretscan.errors import OutputError
 from secretscan.safewrite import write_file
+from secretscan.version import __version__
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from secretscan import __version__
 from secretscan.errors import UsageError
 from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
 from secretscan.sweep.run import SweepSummary
 from secretscan.sweep.store import Store, SweepRow
 from secretscan.terminal import terminal_lines
+from secretscan.version import __version__
 
 
 def pick_sweep(store: Store, sweep_id: int | None) -> SweepRow:

@@ -15,7 +15,6 @@ import json
 import re
 from dataclasses import dataclass
 
-from secretscan import __version__
 from secretscan.codec import encode, pack
 from secretscan.config import Limits
 from secretscan.detect.checks import with_rule_examples
@@ -28,6 +27,7 @@ from secretscan.errors import SecretScanError
 from secretscan.sources.auth import Keychain, default_keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions
+from secretscan.version import __version__
 from secretscan.walk.layer import LAYER_RESULT_FORMAT, LayerResult, scan_layer_blob
 
 
