@@ -577,7 +577,10 @@ def _parser_name_for(name: str, parent: str) -> str | None:
 def parser_name_for(path: str) -> str | None:
     """The ``PARSERS`` key for a path inside the image, for callers that filter by parser name."""
     # the last two components, as PurePosixPath would give them, without building one per file
-    parts = [c for c in path.replace("\\", "/").split("/") if c and c != "."]
+    # (a normalised path's last two are its last two pieces; others are cleaned whole)
+    parts = path.rsplit("/", 2)[-2:]
+    if "\\" in path or "" in parts or "." in parts:
+        parts = [c for c in path.replace("\\", "/").split("/") if c and c != "."]
     return _parser_name_for(parts[-1].lower() if parts else "", parts[-2].lower() if len(parts) > 1 else "")
 
 

@@ -102,14 +102,15 @@ class Engine:
             hits = {r: o for r, o in self._keywords.hits(data).items() if r not in skip}
         else:
             hits = self._candidate_hits(data, skip)
-        if not hits and (path is None or not parse):  # no keyword, no parser: nothing can match
+        parser = self._parser_for(path) if path is not None and parse else None
+        if not hits and parser is None:  # no keyword, no parser: nothing can match (nearly every file)
             return []
         docs = _LazyDocumentation(data if parse and _is_python_source(path) else None)
         matches = list(self._pattern_matches(data, path, hits, docs))
         if self._ds_rules and hits:  # plugins read only the lines that hold a keyword
             matches.extend(self._plugin_matches(data, hits))
-        if path is not None and parse:
-            matches.extend(self._parsed_matches(data, path))
+        if parser is not None:
+            matches.extend(self._parsed_matches(data, parser))
         kept = [
             m if m.context else replace(m, context=assigned_name(data, m.start))
             for m in _resolve_overlaps(matches, self.ruleset)
@@ -193,11 +194,13 @@ class Engine:
                     if offset >= 0 and _accept(rule, secret, data, offset, offset + len(secret.encode())):
                         yield Match(rule.id, secret, offset, offset + len(secret.encode()), confidence=rule.confidence)
 
-    def _parsed_matches(self, data: bytes, path: str) -> Iterable[Match]:
+    def _parser_for(self, path: str) -> str | None:
+        """The credential-file parser to run on the whole file at ``path``, if a rule uses it."""
         name = credfiles.parser_name_for(path)
-        if name is None or name not in self._parser_rules:
-            return
-        for match in credfiles.parse(name, data):
+        return name if name in self._parser_rules else None
+
+    def _parsed_matches(self, data: bytes, parser: str) -> Iterable[Match]:
+        for match in credfiles.parse(parser, data):
             rule = self.ruleset.by_id.get(match.rule_id)
             if rule is not None and (not is_placeholder(match.secret) or self.known.lookup(match.secret)):
                 yield replace(match, confidence=match.confidence if match.confidence != "high" else rule.confidence)

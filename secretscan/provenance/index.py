@@ -71,14 +71,27 @@ def _root_ends(path: str) -> list[int]:
     return ends
 
 
+@dataclass(frozen=True, slots=True)
+class _Place:
+    verdict: Origin | None
+    """For a file of a membership manager's package directory: the verdict when its layer, time
+    and mode agree; otherwise the verdict for any file there."""
+    directory: str = ""
+    manager: Manager | None = None
+    label: str = ""
+    layers: tuple[int, ...] = ()
+    """Layers that installed the package."""
+    package: Package | None = None
+
+
 class ProvenanceIndex:
     def __init__(self, layers: Sequence[LayerPackages]) -> None:
         self._layers = [(i, lp) for i, lp in enumerate(layers) if lp]
         self._versions: dict[str, str] = {}
         for _, lp in self._layers:
             self._versions.update(lp.versions)
-        self._roots: dict[str, tuple[str, list[tuple[int, Package | None]]] | None] = {}
-        """``_root`` by directory: a package's files share theirs, and npm trees hold most files."""
+        self._places: dict[str, _Place] = {}
+        """``_place`` by directory: a package's files share theirs, and npm trees hold most files."""
 
     def __bool__(self) -> bool:
         return bool(self._layers)
@@ -146,36 +159,45 @@ class ProvenanceIndex:
 
     def _unrecorded(self, layer: int, path: str, facts: FileFacts | None) -> Origin | None:
         directory = path.rpartition("/")[0]
-        if directory not in self._roots:
-            self._roots[directory] = self._root(path)
-        root = self._roots[directory]
+        place = self._places.get(directory)
+        if place is None:
+            place = self._places[directory] = self._place(path)
+        if place.package is None or place.manager not in _MEMBERSHIP:
+            return place.verdict
+        if layer not in place.layers:
+            return Origin(
+                PackageState.UNRECORDED,
+                f"{place.label}, installed by layer {place.layers[-1]}; this file added by layer {layer}",
+            )
+        if facts is not None and place.manager is Manager.NPM:
+            mtime = self._root_mtime(layer, place.directory)
+            if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
+                return Origin(PackageState.UNRECORDED, f"{place.label}; this file written at another time than the package")
+        if facts is not None and place.manager is Manager.GO and facts.mode & 0o222:
+            return Origin(
+                PackageState.UNRECORDED, f"{place.label}; this file is writable, unlike what the go command extracts"
+            )
+        return place.verdict
+
+    def _place(self, path: str) -> _Place:
+        """What the records say of the directory holding ``path``: all but the file's own layer,
+        time and mode, which ``_unrecorded`` weighs per file."""
+        root = self._root(path)
         if root is None:
             owner = self._owned_dir(path)
             if owner is None:
-                return None
-            return Origin(PackageState.UNRECORDED, f"a directory of {owner}, which does not list this file")
+                return _Place(None)
+            return _Place(Origin(PackageState.UNRECORDED, f"a directory of {owner}, which does not list this file"))
         directory, installs = root
         packages = [p for _, p in installs if p is not None]
         if not packages:
-            return Origin(PackageState.UNRECORDED, f"a directory several packages share ({directory})")
+            return _Place(Origin(PackageState.UNRECORDED, f"a directory several packages share ({directory})"))
         package = packages[-1]
         label = self._label(package)
         if package.manager not in _MEMBERSHIP:
-            return Origin(PackageState.UNRECORDED, f"{label}, which does not list this file")
-        layers = [i for i, p in installs if p is not None]
-        if layer not in layers:
-            return Origin(
-                PackageState.UNRECORDED, f"{label}, installed by layer {layers[-1]}; this file added by layer {layer}"
-            )
-        if facts is not None and package.manager is Manager.NPM:
-            mtime = self._root_mtime(layer, directory)
-            if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
-                return Origin(PackageState.UNRECORDED, f"{label}; this file written at another time than the package")
-        if facts is not None and package.manager is Manager.GO and facts.mode & 0o222:
-            return Origin(
-                PackageState.UNRECORDED, f"{label}; this file is writable, unlike what the go command extracts"
-            )
-        return Origin(PackageState.MEMBER, label)
+            return _Place(Origin(PackageState.UNRECORDED, f"{label}, which does not list this file"))
+        layers = tuple(i for i, p in installs if p is not None)
+        return _Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers, package)
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
         """The package directory above ``path`` (the one its ``node_modules``, ``pkg/mod`` or

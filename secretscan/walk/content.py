@@ -207,14 +207,15 @@ class ContentScanner:
         finally:
             self._open.pop()
 
-    def scan_whole(self, path: str, data: bytes, vouch: Vouch | None = None) -> None:
-        """A file already read whole (nearly every file): ``scan`` without reading it again."""
+    def scan_whole(self, path: str, data: bytes, vouch: Vouch | None = None, depth: int = 0) -> None:
+        """A file already read whole, of at most ``chunk_bytes`` (nearly every file): ``scan``
+        without reading it again."""
         head = data[:512]
         if _nested_kind(head) is not None or sourcemap.is_candidate(path, head):
-            self.scan(path, io.BytesIO(data), vouch=vouch)
+            self.scan(path, io.BytesIO(data), depth, vouch=vouch)
             return
         self.stats.files += 1
-        self._scan_windows(path, data, io.BytesIO(), vouch=vouch)
+        self._scan_windows(path, data, None, vouch=vouch)
 
     def scan_vouched(self, path: str, data: bytes) -> None:
         """A whole file its package records vouch for, however long: provider rules only."""
@@ -236,7 +237,10 @@ class ContentScanner:
             self.stats.vouched_bytes += len(data)
             inner = _ALWAYS
         for name, content in parsed.sources:
-            self.scan(f"{path}!/{name}", io.BytesIO(content), depth + 1, vouch=inner)
+            if len(content) <= self.limits.chunk_bytes:
+                self.scan_whole(f"{path}!/{name}", content, inner, depth + 1)
+            else:
+                self.scan(f"{path}!/{name}", io.BytesIO(content), depth + 1, vouch=inner)
         self._scan_windows(path, b"", io.BytesIO(parsed.rest), first_line=None, vouch=inner)
 
     def scan_plain(
@@ -284,7 +288,7 @@ class ContentScanner:
         self,
         path: str,
         head: bytes,
-        stream: BinaryIO,
+        stream: BinaryIO | None,
         *,
         known: Collection[str] = (),
         first_line: int | None = 1,
@@ -293,15 +297,16 @@ class ContentScanner:
     ) -> None:
         """Scan in windows of ``chunk_bytes`` overlapping by ``overlap_bytes``; every match shorter
         than the overlap is reported exactly once, with its true line number. When reading fails
-        (damage), the bytes read before it are scanned before the error is raised."""
+        (damage), the bytes read before it are scanned before the error is raised. ``stream`` None:
+        ``head`` is the whole file (no reader to go through for nearly every file)."""
         chunk, overlap = self.limits.chunk_bytes, self.limits.overlap_bytes
-        more, error = read_window(stream, chunk - len(head))
+        more, error = read_window(stream, chunk - len(head)) if stream is not None else (b"", None)
         data = head + more
         line_base, seen_until, first = first_line or 1, 0, True
         while True:
             self.deadline.check()
             ahead = b""
-            if error is None and len(data) >= chunk:
+            if error is None and len(data) >= chunk and stream is not None:
                 ahead, error = read_window(stream, chunk - overlap)
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
