@@ -239,3 +239,105 @@ def test_a_large_pax_header_through_a_trickling_stream_is_read_in_linear_time() 
     walked = _walk(buf.getvalue(), 256, read_files=True)
     assert time.monotonic() - began < 10
     assert [(path, content) for path, _, _, _, _, content in walked] == [("/app/notes.txt", b"hello")]
+
+
+# ----------------------------------------------------------------------------- pax headers, the quick way
+
+PAX_KEYWORDS = ["path", "linkpath", "mtime", "size", "uid", "uname", "atime", "comment", "SCHILY.xattr.user.a"]
+PAX_KEYWORDS += ["GNU.sparse.major", "GNU.sparse.name", "hdrcharset", "path ", "pa=th"]
+pax_values = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=24),
+    st.sampled_from(["0", "-1", "nan", "inf", "1e3", "1700000000.75", "9" * 30, "12", "700", "dir/", "BINARY"]),
+)
+pax_records = st.lists(
+    st.tuples(st.sampled_from(PAX_KEYWORDS), pax_values, st.sampled_from([0, 0, 0, -2, -1, 1, 5])), max_size=4
+)
+
+
+def _pax_member(records: list, kind: str, size: int, index: int) -> bytes:
+    """A pax header of the given records (each length off by its skew), then a ustar member."""
+    data = b""
+    for keyword, value, skew in records:
+        body = f" {keyword}={value}\n".encode("utf-8", "surrogateescape")
+        length = len(body) + len(str(len(body)))
+        length += len(str(length)) - len(str(len(body)))
+        data += str(length + skew).encode() + body
+    out = b""
+    if records:
+        pax = tarfile.TarInfo("././@PaxHeader")
+        pax.type, pax.size = tarfile.XHDTYPE, len(data)
+        out += pax.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape") + data + bytes(-len(data) % 512)
+    info = tarfile.TarInfo(f"m{index}/" + ("f" if kind == "file" else "x"))
+    info.mtime, info.mode = 1_700_000_000, 0o640
+    if kind == "file":
+        info.size = size
+    else:
+        info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+        info.linkname = "" if kind == "dir" else f"t{index}"
+    content = bytes((index * 7 + j) % 251 for j in range(info.size))
+    return out + info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape") + content + bytes(-len(content) % 512)
+
+
+def _outcome(data: bytes) -> tuple[list[tuple], str | None]:
+    entries = []
+    try:
+        for e in iter_tar(io.BytesIO(data)):
+            content = None
+            if e.open is not None:
+                with e.open() as f:
+                    content = f.read()
+            entries.append((e.path, e.kind, e.mode, e.size, e.link_target, e.mtime, content))
+    except Exception as exc:  # noqa: BLE001 - the error is part of what both readings must agree on
+        return entries, f"{type(exc).__name__}: {exc}"
+    return entries, None
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    st.lists(
+        st.tuples(pax_records, st.sampled_from(["file", "dir", "symlink", "hardlink"]), st.integers(0, 1100)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_pax_headers_read_the_quick_way_read_as_tarfile_reads_them(spec: list) -> None:
+    """Pax records of every kind (names, times, sizes, numbers tarfile cannot read, charsets,
+    GNU sparse records, lengths that do not add up) before files, directories and links: the
+    walk gives the same entries, times, bytes and errors with the quick reading as with tarfile's
+    alone."""
+    from unittest import mock
+
+    from secretscan.walk import tarstream
+
+    data = b"".join(_pax_member(records, kind, size, i) for i, (records, kind, size) in enumerate(spec))
+    data += bytes(1024)
+    quick = _outcome(data)
+    with mock.patch.object(tarstream, "_quick_entry", return_value=None):
+        assert _outcome(data) == quick
+
+
+def test_common_pax_headers_take_the_quick_way() -> None:
+    """What docker and npm layers hold (long paths, times with fractions, extended attributes)
+    does not go through tarfile's reading at all."""
+    from unittest import mock
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("app/node_modules/" + "deep/" * 30 + "index.js")
+        info.pax_headers = {"mtime": "1700000000.25", "SCHILY.xattr.user.x": "1"}
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    read_by_tarfile: list[int] = []
+    real = _TarInfo.fromtarfile
+
+    def reading(archive: object) -> object:
+        read_by_tarfile.append(archive.offset)  # type: ignore[attr-defined]
+        return real(archive)  # type: ignore[arg-type]
+
+    data = buf.getvalue()
+    with mock.patch.object(_TarInfo, "fromtarfile", side_effect=reading):
+        entries, error = _outcome(data)
+    assert error is None
+    [end] = read_by_tarfile  # only the zero block that ends the archive
+    assert end > 512 and not data[end:].strip(b"\0")
+    assert entries == [("/app/node_modules/" + "deep/" * 30 + "index.js", "file", 0o644, 3, "", 1700000000, b"abc")]

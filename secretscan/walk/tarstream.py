@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import io
+import math
+import re
+import struct
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from collections.abc import Iterator
+from typing import BinaryIO, NamedTuple
 
 from secretscan.image.compression import prefixed, read_some
 from secretscan.walk.entries import FileEntry, classify_whiteout, normalise
@@ -30,11 +33,13 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
     A header that cannot be parsed raises ``TarDamage``; a failure to read ``stream`` itself is
     raised as it is (the damage is in what feeds the archive, not in it).
 
-    A plain header (file, directory, link) is read by ``_TarInfo.frombuf``; any other is read by
-    tarfile (``TarInfo.fromtarfile``: pax, GNU long names, sparse maps, as it always does) from
-    ``_Archive``, which stands in for a ``TarFile``. The archive's bytes come in pieces of
-    ``_Blocks.PIECE``, and a small file's bytes are one slice of a piece: tarfile's own stream
-    reader goes through five Python calls per 10 KiB block, and copies its buffer on each.
+    A plain header (file, directory, link), alone or after a pax header that only names, times or
+    sizes it, becomes an entry here (``_quick_entry``: what tarfile would read, without a TarInfo
+    and its round of calls); any other is read by tarfile (``TarInfo.fromtarfile``: GNU long
+    names, sparse maps, global pax headers, charsets, as it always does) from ``_Archive``, which
+    stands in for a ``TarFile``. The archive's bytes come in pieces of ``_Blocks.PIECE``, and a
+    small file's bytes are one slice of a piece: tarfile's own stream reader goes through five
+    Python calls per 10 KiB block, and copies its buffer on each.
     """
     blocks = _Blocks(stream)
     archive = _Archive(blocks)
@@ -42,8 +47,11 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
         offset = archive.offset
         if not blocks.skip_to(offset):
             raise blocks.damage("unexpected end of data", offset)
+        if not archive.pax_headers and (quick := _quick_entry(blocks, archive, offset)) is not None:
+            yield quick
+            continue
         try:
-            member = _plain_member(blocks, archive, offset) or _TarInfo.fromtarfile(archive)  # type: ignore[arg-type]
+            member = _TarInfo.fromtarfile(archive)  # type: ignore[arg-type]
         except _END:  # a zero block: the end of the archive
             return
         except _STOPPING_HEADERS as exc:
@@ -62,50 +70,134 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
 
 
 _PLAIN_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
+_BLOCK = tarfile.BLOCKSIZE
+MAX_QUICK_PAX = 64 * 1024
+"""A pax header longer than this is left to tarfile (a long path is a few hundred bytes)."""
+_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+"""One record of a pax header, ``<length> <keyword>=<value>\n``, as tarfile matches it."""
+_PAX_APPLIED = ("path", "linkpath", "size", "mtime")
+"""The pax fields that change an entry; uid, gid, names, atime, ctime and the rest do not."""
 
 
-def _plain_member(blocks: _Blocks, archive: _Archive, offset: int) -> tarfile.TarInfo | None:
-    """The member at ``offset`` when its header is one block of a plain kind (file, directory,
-    link) and no pax header applies: read here as ``fromtarfile`` would read it, without its round
-    of calls per header. None for anything else, which ``fromtarfile`` then reads (and judges)."""
-    if archive.pax_headers:
+def _quick_entry(blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry | None:
+    """The entry at ``offset`` when it is a plain one-block header (file, directory, link),
+    perhaps after a pax header of plain records: read here exactly as ``fromtarfile`` would read
+    it. None for anything else, which ``fromtarfile`` then reads (and judges); nothing is consumed
+    until the entry is certain."""
+    head = blocks.peek(_BLOCK)
+    if len(head) != _BLOCK:
         return None
-    head = blocks.peek(tarfile.BLOCKSIZE)
-    if len(head) != tarfile.BLOCKSIZE or head[156:157] not in _PLAIN_TYPES:
+    header_at, pax = offset, None
+    if head[156:157] == tarfile.XHDTYPE:
+        own = _header(head)
+        if own is None or not 0 <= own.size <= MAX_QUICK_PAX:
+            return None
+        padded = _padded(own.size)
+        both = blocks.peek(_BLOCK + padded + _BLOCK)
+        if len(both) != _BLOCK + padded + _BLOCK:
+            return None
+        pax = _pax_records(both[_BLOCK : _BLOCK + padded])
+        if pax is None:
+            return None
+        header_at, head = offset + _BLOCK + padded, both[-_BLOCK:]
+    if head[156:157] not in _PLAIN_TYPES:
         return None
+    fields = _header(head)
+    if fields is None:
+        return None
+    name, linkname, size = fields.name, fields.linkname, fields.size
+    mtime: float = fields.mtime
+    if pax is not None:  # tarfile's _apply_pax_info, for the fields an entry uses
+        name = pax["path"].rstrip("/") if "path" in pax else name
+        linkname = pax.get("linkpath", linkname)
+        size = int(_pax_number(pax["size"], int)) if "size" in pax else size
+        mtime = _pax_number(pax["mtime"], float) if "mtime" in pax else mtime
+        if size < 0:  # tarfile's reading says what is wrong
+            return None
+    data_at = header_at + _BLOCK
+    regular = fields.type in _REGULAR
+    blocks.skip_to(data_at)
+    archive.offset = data_at + (_padded(size) if regular else 0)
+    return _make_entry(name, fields.type, fields.mode, size, linkname, mtime, blocks, data_at)
+
+
+def _pax_records(data: bytes) -> dict[str, str] | None:
+    """The records of a pax header's (padded) data, read as tarfile's ``_proc_pax`` reads them;
+    None when anything would make tarfile read them differently (a charset record, GNU sparse
+    records, a length that does not end on its newline), which tarfile then reads itself."""
+    if b"hdrcharset=" in data:
+        return None
+    records: dict[str, str] = {}
+    pos = 0
+    while (match := _PAX_RECORD.match(data, pos)) is not None:
+        digits, raw_keyword = match.groups()
+        if len(digits) > 9:
+            return None
+        length = int(digits)
+        end = pos + length
+        value_at = match.end(2) + 1
+        if length == 0 or end > len(data) or value_at > end - 1 or data[end - 1] != 0x0A:
+            return None
+        keyword = raw_keyword.decode("utf-8", "surrogateescape")
+        if keyword.startswith("GNU.sparse"):
+            return None
+        if keyword in _PAX_APPLIED:
+            records[keyword] = data[value_at : end - 1].decode("utf-8", "surrogateescape")
+        pos = end
+    return records
+
+
+def _pax_number(value: str, kind: type[int] | type[float]) -> int | float:
     try:
-        member = _TarInfo.frombuf(head, archive.encoding, archive.errors)
-    except tarfile.HeaderError:
-        return None
-    blocks.skip_to(offset + tarfile.BLOCKSIZE)
-    member.offset, member.offset_data = offset, offset + tarfile.BLOCKSIZE
-    data = -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE if member.isreg() else 0
-    archive.offset = member.offset_data + data
-    return member
+        return kind(value)
+    except ValueError:  # as tarfile: a number it cannot read is 0
+        return 0
+
+
+def _padded(size: int) -> int:
+    return -(-size // _BLOCK) * _BLOCK
+
+
+_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
 
 
 def _entry(member: tarfile.TarInfo, archive: _Archive, blocks: _Blocks) -> FileEntry:
-    path = _display(normalise(member.name))
+    """The entry of a member tarfile read."""
     if member.size < 0:  # base-256 sizes can be negative; the next header would be misplaced
-        raise blocks.damage(f"{path}: negative size in its tar header", member.offset)
+        raise blocks.damage(f"{_display(normalise(member.name))}: negative size in its tar header", member.offset)
+    if member.sparse is not None and member.isreg():  # holes read as zeros, as tarfile reads them
+        entry = _make_entry(member.name, tarfile.REGTYPE, member.mode, member.size, "", member.mtime, blocks, 0)
+        opener = lambda m=member: tarfile.ExFileObject(archive, m)  # type: ignore[arg-type,misc]  # noqa: E731
+        return entry if entry.kind != "file" else entry._replace(open=opener)
+    kind = tarfile.REGTYPE if member.isreg() else member.type
+    return _make_entry(
+        member.name, kind, member.mode, member.size, member.linkname, member.mtime, blocks, member.offset_data
+    )
+
+
+def _make_entry(
+    name: str, kind: bytes, mode: int, size: int, linkname: str, mtime: float, blocks: _Blocks, data_at: int
+) -> FileEntry:
+    path = _display(normalise(name))
     marker = classify_whiteout(path)
     if marker is not None:
-        return FileEntry(marker[1], marker[0], member.mode, 0)
-    if member.isreg():
-        opener: Callable[[], BinaryIO]
-        if member.sparse is not None:  # holes read as zeros, as tarfile reads them
-            opener = lambda m=member: tarfile.ExFileObject(archive, m)  # type: ignore[arg-type,misc]  # noqa: E731
-        else:
-            opener = lambda m=member: _Member(blocks, m.offset_data, m.size)  # type: ignore[misc,assignment,return-value]  # noqa: E731
-        mtime = int(member.mtime) if isinstance(member.mtime, (int, float)) else 0
-        return FileEntry(path, "file", member.mode, member.size, open=opener, mtime=mtime)
-    if member.isdir():
-        return FileEntry(path, "dir", member.mode, 0)
-    if member.issym():
-        return FileEntry(path, "symlink", member.mode, 0, _display(member.linkname))
-    if member.islnk():
-        return FileEntry(path, "hardlink", member.mode, 0, _display(normalise(member.linkname)))
-    return FileEntry(path, "other", member.mode, 0)
+        return FileEntry(marker[1], marker[0], mode, 0)
+    if kind in _REGULAR:
+        opener = lambda: _Member(blocks, data_at, size)  # noqa: E731
+        return FileEntry(path, "file", mode, size, open=opener, mtime=_whole_seconds(mtime))  # type: ignore[arg-type]
+    if kind == tarfile.DIRTYPE:
+        return FileEntry(path, "dir", mode, 0)
+    if kind == tarfile.SYMTYPE:
+        return FileEntry(path, "symlink", mode, 0, _display(linkname))
+    if kind == tarfile.LNKTYPE:
+        return FileEntry(path, "hardlink", mode, 0, _display(normalise(linkname)))
+    return FileEntry(path, "other", mode, 0)
+
+
+def _whole_seconds(mtime: object) -> int:
+    """A member's time in whole seconds; 0 for one that is not a finite number (a pax header's
+    ``nan`` or ``inf``)."""
+    return int(mtime) if isinstance(mtime, (int, float)) and math.isfinite(mtime) else 0
 
 
 _END: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
@@ -275,48 +367,76 @@ class _Member(io.RawIOBase):
 _SPARSE = tarfile.GNUTYPE_SPARSE
 
 
+class _Header(NamedTuple):
+    """What an entry needs of a header block."""
+
+    name: str
+    """As tarfile gives it: a ustar prefix joined, a directory's trailing slashes gone."""
+    mode: int
+    size: int
+    mtime: int
+    chksum: int
+    type: bytes
+    linkname: str
+
+
+_LAYOUT = struct.Struct("100s8s8s8s12s12s8sc100s8x32s32s8s8s155s12x")
+"""name, mode, uid, gid, size, mtime, chksum, type, linkname, (magic, version), uname, gname,
+devmajor, devminor, prefix: one C call splits a header block."""
+
+
+def _header(buf: bytes) -> _Header | None:
+    """A header block read the quick way when it is the plain kind nearly every layer is made of:
+    octal numbers, an unsigned checksum that holds, no old GNU sparse map. None for anything else
+    (base-256 numbers, a signed checksum, a bad one, an empty block), which tarfile's own reading
+    then decides on. Every number is read, as tarfile reads them all, so that a header tarfile
+    rejects is rejected here too; the fields are the same either way (``tests/test_tarheader.py``)."""
+    if len(buf) != _BLOCK:
+        return None
+    name, mode, uid, gid, size, mtime, chksum, kind, linkname, _, _, devmajor, devminor, prefix = _LAYOUT.unpack(buf)
+    if kind == _SPARSE or (
+        mode[0] | uid[0] | gid[0] | size[0] | mtime[0] | chksum[0] | devmajor[0] | devminor[0]
+    ) & 0x80:
+        return None
+    try:
+        checksum = octal_number(chksum)
+        if checksum != unsigned_checksum(buf):
+            return None
+        for field in (uid, gid, devmajor, devminor):
+            octal_number(field)
+        header = _Header(
+            _text(name), octal_number(mode), octal_number(size), octal_number(mtime), checksum, kind, _text(linkname)
+        )
+    except ValueError:  # not octal, not ASCII
+        return None
+    text_prefix = _text(prefix) if prefix[0] else ""
+    if kind == tarfile.AREGTYPE and header.name.endswith("/"):
+        header = header._replace(type=tarfile.DIRTYPE)
+    if header.type == tarfile.DIRTYPE:
+        header = header._replace(name=header.name.rstrip("/"))
+    if text_prefix and kind not in tarfile.GNU_TYPES:
+        header = header._replace(name=text_prefix + "/" + header.name)
+    return header
+
+
+_SPARSE = tarfile.GNUTYPE_SPARSE
+
+
 class _TarInfo(tarfile.TarInfo):
-    """tarfile's header, read the quick way when it is the plain kind nearly every layer is made
-    of: octal numbers, an unsigned checksum that holds, no old GNU sparse map. Anything else (base-256
-    numbers, a signed checksum, a bad one, an empty block) goes to tarfile's own reading, which
-    decides as it always does. The fields are the same either way (``tests/test_tarheader.py``);
-    tarfile's version is a dozen Python calls per header, and a layer has 70,000 headers."""
+    """tarfile's header, read by ``_header`` when it can be (tarfile's version is a dozen Python
+    calls per header, and a layer has 70,000 headers); by tarfile's own reading otherwise."""
 
     @classmethod
     def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:  # type: ignore[override]
-        if (
-            len(buf) != tarfile.BLOCKSIZE
-            or buf[156:157] == _SPARSE
-            or (buf[100] | buf[108] | buf[116] | buf[124] | buf[136] | buf[148] | buf[329] | buf[337]) & 0x80
-        ):
+        header = _header(buf) if encoding == _Archive.encoding and errors == _Archive.errors else None
+        if header is None:
             return super().frombuf(buf, encoding, errors)
-        try:
-            chksum = octal_number(buf[148:156])
-            if chksum != unsigned_checksum(buf):
-                return super().frombuf(buf, encoding, errors)
-            obj = cls()
-            obj.name = _text(buf[0:100], encoding, errors)
-            obj.mode = octal_number(buf[100:108])
-            obj.uid = octal_number(buf[108:116])
-            obj.gid = octal_number(buf[116:124])
-            obj.size = octal_number(buf[124:136])
-            obj.mtime = octal_number(buf[136:148])
-            obj.chksum = chksum
-            obj.type = buf[156:157]
-            obj.linkname = _text(buf[157:257], encoding, errors)
-            obj.uname = _text(buf[265:297], encoding, errors)
-            obj.gname = _text(buf[297:329], encoding, errors)
-            obj.devmajor = octal_number(buf[329:337])
-            obj.devminor = octal_number(buf[337:345])
-            prefix = _text(buf[345:500], encoding, errors)
-        except ValueError:  # not octal, not ASCII: tarfile says what is wrong
-            return super().frombuf(buf, encoding, errors)
-        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
-            obj.type = tarfile.DIRTYPE
-        if obj.type == tarfile.DIRTYPE:
-            obj.name = obj.name.rstrip("/")
-        if prefix and obj.type not in tarfile.GNU_TYPES:
-            obj.name = prefix + "/" + obj.name
+        obj = cls()
+        obj.name, obj.mode, obj.size, obj.mtime = header.name, header.mode, header.size, header.mtime
+        obj.chksum, obj.type, obj.linkname = header.chksum, header.type, header.linkname
+        obj.uid, obj.gid = octal_number(buf[108:116]), octal_number(buf[116:124])
+        obj.uname, obj.gname = _text(buf[265:297]), _text(buf[297:329])
+        obj.devmajor, obj.devminor = octal_number(buf[329:337]), octal_number(buf[337:345])
         return obj
 
 
@@ -341,9 +461,10 @@ def octal_number(field: bytes) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-def _text(field: bytes, encoding: str, errors: str) -> str:
+def _text(field: bytes) -> str:
+    """A text field as tarfile reads it from ``_Archive`` (UTF-8, other bytes kept as surrogates)."""
     end = field.find(b"\0")
-    return (field if end < 0 else field[:end]).decode(encoding, errors)
+    return (field if end < 0 else field[:end]).decode(_Archive.encoding, _Archive.errors)
 
 
 def each_member(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
