@@ -273,6 +273,19 @@ def pax_long_name_and_link(tmp: Path) -> Case:
     return Case(_archive(tmp, [_tar(members, tarfile.PAX_FORMAT)]), Outcome("clean", found={a: "/" + long}))
 
 
+def pax_times_that_are_not_numbers(tmp: Path) -> Case:
+    """``mtime=nan``, ``inf`` and ``1e400`` in pax headers: the files are scanned (their time read
+    as 0), and so is the file after them."""
+    secrets = [_token(i) for i in range(4)]
+    members = []
+    for i, mtime in enumerate(("nan", "inf", "1e400", "-inf")):
+        info, data = _secret_file(f"app/t{i}.txt", secrets[i])
+        info.pax_headers = {"mtime": mtime}
+        members.append((info, data))
+    found = {secret: f"/app/t{i}.txt" for i, secret in enumerate(secrets)}
+    return Case(_archive(tmp, [_tar(members, tarfile.PAX_FORMAT)]), Outcome("clean", found=found))
+
+
 def gnu_sparse_member(tmp: Path) -> Case:
     a, b = _token(1), _token(2)
     data = f"token: {b}\n".encode().ljust(512, b"\0")
@@ -905,6 +918,7 @@ CASES: dict[str, Callable[[Path], Case]] = {
         tar_truncated_inside_a_file,
         gnu_long_name,
         pax_long_name_and_link,
+        pax_times_that_are_not_numbers,
         gnu_sparse_member,
         traversal_names,
         absolute_names,
