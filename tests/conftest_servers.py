@@ -5,17 +5,22 @@ and shared): give every test its own repository with `unique_repo`. The moto
 server is session-scoped too, but `moto_endpoint` resets its state and sets
 fake AWS credentials for each test. `moto_auth_endpoint` is a second moto, in
 its own process, that enforces AWS request signing (for `--verify` tests).
+OpenBao (`bao server -dev`, Vault's HTTP API) is session-scoped as well: `vault`
+gives each test a KV v2 mount of its own on it, and VAULT_ADDR pointing there.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
 
+import openbao
 import provider_fakes
 import pytest
 import servers
+from openbao import OpenBaoServer, Vault
 from servers import DockerInfo, RegistryInfo
 
 
@@ -96,3 +101,21 @@ def moto_auth_endpoint(moto_auth_session: str, monkeypatch: pytest.MonkeyPatch) 
     for key, value in servers.fake_aws_env(moto_auth_session).items():
         monkeypatch.setenv(key, value)
     return moto_auth_session
+
+
+@pytest.fixture(scope="session")
+def openbao_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]:
+    """OpenBao in dev mode, shared by the session (use `vault` for a test's own part of it)."""
+    with openbao.openbao(tmp_path_factory.mktemp("openbao")) as server:
+        yield server
+
+
+@pytest.fixture
+def vault(openbao_server: OpenBaoServer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Vault:
+    """A fresh KV v2 mount (`vault.mount`) on the session's OpenBao, with VAULT_ADDR pointing at it
+    and every other VAULT_* / BAO_* variable removed for this test (set VAULT_TOKEN as needed)."""
+    for name in list(os.environ):
+        if name.startswith(("VAULT_", "BAO_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VAULT_ADDR", openbao_server.addr)
+    return Vault(openbao_server, openbao.unique_tag(request.node.name))

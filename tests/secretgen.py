@@ -132,6 +132,21 @@ def vault_token(seed: int | None = None) -> str:
     return "hvs.CAESI" + _rand(_rng(seed), B64URL, 86)
 
 
+def openbao_token(seed: int | None = None, namespace_id: str | None = None) -> str:
+    """OpenBao's service token (Vault's before 1.10): s. + 24 base62; a token made in a namespace
+    ends in "." + the namespace's ID (OpenBao's are 6 base62 characters)."""
+    return "s." + _rand(_rng(seed), ALNUM, 24) + (f".{namespace_id}" if namespace_id else "")
+
+
+def openbao_namespace_id(seed: int | None = None) -> str:
+    return _rand(_rng(seed), ALNUM, 6)
+
+
+def openbao_batch_token(seed: int | None = None) -> str:
+    """b. + "AAAAAQ" (the format version) + base64url, about 150 characters as OpenBao makes them."""
+    return "b.AAAAAQ" + _rand(_rng(seed), B64URL, 138)
+
+
 def jwt(seed: int | None = None) -> str:
     """A genuinely HS256-signed JWT over a random payload."""
     rng = _rng(seed)

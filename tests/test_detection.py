@@ -93,3 +93,29 @@ def test_quoted_passwords_are_found_whole_whatever_symbols_they_hold(cli, tmp_pa
     found = {f["secret"] for f in report["findings"]}
     assert {ampersand, plus, query_token} <= found
     assert not any(loc["path"] == "/app/sign.js" for f in report["findings"] for loc in f["locations"])
+
+
+def test_openbao_tokens_are_vault_tokens_in_a_vault_context_or_their_strict_shape(cli, tmp_path: Path) -> None:
+    """OpenBao's s.<24> (s.<24>.<namespace id> in a namespace) and b.AAAAAQ… tokens, as Vault's
+    before 1.10: under BAO_/VAULT_ names and in bao/vault commands, and under any other *token
+    name when the shape is strict; an s.<identifier> in code or prose is not one."""
+    namespace = secretgen.openbao_namespace_id()
+    tokens = [secretgen.openbao_token(namespace_id=namespace if n % 2 else None) for n in range(6)]
+    batch = secretgen.openbao_batch_token()
+    files = {
+        "etc/agent.env": f"BAO_ADDR=https://bao.internal:8200\nBAO_TOKEN={tokens[0]}\nOLD_TOKEN={tokens[1]}\n",
+        "app/entrypoint.sh": (
+            f"bao login {tokens[2]}\nvault login -method=token -no-print {tokens[3]}\n"
+            f"bao kv get -token={tokens[4]} secret/app\n"
+        ),
+        "app/config.yaml": f"vault:\n  token: {tokens[5]}\n  batch_token: {batch}.{namespace}\n",
+    }
+    found = {f["secret"]: f["rule_id"] for f in _scan(cli, tmp_path, files)["findings"]}
+    assert found == {t: "vault.legacy-token" for t in [*tokens, f"{batch}.{namespace}"]}
+
+    identifier = "s.fetchAccessTokenFromPool"  # s. + 24 letters: a member access, not a token
+    look_alikes = {
+        "app/main.js": f"const token = {identifier};\nexport default token;\n",
+        "app/notes.txt": f"see build {secretgen.openbao_token()} for the session log\n",
+    }
+    assert _scan(cli, tmp_path, look_alikes)["findings"] == []

@@ -284,6 +284,7 @@ def test_secretgen_formats() -> None:
         secretgen.npm_token: r"npm_[A-Za-z0-9]{36}",
         secretgen.pypi_token: r"pypi-AgEIcHlwaS5vcmc[\w-]{50,}",
         secretgen.vault_token: r"hvs\.[\w-]{90,120}",
+        secretgen.openbao_token: r"s\.[A-Za-z0-9]{24}",
         secretgen.jwt: r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]{43}",
         secretgen.password: r"\S{20}",
     }

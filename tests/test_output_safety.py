@@ -26,7 +26,6 @@ import servers
 from conftest import REPO, fingerprint_of
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
 from registry_push import Pusher
-from vault_double import VaultDouble
 
 from secretscan.api import scan_image
 from secretscan.report import OutputFormat
@@ -430,32 +429,32 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(hostile_image,
 
 
 def test_migration_record_is_private_and_a_symlinked_one_stops_before_vault_is_touched(
-    cli, tmp_path: Path, monkeypatch, umask
+    cli, tmp_path: Path, monkeypatch, umask, vault
 ) -> None:
     image = tmp_path / "img.tar"
     token = secretgen.github_pat(int.from_bytes(os.urandom(4), "big"))
     write_docker_archive(
         image, [ImageSpec([Layer([Entry("app/.env", f"GITHUB_TOKEN={token}\n".encode())])], repo_tags=["team/app:1"])]
     )
-    with VaultDouble() as vault:
-        vault.set_policy("migrator", {"secret/data/*": ["create", "read", "update"], "secret/metadata/*": ["read"]})
-        monkeypatch.setenv("VAULT_ADDR", vault.addr)
-        monkeypatch.setenv("VAULT_TOKEN", vault.create_token(["migrator"]))
-        victim = tmp_path / "victim.json"
-        victim.write_text("[]\n")
-        link = tmp_path / "record.json"
-        link.symlink_to(victim)
-        refused = cli("migrate", "apply", image, "--record", link, "-q")
-        assert refused.code == 2 and refused.err.endswith(
-            "is a symbolic link; not followed (remove it, or name the file it points to)\n"
-        )
-        assert vault.requests == [], "Vault was contacted before the record path was checked"
-        assert victim.read_text() == "[]\n"
-        link.unlink()
-        applied = cli("migrate", "apply", image, "--record", link, "-q")
+    migrator = vault.token([vault.read_write()])
+    monkeypatch.setenv("VAULT_TOKEN", migrator)
+    victim = tmp_path / "victim.json"
+    victim.write_text("[]\n")
+    link = tmp_path / "record.json"
+    link.symlink_to(victim)
+    apply = ("migrate", "apply", image, "--to", f"{vault.mount}/secretscan")
+    refused = cli(*apply, "--record", link, "-q")
+    assert refused.code == 2 and refused.err.endswith(
+        "is a symbolic link; not followed (remove it, or name the file it points to)\n"
+    )
+    assert vault.requests(migrator) == [], "Vault was contacted before the record path was checked"
+    assert victim.read_text() == "[]\n"
+    link.unlink()
+    applied = cli(*apply, "--record", link, "-q")
     assert applied.code == 0, applied.err
     assert stat.S_IMODE(link.stat().st_mode) == 0o600
     assert [e["action"] for e in json.loads(link.read_text())] == ["created"]
+    assert vault.requests(migrator), "the audit log does record this token's requests"
 
 
 # ----------------------------------------------------------------------------- the sweep database

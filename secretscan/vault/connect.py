@@ -1,6 +1,7 @@
 """An authenticated hvac client, configured the way Vault users expect: ``VAULT_ADDR``,
-``VAULT_TOKEN``, ``VAULT_NAMESPACE``, ``VAULT_CACERT`` (and ``VAULT_SKIP_VERIFY``), with token,
-AppRole (``VAULT_ROLE_ID`` / ``VAULT_SECRET_ID``) or Kubernetes (service-account JWT) auth."""
+``VAULT_TOKEN``, ``VAULT_NAMESPACE``, ``VAULT_CACERT`` (and ``VAULT_SKIP_VERIFY``), or OpenBao's
+``BAO_*`` names for them, with token, AppRole (``VAULT_ROLE_ID`` / ``VAULT_SECRET_ID``) or
+Kubernetes (service-account JWT) auth."""
 
 from __future__ import annotations
 
@@ -85,25 +86,33 @@ class VaultSettings:
         )
 
 
+def vault_env(environ: Mapping[str, str], name: str) -> str | None:
+    """``VAULT_<name>``, else ``BAO_<name>``: OpenBao, which serves Vault's API, names its client
+    settings so (``BAO_ADDR``, ``BAO_TOKEN``, ...); someone pointed at OpenBao has those set."""
+    return environ.get(f"VAULT_{name}") or environ.get(f"BAO_{name}") or None
+
+
 def connect(settings: VaultSettings, environ: Mapping[str, str] = os.environ) -> Any:
     import hvac
     import hvac.exceptions
     import requests
 
-    addr = settings.addr or environ.get("VAULT_ADDR")
+    addr = settings.addr or vault_env(environ, "ADDR")
     if not addr:
-        raise VaultError("no Vault address: set VAULT_ADDR (or vault.addr in secretscan.yaml)")
-    verify: bool | str = settings.cacert or environ.get("VAULT_CACERT") or True
-    if environ.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "true"):
+        raise VaultError("no Vault address: set VAULT_ADDR or BAO_ADDR (or vault.addr in secretscan.yaml)")
+    verify: bool | str = settings.cacert or vault_env(environ, "CACERT") or True
+    if (vault_env(environ, "SKIP_VERIFY") or "").lower() in ("1", "true"):
         verify = False
-    namespace = settings.namespace or environ.get("VAULT_NAMESPACE")
+    namespace = settings.namespace or vault_env(environ, "NAMESPACE")
     client = hvac.Client(url=addr, namespace=namespace, verify=verify, timeout=TIMEOUT_SECONDS)
     where = f"Vault at {addr}" + (f" (namespace {namespace})" if namespace else "")
     try:
         if settings.auth == "token":
-            token = environ.get("VAULT_TOKEN") or _token_file()
+            token = vault_env(environ, "TOKEN") or _token_file()
             if not token:
-                raise VaultError(f"{where}: no token (set VAULT_TOKEN, or use vault.auth approle/kubernetes)")
+                raise VaultError(
+                    f"{where}: no token (set VAULT_TOKEN or BAO_TOKEN, or use vault.auth approle/kubernetes)"
+                )
             client.token = token
             client.auth.token.lookup_self()
         elif settings.auth == "approle":

@@ -206,8 +206,10 @@ class ApplyResult:
 def apply_plan(
     client: Any, plan: MigrationPlan, secrets: Mapping[str, str], *, force: bool, record: Path | None
 ) -> ApplyResult:
-    """Write each planned value with check-and-set: create only if absent (cas=0); an existing
-    equal value is left alone; a different one is a conflict unless ``force`` (then cas=current)."""
+    """Write each planned value with check-and-set: create only if there is no current value; an
+    existing equal value is left alone; a different one is a conflict unless ``force``. Every write
+    names the version it follows (``cas``): 0 for a new path, else the path's latest version, which
+    may be a deleted or destroyed one (that counts as no value: the new version goes on top)."""
     import hvac.exceptions
     import requests
 
@@ -233,17 +235,17 @@ def apply_plan(
                 )
             else:
                 answer = client.secrets.kv.v2.create_or_update_secret(
-                    path=item.path,
-                    mount_point=item.mount,
-                    secret={VALUE_KEY: value},
-                    cas=version if current is not None else 0,
+                    path=item.path, mount_point=item.mount, secret={VALUE_KEY: value}, cas=version
                 )
                 entry.update(
                     action="overwritten" if current is not None else "created", version=answer["data"]["version"]
                 )
         except hvac.exceptions.InvalidRequest:
             entry.update(action="conflict")
-            result.problems.append(f"{item.kv_path}: changed while writing (check-and-set failed): re-run to retry")
+            result.problems.append(
+                f"{item.kv_path}: another version was written since it was read (check-and-set failed): "
+                "re-run to compare again"
+            )
         except hvac.exceptions.Forbidden:
             entry.update(action="denied")
             result.problems.append(
@@ -261,15 +263,27 @@ def apply_plan(
     return result
 
 
-def _read(client: Any, item: MigrationItem) -> tuple[str | None, int | None]:
+def _read(client: Any, item: MigrationItem) -> tuple[str | None, int]:
+    """(the current value, or None; the path's latest version, 0 when it was never written).
+
+    A latest version that is deleted or destroyed has no value, but KV v2 still counts it: its
+    404 answer carries its metadata, and the next write must name that version for check-and-set."""
     import hvac.exceptions
 
     try:
         answer = client.secrets.kv.v2.read_secret_version(
             path=item.path, mount_point=item.mount, raise_on_deleted_version=True
         )
-    except hvac.exceptions.InvalidPath:
-        return None, None
+    except hvac.exceptions.InvalidPath as exc:
+        return None, _version_of(exc.json)
     data = answer["data"]["data"] or {}
     value = data.get(VALUE_KEY)
     return (value if isinstance(value, str) else json.dumps(value)), int(answer["data"]["metadata"]["version"])
+
+
+def _version_of(answer: Any) -> int:
+    """``data.metadata.version`` of a KV v2 answer, 0 when it has none (a path never written)."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    version = metadata.get("version") if isinstance(metadata, dict) else None
+    return version if isinstance(version, int) and version > 0 else 0

@@ -44,7 +44,7 @@ class VerifyOptions:
         if env:
             return env
         if provider == "vault":
-            return os.environ.get("VAULT_ADDR")
+            return os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")  # OpenBao's name for it
         if provider == "aws":
             return None  # boto3's own resolution (AWS_ENDPOINT_URL_STS, regions)
         return HTTP_PROVIDERS[provider].default_base
@@ -106,7 +106,7 @@ class Verifier:
         if provider == "vault":
             addr = self.options.endpoint("vault")
             if not addr:
-                return Verdict.UNKNOWN, "no Vault address to ask (set VAULT_ADDR or verify.endpoints.vault)"
+                return Verdict.UNKNOWN, "no Vault address to ask (set VAULT_ADDR, BAO_ADDR or verify.endpoints.vault)"
             return verify_vault_token(secret, addr, timeout)
         http = HTTP_PROVIDERS[provider]
         return ask(http, self.options.endpoint(provider) or http.default_base, secret, timeout, self._session)

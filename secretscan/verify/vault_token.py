@@ -1,5 +1,6 @@
 """Vault tokens: ``auth/token/lookup-self`` with the found token (hvac), against the Vault the
-user named (``--vault-addr`` / ``VAULT_ADDR``): no other Vault is ever asked."""
+user named (``verify.endpoints.vault``, ``VAULT_ADDR`` or ``BAO_ADDR``): no other Vault is ever asked.
+OpenBao answers a namespaced token (``s.<24>.<namespace id>``) without the namespace header."""
 
 from __future__ import annotations
 
