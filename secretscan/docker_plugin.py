@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from secretscan.safewrite import write_file
@@ -32,7 +33,9 @@ def metadata() -> dict[str, str]:
     }
 
 
-def plugin_main(argv: list[str]) -> int:
+def plugin_main(argv: list[str], main: Callable[[list[str]], int]) -> int:
+    """Answer the docker CLI: the metadata it asks for, or ``main`` (the secretscan command line,
+    passed in by the plugin script: this module sits below the CLI that installs it)."""
     args = argv[1:]
     if args[:1] == ["docker-cli-plugin-metadata"]:
         print(json.dumps(metadata()))
@@ -41,8 +44,6 @@ def plugin_main(argv: list[str]) -> int:
         args = args[1:]
     if not args or (args[0] not in SUBCOMMANDS and args[0] != "--version"):
         args = ["scan", *args]
-    from secretscan.cli import main
-
     return main(args)
 
 
@@ -60,8 +61,9 @@ def install(directory: Path | None = None) -> Path:
         f"#!{sys.executable}\n"
         "# Docker CLI plugin written by `secretscan install-docker-plugin`: `docker secretscan IMAGE`.\n"
         "import sys\n\n"
+        "from secretscan.cli import main\n"
         "from secretscan.docker_plugin import plugin_main\n\n"
-        "sys.exit(plugin_main(sys.argv))\n"
+        "sys.exit(plugin_main(sys.argv, main))\n"
     )
     write_file(target, script, mode=0o755)  # a fresh file renamed into place, never through a symlink
     return target
