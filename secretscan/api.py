@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from secretscan.config import ScanConfig, load_config, with_limits
-from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.rules import BUILTIN_RULES_DIR, load_rules
+from secretscan.detection import Detection
 from secretscan.models import ScanReport
 from secretscan.report.json_report import SCHEMA_VERSION, report_dict
 from secretscan.scan import Scanner
@@ -55,8 +54,7 @@ def scan_image(
         show_secrets=show_secrets,
         jobs=jobs if jobs is not None else settings.jobs,
     )
-    dirs = [BUILTIN_RULES_DIR, *settings.rule_dirs]
-    scanner = Scanner(settings, load_rules(dirs), KnownKeys.load(dirs), baseline=baseline)
+    scanner = Scanner(settings, Detection.for_config(settings), baseline=baseline)
     options = SourceOptions(default_keychain(credentials), registry or RegistryOptions(), prefer)
     return scanner.scan(open_source(ref, options))
 

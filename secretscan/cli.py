@@ -18,8 +18,8 @@ from secretscan.baseline import read_baseline, write_baseline
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
 from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
 from secretscan.detect.checks import check_rules
-from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
+from secretscan.detection import Detection
 from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, UsageError
@@ -399,13 +399,8 @@ def _config(args: argparse.Namespace) -> ScanConfig:
     )
 
 
-def _ruleset(config: ScanConfig) -> tuple[RuleSet, KnownKeys]:
-    dirs = [BUILTIN_RULES_DIR, *config.rule_dirs]
-    return load_rules(dirs), KnownKeys.load(dirs)
-
-
 def _rules(args: argparse.Namespace) -> int:
-    ruleset, _ = _ruleset(_config(args))
+    ruleset = load_rules([BUILTIN_RULES_DIR, *_config(args).rule_dirs])
     if args.action == "list":
         for rule in ruleset.rules:
             print(terminal_safe(f"{rule.id:45} {str(rule.severity):9} {rule.name}"))
@@ -426,11 +421,10 @@ def _scan(args: argparse.Namespace) -> int:
     config = replace(config, show_secrets=show)
     fail_on = None if getattr(args, "fail_on", "info") == "none" else _severity(getattr(args, "fail_on", "info"))
     baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
-    ruleset, known = _ruleset(config)
     source = open_source(args.image, _source_options(args, deadline))
-    scanner = Scanner(
-        config, ruleset, known, make_progress(args.quiet), baseline, _enrichers(args, config, ruleset), deadline
-    )
+    detection = Detection.for_config(config)
+    enrichers = _enrichers(args, config, detection.ruleset)
+    scanner = Scanner(config, detection, make_progress(args.quiet), baseline, enrichers, deadline)
     report = scanner.scan(source)
     if args.command == "baseline":
         count = write_baseline(report, args.output)
@@ -458,11 +452,10 @@ def _sweep(args: argparse.Namespace) -> int:
         raise UsageError("--newest must be at least 1")
     tags = TagFilter(tuple(args.tag), tag_regex, args.newest, parse_since(args.since) if args.since else None)
     target = SweepTarget.parse(args.target, args.repo, args.ecr_registry[0] if args.ecr_registry else None)
-    ruleset, known = _ruleset(config)
     source_options = _source_options(args)
     store = Store(args.db or default_db_path())
     try:
-        scanner = Scanner(config, ruleset, known)
+        scanner = Scanner(config, Detection.for_config(config))
         sweeper = Sweeper(
             scanner,
             store,
@@ -559,11 +552,10 @@ def _migrate(args: argparse.Namespace) -> int:
     deadline = Deadline.after(args.timeout)
     _check_outputs(args)
     config = _config(args)
-    ruleset, known = _ruleset(config)
     settings = _vault_settings(args, config)
-    scanner = Scanner(
-        config, ruleset, known, make_progress(args.quiet), frozenset(), _enrichers(args, config, ruleset), deadline
-    )
+    detection = Detection.for_config(config)
+    enrichers = _enrichers(args, config, detection.ruleset)
+    scanner = Scanner(config, detection, make_progress(args.quiet), frozenset(), enrichers, deadline)
     report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args, deadline)))
     for error in report.errors:
         _print_error(error)

@@ -13,24 +13,24 @@ from typing import BinaryIO
 
 from secretscan.config import ScanConfig
 from secretscan.deadline import Deadline
-from secretscan.detect.checks import with_rule_examples
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.prefilter import default_cache_dir
-from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet
+from secretscan.detect.rules import RuleSet
 from secretscan.detect.seal import Sealer, Sighting
+from secretscan.detection import Detection
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, SourceLimitReached
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.compression import sniff
-from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerHandle
+from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerFacts, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
 from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import LayerPackages
 from secretscan.redact import Masker
-from secretscan.sources import Source
+from secretscan.sources import Source, StreamedSource
+from secretscan.sources.savestream import SaveStream, read_save_stream
 from secretscan.version import __version__
 from secretscan.walk import split
 from secretscan.walk.config_fields import config_texts
@@ -66,20 +66,29 @@ class RunState:
 @dataclass
 class Scanner:
     config: ScanConfig
-    ruleset: RuleSet
-    known: KnownKeys
+    detection: Detection
+    """Built from ``config`` (``Detection.for_config``), once per run."""
     progress: Progress = field(default_factory=Progress)
     baseline: frozenset[str] = frozenset()
     enrichers: Sequence[Enricher] = ()
     deadline: Deadline = field(default_factory=Deadline)
     """``--timeout``: layers not finished by then are listed as errors; what they gave is kept."""
 
-    def __post_init__(self) -> None:
-        self.engine = Engine(self.ruleset, self.known, hyperscan=self.config.hyperscan, cache_dir=default_cache_dir())
-        self.known = self.engine.known = with_rule_examples(
-            self.engine, self.ruleset, (BUILTIN_RULES_DIR, *self.config.rule_dirs)
-        )
-        self.sealer = Sealer(self.config.fingerprint_key, self.known, self.config.allowlist.regexes)
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.detection.ruleset
+
+    @property
+    def known(self) -> KnownKeys:
+        return self.detection.known
+
+    @property
+    def engine(self) -> Engine:
+        return self.detection.engine
+
+    @property
+    def sealer(self) -> Sealer:
+        return self.detection.sealer
 
     def scan(self, source: Source) -> ScanReport:
         return self.scan_with_secrets(source)[0]
@@ -89,9 +98,8 @@ class Scanner:
         state = RunState(started=time.time())
         failed: list[SecretScanError] = []
         try:
-            scan_into = getattr(source, "scan_into", None)
-            if scan_into is not None:  # streamed sources scan layers as they arrive
-                scan_into(self, state)
+            if isinstance(source, StreamedSource):  # its layers are scanned as they pass
+                self.scan_stream(source.open_stream(), state)
             else:
                 for image in source.images():
                     try:
@@ -134,6 +142,16 @@ class Scanner:
             finished=time.time(),
         )
         return report, result.secrets
+
+    def scan_stream(self, stream: SaveStream, state: RunState) -> None:
+        """The images of a ``docker save`` stream, read once: each layer scanned as it passes."""
+        self.progress.start_image(stream.label, stream.total_bytes, stream.layers)
+        try:
+            scanned = read_save_stream(stream.reader, self.scan_layer_stream, stream.label, stream.wanted)
+        finally:
+            self.progress.end_image()
+        for item in scanned:
+            self.attribute(item.image, item.config, item.layers, item.results, state)
 
     def scan_layer_stream(self, blob: BinaryIO, expected: LayerPackages | None = None) -> LayerResult:
         return scan_layer_blob(
@@ -190,7 +208,7 @@ class Scanner:
             )
         finally:
             self.progress.end_image()
-        self.attribute(image, config, layers, split.merged(pieces, results, len(layers)), state)
+        self.attribute(image, config, [h.facts for h in layers], split.merged(pieces, results, len(layers)), state)
 
     def _pieces(self, layers: Sequence[LayerHandle], workers: int) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
@@ -243,7 +261,7 @@ class Scanner:
         self,
         image: ImageIdentity,
         config: ImageConfig,
-        layers: Sequence[LayerHandle],
+        layers: Sequence[LayerFacts],
         results: Sequence[LayerResult],
         state: RunState,
     ) -> None:
@@ -264,7 +282,7 @@ class Scanner:
         for position, (handle, result) in enumerate(zip(layers, results, strict=True)):
             self._check(image, handle, result, state)
             step = config.step_for_layer(handle.index)
-            index = None if handle.walk is not None else handle.index  # a plain directory has no layers
+            index = handle.index if handle.is_layer else None  # a plain directory has no layers
             layer_base = replace(base, layer_index=index, layer_digest=handle.diff_id, created_by=step)
             state.secrets.update(result.secrets)
             for m, path, line in result.matches:
@@ -321,7 +339,7 @@ class Scanner:
         details = tuple(
             LayerSummary(h.index, h.diff_id, masked.get(config.step_for_layer(h.index) or "") or None, r.files, r.bytes)
             for h, r in zip(layers, results, strict=True)
-            if h.walk is None
+            if h.is_layer
         )
         state.summaries.append(
             ImageSummary(
@@ -341,7 +359,7 @@ class Scanner:
         )
 
     @staticmethod
-    def _check(image: ImageIdentity, handle: LayerHandle, result: LayerResult, state: RunState) -> None:
+    def _check(image: ImageIdentity, handle: LayerFacts, result: LayerResult, state: RunState) -> None:
         label = f"{image.name} layer {handle.index}"
         state.skipped.extend(Skipped(f"{label}: {s.what}", s.reason) for s in result.skipped)
         expected = handle.blob_digest or (handle.diff_id if result.compression == "none" else None)

@@ -37,8 +37,7 @@ from imagebuilder import (
 )
 
 from secretscan.config import Limits, ScanConfig
-from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.rules import BUILTIN_RULES_DIR, load_rules
+from secretscan.detection import Detection
 from secretscan.errors import SecretScanError
 from secretscan.image.model import ImageConfig
 from secretscan.models import Skipped
@@ -69,8 +68,8 @@ class _Quiet(Scanner):
 
 @pytest.fixture(scope="module")
 def scanner() -> Scanner:
-    dirs = [BUILTIN_RULES_DIR]
-    return _Quiet(ScanConfig(limits=LIMITS, jobs=1), load_rules(dirs), KnownKeys.load(dirs))
+    config = ScanConfig(limits=LIMITS, jobs=1)
+    return _Quiet(config, Detection.for_config(config))
 
 
 TOKEN = secretgen.github_pat()

@@ -6,6 +6,7 @@ rule set and handed every chunk of every file, config entry and history line.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -84,6 +85,12 @@ class Engine:
                 self.prefilter = PatternPrefilter(patterns, self._rule_keywords, cache_dir)
             except ImportError:
                 self.prefilter = None
+
+    def with_known(self, known: KnownKeys) -> Engine:
+        """This engine with other known test keys: the rules, compiled once, are shared."""
+        twin = copy.copy(self)
+        twin.known = known
+        return twin
 
     def scan_bytes(
         self, data: bytes, path: str | None = None, *, parse: bool = True, heuristics: bool = True

@@ -142,6 +142,19 @@ def _align_history(raw_history: Any, n_layers: int) -> tuple[HistoryEntry, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class LayerFacts:
+    """What a report and attribution know of a layer, apart from any way to read it: a layer
+    scanned from a stream, or remembered in a sweep's cache, has facts but no reader."""
+
+    index: int
+    diff_id: str | None
+    blob_digest: str | None
+    size: int | None = None
+    is_layer: bool = True
+    """False for a plain directory scanned as one (``dir:``): it has no layer index to report."""
+
+
+@dataclass(frozen=True, slots=True)
 class LayerHandle:
     index: int
     diff_id: str | None
@@ -158,6 +171,10 @@ class LayerHandle:
     open_range: Callable[[int, int], AbstractContextManager[BinaryIO]] | None = None
     """Opens the stored bytes from one offset to another, seekable (a local file): lets the
     workers share one big uncompressed layer (``walk.split``)."""
+
+    @property
+    def facts(self) -> LayerFacts:
+        return LayerFacts(self.index, self.diff_id, self.blob_digest, self.size, self.walk is None)
 
 
 class ImageIdentity(Protocol):

@@ -1,5 +1,7 @@
-"""Where images come from. Every source yields :class:`~secretscan.image.model.Image` values
-(or, for streams, scans itself into the run: ``scan_into``).
+"""Where images come from. A source yields :class:`~secretscan.image.model.Image` values
+(``ImageSource``), or, when its images come as one stream to be read once (the Docker daemon's
+``docker save``), opens that stream (``StreamedSource``): the scanner reads it, scanning each layer
+as it passes. No source knows the scanner.
 
 References follow containers-transports(5), the convention skopeo and podman users know:
 ``docker-archive:PATH[:REF|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``dir:PATH``,
@@ -14,18 +16,32 @@ import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.image.model import Image
 from secretscan.sources.auth import Keychain, MultiKeychain
 from secretscan.sources.registry import RegistryOptions
+from secretscan.sources.savestream import SaveStream
+
+if TYPE_CHECKING:
+    from secretscan.sources.daemon import DaemonSource
 
 
-class Source(Protocol):
+class ImageSource(Protocol):
     @property
     def description(self) -> str: ...
     def images(self) -> Iterator[Image]: ...
+
+
+@runtime_checkable
+class StreamedSource(Protocol):
+    @property
+    def description(self) -> str: ...
+    def open_stream(self) -> SaveStream: ...
+
+
+Source = ImageSource | StreamedSource
 
 
 @dataclass(frozen=True)
@@ -78,14 +94,14 @@ def _dir(rest: str, options: SourceOptions) -> Source:
     return RootFs(path)
 
 
-def _registry(rest: str, options: SourceOptions) -> Source:
+def _registry(rest: str, options: SourceOptions) -> ImageSource:
     from secretscan.sources.reference import ImageRef
     from secretscan.sources.registry import RegistrySource
 
     return RegistrySource(ImageRef.parse(rest.removeprefix("//")), options.keychain, options.registry)
 
 
-def _daemon(rest: str, options: SourceOptions) -> Source:
+def _daemon(rest: str, options: SourceOptions) -> DaemonSource:
     from secretscan.sources.daemon import DaemonSource
 
     if not rest:
@@ -137,7 +153,7 @@ def _by_name(reference: str, options: SourceOptions) -> Source:
     if options.prefer == "daemon":
         return daemon
     try:
-        daemon.lookup()  # type: ignore[attr-defined]
+        daemon.lookup()
     except SecretScanError as exc:
         registry = _registry(reference, options)
         return _Fallback(registry, f"not in the local Docker daemon ({exc})")
@@ -148,7 +164,7 @@ def _by_name(reference: str, options: SourceOptions) -> Source:
 class _Fallback:
     """The registry source, remembering why the daemon was not used (for the error if both fail)."""
 
-    inner: Source
+    inner: ImageSource
     why_not_daemon: str
 
     @property

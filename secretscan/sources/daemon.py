@@ -10,33 +10,35 @@ import io
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from secretscan.errors import SourceError
-from secretscan.sources.savestream import scan_save_stream
-
-if TYPE_CHECKING:
-    from secretscan.scan import RunState, Scanner
+from secretscan.sources.savestream import SaveStream
 
 TIMEOUT_SECONDS = 600
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file-like view of the SDK's chunk iterator."""
+    """A file-like view of the SDK's chunk iterator; the SDK's failures become ``SourceError``."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], reference: str) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._pending = b""
+        self._reference = reference
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        import docker.errors
+
         while not self._pending:
             try:
                 self._pending = next(self._chunks)
             except StopIteration:
                 return 0
+            except docker.errors.DockerException as exc:
+                raise SourceError(f"{self._reference}: docker save failed ({_short(exc)})") from None
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -67,9 +69,6 @@ class DaemonSource:
     def description(self) -> str:
         return f"docker-daemon:{self.reference}"
 
-    def images(self) -> Iterator[Any]:  # pragma: no cover - the scanner uses scan_into
-        raise SourceError("the daemon source streams: use scan_into")
-
     def lookup(self) -> Any:
         import docker.errors
 
@@ -81,22 +80,23 @@ class DaemonSource:
         except docker.errors.DockerException as exc:
             raise SourceError(f"{self.reference}: the Docker daemon failed to inspect it ({_short(exc)})") from None
 
-    def scan_into(self, scanner: Scanner, state: RunState) -> None:
+    def open_stream(self) -> SaveStream:
+        """``docker save`` of the image, to be read once (``savestream.read_save_stream``)."""
         import docker.errors
 
         image = self.lookup()
         wanted = self.reference if ":" in self.reference.rsplit("/", 1)[-1] else f"{self.reference}:latest"
-        scanner.progress.start_image(
-            self.reference, int(image.attrs.get("Size") or 0), len(image.attrs.get("RootFS", {}).get("Layers") or [])
-        )
         try:
-            scan_save_stream(
-                io.BufferedReader(_ChunkReader(image.save(named=True)), 1 << 20), scanner, state, self.reference, wanted
-            )
+            chunks = image.save(named=True)
         except docker.errors.DockerException as exc:
             raise SourceError(f"{self.reference}: docker save failed ({_short(exc)})") from None
-        finally:
-            scanner.progress.end_image()
+        return SaveStream(
+            self.reference,
+            io.BufferedReader(_ChunkReader(chunks, self.reference), 1 << 20),
+            wanted,
+            int(image.attrs.get("Size") or 0),
+            len(image.attrs.get("RootFS", {}).get("Layers") or []),
+        )
 
 
 def _short(exc: BaseException) -> str:

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import BinaryIO
 
 from secretscan.errors import SourceError
 from secretscan.image.compression import prefixed
-from secretscan.image.model import ImageConfig, LayerHandle, parse_save_manifest
+from secretscan.image.model import ImageConfig, LayerFacts, parse_save_manifest
 from secretscan.walk.layer import LayerResult
 from secretscan.walk.tarstream import each_member
-
-if TYPE_CHECKING:
-    from secretscan.scan import RunState, Scanner
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_METADATA_BYTES = 64 * 1024 * 1024
@@ -37,15 +34,35 @@ class StreamedImage:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
-def _unavailable() -> Any:
-    raise SourceError("a streamed layer cannot be reopened")
+@dataclass
+class SaveStream:
+    """A ``docker save`` stream to be read once, and what its source knows of it beforehand."""
+
+    label: str
+    """The reference it was asked for: names the images and every error."""
+    reader: BinaryIO
+    wanted: str | None = None
+    """The tag of the image wanted from the stream (a stream may hold several)."""
+    total_bytes: int = 0
+    layers: int = 0
 
 
-def scan_save_stream(
-    stream: BinaryIO, scanner: Scanner, state: RunState, label: str, wanted: str | None = None
-) -> None:
-    """Scan every layer of a ``docker save`` stream and attribute them to the images it holds
-    (only the image tagged ``wanted`` when given and present)."""
+@dataclass
+class ScannedImage:
+    """One image of a stream, its layers already scanned: what attribution takes."""
+
+    image: StreamedImage
+    config: ImageConfig
+    layers: list[LayerFacts]
+    results: list[LayerResult]
+
+
+def read_save_stream(
+    stream: BinaryIO, scan_layer: Callable[[BinaryIO], LayerResult], label: str, wanted: str | None = None
+) -> list[ScannedImage]:
+    """Scan every layer of a ``docker save`` stream with ``scan_layer`` as it passes, and give the
+    images the stream holds (only the image tagged ``wanted`` when given and present) with their
+    layers' results."""
     results: dict[str, LayerResult] = {}
     small: dict[str, bytes] = {}
     links: dict[str, str] = {}
@@ -72,18 +89,17 @@ def scan_save_stream(
                         f"{label}: more than {MAX_METADATA_BYTES} bytes of JSON members: not a docker save stream"
                     )
             elif name.endswith("/layer.tar") or name.startswith("blobs/"):
-                results[name] = scanner.scan_layer_stream(prefixed(head, f))  # type: ignore[arg-type]
+                results[name] = scan_layer(prefixed(head, f))  # type: ignore[arg-type]
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise SourceError(
             f"{label}: the docker save stream is unreadable ({type(exc).__name__}: {str(exc)[:120]})"
         ) from None
-    for image, config, handles, layer_results in _images(small, results, links, label, wanted):
-        scanner.attribute(image, config, handles, layer_results, state)
+    return list(_images(small, results, links, label, wanted))
 
 
 def _images(
     small: dict[str, bytes], results: dict[str, LayerResult], links: dict[str, str], label: str, wanted: str | None
-) -> Iterator[tuple[StreamedImage, ImageConfig, list[LayerHandle], list[LayerResult]]]:
+) -> Iterator[ScannedImage]:
     if "manifest.json" not in small:
         raise SourceError(f"{label}: the save stream has no manifest.json")
     entries = parse_save_manifest(small["manifest.json"], f"{label}: manifest.json")
@@ -99,7 +115,7 @@ def _images(
         image = StreamedImage(
             entry.tags[0] if entry.tags else f"{label}@{i}", f"sha256:{hexpart}" if len(hexpart) == 64 else None
         )
-        handles, layer_results = [], []
+        layers, layer_results = [], []
         for index, layer in enumerate(entry.layers):
             member = _norm(layer)
             for _ in range(8):
@@ -107,9 +123,9 @@ def _images(
             result = results.get(member) or LayerResult(error=f"layer blob {member} missing from the save stream")
             digest = f"sha256:{member.split('/')[-1]}" if member.startswith("blobs/sha256/") else None
             diff_id = config.diff_ids[index] if index < len(config.diff_ids) else None
-            handles.append(LayerHandle(index=index, diff_id=diff_id, blob_digest=digest, size=None, open=_unavailable))
+            layers.append(LayerFacts(index, diff_id, digest))
             layer_results.append(result)
-        yield image, config, handles, layer_results
+        yield ScannedImage(image, config, layers, layer_results)
 
 
 def _norm(name: str) -> str:

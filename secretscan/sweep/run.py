@@ -25,7 +25,7 @@ from secretscan.codec import pack, unpack
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
 from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, descriptor_size, layer_descriptors, read_limit
-from secretscan.image.model import ImageConfig, LayerHandle, parse_json
+from secretscan.image.model import ImageConfig, LayerFacts, parse_json
 from secretscan.models import ImageSummary, Skipped
 from secretscan.parallel import fork_map
 from secretscan.scan import RunState, Scanner
@@ -409,13 +409,10 @@ class Sweeper:
         for digest, _, _ in plan.layers:
             result = fresh.get(digest) or self.store.layer(self.profile, digest)
             results.append(result or LayerResult(error=f"layer {digest} is missing from the cache"))
-        handles = [
-            LayerHandle(index=i, diff_id=diff_id, blob_digest=digest, size=size, open=_no_reopen)
-            for i, (digest, diff_id, size) in enumerate(plan.layers)
-        ]
+        layers = [LayerFacts(i, diff_id, digest, size) for i, (digest, diff_id, size) in enumerate(plan.layers)]
         state = RunState()
         identity = _Identity(NEUTRAL_NAME, None, plan.annotations)
-        self.scanner.attribute(identity, plan.config, handles, results, state)
+        self.scanner.attribute(identity, plan.config, layers, results, state)
         entry = ImageCacheEntry(
             tuple(state.occurrences), tuple(state.skipped), plan.config.diff_ids, state.summaries[0]
         )
@@ -510,10 +507,6 @@ def _rename(text: str, name: str) -> str:
 def _size(descriptor: dict[str, Any]) -> int:
     size = descriptor.get("size")
     return size if isinstance(size, int) and size >= 0 else 0
-
-
-def _no_reopen() -> Any:
-    raise SecretScanError("a sweep attributes layers from their results; it does not reopen them")
 
 
 def image_name(registry: str, repository: str, tags: Sequence[str]) -> str:

@@ -14,15 +14,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from secretscan.codec import encode, pack
 from secretscan.config import Limits
-from secretscan.detect.checks import with_rule_examples
 from secretscan.detect.engine import Engine
-from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.prefilter import default_cache_dir
-from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
+from secretscan.detect.rules import RuleSet
 from secretscan.detect.seal import Sealer
+from secretscan.detection import Detection
 from secretscan.errors import SecretScanError
 from secretscan.sources.auth import Keychain, default_keychain
 from secretscan.sources.reference import ImageRef
@@ -98,11 +97,13 @@ def run_remote_job(spec: WorkerSpec, job: LayerJob) -> bytes:
 @functools.cache
 def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
     """One engine per worker process and spec (compiling the rule pack takes a second)."""
-    dirs = [BUILTIN_RULES_DIR, *(BUILTIN_RULES_DIR.__class__(d) for d in spec.rule_dirs)]
-    ruleset = load_rules(dirs)
-    engine = Engine(ruleset, KnownKeys.load(dirs), hyperscan=spec.hyperscan, cache_dir=default_cache_dir())
-    known = engine.known = with_rule_examples(engine, ruleset, dirs)
-    sealer = Sealer(spec.fingerprint_key, known, tuple(re.compile(p) for p in spec.allow_values))
+    detection = Detection.build(
+        [Path(d) for d in spec.rule_dirs],
+        spec.fingerprint_key,
+        [re.compile(p) for p in spec.allow_values],
+        hyperscan=spec.hyperscan,
+    )
+    ruleset, engine, sealer = detection.ruleset, detection.engine, detection.sealer
     profile = scan_profile(ruleset, sealer, spec.limits)
     if profile != spec.profile:
         raise SecretScanError(
