@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from secretscan.errors import SourceError
-from secretscan.walk.entries import FileEntry
+from secretscan.image.entries import FileEntry
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 """An image config is a few KiB; anything this large is hostile or broken."""

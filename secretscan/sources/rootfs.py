@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from secretscan.image.entries import FileEntry
 from secretscan.image.model import ImageConfig, LayerHandle
-from secretscan.walk.entries import FileEntry
 
 
 @dataclass

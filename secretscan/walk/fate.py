@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from secretscan.walk.entries import FileEntry
+from secretscan.image.entries import FileEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,12 +21,12 @@ from secretscan.detect.engine import Engine
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, prefixed, read_some
+from secretscan.image.entries import FileEntry
 from secretscan.models import Skipped
 from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail, read_window
-from secretscan.walk.entries import FileEntry
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.filedigest import DigestingReader, whole_digests
 from secretscan.walk.tarstream import TarDamage, iter_tar

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from secretscan.image.entries import normalise
 from secretscan.provenance import collect
 from secretscan.provenance.index import listed_content
 from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import SHARED
-from secretscan.walk.entries import normalise
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.layer import LayerResult
 from secretscan.walk.tarstream import octal_number, unsigned_checksum

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 from secretscan.image.compression import prefixed, read_some
-from secretscan.walk.entries import FileEntry, classify_whiteout, normalise
+from secretscan.image.entries import FileEntry, classify_whiteout, normalise
 
 
 class TarDamage(tarfile.ReadError):
