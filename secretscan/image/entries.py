@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+from enum import StrEnum
 from typing import BinaryIO, NamedTuple
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    WHITEOUT = "whiteout"
+    """``.wh.NAME``: the layer deletes NAME."""
+    OPAQUE = "opaque"
+    """``.wh..wh..opq``: the layer hides everything the layers below put in the directory."""
+    OTHER = "other"
+    """A device, a fifo, a type the walker does not know."""
 
 
 class FileEntry(NamedTuple):
@@ -16,8 +30,7 @@ class FileEntry(NamedTuple):
 
     path: str
     """Absolute POSIX path inside the image, normalised; non-UTF-8 bytes shown as ``\\xNN``."""
-    kind: str
-    """``file``, ``dir``, ``symlink``, ``hardlink``, ``whiteout``, ``opaque`` or ``other``."""
+    kind: EntryKind
     mode: int
     size: int
     link_target: str = ""
@@ -35,13 +48,13 @@ def normalise(name: str) -> str:
     return posixpath.normpath("/" + name.replace("\\", "/").lstrip("/"))
 
 
-def classify_whiteout(path: str) -> tuple[str, str] | None:
+def classify_whiteout(path: str) -> tuple[EntryKind, str] | None:
     """``/etc/.wh.passwd`` -> ("whiteout", "/etc/passwd"); ``/etc/.wh..wh..opq`` -> ("opaque", "/etc")."""
     if WHITEOUT_PREFIX not in path:  # nearly every path: no split needed
         return None
     parent, base = posixpath.split(path)
     if base == OPAQUE_MARKER:
-        return "opaque", parent or "/"
+        return EntryKind.OPAQUE, parent or "/"
     if base.startswith(WHITEOUT_PREFIX):
-        return "whiteout", posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
+        return EntryKind.WHITEOUT, posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
     return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from secretscan.image.entries import FileEntry
+from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.image.model import ImageConfig, LayerHandle
 
 
@@ -54,10 +54,10 @@ class RootFsImage:
                 except OSError:
                     continue
                 if stat.S_ISLNK(st.st_mode):
-                    yield FileEntry(inside, "symlink", st.st_mode & 0o7777, 0, os.readlink(full))
+                    yield FileEntry(inside, EntryKind.SYMLINK, st.st_mode & 0o7777, 0, os.readlink(full))
                 elif stat.S_ISREG(st.st_mode):
                     yield FileEntry(
-                        inside, "file", st.st_mode & 0o7777, st.st_size, open=_opener(full), mtime=int(st.st_mtime)
+                        inside, EntryKind.FILE, st.st_mode & 0o7777, st.st_size, open=_opener(full), mtime=int(st.st_mtime)
                     )
 
 

@@ -31,6 +31,7 @@ from secretscan.image.compression import (
     read_some,
     sniff,
 )
+from secretscan.image.entries import EntryKind
 from secretscan.models import Skipped
 from secretscan.walk import sourcemap
 from secretscan.walk.tarstream import TarDamage, iter_tar
@@ -395,7 +396,7 @@ class ContentScanner:
                         )
                     )
                     return False
-                if entry.kind == "file" and entry.open is not None:
+                if entry.kind is EntryKind.FILE and entry.open is not None:
                     self.scan(f"{path}!{entry.path}", entry.open(), depth + 1)
         except TarDamage as exc:  # the entries after a bad header are still there, as plain bytes
             self.on_skip(

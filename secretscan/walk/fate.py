@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from secretscan.image.entries import FileEntry
+from secretscan.image.entries import EntryKind, FileEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +34,15 @@ class Fate:
 class LayerPaths:
     """What one layer adds and removes, as paths: recorded while the layer streams past."""
 
-    present: dict[str, str] = field(default_factory=dict)
+    present: dict[str, EntryKind] = field(default_factory=dict)
     """path -> entry kind, for everything the layer adds (files, dirs, links)."""
     whiteouts: set[str] = field(default_factory=set)
     opaque_dirs: set[str] = field(default_factory=set)
 
     def record(self, entry: FileEntry) -> None:
-        if entry.kind == "whiteout":
+        if entry.kind is EntryKind.WHITEOUT:
             self.whiteouts.add(entry.path)
-        elif entry.kind == "opaque":
+        elif entry.kind is EntryKind.OPAQUE:
             self.opaque_dirs.add(entry.path)
         else:
             self.present[entry.path] = entry.kind
@@ -137,7 +137,7 @@ class FateIndex:
             present = layer.present
             for p, h in candidates(present):
                 h.exact(index, OVERWRITTEN)
-                if present[p] != "dir":  # a file, link or device where a directory was
+                if present[p] != EntryKind.DIR:  # a file, link or device where a directory was
                     h.below(index)
         return hits
 

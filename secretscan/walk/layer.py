@@ -21,7 +21,7 @@ from secretscan.detect.engine import Engine
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, prefixed, read_some
-from secretscan.image.entries import FileEntry
+from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.models import Skipped
 from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex, listed_content
@@ -274,9 +274,9 @@ def _scan_entries(
         for entry in entries:
             deadline.check()
             result.paths.record(entry)
-            if entry.kind == "hardlink":
+            if entry.kind is EntryKind.HARDLINK:
                 result.hardlinks.append((entry.path, entry.link_target))
-            elif entry.kind == "file" and entry.open is not None:
+            elif entry.kind is EntryKind.FILE and entry.open is not None:
                 sizes[entry.path] = entry.size
                 try:
                     with entry.open() as f:

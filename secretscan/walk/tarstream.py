@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 from secretscan.image.compression import prefixed, read_some
-from secretscan.image.entries import FileEntry, classify_whiteout, normalise
+from secretscan.image.entries import EntryKind, FileEntry, classify_whiteout, normalise
 
 
 class TarDamage(tarfile.ReadError):
@@ -168,7 +168,7 @@ def _entry(member: tarfile.TarInfo, archive: _Archive, blocks: _Blocks) -> FileE
     if member.sparse is not None and member.isreg():  # holes read as zeros, as tarfile reads them
         entry = _make_entry(member.name, tarfile.REGTYPE, member.mode, member.size, "", member.mtime, blocks, 0)
         opener = lambda m=member: tarfile.ExFileObject(archive, m)  # type: ignore[arg-type,misc]  # noqa: E731
-        return entry if entry.kind != "file" else entry._replace(open=opener)
+        return entry if entry.kind is not EntryKind.FILE else entry._replace(open=opener)
     kind = tarfile.REGTYPE if member.isreg() else member.type
     return _make_entry(
         member.name, kind, member.mode, member.size, member.linkname, member.mtime, blocks, member.offset_data
@@ -184,14 +184,14 @@ def _make_entry(
         return FileEntry(marker[1], marker[0], mode, 0)
     if kind in _REGULAR:
         opener = lambda: _Member(blocks, data_at, size)  # noqa: E731
-        return FileEntry(path, "file", mode, size, open=opener, mtime=_whole_seconds(mtime))  # type: ignore[arg-type]
+        return FileEntry(path, EntryKind.FILE, mode, size, open=opener, mtime=_whole_seconds(mtime))  # type: ignore[arg-type]
     if kind == tarfile.DIRTYPE:
-        return FileEntry(path, "dir", mode, 0)
+        return FileEntry(path, EntryKind.DIR, mode, 0)
     if kind == tarfile.SYMTYPE:
-        return FileEntry(path, "symlink", mode, 0, _display(linkname))
+        return FileEntry(path, EntryKind.SYMLINK, mode, 0, _display(linkname))
     if kind == tarfile.LNKTYPE:
-        return FileEntry(path, "hardlink", mode, 0, _display(normalise(linkname)))
-    return FileEntry(path, "other", mode, 0)
+        return FileEntry(path, EntryKind.HARDLINK, mode, 0, _display(normalise(linkname)))
+    return FileEntry(path, EntryKind.OTHER, mode, 0)
 
 
 def _whole_seconds(mtime: object) -> int:
