@@ -72,7 +72,7 @@ class Engine:
         plugins = detect_secrets_plugins() if any(r.detect_secrets for r in ruleset.rules) else {}
         self._ds_rules = [(r, plugins[r.detect_secrets]()) for r in ruleset.rules if r.detect_secrets]
         self._rule_keywords = {r.id: r.keywords for r in ruleset.rules if r.pattern is not None or r.detect_secrets}
-        self._heuristic = frozenset(r.id for r in ruleset.rules if "heuristic" in r.filters)
+        self._heuristic = frozenset(r.id for r in ruleset.rules if r.heuristic)
         """Rules that guess from a name and a value's looks (``generic.*``), not a provider's format."""
         self.prefilter: PatternPrefilter | None = None
         if hyperscan and self._pattern_rules:
@@ -158,7 +158,7 @@ class Engine:
         n = len(data)
         for rule_id, offsets in hits.items():
             rule = self._pattern_rules.get(rule_id)
-            if rule is None or (lock_file and "heuristic" in rule.filters):
+            if rule is None or (lock_file and rule.heuristic):
                 continue
             code = bool(rule.quoted_in) and name.endswith(rule.quoted_in)
             assert rule.pattern is not None
@@ -245,9 +245,9 @@ class _LazyDocumentation:
 def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
     if rule.min_entropy and shannon_entropy(secret) < rule.min_entropy:
         return False
-    if "\n" not in secret and is_placeholder(secret, strict="heuristic" in rule.filters):
+    if "\n" not in secret and is_placeholder(secret, strict=rule.heuristic):
         return False
-    if "heuristic" in rule.filters:
+    if rule.heuristic:
         line_start = data.rfind(b"\n", max(0, start - MAX_LINE_FOR_FILTERS), start) + 1
         line_end = data.find(b"\n", end, end + MAX_LINE_FOR_FILTERS)
         line = data[line_start : line_end if line_end >= 0 else end].decode("utf-8", "replace")

@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,13 @@ _KNOWN_KEYS = {
     "verifier",
     "quoted_in",
 }
-FILTERS = ("placeholder", "heuristic")
-"""``placeholder``: drop obvious placeholders (always on); ``heuristic``: also detect-secrets'
-heuristic filters (templated values, UUIDs, sequential strings, indirect references) — for
-generic rules whose pattern alone cannot tell a secret from code."""
+class RuleFilter(StrEnum):
+    PLACEHOLDER = "placeholder"
+    """Drop obvious placeholders (always on)."""
+    HEURISTIC = "heuristic"
+    """Also detect-secrets' heuristic filters (templated values, UUIDs, sequential strings,
+    indirect references): for the generic rules that guess from a name and a value's looks, whose
+    pattern alone cannot tell a secret from code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,7 @@ class Rule:
     verifier: str | None
     """Name of the ``--verify`` check for this credential type (``secretscan.verify``)."""
     min_entropy: float
-    filters: tuple[str, ...]
+    filters: frozenset[RuleFilter]
     remediation: str
     examples: tuple[Any, ...]
     negative_examples: tuple[Any, ...]
@@ -79,6 +83,11 @@ class Rule:
     quoted_in: tuple[str, ...] = ()
     """File name endings (``.js``, ``.py``) of source code, where a hardcoded value is a string
     literal: there a bare ``NAME = value`` is an expression (``token = this.getToken()``)."""
+
+    @property
+    def heuristic(self) -> bool:
+        """A rule that guesses from a name and a value's looks (``generic.*``), not a provider's format."""
+        return RuleFilter.HEURISTIC in self.filters
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +180,11 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
     verifier = str(raw["verifier"]) if raw.get("verifier") else None
     if verifier is not None and verifier not in VERIFIER_NAMES:
         raise bad(f"unknown verifier {verifier!r} (known: {', '.join(sorted(VERIFIER_NAMES))})")
-    filters = tuple(str(f) for f in raw.get("filters") or ())
-    if set(filters) - set(FILTERS):
-        raise bad(f"unknown filters {sorted(set(filters) - set(FILTERS))}; known: {FILTERS}")
+    names = {str(f) for f in raw.get("filters") or ()}
+    known_filters = [f.value for f in RuleFilter]
+    if names - set(known_filters):
+        raise bad(f"unknown filters {sorted(names - set(known_filters))}; known: {tuple(known_filters)}")
+    filters = frozenset(RuleFilter(f) for f in names)
     return Rule(
         id=rule_id,
         name=str(raw["name"]),
