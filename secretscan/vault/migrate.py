@@ -19,6 +19,8 @@ from secretscan.vault.connect import KvLocation, VaultError
 from secretscan.vault.index import VaultIndex
 
 VALUE_KEY = "value"
+NOT_CHECKED = "not checked"
+"""What plans say of a value Vault was not asked about."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class MigrationItem:
     name: str
     mount: str
     path: str
-    vault_status: str
+    vault_status: VaultStatus | None
+    """None: Vault was not asked (no ``--vault``)."""
     locations: tuple[str, ...]
     image_changes: tuple[str, ...]
     runtime: str
@@ -74,7 +77,7 @@ def make_plan(report: ScanReport, destination: KvLocation) -> MigrationPlan:
                 name=name,
                 mount=destination.mount,
                 path=path,
-                vault_status=finding.vault.status.value if finding.vault else "not checked",
+                vault_status=finding.vault.status if finding.vault else None,
                 locations=tuple(f"{loc.image}: {loc.describe()}" for loc in finding.locations),
                 image_changes=tuple(dict.fromkeys(_change(loc, name) for loc in finding.locations)),
                 runtime=_runtime(finding, name, f"{destination.mount}/{path}"),
@@ -171,7 +174,7 @@ def render_markdown(plan: MigrationPlan) -> str:
         out += [
             f"## {item.title} — {item.redacted}",
             "",
-            f"- Vault path: `{item.kv_path}` (currently: {item.vault_status})",
+            f"- Vault path: `{item.kv_path}` (currently: {item.vault_status or NOT_CHECKED})",
             f"- Store: `{item.put_command}`",
             "- Found at:",
         ]
@@ -185,7 +188,15 @@ def render_markdown(plan: MigrationPlan) -> str:
 
 
 def render_json(plan: MigrationPlan) -> str:
-    items = [dict(asdict(item), kv_path=item.kv_path, put_command=item.put_command) for item in plan.items]
+    items = [
+        dict(
+            asdict(item),
+            vault_status=str(item.vault_status or NOT_CHECKED),
+            kv_path=item.kv_path,
+            put_command=item.put_command,
+        )
+        for item in plan.items
+    ]
     doc = {
         "schema_version": 1,
         "target": plan.target,
