@@ -10,7 +10,7 @@ from secretscan.errors import UsageError
 from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
 from secretscan.sweep.run import SweepSummary
-from secretscan.sweep.store import Store, SweepRow
+from secretscan.sweep.store import Store, SweepRow, SweepStatus
 from secretscan.terminal import terminal_lines
 from secretscan.version import __version__
 
@@ -28,7 +28,7 @@ def pick_sweep(store: Store, sweep_id: int | None) -> SweepRow:
 
 
 def previous_sweep(store: Store, sweep: SweepRow) -> SweepRow | None:
-    earlier = [r for r in store.sweeps() if r.id < sweep.id and r.target == sweep.target and r.status == "finished"]
+    earlier = [r for r in store.sweeps() if r.id < sweep.id and r.target == sweep.target and r.status is SweepStatus.FINISHED]
     return earlier[-1] if earlier else None
 
 
@@ -67,7 +67,7 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
             known[k.fingerprint] = k if had is None else replace(had, locations=had.locations + k.locations)
     for note in sweep.summary.get("notes") or ():  # listings cut short: repositories or tags not swept
         skipped.append(Skipped(f"sweep {sweep.id}", str(note)))
-    if sweep.status != "finished":  # killed, or still running: what is missing must not look clean
+    if sweep.status is not SweepStatus.FINISHED:  # killed, or still running: what is missing must not look clean
         skipped.insert(
             0,
             Skipped(

@@ -32,7 +32,7 @@ from secretscan.scan import RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions, _platform, _platform_matches
-from secretscan.sweep.store import ImageResult, ImageRow, Store
+from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
 from secretscan.walk.layer import LayerResult
@@ -64,8 +64,8 @@ class ImagePlan:
     manifest_digest: str
     platform: str | None = None
     config_digest: str | None = None
-    layers: list[tuple[str, str | None, int]] = field(default_factory=list)
-    """(blob digest, diff ID, size), base first."""
+    layers: list[LayerFacts] = field(default_factory=list)
+    """Base first; every one with its blob digest (what the cache is keyed by)."""
     cache_key: str | None = None
     cached: ImageCacheEntry | None = None
     config: ImageConfig | None = None
@@ -100,6 +100,14 @@ class SweepSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    def count(self, status: ImageStatus) -> None:
+        if status is ImageStatus.SCANNED:
+            self.images_scanned += 1
+        elif status is ImageStatus.CACHED:
+            self.images_cached += 1
+        else:
+            self.images_failed += 1
 
 
 @dataclass(frozen=True)
@@ -167,12 +175,12 @@ class Sweeper:
         plans = [p for p in plans if not p.manifest_digest.startswith("unresolved:")]
         self.summary.images = len(plans) + self.summary.images_failed
         self.summary.layer_references = sum(len(p.layers) for p in plans)
-        self.summary.layers_unique = len({d for p in plans for d, _, _ in p.layers})
+        self.summary.layers_unique = len({layer.blob_digest for p in plans for layer in p.layers})
         for plan in plans:
             if plan.error:
                 self._store_failed(sweep, plan)
             elif plan.cached is not None:
-                self._finish(sweep, plan, plan.cached, "cached")
+                self._finish(sweep, plan, plan.cached, ImageStatus.CACHED)
         self._scan_layers(sweep, [p for p in plans if p.cached is None and not p.error])
         self.summary.seconds = round(time.monotonic() - started, 3)
         self.store.finish_sweep(sweep, self.summary.as_dict())
@@ -277,7 +285,7 @@ class Sweeper:
                 plan.platform = plan.platform or config.platform
                 diff_ids = config.diff_ids
             plan.layers = [
-                (str(layer["digest"]), diff_ids[i] if i < len(diff_ids) else None, _size(layer))
+                LayerFacts(i, diff_ids[i] if i < len(diff_ids) else None, str(layer["digest"]), _size(layer))
                 for i, layer in enumerate(layers)
             ]
         except SecretScanError as exc:
@@ -299,20 +307,21 @@ class Sweeper:
         jobs: dict[str, LayerJob] = {}
         waiting: dict[str, list[ImagePlan]] = {}
         for plan in plans:
-            for digest, diff_id, size in plan.layers:
-                jobs.setdefault(digest, LayerJob(plan.registry, plan.repository, digest, diff_id, size))
+            for layer in plan.layers:
+                digest = _blob_digest(layer)
+                jobs.setdefault(digest, LayerJob(plan.registry, plan.repository, digest, layer.diff_id, layer.size or 0))
                 waiting.setdefault(digest, []).append(plan)
         cached = self.store.cached_layers(self.profile, list(jobs))
         self.summary.layers_cached = len(cached)
         todo = sorted((j for d, j in jobs.items() if d not in cached), key=lambda j: -j.size)
         results: dict[str, LayerResult] = {}
         """Fresh results, kept only until the last image that uses them is attributed."""
-        missing = {id(p): {d for d, _, _ in p.layers if d not in cached} for p in plans}
+        missing = {id(p): {d for layer in p.layers if (d := _blob_digest(layer)) not in cached} for p in plans}
         users = {d: len(ps) for d, ps in waiting.items()}
 
         def attribute(plan: ImagePlan) -> None:
             self._attribute(sweep, plan, results)
-            for digest, _, _ in plan.layers:
+            for digest in map(_blob_digest, plan.layers):
                 users[digest] -= 1
                 if users[digest] == 0:
                     results.pop(digest, None)
@@ -406,13 +415,12 @@ class Sweeper:
     def _attribute(self, sweep: int, plan: ImagePlan, fresh: dict[str, LayerResult]) -> None:
         assert plan.config is not None
         results = []
-        for digest, _, _ in plan.layers:
+        for digest in map(_blob_digest, plan.layers):
             result = fresh.get(digest) or self.store.layer(self.profile, digest)
             results.append(result or LayerResult(error=f"layer {digest} is missing from the cache"))
-        layers = [LayerFacts(i, diff_id, digest, size) for i, (digest, diff_id, size) in enumerate(plan.layers)]
         state = RunState()
         identity = _Identity(NEUTRAL_NAME, None, plan.annotations)
-        self.scanner.attribute(identity, plan.config, layers, results, state)
+        self.scanner.attribute(identity, plan.config, plan.layers, results, state)
         entry = ImageCacheEntry(
             tuple(state.occurrences), tuple(state.skipped), plan.config.diff_ids, state.summaries[0]
         )
@@ -423,11 +431,11 @@ class Sweeper:
                 pack(entry),
                 plan.config.raw.get("created") if isinstance(plan.config.raw.get("created"), str) else None,
             )
-        self._finish(sweep, plan, entry, "scanned", tuple(state.errors))
+        self._finish(sweep, plan, entry, ImageStatus.SCANNED, tuple(state.errors))
         plan.config = None  # the raw config may hold secrets: drop it as soon as it is used
 
     def _finish(
-        self, sweep: int, plan: ImagePlan, entry: ImageCacheEntry, status: str, errors: tuple[str, ...] = ()
+        self, sweep: int, plan: ImagePlan, entry: ImageCacheEntry, status: ImageStatus, errors: tuple[str, ...] = ()
     ) -> None:
         name = plan.name
         occurrences = [
@@ -443,7 +451,7 @@ class Sweeper:
         platform = plan.platform or entry.summary.platform
         summary = replace(entry.summary, name=name, digest=plan.manifest_digest, platform=platform)
         image_result = ImageResult(summary, result.findings, result.known_test_keys, skipped, errors, result.suppressed)
-        status = "failed" if errors else status
+        status = ImageStatus.FAILED if errors else status
         self.store.put_image(
             ImageRow(
                 sweep,
@@ -458,10 +466,9 @@ class Sweeper:
                 "; ".join(errors) or None,
                 image_result,
             ),
-            [(d, diff_id) for d, diff_id, _ in plan.layers],
+            [(_blob_digest(layer), layer.diff_id) for layer in plan.layers],
         )
-        counter = {"cached": "images_cached", "scanned": "images_scanned", "failed": "images_failed"}[status]
-        setattr(self.summary, counter, getattr(self.summary, counter) + 1)
+        self.summary.count(status)
 
     def _store_failed(self, sweep: int, plan: ImagePlan) -> None:
         self._record_failure(
@@ -483,7 +490,7 @@ class Sweeper:
                 tuple(tags),
                 None,
                 None,
-                "failed",
+                ImageStatus.FAILED,
                 error,
                 None,
             ),
@@ -502,6 +509,12 @@ class _Identity:
 
 def _rename(text: str, name: str) -> str:
     return name + text[len(NEUTRAL_NAME) :] if text.startswith(NEUTRAL_NAME) else text
+
+
+def _blob_digest(layer: LayerFacts) -> str:
+    """A registry layer's blob digest, which ``layer_descriptors`` has checked is there."""
+    assert layer.blob_digest is not None
+    return layer.blob_digest
 
 
 def _size(descriptor: dict[str, Any]) -> int:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,19 @@ class ImageResult:
     suppressed: int = 0
 
 
+class ImageStatus(StrEnum):
+    SCANNED = "scanned"
+    """At least one of its layers or its config was scanned by this sweep."""
+    CACHED = "cached"
+    FAILED = "failed"
+
+
+class SweepStatus(StrEnum):
+    RUNNING = "running"
+    """Running, or killed while it ran: what it did not reach must not look clean."""
+    FINISHED = "finished"
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRow:
     sweep: int
@@ -86,8 +100,7 @@ class ImageRow:
     tags: tuple[str, ...]
     platform: str | None
     config_digest: str | None
-    status: str
-    """``scanned`` (at least one layer or the config was scanned now), ``cached`` or ``failed``."""
+    status: ImageStatus
     error: str | None
     result: ImageResult | None
 
@@ -100,8 +113,7 @@ class SweepRow:
     rules_digest: str
     started: float
     finished: float | None
-    status: str
-    """``running`` (or killed while running), ``finished``."""
+    status: SweepStatus
     summary: dict[str, Any]
 
 
@@ -205,15 +217,15 @@ class Store:
     def start_sweep(self, target: str, profile: str, rules_digest: str) -> int:
         with self._lock:
             cur = self.db.execute(
-                "INSERT INTO sweeps (target, profile, rules_digest, started, status) VALUES (?,?,?,?,'running')",
-                (target, profile, rules_digest, time.time()),
+                "INSERT INTO sweeps (target, profile, rules_digest, started, status) VALUES (?,?,?,?,?)",
+                (target, profile, rules_digest, time.time(), SweepStatus.RUNNING.value),
             )
             return int(cur.lastrowid or 0)
 
     def finish_sweep(self, sweep: int, summary: dict[str, Any]) -> None:
         self._rows(
-            "UPDATE sweeps SET finished=?, status='finished', summary=? WHERE id=?",
-            (time.time(), json.dumps(summary), sweep),
+            "UPDATE sweeps SET finished=?, status=?, summary=? WHERE id=?",
+            (time.time(), SweepStatus.FINISHED.value, json.dumps(summary), sweep),
         )
 
     def put_image(self, row: ImageRow, layers: Sequence[tuple[str, str | None]]) -> None:
@@ -229,7 +241,7 @@ class Store:
                     json.dumps(list(row.tags)),
                     row.platform,
                     row.config_digest,
-                    row.status,
+                    row.status.value,
                     row.error,
                     pack(row.result) if row.result is not None else None,
                     time.time(),
@@ -266,7 +278,7 @@ class Store:
 
     def sweeps(self) -> list[SweepRow]:
         return [
-            SweepRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {})
+            SweepRow(r[0], r[1], r[2], r[3], r[4], r[5], SweepStatus(r[6]), json.loads(r[7]) if r[7] else {})
             for r in self._rows(
                 "SELECT id, target, profile, rules_digest, started, finished, status, summary FROM sweeps ORDER BY id"
             )
@@ -289,7 +301,7 @@ class Store:
                 tuple(json.loads(tags)),
                 platform,
                 config_digest,
-                status,
+                ImageStatus(status),
                 error,
                 unpack(ImageResult, result) if result is not None else None,
             )
