@@ -10,9 +10,8 @@ from functools import cached_property
 from typing import Any
 
 from secretscan.errors import SourceError
-from secretscan.image.model import ImageConfig, LayerHandle
+from secretscan.image.model import MAX_CONFIG_BYTES, ImageConfig, LayerHandle
 
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
 DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 
 
@@ -82,3 +81,20 @@ def layer_descriptors(manifest: dict[str, Any], name: str) -> list[dict[str, Any
         if not isinstance(desc, dict) or not DIGEST.match(str(desc.get("digest", ""))):
             raise SourceError(f"{name}: layer {i} has no valid digest")
     return layers
+
+
+def platform_of(entry: dict[str, Any]) -> str | None:
+    """``os/architecture[/variant]`` of an index entry; None when it names no platform."""
+    plat = entry.get("platform")
+    if not isinstance(plat, dict):
+        return None
+    return "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))
+
+
+def platform_matches(actual: str | None, wanted: str) -> bool:
+    if actual is None:
+        return False
+    if actual == wanted:
+        return True
+    # "linux/arm64" matches "linux/arm64/v8": the variant is optional unless asked for
+    return wanted.count("/") == 1 and actual.startswith(wanted + "/")

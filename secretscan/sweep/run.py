@@ -24,14 +24,22 @@ from typing import Any
 from secretscan.codec import pack, unpack
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
-from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, descriptor_size, layer_descriptors, read_limit
+from secretscan.image.manifest import (
+    DIGEST,
+    MAX_CONFIG_BYTES,
+    descriptor_size,
+    layer_descriptors,
+    platform_matches,
+    platform_of,
+    read_limit,
+)
 from secretscan.image.model import ImageConfig, LayerFacts, parse_json
 from secretscan.models import ImageSummary, Skipped
 from secretscan.parallel import fork_map
 from secretscan.scan import RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
-from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions, _platform, _platform_matches
+from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions
 from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
@@ -248,10 +256,10 @@ class Sweeper:
             if not isinstance(entry, dict) or not DIGEST.match(str(entry.get("digest", ""))) or entry["digest"] in seen:
                 continue  # an index may list one manifest many times: fetch it once
             seen.add(str(entry["digest"]))
-            platform = _platform(entry)
+            platform = platform_of(entry)
             if platform in (None, "unknown/unknown"):
                 continue  # attestations and other non-image entries
-            if self.options.platform and not _platform_matches(platform, self.options.platform):
+            if self.options.platform and not platform_matches(platform, self.options.platform):
                 continue
             try:
                 body, _, digest = client.manifest(str(entry["digest"]), descriptor_size(entry))
