@@ -214,34 +214,52 @@ class Scanner:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
         boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
         layer, its package records read before the scan: they let files they vouch for skip the
-        name = value heuristics (one walk over its headers gives both)."""
+        name = value heuristics (one walk over its headers gives both). Several layers are
+        surveyed side by side, on the workers that then scan them."""
         limit = self.config.limits.max_layer_bytes
         cuttable = [h.open_range is not None and h.walk is None and (h.size or 0) <= limit for h in layers]
         chosen = dict(split.plan([h.size for h in layers], cuttable, workers))
-        survey_databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
+        surveyed = [i for i, handle in enumerate(layers) if cuttable[i] and handle.size]
+        side_by_side = workers > 1 and len(surveyed) > 1 and all(layers[i].forkable for i in surveyed)
+        found = fork_map(
+            lambda k: self._survey(layers[surveyed[k]], chosen.get(surveyed[k], 1)),
+            len(surveyed),
+            [layers[i].size or 0 for i in surveyed],
+            workers if side_by_side else 1,
+            on_error=lambda k, reason: ([], None),  # scanned whole, which reports what is wrong with it
+        )
+        surveys = dict(zip(surveyed, found, strict=True))
         pieces: list[Piece] = []
         expected: dict[int, LayerPackages] = {}
         for i, handle in enumerate(layers):
-            found = split.Survey()
-            if cuttable[i] and handle.open_range is not None and handle.size and not self.deadline.expired:
-                try:
-                    with handle.open_range(0, handle.size) as blob:
-                        if sniff(blob.read(512)) == "none":
-                            found = split.survey(blob, handle.size, chosen.get(i, 1), survey_databases)
-                except (OSError, SecretScanError):
-                    found = split.Survey()  # scanned whole, which reports what is wrong with it
-            if found.databases:
-                collector = collect.Collector()
-                for path, mtime, data in found.databases:
-                    collector.feed(path, data, mtime)
-                expected[i] = collector.packages
-            if not found.cuts:
+            cuts, packages = surveys.get(i, ([], None))
+            if packages is not None:
+                expected[i] = packages
+            if not cuts:
                 pieces.append(Piece(i))
                 continue
-            bounds = [0, *found.cuts, handle.size or 0]
+            bounds = [0, *cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
             pieces.append(Piece(i, digest_only=True))
         return pieces, expected
+
+    def _survey(self, handle: LayerHandle, parts: int) -> tuple[list[int], LayerPackages | None]:
+        """Where an uncompressed local layer can be cut into ``parts``, and its package records."""
+        databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
+        found = split.Survey()
+        if handle.open_range is not None and handle.size and not self.deadline.expired:
+            try:
+                with handle.open_range(0, handle.size) as blob:
+                    if sniff(blob.read(512)) == "none":
+                        found = split.survey(blob, handle.size, parts, databases)
+            except (OSError, SecretScanError):
+                found = split.Survey()  # scanned whole, which reports what is wrong with it
+        if not found.databases:
+            return found.cuts, None
+        collector = collect.Collector()
+        for path, mtime, data in found.databases:
+            collector.feed(path, data, mtime)
+        return found.cuts, collector.packages
 
     def _scan_piece(self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None) -> LayerResult:
         if piece.whole:
