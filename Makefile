@@ -101,7 +101,7 @@ BENCH_SMALL := $(BENCH_DIR)/bench-500.tar
 BENCH_LARGE := $(BENCH_DIR)/bench-2000.tar
 BENCH_TINY  := $(BENCH_DIR)/bench-200.tar
 
-$(BENCH_DIR)/bench-%.tar: bench/make_image.py | $(VENV)/.installed-test
+$(BENCH_DIR)/bench-%.tar: bench/make_image.py $(wildcard bench/synth/*.py bench/synth/*/*.py) | $(VENV)/.installed-test
 	$(BIN)/python bench/make_image.py $@ --size-mb $*
 
 bench: $(VENV)/.installed-test $(BENCH_SMALL)

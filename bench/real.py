@@ -63,7 +63,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import secretgen as gen  # noqa: E402
-from make_image import HashingWriter  # noqa: E402 - bench/ is the script's directory
+from synth.tarwrite import HashingWriter  # noqa: E402 - bench/ is the script's directory
 
 from secretscan.redact import fingerprint  # noqa: E402
 
