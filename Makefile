@@ -32,8 +32,8 @@ $(SARIF_MULTITOOL):
 # The real servers the tests start (tests/servers.py), from Debian's packages:
 # distribution's registry, dockerd (+ containerd), skopeo, umoci, htpasswd; rpm builds and installs
 # packages for the rpm database test, and Berkeley DB's db_load writes them as RHEL 8 keeps them.
-SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git debootstrap:debootstrap rpmbuild:rpm db5.3_load:db5.3-util
-SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git debootstrap rpm db5.3-util
+SYSTEM_BINARIES := docker-registry:docker-registry dockerd:docker.io skopeo:skopeo umoci:umoci htpasswd:apache2-utils chromium:chromium git:git debootstrap:debootstrap rpmbuild:rpm db5.3_load:db5.3-util zsh:zsh
+SYSTEM_PACKAGES := docker-registry docker.io skopeo umoci apache2-utils chromium git debootstrap rpm db5.3-util zsh
 
 ## Install the Debian packages the server tests need, if a binary is missing (as root; otherwise say what is missing).
 install-system:

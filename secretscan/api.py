@@ -27,9 +27,9 @@ REPORT_SCHEMA_VERSION = SCHEMA_VERSION
 def scan_image(
     ref: str,
     *,
-    config: ScanConfig | Path | None = None,
+    config: ScanConfig | str | Path | None = None,
     rules: Sequence[Path] = (),
-    limits: Mapping[str, int] | None = None,
+    limits: Mapping[str, int | str] | None = None,
     show_secrets: bool = False,
     baseline: frozenset[str] = frozenset(),
     credentials: Credentials | None = None,
@@ -40,8 +40,9 @@ def scan_image(
     """Scan one image reference, as the CLI names them (``docker://``, ``docker-archive:``,
     ``oci:``, ``dir:``, a path or a bare ``REPO:TAG``).
 
-    ``config`` is a ``ScanConfig`` or the path of a ``secretscan.yaml``; ``rules`` adds rule
-    directories; ``limits`` overrides single limits by name. ``credentials`` (never logged) go to
+    ``config`` is a ``ScanConfig`` or the path (``str`` or ``Path``) of a ``secretscan.yaml``;
+    ``rules`` adds rule directories; ``limits`` overrides single limits by name, with the values
+    ``--limit`` takes (``2``, ``"8GiB"``). ``credentials`` (never logged) go to
     every registry of the run; without them the usual keychain applies (environment, docker and
     podman auth files, credential helpers, ECR). Raises ``SecretScanError`` (a one-line message)
     when nothing could be scanned; partial trouble is in ``report.errors`` and ``report.skipped``.

@@ -14,7 +14,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from secretscan.about import render_json as render_versions_json
+from secretscan.about import render_text as render_versions_text
+from secretscan.about import versions
 from secretscan.baseline import read_baseline, write_baseline
+from secretscan.completion import Shell, script
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
 from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
 from secretscan.detect.checks import check_rules
@@ -24,6 +28,7 @@ from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, UsageError
 from secretscan.models import ScanReport, Severity
+from secretscan.outputs import FORMAT_ENV, parse_also, parse_severities, report_format, shown, summary_line
 from secretscan.progress import make_progress, make_sweep_progress
 from secretscan.report import OutputFormat
 from secretscan.safewrite import PRIVATE_MODE, PUBLIC_MODE, check_output, write_file
@@ -112,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--to", metavar="MOUNT/PREFIX", help="where new secrets go (default: vault.migrate_to, secret/secretscan)"
     )
-    migrate.add_argument("-f", "--format", choices=["markdown", "json"], default="markdown", help="plan output format")
+    migrate.add_argument(
+        "-f",
+        "--format",
+        choices=["markdown", "json"],
+        help="plan output format (default: json for -o *.json, else markdown)",
+    )
     migrate.add_argument("-o", "--output", type=Path, help="write the plan to FILE instead of stdout")
     migrate.add_argument(
         "--force", action="store_true", help="apply: overwrite a different existing value (check-and-set)"
@@ -189,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("action", choices=["check", "list"])
     rules.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR")
     rules.add_argument("--config", type=Path)
+
+    version = sub.add_parser(
+        "version", help="versions of secretscan, its rule pack, Hyperscan and Python (for bug reports and CI logs)"
+    )
+    version.add_argument("--json", action="store_true", help="as a JSON object")
+    version.add_argument(
+        "--rules", type=Path, action="append", default=[], metavar="DIR", help="count these extra rule directories too"
+    )
+    version.add_argument("--config", type=Path, help="and the rule directories of this config file")
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script: source <(secretscan completion bash)",
+        description="Print a completion script for bash or zsh. bash: source <(secretscan completion bash), "
+        "or save it as ~/.local/share/bash-completion/completions/secretscan. zsh: source <(secretscan "
+        "completion zsh), or save it as _secretscan in a directory of $fpath.",
+    )
+    completion.add_argument("shell", choices=[s.value for s in Shell])
     for subparser in sub.choices.values():
         subparser.allow_abbrev = False
     return parser
@@ -196,9 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-f", "--format", choices=[f.value for f in OutputFormat], default=os.environ.get("SECRETSCAN_FORMAT", "text")
+        "-f",
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        metavar="FORMAT",
+        help=f"{', '.join(f.value for f in OutputFormat)}. Default: what -o's name says (.json, .sarif, .html, "
+        f".xml for junit, gl-secret-detection-report.json), else ${FORMAT_ENV}, else text",
     )
-    p.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the report to FILE instead of stdout (a one-line summary goes to stderr unless -q)",
+    )
+    p.add_argument(
+        "--severity",
+        metavar="LEVEL[,LEVEL]",
+        help="show only findings of these severities (e.g. high,critical) in the report; a display filter: "
+        "the exit code still follows --fail-on",
+    )
     p.add_argument(
         "--fail-on",
         default="info",
@@ -295,8 +340,16 @@ def run_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override one safety limit of secretscan.yaml (repeatable), e.g. max_nested_depth=2, max_layer_bytes=8GiB",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log messages")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the compiled rule database is cached (default: $SECRETSCAN_CACHE_DIR, "
+        "else $XDG_CACHE_HOME/secretscan or ~/.cache/secretscan)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no summary line, no warnings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (warnings and the summary line stay)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug messages; a traceback on an internal error")
 
 
 _PASSWORD_HELP = (
@@ -361,6 +414,15 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "where":
             return _where(args)
+        if args.command == "version":
+            about = versions(_config(args).rule_dirs)
+            sys.stdout.write(render_versions_json(about) if args.json else render_versions_text(about))
+            return EXIT_CLEAN
+        if args.command == "completion":
+            levels = [str(level) for level in Severity]
+            hints = {"--fail-on": [*levels, "none"], "--severity": levels, "--verify-provider": sorted(VERIFIER_NAMES)}
+            sys.stdout.write(script(build_parser(), Shell(args.shell), hints))
+            return EXIT_CLEAN
         if args.command == "install-docker-plugin":
             path = install_docker_plugin(args.dir)
             print(
@@ -396,7 +458,19 @@ def _config(args: argparse.Namespace) -> ScanConfig:
         hyperscan=config.hyperscan and not getattr(args, "no_hyperscan", False),
         package_provenance=config.package_provenance and not getattr(args, "no_package_provenance", False),
         jobs=max(1, args.jobs) if getattr(args, "jobs", None) else config.jobs,
+        cache_dir=_cache_dir(args) or config.cache_dir,
     )
+
+
+def _cache_dir(args: argparse.Namespace) -> Path | None:
+    """``--cache-dir``, else ``SECRETSCAN_CACHE_DIR`` (a CI runner keeps its cache there)."""
+    chosen = getattr(args, "cache_dir", None) or os.environ.get("SECRETSCAN_CACHE_DIR")
+    if not chosen:
+        return None
+    path = Path(chosen).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"cache directory {path}: not a directory")
+    return path.resolve()
 
 
 def _rules(args: argparse.Namespace) -> int:
@@ -424,19 +498,39 @@ def _scan(args: argparse.Namespace) -> int:
     source = open_source(args.image, _source_options(args, deadline))
     detection = Detection.for_config(config)
     enrichers = _enrichers(args, config, detection.ruleset)
-    scanner = Scanner(config, detection, make_progress(args.quiet), baseline, enrichers, deadline)
+    scanner = Scanner(config, detection, make_progress(args.quiet or args.no_progress), baseline, enrichers, deadline)
     report = scanner.scan(source)
     if args.command == "baseline":
         count = write_baseline(report, args.output)
         print(f"secretscan: wrote {count} finding(s) to baseline {terminal_safe(str(args.output))}", file=sys.stderr)
         return EXIT_ERROR if report.errors else EXIT_CLEAN
-    fmt = OutputFormat(args.format)
+    _write_reports(args, report, private=show)
+    return _exit_code(report, fail_on, args.fail_on_incomplete)
+
+
+def _write_reports(args: argparse.Namespace, report: ScanReport, *, private: bool) -> None:
+    """The report (``-o`` or stdout) and the ``--also`` files, as ``--severity`` shows it; then
+    the errors; then, when the report went to a file, one summary line on stderr (unless -q)."""
+    fmt = report_format(args.format, args.output)
+    visible = shown(report, parse_severities(args.severity))
+    hidden = len(report.findings) - len(visible.findings)
     color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    _emit(fmt.render(report, color=color), args.output, private=show)
-    _emit_also(report, args.also, private=show)
+    _emit(fmt.render(visible, color=color), args.output, private=private)
+    also = parse_also(args.also)
+    for extra_format, path in also:
+        _emit(extra_format.render(visible), path, private=private)
     for error in report.errors:
         _print_error(error)
-    return _exit_code(report, fail_on, args.fail_on_incomplete)
+    if getattr(args, "quiet", False):
+        return
+    if args.output is not None:
+        print(summary_line(visible, hidden, [(fmt, args.output), *also]), file=sys.stderr)
+    elif hidden:
+        print(
+            f"secretscan: {hidden} finding(s) not shown (--severity {terminal_safe(args.severity)}); "
+            "they still count for --fail-on",
+            file=sys.stderr,
+        )
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -499,12 +593,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _render_sweep(args: argparse.Namespace, store: Store, sweep: SweepRow, since: SweepRow | None) -> int:
     report = sweep_report(store, sweep, since)
-    fmt = OutputFormat(args.format)
-    color = fmt is OutputFormat.TEXT and args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    _emit(fmt.render(report, color=color), args.output, private=False)
-    _emit_also(report, args.also, private=False)
-    for error in report.errors:
-        _print_error(error)
+    _write_reports(args, report, private=False)
     fail_on = None if args.fail_on == "none" else _severity(args.fail_on)
     return _exit_code(report, fail_on, args.fail_on_incomplete)
 
@@ -555,13 +644,15 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = _vault_settings(args, config)
     detection = Detection.for_config(config)
     enrichers = _enrichers(args, config, detection.ruleset)
-    scanner = Scanner(config, detection, make_progress(args.quiet), frozenset(), enrichers, deadline)
+    scanner = Scanner(
+        config, detection, make_progress(args.quiet or args.no_progress), frozenset(), enrichers, deadline
+    )
     report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args, deadline)))
     for error in report.errors:
         _print_error(error)
     plan = make_plan(report, settings.migrate_to)
     if args.action == "plan":
-        text = render_markdown(plan) if args.format == "markdown" else render_plan_json(plan)
+        text = render_plan_json(plan) if _plan_format(args) == "json" else render_markdown(plan)
         _emit(text, args.output, private=False)
         return EXIT_ERROR if report.errors else EXIT_CLEAN
     result = apply_plan(connect(settings), plan, secrets, force=args.force, record=args.record)
@@ -620,29 +711,22 @@ def _emit(text: str, output: Path | None, *, private: bool) -> None:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Every file the command will write, checked before any work: a typo in ``-o`` or ``--also``
     fails in a second, not after a long scan."""
-    paths = [path for _, path in _also(getattr(args, "also", []))]
+    paths = [path for _, path in parse_also(getattr(args, "also", []))]
     if getattr(args, "output", None) is not None:
         paths.append(args.output)
+    if args.command in ("scan", "sweep", "report"):
+        report_format(args.format, args.output)  # a format the file name contradicts fails now
+        parse_severities(args.severity)
     if args.command == "migrate" and args.action == "apply":
         paths.append(args.record)
     for path in paths:
         check_output(path)
 
 
-def _also(items: list[str]) -> list[tuple[OutputFormat, Path]]:
-    out = []
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not path or name not in {f.value for f in OutputFormat}:
-            known = ", ".join(f.value for f in OutputFormat)
-            raise UsageError(f"--also {item!r}: expected FORMAT=FILE with FORMAT one of {known}")
-        out.append((OutputFormat(name), Path(path)))
-    return out
-
-
-def _emit_also(report: ScanReport, items: list[str], *, private: bool) -> None:
-    for fmt, path in _also(items):
-        _emit(fmt.render(report), path, private=private)
+def _plan_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    return "json" if args.output is not None and args.output.name.lower().endswith(".json") else "markdown"
 
 
 def _print_error(text: str) -> None:

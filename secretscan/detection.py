@@ -50,5 +50,9 @@ class Detection:
     @classmethod
     def for_config(cls, config: ScanConfig) -> Detection:
         return cls.build(
-            config.rule_dirs, config.fingerprint_key, config.allowlist.regexes, hyperscan=config.hyperscan
+            config.rule_dirs,
+            config.fingerprint_key,
+            config.allowlist.regexes,
+            hyperscan=config.hyperscan,
+            cache_dir=config.cache_dir,
         )

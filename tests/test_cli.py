@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import json
+import platform
 import random
+import re
+import socket
 import string
 import tarfile
 from pathlib import Path
@@ -174,3 +178,213 @@ def test_rules_check_refuses_a_catastrophically_backtracking_regex(cli, tmp_path
     result = cli("rules", "check", "--rules", rules)
     assert result.code == 2
     assert "test.redos" in result.out and "backtracks catastrophically" in result.out
+
+
+def _counts(report: dict) -> str:
+    """``4 critical, 5 high, 1 medium`` from a JSON report, highest first."""
+    order = ["critical", "high", "medium", "low", "info"]
+    found = [f["severity"] for f in report["findings"]]
+    return ", ".join(f"{found.count(level)} {level}" for level in order if level in found)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "looks_like"),
+    [
+        ("r.json", "json", '"schema_version": 1'),
+        ("r.sarif", "sarif", '"version": "2.1.0"'),
+        ("r.sarif.json", "sarif", '"version": "2.1.0"'),
+        ("r.html", "html", "<!doctype html>"),
+        ("r.xml", "junit", "<testsuites"),
+        ("gl-secret-detection-report.json", "gitlab-secret-detection", '"vulnerabilities"'),
+        ("r.txt", "text", "Scanned secretscan/demo:1.0"),
+    ],
+)
+def test_output_format_follows_the_file_name_and_a_summary_line_goes_to_stderr(
+    cli, tmp_path: Path, name: str, fmt: str, looks_like: str
+) -> None:
+    full = cli("scan", DEMO, "-f", "json", "-q").report
+    result = cli("scan", DEMO, "-o", name)
+    assert result.code == 1 and result.out == ""
+    assert looks_like in (tmp_path / name).read_text()
+    n = len(full["findings"])
+    assert result.err == f"secretscan: {n} findings ({_counts(full)}); report written to {name} ({fmt})\n"
+    assert cli("scan", DEMO, "-o", name, "-q").err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-f", "json", "-o", "r.html"],
+            "r.html: --format json does not fit a .html file (html does): rename the file or change the format",
+        ),
+        (
+            ["--also", "html=r.json"],
+            "r.json: --also html does not fit a .json file (json, sarif or gitlab-secret-detection do): "
+            "rename the file or change the format",
+        ),
+        (
+            ["-f", "text", "-o", "r.sarif"],
+            "r.sarif: --format text does not fit a .sarif file (sarif does): rename the file or change the format",
+        ),
+        (
+            ["--severity", "hgh"],
+            "--severity: unknown severity 'hgh' (expected one of: info, low, medium, high, critical)",
+        ),
+        (["-o", "nodir/r.json"], "nodir/r.json: directory nodir does not exist"),
+    ],
+)
+def test_a_report_that_cannot_be_right_is_refused_before_the_scan(
+    cli, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """The image does not exist: the error is about the output, so nothing else was tried first."""
+    result = cli("scan", "missing.tar", *args)
+    assert (result.code, result.err, result.out) == (2, f"secretscan: error: {message}\n", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_explicit_format_wins_over_a_neutral_extension(cli, tmp_path: Path) -> None:
+    assert cli("scan", DEMO, "-f", "sarif", "-o", "results.json", "-q").code == 1
+    assert json.loads((tmp_path / "results.json").read_text())["version"] == "2.1.0"
+    assert cli("scan", DEMO, "-f", "json", "-o", "report.log", "-q").code == 1
+    assert json.loads((tmp_path / "report.log").read_text())["schema_version"] == 1
+
+
+def test_severity_filters_the_report_but_not_the_exit_code(cli) -> None:
+    full = cli("scan", DEMO, "-f", "json", "-q").report
+    levels = {f["severity"] for f in full["findings"]}
+    assert {"critical", "medium"} <= levels, "the demo image has critical and medium findings"
+    hidden = sum(1 for f in full["findings"] if f["severity"] != "medium")
+    shown = cli("scan", DEMO, "-f", "json", "--severity", "medium", "--fail-on", "critical")
+    assert {f["severity"] for f in shown.report["findings"]} == {"medium"}
+    assert shown.code == 1, "the critical findings it hides still fail --fail-on critical"
+    assert shown.err == (
+        f"secretscan: {hidden} finding(s) not shown (--severity medium); they still count for --fail-on\n"
+    )
+    both = cli("scan", DEMO, "-f", "json", "--severity", "HIGH,critical", "-q")
+    assert {f["severity"] for f in both.report["findings"]} == levels & {"high", "critical"}
+    assert both.err == ""
+
+
+def test_severity_applies_to_also_files_and_the_summary_counts_the_rest(cli, tmp_path: Path) -> None:
+    full = cli("scan", DEMO, "-f", "json", "-q").report
+    critical = sum(1 for f in full["findings"] if f["severity"] == "critical")
+    rest = len(full["findings"]) - critical
+    result = cli("scan", DEMO, "-o", "r.json", "--also", "junit=r.xml", "--severity", "critical")
+    assert {f["severity"] for f in json.loads((tmp_path / "r.json").read_text())["findings"]} == {"critical"}
+    assert (tmp_path / "r.xml").read_text().count("<failure") >= critical
+    assert result.err == (
+        f"secretscan: {len(full['findings'])} findings ({critical} critical), {rest} not shown (--severity; "
+        "they count for --fail-on); report written to r.json (json), r.xml (junit)\n"
+    )
+
+
+def test_no_progress_hides_the_bar_but_keeps_the_summary(tmp_path: Path) -> None:
+    from test_progress import _run_with_tty_stderr
+
+    out = tmp_path / "r.json"
+    shown = _run_with_tty_stderr("--no-progress", "-o", str(out))
+    assert "layers)" not in shown and "layer 1/" not in shown
+    assert shown.startswith("secretscan: ") and f"report written to {out} (json)" in shown
+    assert len(shown.strip().splitlines()) == 1
+
+
+def test_cache_dir_holds_the_compiled_rule_database(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
+    assert cli("scan", DEMO, "-q", "--cache-dir", tmp_path / "cache").code == 1
+    assert [p.name.startswith("hyperscan-") for p in (tmp_path / "cache").iterdir()] == [True]
+    monkeypatch.setenv("SECRETSCAN_CACHE_DIR", str(tmp_path / "ci-cache"))
+    assert cli("scan", DEMO, "-q").code == 1
+    assert any(p.name.startswith("hyperscan-") for p in (tmp_path / "ci-cache").iterdir())
+    (tmp_path / "afile").write_text("x")
+    result = cli("scan", DEMO, "-q", "--cache-dir", "afile")
+    assert (result.code, result.err) == (2, "secretscan: error: cache directory afile: not a directory\n")
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("docker-archve:app.tar", "unknown transport 'docker-archve' (did you mean docker-archive?)"),
+        ("oci-archiv:app.tar", "unknown transport 'oci-archiv' (did you mean oci-archive?)"),
+        ("dokcer://ghcr.io/acme/app:1", "unknown transport 'dokcer' (did you mean docker?)"),
+        (
+            "https://ghcr.io/acme/app:1",
+            "unknown transport 'https' (known: dir:, docker:, docker-archive:, docker-daemon:, oci:, oci-archive:; "
+            "a registry image is docker://HOST/REPO:TAG)",
+        ),
+    ],
+)
+def test_a_mistyped_transport_is_named_and_nothing_is_looked_up(
+    cli, monkeypatch: pytest.MonkeyPatch, image: str, message: str
+) -> None:
+    looked_up: list[object] = []
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: looked_up.append(host) or real(host, *a, **k))
+    result = cli("scan", image)
+    assert (result.code, result.err) == (2, f"secretscan: error: {message}\n")
+    assert looked_up == []
+
+
+def test_an_unresolvable_registry_is_one_line_and_not_retried(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resolver answers "no such name" (tests reach no real DNS server); the scan asks once and
+    says so, without a round of back-offs or urllib3's text."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "registry.invalid":
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    result = cli("scan", "docker://registry.invalid/team/app:1", "-q")
+    assert (result.code, result.err) == (
+        2,
+        "secretscan: error: registry.invalid/team/app: cannot resolve registry.invalid (Name or service not known)\n",
+    )
+    assert asked == ["registry.invalid"]
+
+
+def test_version_names_the_tool_rules_hyperscan_and_python(cli) -> None:
+    from importlib.metadata import version
+
+    text = cli("version")
+    assert text.code == 0
+    lines = text.out.splitlines()
+    assert lines[0] == f"secretscan {version('secretscan')}"
+    doc = cli("version", "--json").report
+    scanned = cli("scan", DEMO, "-f", "json", "-q").report
+    listed = cli("rules", "list").out.splitlines()
+    assert doc["rules"] == len(listed) and f"rules:     {len(listed)} ({doc['rules_digest']})" in lines
+    assert doc["rules_digest"] == scanned["tool"]["rules_digest"]
+    assert doc["python"].startswith(platform.python_version())
+    try:
+        hyperscan_package = version("hyperscan")
+    except Exception:  # noqa: BLE001 - not installed: the line says so
+        assert doc["hyperscan"] is None and any(ln.startswith("hyperscan: not installed") for ln in lines)
+    else:
+        assert doc["python_hyperscan"] == hyperscan_package and re.fullmatch(r"\d+\.\d+\.\d+", doc["hyperscan"])
+        assert f"hyperscan: {doc['hyperscan']} (python-hyperscan {hyperscan_package})" in lines
+
+
+def test_readme_usage_lists_every_subcommand_and_format() -> None:
+    from secretscan.cli import build_parser
+    from secretscan.report import OutputFormat
+
+    readme = (REPO / "README.md").read_text()
+    usage = re.search(r"^## Usage\n+```sh\n(.*?)^```", readme, re.M | re.S)
+    assert usage, "README.md has a Usage section with a sh block"
+    block = usage.group(1)
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = [c for c in commands if not re.search(rf"^secretscan {re.escape(c)}\b", block, re.M)]
+    missing += [f.value for f in OutputFormat if not re.search(rf"\b{re.escape(f.value)}\b", block)]
+    assert not missing, f"README.md's usage block does not mention {missing}"
+
+
+def test_migration_plan_format_follows_the_file_name(cli, tmp_path: Path) -> None:
+    assert cli("migrate", "plan", DEMO, "-o", "plan.json", "-q").code == 0
+    assert json.loads((tmp_path / "plan.json").read_text())["schema_version"] == 1
+    assert cli("migrate", "plan", DEMO, "-o", "plan.md", "-q").code == 0
+    assert (tmp_path / "plan.md").read_text().startswith("# Migration plan for ")

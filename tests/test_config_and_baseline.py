@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import pytest
 import secretgen
 from conftest import REPO, scan_json
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
@@ -138,3 +139,140 @@ def test_known_test_keys_are_informational_not_findings(cli, tmp_path: Path) -> 
     ]
     text = cli("scan", image, "--rules", rules, "--quiet").out
     assert "Published test keys and package content (informational, 1)" in text
+
+
+_NUMBER = "expected a whole number, optionally with a unit (K/KiB, M/MiB, G/GiB, T/TiB)"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "limits:\n  max_nested_depth: lots\n",
+            f"secretscan.yaml:2:21: limits.max_nested_depth: {_NUMBER}, not 'lots'",
+        ),
+        ("limits:\n  max_nested_depth: 2.5\n", f"secretscan.yaml:2:21: limits.max_nested_depth: {_NUMBER}, not 2.5"),
+        ("limits:\n  max_layer_bytes: 8GB\n", f"secretscan.yaml:2:20: limits.max_layer_bytes: {_NUMBER}, not '8GB'"),
+        ("limits:\n  max_nested_depth: 0\n", "secretscan.yaml:2:21: limits.max_nested_depth: must be positive, not 0"),
+        (
+            "limits:\n  max_nested_dept: 2\n",
+            "secretscan.yaml:2:3: limits: unknown key 'max_nested_dept' (did you mean 'max_nested_depth'?)",
+        ),
+        (
+            "allowlist:\n  pathz: ['/docs/*']\n",
+            "secretscan.yaml:2:3: allowlist: unknown key 'pathz' (did you mean 'paths'?)",
+        ),
+        ("limitz: {}\n", "secretscan.yaml:1:1: unknown key 'limitz' (did you mean 'limits'?)"),
+        (
+            "colour: red\n",
+            "secretscan.yaml:1:1: unknown key 'colour' (known: allowlist, fingerprint_key, limits, rules, vault, verify)",
+        ),
+        ("rules:\n  dir: [x]\n", "secretscan.yaml:2:3: rules: unknown key 'dir' (did you mean 'dirs'?)"),
+        (
+            "vault:\n  auth: aprole\n",
+            "secretscan.yaml:2:9: vault.auth: unknown value 'aprole' (did you mean 'approle'?)",
+        ),
+        (
+            "vault:\n  kv: [secret/app, '/']\n",
+            "secretscan.yaml:2:20: vault.kv[1]: expected MOUNT or MOUNT/PREFIX, not '/'",
+        ),
+        (
+            "verify:\n  providers: [githb]\n",
+            "secretscan.yaml:2:15: verify.providers[0]: unknown value 'githb' (did you mean 'github'?)",
+        ),
+        (
+            "verify:\n  endpoints: {gitlb: 'https://gl.example'}\n",
+            "secretscan.yaml:2:15: verify.endpoints: unknown key 'gitlb' (did you mean 'gitlab'?)",
+        ),
+        (
+            "verify:\n  rate_per_second: fast\n",
+            "secretscan.yaml:2:20: verify.rate_per_second: expected a number, not 'fast'",
+        ),
+        (
+            "allowlist:\n  paths: '*'\n",
+            "secretscan.yaml:2:10: allowlist.paths[0]: '*' matches every path: it would hide every finding",
+        ),
+        (
+            "allowlist:\n  regexes: ['.']\n",
+            "secretscan.yaml:2:13: allowlist.regexes[0]: '.' matches every value: it would hide every finding",
+        ),
+        (
+            "allowlist:\n  rules: [123]\n",
+            "secretscan.yaml:2:11: allowlist.rules[0]: expected a string, not 123 (quote it)",
+        ),
+        (
+            "limits:\n  max_nested_depth: 3\n  max_nested_depth: 4\n",
+            "secretscan.yaml:3:3: limits: key 'max_nested_depth' written twice (first at 2:3)",
+        ),
+        ("- limits\n", "secretscan.yaml:1:1: expected a mapping, not a list"),
+        (
+            "allowlist: [\n",
+            "secretscan.yaml:2:1: not valid YAML: expected the node content, but found '<stream end>' (while parsing a flow node)",
+        ),
+        (
+            "allowlist:\n  paths: ['/docs/*'\nlimits: {}\n",
+            "secretscan.yaml:3:1: not valid YAML: expected ',' or ']', but got '<scalar>' "
+            "(while parsing a flow sequence at 2:10)",
+        ),
+        ("rules:\n  dirs: [my-rules]\n", "secretscan.yaml:2:10: rules.dirs[0]: no such directory: {cwd}/my-rules"),
+    ],
+    ids=lambda v: "" if v.startswith("secretscan.yaml") else " ".join(v.split())[:40],
+)
+def test_a_config_mistake_is_one_line_naming_file_line_key_and_value(
+    cli, tmp_path: Path, body: str, message: str
+) -> None:
+    """Every bad value or key, at any level, is exit 2 and one line that points at it — never
+    silently ignored, never an internal error."""
+    (tmp_path / "secretscan.yaml").write_text(body)
+    result = cli("scan", DEMO, "--quiet")
+    expected = message.replace("{cwd}", str(tmp_path))
+    assert (result.code, result.err, result.out) == (2, f"secretscan: error: {expected}\n", "")
+
+
+def test_a_bad_fingerprint_key_is_named_but_never_quoted(cli, tmp_path: Path) -> None:
+    key = secrets.token_urlsafe(24)
+    (tmp_path / "secretscan.yaml").write_text(f"fingerprint_key: [{key}]\n")
+    result = cli("scan", DEMO, "--quiet")
+    assert result.code == 2
+    assert result.err == "secretscan: error: secretscan.yaml:1:18: fingerprint_key: expected a string, not a list\n"
+    assert key not in result.err
+
+
+def test_limits_take_the_same_units_in_the_config_as_on_the_command_line(cli, tmp_path: Path) -> None:
+    image = _image(tmp_path, {"big.txt": "x" * 5000, "t.txt": f"{secretgen.github_pat()}\n"})
+    (tmp_path / "cfg.yaml").write_text("limits:\n  max_layer_bytes: 2KiB\n")
+    from_file = scan_json(cli, image, "--config", str(tmp_path / "cfg.yaml"))
+    from_flag = scan_json(cli, image, "--limit", "max_layer_bytes=2KiB")
+    assert from_file["skipped"] == from_flag["skipped"]
+    assert from_file["skipped"] and "max_layer_bytes" in from_file["skipped"][0]["reason"]
+    (tmp_path / "cfg.yaml").write_text("limits:\n  max_layer_bytes: 8GiB\n  max_nested_bytes: 512M\n")
+    assert scan_json(cli, image, "--config", str(tmp_path / "cfg.yaml"))["complete"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("max_nested_depth=lots", f"--limit 'max_nested_depth=lots': {_NUMBER}, not 'lots'"),
+        (
+            "max_nested_dept=2",
+            "--limit 'max_nested_dept=2': unknown limit 'max_nested_dept' (did you mean 'max_nested_depth'?)",
+        ),
+        ("max_nested_depth", "--limit 'max_nested_depth': expected NAME=VALUE, e.g. max_layer_bytes=8GiB"),
+    ],
+)
+def test_a_bad_limit_flag_is_one_line(cli, flag: str, message: str) -> None:
+    result = cli("scan", DEMO, "--quiet", "--limit", flag)
+    assert (result.code, result.err) == (2, f"secretscan: error: {message}\n")
+
+
+def test_the_readme_config_example_is_a_valid_config(tmp_path: Path) -> None:
+    from secretscan.config import load_config
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my-rules").mkdir()
+    (tmp_path / "secretscan.yaml").write_text(example)
+    config = load_config(tmp_path / "secretscan.yaml", required=True)
+    assert config.limits.max_layer_bytes == 32 * 1024**3 and config.limits.max_nested_bytes == 256 * 1024**2
+    assert config.rule_dirs == ((tmp_path / "my-rules").resolve(),)

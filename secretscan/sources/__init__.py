@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.image.model import Image
 from secretscan.sources.auth import Keychain, MultiKeychain
+from secretscan.sources.reference import unknown_transport
 from secretscan.sources.registry import RegistryOptions
 from secretscan.sources.savestream import SaveStream
 
@@ -126,6 +127,9 @@ def open_source(reference: str, options: SourceOptions | None = None) -> Source:
         return TRANSPORTS[transport](rest, options)
     if os.path.exists(reference):
         return TRANSPORTS[_recognise(reference)](reference, options)
+    mistyped = unknown_transport(reference, TRANSPORTS)  # not a Docker Hub name "docker-archve" tagged "x.tar"
+    if mistyped:
+        raise UsageError(mistyped)
     if reference.startswith((".", "/", "~")) or os.sep in reference and not _looks_like_image_name(reference):
         known = ", ".join(f"{t}:" for t in TRANSPORTS)
         raise UsageError(f"{reference}: no such file or directory (or name a transport: {known})")

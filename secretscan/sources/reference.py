@@ -6,7 +6,9 @@ means ``library/NAME``, no tag and no digest means ``latest``.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from secretscan.errors import UsageError
@@ -16,6 +18,27 @@ DOCKER_HUB_API = "registry-1.docker.io"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_TRANSPORT_LIKE = re.compile(r"[a-z][a-z-]{0,39}")
+
+
+def unknown_transport(reference: str, transports: Collection[str]) -> str | None:
+    """A one-line complaint when ``reference`` starts with what reads as a mistyped transport
+    (``docker-archve:app.tar``, ``dokcer://ghcr.io/x``, ``https://ghcr.io/x``), else None.
+
+    Without it such a reference would pass as a Docker Hub name (``docker-archve`` tagged
+    ``app.tar``) and end as a registry lookup. A prefix counts when ``://`` follows it, or when it
+    is within a typo or two of a transport's name; an image actually named so is written
+    ``docker://NAME:TAG``."""
+    prefix, sep, rest = reference.partition(":")
+    if not sep or prefix in transports or not _TRANSPORT_LIKE.fullmatch(prefix):
+        return None
+    close = difflib.get_close_matches(prefix, sorted(transports), n=1, cutoff=0.8)
+    if close:
+        return f"unknown transport {prefix!r} (did you mean {close[0]}?)"
+    if rest.startswith("//"):
+        known = ", ".join(f"{t}:" for t in sorted(transports))
+        return f"unknown transport {prefix!r} (known: {known}; a registry image is docker://HOST/REPO:TAG)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

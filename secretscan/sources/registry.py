@@ -28,6 +28,7 @@ import json
 import logging
 import platform as host_platform
 import re
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ import urllib3
 
 from secretscan.deadline import Deadline
 from secretscan.errors import BlobOverrun, SecretScanError, SourceError, TimeLimitReached, TransferStalled, UsageError
-from secretscan.image.manifest import ManifestImage, descriptor_size
+from secretscan.image.manifest import ManifestImage, descriptor_size, platform_matches, platform_of
 from secretscan.image.model import LayerHandle, parse_json
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
@@ -257,10 +258,9 @@ class RegistryClient:
                     f"use --insecure-registry {self.ref.registry} only for a registry you trust"
                 ) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt == self.options.retries:
-                    raise SourceError(
-                        f"{self._where()}: cannot reach {self.host} ({type(exc).__name__}: {_short(exc)})"
-                    ) from None
+                why, final = _connection_failure(exc, self.host)
+                if final or attempt == self.options.retries:
+                    raise SourceError(f"{self._where()}: {why}") from None
                 self._pause(attempt, None)
                 continue
             if response.status_code in RETRY_STATUSES and attempt < self.options.retries:
@@ -610,42 +610,26 @@ class RegistrySource:
             if child_digest != entry["digest"]:
                 raise SourceError(f"{self.ref}: platform manifest does not match its digest {entry['digest']}")
             yield RegistryImage(
-                client, parse_json(child_body, f"{self.ref} [{_platform(entry)}]"), child_digest, _platform(entry), True
+                client, parse_json(child_body, f"{self.ref} [{platform_of(entry)}]"), child_digest, platform_of(entry), True
             )
 
     def _pick(self, index: dict[str, Any]) -> list[dict[str, Any]]:
         entries = [
             e
             for e in index.get("manifests") or []
-            if isinstance(e, dict) and _platform(e) not in (None, "unknown/unknown")
+            if isinstance(e, dict) and platform_of(e) not in (None, "unknown/unknown")
         ]
         if self.options.all_platforms:
             return entries
         wanted = self.options.platform or host_platform_name()
-        chosen = [e for e in entries if _platform_matches(_platform(e), wanted)]
+        chosen = [e for e in entries if platform_matches(platform_of(e), wanted)]
         if not chosen:
-            available = ", ".join(sorted({p for e in entries if (p := _platform(e))})) or "none"
+            available = ", ".join(sorted({p for e in entries if (p := platform_of(e))})) or "none"
             raise UsageError(
                 f"{self.ref}: no {wanted} image in this index (available: {available}); "
                 "choose one with --platform or scan them all with --all-platforms"
             )
         return chosen[:1]
-
-
-def _platform(entry: dict[str, Any]) -> str | None:
-    plat = entry.get("platform")
-    if not isinstance(plat, dict):
-        return None
-    return "/".join(str(plat[k]) for k in ("os", "architecture", "variant") if plat.get(k))
-
-
-def _platform_matches(actual: str | None, wanted: str) -> bool:
-    if actual is None:
-        return False
-    if actual == wanted:
-        return True
-    # "linux/arm64" matches "linux/arm64/v8": the variant is optional unless asked for
-    return wanted.count("/") == 1 and actual.startswith(wanted + "/")
 
 
 def _next_link(header: str, base: str) -> str | None:
@@ -709,6 +693,33 @@ def _read_capped(response: requests.Response, limit: int, what: str, size: int |
             raise SourceError(f"{what}: longer than the {size} bytes its descriptor gives")
         raise SourceError(f"{what}: larger than {limit} bytes")
     return body
+
+
+def _connection_failure(exc: BaseException, host: str) -> tuple[str, bool]:
+    """Why a connection failed, in a few words (urllib3's own text runs to hundreds of
+    characters), and whether retrying is pointless: a host name that does not resolve will not
+    resolve a second later, so a typo costs one lookup, not a round of back-offs."""
+    causes: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(causes) < 32:
+        cause = todo.pop()
+        if any(cause is seen for seen in causes):
+            continue
+        causes.append(cause)
+        linked = (cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args)
+        todo.extend(x for x in linked if isinstance(x, BaseException))
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve {host} ({cause.strerror or 'name resolution failed'})", True
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return f"cannot reach {host} (connection refused)", False
+    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, TimeoutError) for c in causes):
+        return f"cannot reach {host} (timed out)", False
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"cannot reach {host} ({cause.strerror})", False
+    return f"cannot reach {host} ({type(exc).__name__}: {_short(exc)})", False
 
 
 def _short(exc: BaseException) -> str:
