@@ -22,7 +22,7 @@ _API = {
     "report_json": "secretscan.api",
     "REPORT_SCHEMA_VERSION": "secretscan.api",
     "ScanConfig": "secretscan.config",
-    "Limits": "secretscan.config",
+    "Limits": "secretscan.limits",
     "Credentials": "secretscan.sources.auth",
     "RegistryOptions": "secretscan.sources.registry",
     "SecretScanError": "secretscan.errors",
@@ -45,9 +45,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (explicit re-exports)
     from secretscan.api import REPORT_SCHEMA_VERSION as REPORT_SCHEMA_VERSION
     from secretscan.api import report_json as report_json
     from secretscan.api import scan_image as scan_image
-    from secretscan.config import Limits as Limits
     from secretscan.config import ScanConfig as ScanConfig
     from secretscan.errors import SecretScanError as SecretScanError
+    from secretscan.limits import Limits as Limits
     from secretscan.models import Exposure as Exposure
     from secretscan.models import Finding as Finding
     from secretscan.models import ImageSummary as ImageSummary

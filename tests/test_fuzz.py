@@ -36,10 +36,11 @@ from imagebuilder import (
     zip_bytes,
 )
 
-from secretscan.config import Limits, ScanConfig
+from secretscan.config import ScanConfig
 from secretscan.detection import Detection
 from secretscan.errors import SecretScanError
 from secretscan.image.model import ImageConfig
+from secretscan.limits import Limits
 from secretscan.models import Skipped
 from secretscan.scan import Scanner
 from secretscan.sources import open_source

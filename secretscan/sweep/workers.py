@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secretscan.codec import encode, pack
-from secretscan.config import Limits
 from secretscan.detect.engine import Engine
 from secretscan.detect.rules import RuleSet
 from secretscan.detect.seal import Sealer
 from secretscan.detection import Detection
 from secretscan.errors import SecretScanError
+from secretscan.limits import Limits
 from secretscan.sources.auth import Keychain, default_keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions

@@ -19,7 +19,6 @@ from typing import BinaryIO
 
 import zstandard
 
-from secretscan.config import Limits
 from secretscan.deadline import NO_DEADLINE, Deadline
 from secretscan.detect.engine import Engine
 from secretscan.detect.match import Match
@@ -32,6 +31,7 @@ from secretscan.image.compression import (
     sniff,
 )
 from secretscan.image.entries import EntryKind
+from secretscan.limits import Limits
 from secretscan.models import Skipped
 from secretscan.walk import sourcemap
 from secretscan.walk.tarstream import TarDamage, iter_tar

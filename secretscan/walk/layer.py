@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from secretscan.config import Limits
 from secretscan.deadline import NO_DEADLINE, Deadline
 from secretscan.detect.engine import Engine
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, prefixed, read_some
 from secretscan.image.entries import EntryKind, FileEntry
+from secretscan.limits import Limits
 from secretscan.models import Skipped
 from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex, listed_content
