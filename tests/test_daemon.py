@@ -64,3 +64,4 @@ def test_missing_image_and_missing_daemon_are_one_line_errors(cli, daemon_env, m
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     nodaemon = cli("scan", "docker-daemon:secretscan/demo:1.0", "-q")
     assert nodaemon.code == 2 and "no Docker daemon answers" in nodaemon.err and str(tmp_path) in nodaemon.err
+    assert nodaemon.err.strip().endswith("none.sock (no such file or directory)"), nodaemon.err  # not urllib3's text

@@ -57,8 +57,24 @@ def connect() -> Any:
         client = docker.from_env(timeout=TIMEOUT_SECONDS)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise SourceError(f"no Docker daemon answers at {daemon_address()} ({_short(exc)})") from None
+        raise SourceError(f"no Docker daemon answers at {daemon_address()} ({_why_unreachable(exc)})") from None
     return client
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    """A few words on why the daemon did not answer: the OS error under the SDK's and requests'
+    wrappings (``no such file or directory``), not their text of nested reprs."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 32:
+        cause = todo.pop()
+        if any(cause is s for s in seen):
+            continue
+        seen.append(cause)
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+        todo.extend(x for x in (cause.__cause__, cause.__context__, *cause.args) if isinstance(x, BaseException))
+    return _short(exc)
 
 
 @dataclass
