@@ -511,25 +511,44 @@ def test_keep_prunes_old_sweeps_and_unused_caches(cli, fleet: Fleet, tmp_path: P
     assert cli("report", "--db", str(db), "--sweep", "2", "-f", "json").code == 1
 
 
-def test_unreadable_platform_of_an_index_costs_only_itself(cli, tmp_path: Path) -> None:
-    """An index whose arm64 manifest is gone from the registry: the arm64 image is listed as
-    failed, the amd64 one is swept with its findings."""
+def _index_without_its_arm64_manifest(info: servers.RegistryInfo, tmp_path: Path) -> tuple[str, str]:
+    """``multi/app:1``, an index of an amd64 and an arm64 image that both hold a token, pushed to
+    the registry; then the arm64 manifest is deleted. Returns (the token, the arm64 digest)."""
     token = secretgen.github_pat(int.from_bytes(os.urandom(4), "big"))
     specs = [
         ImageSpec([_layer("etc/app.env", f"GH_TOKEN={token}\n", arch)], architecture=arch) for arch in ("amd64", "arm64")
     ]
     layout = tmp_path / "layout"
     write_oci_layout(layout, specs, index=True)
+    servers.push(info, layout, "multi/app:1", all_platforms=True)
+    accept = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
+    index = requests.get(f"http://{info.host}/v2/multi/app/manifests/1", headers={"Accept": accept}, timeout=10)
+    [arm] = [m["digest"] for m in index.json()["manifests"] if m["platform"]["architecture"] == "arm64"]
+    gone = requests.delete(f"http://{info.host}/v2/multi/app/manifests/{arm}", timeout=10)
+    assert gone.status_code == 202, gone.text
+    return token, arm
+
+
+def test_unreadable_platform_of_an_index_costs_only_itself(cli, tmp_path: Path) -> None:
+    """An index whose arm64 manifest is gone from the registry: the arm64 image is listed as
+    failed, the amd64 one is swept with its findings."""
     with servers.registry(tmp_path, auth="none") as info:
-        servers.push(info, layout, "multi/app:1", all_platforms=True)
-        accept = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
-        index = requests.get(f"http://{info.host}/v2/multi/app/manifests/1", headers={"Accept": accept}, timeout=10)
-        [arm] = [m["digest"] for m in index.json()["manifests"] if m["platform"]["architecture"] == "arm64"]
-        gone = requests.delete(f"http://{info.host}/v2/multi/app/manifests/{arm}", timeout=10)
-        assert gone.status_code == 202, gone.text
+        token, arm = _index_without_its_arm64_manifest(info, tmp_path)
         result, report, summary = sweep(cli, info.host, tmp_path / "s.db")
     assert result.code == 2
     assert summary["images_failed"] == 1 and summary["images_scanned"] == 1
     assert [i["name"] for i in report["images"]] == [f"{info.host}/multi/app:1 [linux/amd64]"]
     assert any(arm in e and "the linux/arm64 image" in e for e in report["errors"]), report["errors"]
     assert images_of(by_fingerprint(report)[fp(token)]) == {f"{info.host}/multi/app:1 [linux/amd64]"}
+
+
+def test_scan_all_platforms_reads_the_platforms_it_can(cli, tmp_path: Path) -> None:
+    """``scan --all-platforms`` resolves an index as the sweep does: the arm64 manifest that is
+    gone is an error of its own, and the amd64 image is scanned with its finding."""
+    with servers.registry(tmp_path, auth="none") as info:
+        token, arm = _index_without_its_arm64_manifest(info, tmp_path)
+        result = cli("scan", f"docker://{info.host}/multi/app:1", "--all-platforms", "-f", "json", "-q")
+    assert result.code == 2, result.err
+    assert [i["platform"] for i in result.report["images"]] == ["linux/amd64"]
+    assert any("linux/arm64" in e for e in result.report["errors"]), result.report["errors"]
+    assert fp(token) in {f["fingerprint"] for f in result.report["findings"]}

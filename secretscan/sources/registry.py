@@ -42,8 +42,8 @@ import urllib3
 
 from secretscan.deadline import Deadline
 from secretscan.errors import BlobOverrun, SecretScanError, SourceError, TimeLimitReached, TransferStalled, UsageError
-from secretscan.image.manifest import ManifestImage, descriptor_size, platform_matches, platform_of
-from secretscan.image.model import LayerHandle, parse_json
+from secretscan.image.manifest import DIGEST, ManifestImage, descriptor_size, platform_matches, platform_of
+from secretscan.image.model import LayerHandle, UnreadableImage, parse_json
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.transfer import TransferPolicy, guarded_session
@@ -594,42 +594,81 @@ class RegistrySource:
     def description(self) -> str:
         return f"docker://{self.ref}"
 
-    def images(self) -> Iterator[RegistryImage]:
+    def images(self) -> Iterator[RegistryImage | UnreadableImage]:
         client = RegistryClient(self.ref, self.keychain, self.options)
         body, media_type, digest = client.manifest(self.ref.reference)
         doc = parse_json(body, str(self.ref))
-        if media_type not in INDEX_TYPES and "manifests" not in doc:
-            yield RegistryImage(client, doc, digest, None, False)
-            return
-        seen: set[str] = set()
-        for entry in self._pick(doc):
-            if str(entry.get("digest")) in seen:
-                continue  # an index may list one manifest many times: it is one image
-            seen.add(str(entry.get("digest")))
-            child_body, _, child_digest = client.manifest(str(entry["digest"]), descriptor_size(entry))
-            if child_digest != entry["digest"]:
-                raise SourceError(f"{self.ref}: platform manifest does not match its digest {entry['digest']}")
-            yield RegistryImage(
-                client, parse_json(child_body, f"{self.ref} [{platform_of(entry)}]"), child_digest, platform_of(entry), True
-            )
+        wanted = None if self.options.all_platforms else self.options.platform or host_platform_name()
+        for item in resolve_manifest(client, doc, media_type, digest, wanted, every=self.options.all_platforms):
+            if isinstance(item, UnreadablePlatform):  # one platform's trouble costs only that platform
+                yield UnreadableImage(f"{self.ref} [{item.platform}]", item.digest, item.problem)
+            else:
+                yield RegistryImage(client, item.manifest, item.digest, item.platform, item.from_index)
 
-    def _pick(self, index: dict[str, Any]) -> list[dict[str, Any]]:
-        entries = [
-            e
-            for e in index.get("manifests") or []
-            if isinstance(e, dict) and platform_of(e) not in (None, "unknown/unknown")
-        ]
-        if self.options.all_platforms:
-            return entries
-        wanted = self.options.platform or host_platform_name()
-        chosen = [e for e in entries if platform_matches(platform_of(e), wanted)]
+
+@dataclass(frozen=True)
+class PlatformManifest:
+    """One image manifest a reference resolves to: itself, or one platform's of an index."""
+
+    manifest: dict[str, Any]
+    digest: str
+    platform: str | None
+    from_index: bool
+
+
+@dataclass(frozen=True)
+class UnreadablePlatform:
+    """A platform an index lists whose manifest cannot be had: the others are still read."""
+
+    digest: str
+    platform: str | None
+    problem: SourceError
+
+
+def resolve_manifest(
+    client: RegistryClient, doc: dict[str, Any], media_type: str, digest: str, wanted: str | None, *, every: bool
+) -> list[PlatformManifest | UnreadablePlatform]:
+    """The image manifests behind a fetched manifest ``doc``: itself when it is an image manifest;
+    for an index, every platform image (``every``; only those matching ``wanted`` when given) or
+    the first that matches ``wanted`` (a UsageError naming the available ones when none does).
+    Attestations and other entries without a platform are not images. ``scan`` (one platform
+    or ``--all-platforms``) and ``sweep`` (every platform, or ``--platform``) both resolve here."""
+    if media_type not in INDEX_TYPES and "manifests" not in doc:
+        return [PlatformManifest(doc, digest, None, False)]
+    entries, seen = [], set()
+    for entry in doc.get("manifests") or []:
+        if not isinstance(entry, dict) or platform_of(entry) in (None, "unknown/unknown"):
+            continue
+        if str(entry.get("digest")) not in seen:  # an index may list one manifest many times: it is one image
+            seen.add(str(entry.get("digest")))
+            entries.append(entry)
+    if every:
+        chosen = [e for e in entries if wanted is None or platform_matches(platform_of(e), wanted)]
+    else:
+        assert wanted is not None
+        chosen = [e for e in entries if platform_matches(platform_of(e), wanted)][:1]
         if not chosen:
             available = ", ".join(sorted({p for e in entries if (p := platform_of(e))})) or "none"
             raise UsageError(
-                f"{self.ref}: no {wanted} image in this index (available: {available}); "
+                f"{client.ref}: no {wanted} image in this index (available: {available}); "
                 "choose one with --platform or scan them all with --all-platforms"
             )
-        return chosen[:1]
+    out: list[PlatformManifest | UnreadablePlatform] = []
+    for entry in chosen:
+        platform, listed = platform_of(entry), str(entry.get("digest"))
+        try:
+            if not DIGEST.match(listed):
+                raise SourceError(f"{client.ref}: the index lists it with no valid digest")
+            body, _, child_digest = client.manifest(listed, descriptor_size(entry))
+            if child_digest != listed:
+                raise SourceError(f"{client.ref}: manifest does not match its digest {listed}")
+            child = parse_json(body, f"{client.ref}@{listed}")
+            if not isinstance(child, dict):
+                raise SourceError(f"{client.ref}@{listed}: manifest is not a JSON object")
+            out.append(PlatformManifest(child, child_digest, platform, True))
+        except SourceError as exc:
+            out.append(UnreadablePlatform(listed, platform, SourceError(f"the {platform} image: {exc}")))
+    return out
 
 
 def _next_link(header: str, base: str) -> str | None:

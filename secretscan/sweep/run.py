@@ -24,22 +24,14 @@ from typing import Any
 from secretscan.codec import pack, unpack
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.findings import Occurrence, aggregate
-from secretscan.image.manifest import (
-    DIGEST,
-    MAX_CONFIG_BYTES,
-    descriptor_size,
-    layer_descriptors,
-    platform_matches,
-    platform_of,
-    read_limit,
-)
+from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, layer_descriptors, read_limit
 from secretscan.image.model import ImageConfig, LayerFacts, parse_json
 from secretscan.models import ImageSummary, Skipped
 from secretscan.parallel import fork_map
 from secretscan.scan import RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
-from secretscan.sources.registry import INDEX_TYPES, RegistryClient, RegistryOptions
+from secretscan.sources.registry import RegistryClient, RegistryOptions, UnreadablePlatform, resolve_manifest
 from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
@@ -212,61 +204,45 @@ class Sweeper:
         return self._newest(plans)
 
     def _resolve(self, client: RegistryClient, listing: TaggedImage) -> list[ImagePlan]:
+        """A plan per image the tags name (each platform of an index, as ``scan --all-platforms``
+        resolves them); a platform that cannot be read is a failed plan, the others go on."""
         by_digest: dict[str, ImagePlan] = {}
         failed: list[ImagePlan] = []
         for tag in listing.tags:
             try:
                 body, media_type, digest = client.manifest(tag)
                 doc = parse_json(body, f"{listing.repository}:{tag}")
-                children: list[tuple[dict[str, Any], str, str | None]] = [(doc, digest, None)]
-                from_index = media_type in INDEX_TYPES or "manifests" in doc
-                if from_index:
-                    children, unreadable = self._platform_manifests(client, doc)
-                    failed.extend(  # one unreadable platform costs only itself
-                        ImagePlan(listing.registry, listing.repository, [tag], d, p, error=e, from_index=True)
-                        for d, p, e in unreadable
-                    )
+                items = resolve_manifest(client, doc, media_type, digest, self.options.platform, every=True)
             except SecretScanError as exc:
                 failed.append(
                     ImagePlan(listing.registry, listing.repository, [tag], f"unresolved:{tag}", error=str(exc))
                 )
                 continue
-            for child, child_digest, platform in children:
-                plan = by_digest.get(child_digest)
-                if plan is None:
-                    plan = by_digest[child_digest] = ImagePlan(
-                        listing.registry, listing.repository, [], child_digest, platform, from_index=from_index
+            for item in items:
+                if isinstance(item, UnreadablePlatform):
+                    failed.append(
+                        ImagePlan(
+                            listing.registry,
+                            listing.repository,
+                            [tag],
+                            item.digest,
+                            item.platform,
+                            error=str(item.problem),
+                            from_index=True,
+                        )
                     )
-                    self._describe(client, plan, child)
+                    continue
+                plan = by_digest.get(item.digest)
+                if plan is None:
+                    plan = by_digest[item.digest] = ImagePlan(
+                        listing.registry, listing.repository, [], item.digest, item.platform, from_index=item.from_index
+                    )
+                    self._describe(client, plan, item.manifest)
                 plan.tags.append(tag)
                 pushed = listing.pushed.get(tag)
                 if pushed is not None and (plan.created is None or pushed > plan.created):
                     plan.created = pushed
         return failed + list(by_digest.values())
-
-    def _platform_manifests(
-        self, client: RegistryClient, index: dict[str, Any]
-    ) -> tuple[list[tuple[dict[str, Any], str, str | None]], list[tuple[str, str | None, str]]]:
-        """(manifest, digest, platform) of each platform image; and (digest, platform, error) of
-        each one that cannot be fetched or read, so the others are still swept."""
-        out: list[tuple[dict[str, Any], str, str | None]] = []
-        unreadable: list[tuple[str, str | None, str]] = []
-        seen: set[str] = set()
-        for entry in index.get("manifests") or []:
-            if not isinstance(entry, dict) or not DIGEST.match(str(entry.get("digest", ""))) or entry["digest"] in seen:
-                continue  # an index may list one manifest many times: fetch it once
-            seen.add(str(entry["digest"]))
-            platform = platform_of(entry)
-            if platform in (None, "unknown/unknown"):
-                continue  # attestations and other non-image entries
-            if self.options.platform and not platform_matches(platform, self.options.platform):
-                continue
-            try:
-                body, _, digest = client.manifest(str(entry["digest"]), descriptor_size(entry))
-                out.append((parse_json(body, f"{client.ref.repository}@{digest}"), digest, platform))
-            except SecretScanError as exc:
-                unreadable.append((str(entry["digest"]), platform, f"the {platform} image: {exc}"))
-        return out, unreadable
 
     def _describe(self, client: RegistryClient, plan: ImagePlan, manifest: dict[str, Any]) -> None:
         """Layers and config of one image manifest; the config is fetched only on a cache miss."""
