@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from secretscan.detect.rules import BUILTIN_RULES_DIR, load_rules
+from secretscan.verify import VERIFIER_NAMES
 from secretscan.version import __version__
 
 
@@ -30,7 +31,7 @@ class Versions:
 
 def versions(rule_dirs: Sequence[Path] = ()) -> Versions:
     """The versions of this installation; ``rule_dirs`` (the user's extra rules) change the digest."""
-    ruleset = load_rules([BUILTIN_RULES_DIR, *rule_dirs])
+    ruleset = load_rules([BUILTIN_RULES_DIR, *rule_dirs], VERIFIER_NAMES)
     library, package = _hyperscan()
     return Versions(
         secretscan=__version__,

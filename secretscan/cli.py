@@ -22,7 +22,7 @@ from secretscan.completion import Shell, script
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
 from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
 from secretscan.detect.checks import check_rules
-from secretscan.detect.rules import BUILTIN_RULES_DIR, VERIFIER_NAMES, RuleSet, load_rules
+from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
 from secretscan.detection import Detection
 from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
@@ -46,7 +46,7 @@ from secretscan.vault.connect import KvLocation, VaultSettings, connect
 from secretscan.vault.matcher import VaultMatcher
 from secretscan.vault.migrate import apply_plan, make_plan, render_markdown
 from secretscan.vault.migrate import render_json as render_plan_json
-from secretscan.verify import Verifier
+from secretscan.verify import VERIFIER_NAMES, Verifier
 from secretscan.version import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -474,7 +474,7 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    ruleset = load_rules([BUILTIN_RULES_DIR, *_config(args).rule_dirs])
+    ruleset = load_rules([BUILTIN_RULES_DIR, *_config(args).rule_dirs], VERIFIER_NAMES)
     if args.action == "list":
         for rule in ruleset.rules:
             print(terminal_safe(f"{rule.id:45} {str(rule.severity):9} {rule.name}"))

@@ -14,12 +14,11 @@ from typing import Any
 
 import yaml
 
-from secretscan.detect.rules import VERIFIER_NAMES
 from secretscan.errors import ConfigError
 from secretscan.limits import Limits, MiB
 from secretscan.redact import DEFAULT_FINGERPRINT_KEY
 from secretscan.vault.connect import KvLocation, VaultSettings
-from secretscan.verify import VerifyOptions
+from secretscan.verify import VERIFIER_NAMES, VerifyOptions
 
 CONFIG_FILENAME = "secretscan.yaml"
 

@@ -20,6 +20,7 @@ from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
 from secretscan.detect.seal import Sealer
+from secretscan.verify import VERIFIER_NAMES
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Detection:
     ) -> Detection:
         """``rule_dirs``: the user's rule directories (the built-in rules always come first)."""
         dirs = [BUILTIN_RULES_DIR, *rule_dirs]
-        ruleset = load_rules(dirs)
+        ruleset = load_rules(dirs, VERIFIER_NAMES)
         base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, cache_dir=cache_dir or default_cache_dir())
         known = with_rule_examples(base, ruleset, dirs)
         return cls(ruleset, known, base.with_known(known), Sealer(fingerprint_key, known, tuple(allow_values)))

@@ -113,6 +113,19 @@ def test_a_rule_without_negative_examples_is_an_error(cli, tmp_path: Path) -> No
     assert result.code == 2 and "negative example" in result.err
 
 
+def test_a_rule_naming_a_verifier_that_does_not_exist_is_an_error(cli, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "x.yaml").write_text(
+        "rules:\n  - id: x.y\n    name: X\n    pattern: '(x{3})'\n    keywords: [x]\n    verifier: acme\n"
+        "    severity: low\n    examples: ['xxx']\n    negative_examples: ['yyy']\n"
+    )
+    for command in (("scan", DEMO, "--rules", rules, "--quiet"), ("rules", "check", "--rules", rules)):
+        result = cli(*command)
+        assert result.code == 2 and "unknown verifier 'acme'" in result.err and "github" in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1
+
+
 def test_known_test_keys_are_informational_not_findings(cli, tmp_path: Path) -> None:
     from secretscan.detect.knownkeys import known_key_fingerprint
 

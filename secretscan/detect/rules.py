@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,8 +25,6 @@ BUILTIN_RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "patterns"
 """Installed copy of the repository's ``patterns/`` (a symlink in a source checkout)."""
 
 CONFIDENCES = ("high", "medium", "low")
-VERIFIER_NAMES = frozenset({"aws", "vault", "github", "gitlab", "slack", "stripe", "openai", "npm"})
-"""The ``--verify`` checks a rule may name (implemented in :mod:`secretscan.verify`)."""
 CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 """Which of two overlapping matches wins, and which rule names a secret found by several."""
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
@@ -103,8 +101,10 @@ class RuleSet:
         return len(self.rules)
 
 
-def load_rules(dirs: Sequence[Path]) -> RuleSet:
-    """Load every ``*.yaml`` rule file under ``dirs``. Raises RuleError on the first invalid rule."""
+def load_rules(dirs: Sequence[Path], verifiers: Collection[str] = ()) -> RuleSet:
+    """Load every ``*.yaml`` rule file under ``dirs``. Raises RuleError on the first invalid rule.
+    ``verifiers``: the names a rule's ``verifier:`` may take (``verify.VERIFIER_NAMES``: the
+    checks live in ``verify``, above this module); empty, names are not checked."""
     rules: list[Rule] = []
     hasher = hashlib.sha256()
     for directory in dirs:
@@ -120,7 +120,7 @@ def load_rules(dirs: Sequence[Path]) -> RuleSet:
                 continue  # data files that live beside the rules (known-test-keys.yaml)
             hasher.update(path.name.encode() + b"\0" + text)
             for raw in doc["rules"] or []:
-                rules.append(_parse_rule(raw, path.name))
+                rules.append(_parse_rule(raw, path.name, verifiers))
     if not rules:
         raise RuleError("no rules loaded: an empty rule set would report every image as clean")
     by_id: dict[str, Rule] = {}
@@ -132,7 +132,7 @@ def load_rules(dirs: Sequence[Path]) -> RuleSet:
     return RuleSet(rules=tuple(rules), digest="sha256:" + hasher.hexdigest(), by_id=by_id, order=order)
 
 
-def _parse_rule(raw: Any, filename: str) -> Rule:
+def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = ()) -> Rule:
     if not isinstance(raw, dict):
         raise RuleError(f"{filename}: each rule must be a mapping, got {type(raw).__name__}")
     rule_id = str(raw.get("id", ""))
@@ -178,8 +178,8 @@ def _parse_rule(raw: Any, filename: str) -> Rule:
     if not examples or not negatives:
         raise bad("needs at least one example and one negative example")
     verifier = str(raw["verifier"]) if raw.get("verifier") else None
-    if verifier is not None and verifier not in VERIFIER_NAMES:
-        raise bad(f"unknown verifier {verifier!r} (known: {', '.join(sorted(VERIFIER_NAMES))})")
+    if verifier is not None and verifiers and verifier not in verifiers:
+        raise bad(f"unknown verifier {verifier!r} (known: {', '.join(sorted(verifiers))})")
     names = {str(f) for f in raw.get("filters") or ()}
     known_filters = [f.value for f in RuleFilter]
     if names - set(known_filters):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import requests
 
-from secretscan.detect.rules import VERIFIER_NAMES, RuleSet
+from secretscan.detect.rules import RuleSet
 from secretscan.models import Finding, Verdict, Verification
 from secretscan.verify.aws import verify_aws
 from secretscan.verify.http_providers import HTTP_PROVIDERS, ask
@@ -26,12 +26,14 @@ from secretscan.verify.vault_token import verify_vault_token
 
 AWS_KEY_ID_RULE = "aws.access-key-id"
 MAX_AWS_PAIRS = 8
+PAIRED = frozenset({"aws"})
+"""Checks that need two findings: an AWS secret key is verified with a key ID found beside it."""
 
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    providers: frozenset[str] = VERIFIER_NAMES
-    """Which verifiers may send requests."""
+    providers: frozenset[str] = field(default_factory=lambda: VERIFIER_NAMES)
+    """Which verifiers may send requests (all by default)."""
     endpoints: Mapping[str, str] = field(default_factory=dict)
     """provider -> base URL (``vault`` -> Vault address; ``aws`` -> STS endpoint)."""
     rate_per_second: float = 5.0
@@ -48,6 +50,31 @@ class VerifyOptions:
         if provider == "aws":
             return None  # boto3's own resolution (AWS_ENDPOINT_URL_STS, regions)
         return HTTP_PROVIDERS[provider].default_base
+
+
+SecretCheck = Callable[[str, VerifyOptions, requests.Session], tuple[Verdict, str]]
+"""One found secret -> (verdict, evidence): the whole of a single-secret verifier."""
+
+
+def _vault(secret: str, options: VerifyOptions, session: requests.Session) -> tuple[Verdict, str]:
+    addr = options.endpoint("vault")
+    if not addr:
+        return Verdict.UNKNOWN, "no Vault address to ask (set VAULT_ADDR, BAO_ADDR or verify.endpoints.vault)"
+    return verify_vault_token(secret, addr, options.timeout_seconds)
+
+
+def _http(provider: str, secret: str, options: VerifyOptions, session: requests.Session) -> tuple[Verdict, str]:
+    http = HTTP_PROVIDERS[provider]
+    return ask(http, options.endpoint(provider) or http.default_base, secret, options.timeout_seconds, session)
+
+
+CHECKS: Mapping[str, SecretCheck] = {
+    "vault": _vault,
+    **{name: functools.partial(_http, name) for name in HTTP_PROVIDERS},
+}
+"""The verifiers a rule's ``verifier:`` names: adding one is a module and an entry here (an HTTP
+provider: an entry in ``http_providers.HTTP_PROVIDERS``)."""
+VERIFIER_NAMES: frozenset[str] = frozenset(CHECKS) | PAIRED
 
 
 class _RateLimit:
@@ -84,12 +111,11 @@ class Verifier:
             if provider is None or provider not in self.options.providers:
                 out.append(finding)
                 continue
-            if provider == "aws":
+            if provider in PAIRED:
                 verification = self._aws(finding, key_ids, findings, secrets)
             else:
-                verification = self._cached(
-                    provider, finding.fingerprint, functools.partial(self._one, provider, secrets[finding.fingerprint])
-                )
+                check = functools.partial(CHECKS[provider], secrets[finding.fingerprint], self.options, self._session)
+                verification = self._cached(provider, finding.fingerprint, check)
             out.append(replace(finding, verification=verification) if verification else finding)
         return out, []
 
@@ -100,16 +126,6 @@ class Verifier:
             verdict, evidence = run()
             self._cache[(provider, key)] = Verification(verdict, provider, evidence)
         return self._cache[(provider, key)]
-
-    def _one(self, provider: str, secret: str) -> tuple[Verdict, str]:
-        timeout = self.options.timeout_seconds
-        if provider == "vault":
-            addr = self.options.endpoint("vault")
-            if not addr:
-                return Verdict.UNKNOWN, "no Vault address to ask (set VAULT_ADDR, BAO_ADDR or verify.endpoints.vault)"
-            return verify_vault_token(secret, addr, timeout)
-        http = HTTP_PROVIDERS[provider]
-        return ask(http, self.options.endpoint(provider) or http.default_base, secret, timeout, self._session)
 
     def _aws(
         self, finding: Finding, key_ids: list[Finding], findings: Sequence[Finding], secrets: Mapping[str, str]
