@@ -50,6 +50,23 @@ class Progress:
     def end_image(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LayerNote:
+    """What attribution says of one layer of an image that was not (fully) read, or went wrong,
+    before the image is named: a sweep attributes an image config once and names the notes for
+    every image that uses it (``named``)."""
+
+    layer: int
+    detail: str
+    """Follows ``IMAGE layer N``: ``": /path"``, ``" (sha256:…)"`` or nothing."""
+    reason: str | None
+    """Why it was skipped; None: an error, whose text is ``detail``."""
+
+    def label(self, image: str) -> str:
+        """What is skipped (or, for an error, the error) in the image called ``image``."""
+        return f"{image} layer {self.layer}{self.detail}"
+
+
 @dataclass
 class RunState:
     """What a run collects across images, so that one image's failure keeps the others' results."""
@@ -61,6 +78,13 @@ class RunState:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     """fingerprint -> plaintext, in memory only (verification, Vault, ``--show-secrets``)."""
     started: float | None = None
+
+    def add_notes(self, image: str, notes: Sequence[LayerNote]) -> None:
+        for note in notes:
+            if note.reason is None:
+                self.errors.append(note.label(image))
+            else:
+                self.skipped.append(Skipped(note.label(image), note.reason))
 
 
 @dataclass
@@ -151,7 +175,7 @@ class Scanner:
         finally:
             self.progress.end_image()
         for item in scanned:
-            self.attribute(item.image, item.config, item.layers, item.results, state)
+            state.add_notes(item.image.name, self.attribute(item.image, item.config, item.layers, item.results, state))
 
     def scan_layer_stream(self, blob: BinaryIO, expected: LayerPackages | None = None) -> LayerResult:
         return scan_layer_blob(
@@ -208,7 +232,8 @@ class Scanner:
             )
         finally:
             self.progress.end_image()
-        self.attribute(image, config, [h.facts for h in layers], split.merged(pieces, results, len(layers)), state)
+        notes = self.attribute(image, config, [h.facts for h in layers], split.merged(pieces, results, len(layers)), state)
+        state.add_notes(image.name, notes)
 
     def _pieces(self, layers: Sequence[LayerHandle], workers: int) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
@@ -282,8 +307,10 @@ class Scanner:
         layers: Sequence[LayerFacts],
         results: Sequence[LayerResult],
         state: RunState,
-    ) -> None:
-        """Place layer results in this image: index, build step, fate; add config and history."""
+    ) -> list[LayerNote]:
+        """Place layer results in this image: index, build step, fate; add config and history.
+        What could not be read is returned as notes, for the caller to name (``LayerNote``)."""
+        notes: list[LayerNote] = []
         occurrences: list[tuple[Sighting, Location]] = []
         layer_of: list[int | None] = []
         """Per occurrence: the position of its layer in ``results`` (None: config and history)."""
@@ -298,7 +325,7 @@ class Scanner:
         by_path: dict[str, list[tuple[Sighting, Location]]] = {}
         links_left = self.config.limits.max_link_locations
         for position, (handle, result) in enumerate(zip(layers, results, strict=True)):
-            self._check(image, handle, result, state)
+            notes.extend(self._check(handle, result))
             step = config.step_for_layer(handle.index)
             index = handle.index if handle.is_layer else None  # a plain directory has no layers
             layer_base = replace(base, layer_index=index, layer_digest=handle.diff_id, created_by=step)
@@ -314,9 +341,10 @@ class Scanner:
                 if len(shipped) > links_left:  # links x secrets: bounded, and said so
                     if links_left >= 0:
                         limit = self.config.limits.max_link_locations
-                        state.skipped.append(
-                            Skipped(
-                                f"{image.name} layer {handle.index}: {link}",
+                        notes.append(
+                            LayerNote(
+                                handle.index,
+                                f": {link}",
                                 f"hard links give more than max_link_locations ({limit}) locations: "
                                 "this link and the later ones not followed",
                             )
@@ -375,26 +403,28 @@ class Scanner:
                 sum(r.vouched_bytes for r in results),
             )
         )
+        return notes
 
     @staticmethod
-    def _check(image: ImageIdentity, handle: LayerFacts, result: LayerResult, state: RunState) -> None:
-        label = f"{image.name} layer {handle.index}"
-        state.skipped.extend(Skipped(f"{label}: {s.what}", s.reason) for s in result.skipped)
+    def _check(handle: LayerFacts, result: LayerResult) -> list[LayerNote]:
+        n = handle.index
+        notes = [LayerNote(n, f": {s.what}", s.reason) for s in result.skipped]
         expected = handle.blob_digest or (handle.diff_id if result.compression == "none" else None)
         actual = result.stored_digest
         if expected and not expected.startswith("sha256:"):
-            state.skipped.append(
-                Skipped(
-                    label, f"content not checked against its {expected.split(':')[0]} digest (only sha256 is verified)"
-                )
-            )
+            algorithm = expected.split(":")[0]
+            notes.append(LayerNote(n, "", f"content not checked against its {algorithm} digest (only sha256 is verified)"))
         if actual and expected and expected.startswith("sha256:") and actual != expected:
-            state.errors.append(
-                f"{label}: content does not match its digest {expected} (got {actual}): "
-                "the image is corrupt or was tampered with"
+            notes.append(
+                LayerNote(
+                    n,
+                    f": content does not match its digest {expected} (got {actual}): "
+                    "the image is corrupt or was tampered with",
+                    None,
+                )
             )
         elif result.error:
             digest = handle.diff_id or handle.blob_digest
             where = f" ({digest})" if digest and "unreadable" in result.error else ""
-            state.errors.append(f"{label}{where}: {result.error}")
-
+            notes.append(LayerNote(n, f"{where}: {result.error}", None))
+        return notes

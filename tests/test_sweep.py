@@ -552,3 +552,26 @@ def test_scan_all_platforms_reads_the_platforms_it_can(cli, tmp_path: Path) -> N
     assert [i["platform"] for i in result.report["images"]] == ["linux/amd64"]
     assert any("linux/arm64" in e for e in result.report["errors"]), result.report["errors"]
     assert fp(token) in {f["fingerprint"] for f in result.report["findings"]}
+
+
+def test_what_was_skipped_is_named_for_each_image_sharing_a_config(cli, tmp_path: Path) -> None:
+    """Two repositories hold the same image (one config): the sweep attributes it once, and each
+    image's report names what was not opened in it under its own name."""
+    from imagebuilder import zip_bytes
+
+    token = secretgen.github_pat(int.from_bytes(os.urandom(4), "big"))
+    nested = zip_bytes({"inner.zip": zip_bytes({"deep.txt": f"GH_TOKEN={token}\n".encode()})})
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [ImageSpec([Layer([Entry("app/bundle.zip", nested)], "COPY bundle.zip /app/")])])
+    with servers.registry(tmp_path, auth="none") as info:
+        for repo in ("one/app:1", "two/app:1"):
+            servers.push(info, layout, repo)
+        first = sweep(cli, info.host, tmp_path / "s.db", "--limit", "max_nested_depth=1")
+        again = sweep(cli, info.host, tmp_path / "s.db", "--limit", "max_nested_depth=1")  # from the cache
+    assert again[2]["images_cached"] == 2, again[2]
+    for _, report, _ in (first, again):
+        skipped = [s["what"] for s in report["skipped"] if "nested archive deeper" in s["reason"]]
+        assert sorted(skipped) == [
+            f"{info.host}/one/app:1 layer 0: /app/bundle.zip!/inner.zip",
+            f"{info.host}/two/app:1 layer 0: /app/bundle.zip!/inner.zip",
+        ], report["skipped"]

@@ -28,7 +28,7 @@ from secretscan.image.manifest import DIGEST, MAX_CONFIG_BYTES, layer_descriptor
 from secretscan.image.model import ImageConfig, LayerFacts, parse_json
 from secretscan.models import ImageSummary, Skipped
 from secretscan.parallel import fork_map
-from secretscan.scan import RunState, Scanner
+from secretscan.scan import LayerNote, RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions, UnreadablePlatform, resolve_manifest
@@ -39,8 +39,6 @@ from secretscan.walk.layer import LayerResult
 
 logger = logging.getLogger(__name__)
 
-NEUTRAL_NAME = "{image}"
-"""The image name inside cached image results; each image that reuses them puts its own."""
 MANIFEST_THREADS = 8
 
 
@@ -50,7 +48,8 @@ class ImageCacheEntry:
     manifest annotations), which fix its layers' contents."""
 
     occurrences: tuple[Occurrence, ...]
-    skipped: tuple[Skipped, ...]
+    notes: tuple[LayerNote, ...]
+    """What was skipped in its layers, to be named for each image that reuses the entry."""
     diff_ids: tuple[str, ...]
     summary: ImageSummary
     """Under the neutral name; each image that reuses the entry puts its own name and digest."""
@@ -403,23 +402,28 @@ class Sweeper:
             result = fresh.get(digest) or self.store.layer(self.profile, digest)
             results.append(result or LayerResult(error=f"layer {digest} is missing from the cache"))
         state = RunState()
-        identity = _Identity(NEUTRAL_NAME, None, plan.annotations)
-        self.scanner.attribute(identity, plan.config, plan.layers, results, state)
-        entry = ImageCacheEntry(
-            tuple(state.occurrences), tuple(state.skipped), plan.config.diff_ids, state.summaries[0]
-        )
-        if not state.errors and plan.cache_key:
+        identity = _Identity(plan.name, None, plan.annotations)
+        notes = self.scanner.attribute(identity, plan.config, plan.layers, results, state)
+        skipped = tuple(n for n in notes if n.reason is not None)
+        errors = tuple(n for n in notes if n.reason is None)
+        entry = ImageCacheEntry(tuple(state.occurrences), skipped, plan.config.diff_ids, state.summaries[0])
+        if not errors and plan.cache_key:
             self.store.put_image_cache(
                 self.profile,
                 plan.cache_key,
                 pack(entry),
                 plan.config.raw.get("created") if isinstance(plan.config.raw.get("created"), str) else None,
             )
-        self._finish(sweep, plan, entry, ImageStatus.SCANNED, tuple(state.errors))
+        self._finish(sweep, plan, entry, ImageStatus.SCANNED, errors)
         plan.config = None  # the raw config may hold secrets: drop it as soon as it is used
 
     def _finish(
-        self, sweep: int, plan: ImagePlan, entry: ImageCacheEntry, status: ImageStatus, errors: tuple[str, ...] = ()
+        self,
+        sweep: int,
+        plan: ImagePlan,
+        entry: ImageCacheEntry,
+        status: ImageStatus,
+        failures: tuple[LayerNote, ...] = (),
     ) -> None:
         name = plan.name
         occurrences = [
@@ -430,8 +434,8 @@ class Sweeper:
         result = aggregate(
             occurrences, scanner.ruleset, scanner.config, self.baseline, third_party=scanner.known.third_party
         )
-        skipped = tuple(replace(s, what=_rename(s.what, name)) for s in entry.skipped)
-        errors = tuple(_rename(e, name) for e in errors)
+        skipped = tuple(Skipped(n.label(name), n.reason or "") for n in entry.notes)
+        errors = tuple(n.label(name) for n in failures)
         platform = plan.platform or entry.summary.platform
         summary = replace(entry.summary, name=name, digest=plan.manifest_digest, platform=platform)
         image_result = ImageResult(summary, result.findings, result.known_test_keys, skipped, errors, result.suppressed)
@@ -489,10 +493,6 @@ class _Identity:
     name: str
     digest: str | None
     annotations: dict[str, str]
-
-
-def _rename(text: str, name: str) -> str:
-    return name + text[len(NEUTRAL_NAME) :] if text.startswith(NEUTRAL_NAME) else text
 
 
 def _blob_digest(layer: LayerFacts) -> str:

@@ -40,9 +40,14 @@ class LayerJob:
     size: int
 
 
+IMAGE_CACHE_FORMAT = 2
+"""Bump when what the sweep caches per image config (``run.ImageCacheEntry``) changes shape."""
+
+
 def scan_profile(ruleset: RuleSet, sealer: Sealer, limits: Limits) -> str:
     """What a cached result depends on besides the layer's bytes."""
-    text = json.dumps([__version__, LAYER_RESULT_FORMAT, ruleset.digest, sealer.identity, encode(limits)])
+    formats = [LAYER_RESULT_FORMAT, IMAGE_CACHE_FORMAT]
+    text = json.dumps([__version__, formats, ruleset.digest, sealer.identity, encode(limits)])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
