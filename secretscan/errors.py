@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class SecretScanError(Exception):
     """Base of every error the CLI reports as a one-line message (exit 2)."""
@@ -43,3 +45,19 @@ class SourceLimitReached(SourceError):
 class BlobOverrun(SourceError):
     """A blob ran past the size its descriptor gives. Raised once the declared bytes have been
     handed on, so a reader can still check them against the digest."""
+
+
+def causes(exc: BaseException, most: int = 32) -> Iterator[BaseException]:
+    """``exc`` and what lies under it (causes, contexts, a ``reason``, exceptions among its
+    arguments), each once and at most ``most``: where the OS error hides under the wrappers of
+    requests, urllib3 and the docker SDK, whose own text runs to hundreds of characters."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < most:
+        cause = todo.pop()
+        if any(cause is s for s in seen):
+            continue
+        seen.append(cause)
+        yield cause
+        linked = (cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args)
+        todo.extend(x for x in linked if isinstance(x, BaseException))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from secretscan.errors import SourceError
+from secretscan.errors import SourceError, causes
 from secretscan.sources.savestream import SaveStream
 
 TIMEOUT_SECONDS = 600
@@ -64,16 +64,9 @@ def connect() -> Any:
 def _why_unreachable(exc: BaseException) -> str:
     """A few words on why the daemon did not answer: the OS error under the SDK's and requests'
     wrappings (``no such file or directory``), not their text of nested reprs."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(seen) < 32:
-        cause = todo.pop()
-        if any(cause is s for s in seen):
-            continue
-        seen.append(cause)
+    for cause in causes(exc):
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror.lower()
-        todo.extend(x for x in (cause.__cause__, cause.__context__, *cause.args) if isinstance(x, BaseException))
     return _short(exc)
 
 

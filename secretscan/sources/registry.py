@@ -41,7 +41,15 @@ import requests
 import urllib3
 
 from secretscan.deadline import Deadline
-from secretscan.errors import BlobOverrun, SecretScanError, SourceError, TimeLimitReached, TransferStalled, UsageError
+from secretscan.errors import (
+    BlobOverrun,
+    SecretScanError,
+    SourceError,
+    TimeLimitReached,
+    TransferStalled,
+    UsageError,
+    causes,
+)
 from secretscan.image.manifest import DIGEST, ManifestImage, descriptor_size, platform_matches, platform_of
 from secretscan.image.model import LayerHandle, UnreadableImage, parse_json
 from secretscan.sources.auth import Credentials, Keychain
@@ -738,24 +746,16 @@ def _connection_failure(exc: BaseException, host: str) -> tuple[str, bool]:
     """Why a connection failed, in a few words (urllib3's own text runs to hundreds of
     characters), and whether retrying is pointless: a host name that does not resolve will not
     resolve a second later, so a typo costs one lookup, not a round of back-offs."""
-    causes: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(causes) < 32:
-        cause = todo.pop()
-        if any(cause is seen for seen in causes):
-            continue
-        causes.append(cause)
-        linked = (cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args)
-        todo.extend(x for x in linked if isinstance(x, BaseException))
-    for cause in causes:
+    under = list(causes(exc))
+    for cause in under:
         if isinstance(cause, socket.gaierror):
             return f"cannot resolve {host} ({cause.strerror or 'name resolution failed'})", True
-    for cause in causes:
+    for cause in under:
         if isinstance(cause, ConnectionRefusedError):
             return f"cannot reach {host} (connection refused)", False
-    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, TimeoutError) for c in causes):
+    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, TimeoutError) for c in under):
         return f"cannot reach {host} (timed out)", False
-    for cause in causes:
+    for cause in under:
         if isinstance(cause, OSError) and cause.strerror:
             return f"cannot reach {host} ({cause.strerror})", False
     return f"cannot reach {host} ({type(exc).__name__}: {_short(exc)})", False
