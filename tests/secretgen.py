@@ -214,3 +214,97 @@ def openssh_private_key(seed: int | None = None) -> str:
     lines = [b64[i : i + 70] for i in range(0, len(b64), 70)]
     body = "\n".join(lines)
     return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+HEX = DIGITS + "abcdef"
+B64 = ALNUM + "+/"
+
+
+def _uuid(rng: random.Random) -> str:
+    """A version-4 UUID from ``rng``, with the same placeholder checks as every other value."""
+    while True:
+        h = _rand(rng, HEX, 32)
+        value = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{rng.choice('89ab')}{h[17:20]}-{h[20:]}"
+        if not _PLACEHOLDER.search(value):
+            return value
+
+
+def telegram_bot_token(seed: int | None = None) -> str:
+    """<bot id>:AA + 33 base64url: the secret of current bot tokens starts with AA."""
+    rng = _rng(seed)
+    return f"{rng.randint(10**8, 10**10 - 1)}:AA{_rand(rng, B64URL, 33)}"
+
+
+def nuget_api_key(seed: int | None = None) -> str:
+    return "oy2" + _rand(_rng(seed), LOWER + DIGITS, 43)
+
+
+def sonarqube_legacy_token(seed: int | None = None) -> str:
+    """Tokens from before SonarQube 9.5: 40 hex, no sq?_ prefix."""
+    return _rand(_rng(seed), HEX, 40)
+
+
+def slack_refresh_token(seed: int | None = None) -> str:
+    """Rotating-token refresh token: xoxe-1- + about 146 base62."""
+    return "xoxe-1-" + _rand(_rng(seed), ALNUM, 146)
+
+
+def npm_legacy_token(seed: int | None = None) -> str:
+    """npm tokens before 2021 (and Nexus NpmTokens) are UUIDs."""
+    return _uuid(_rng(seed))
+
+
+def vault_unseal_key(seed: int | None = None) -> str:
+    """A Shamir share as vault operator init prints it: base64 of 33 bytes, 44 characters."""
+    return _rand(_rng(seed), B64, 44)
+
+
+def rails_secret_key_base(seed: int | None = None) -> str:
+    """bin/rails secret: 128 hex."""
+    return _rand(_rng(seed), HEX, 128)
+
+
+def kubeadm_token(seed: int | None = None) -> str:
+    """[a-z0-9]{6}.[a-z0-9]{16}, as kubeadm token create prints it."""
+    rng = _rng(seed)
+    return _rand(rng, LOWER + DIGITS, 6) + "." + _rand(rng, LOWER + DIGITS, 16)
+
+
+def mailgun_api_key(seed: int | None = None) -> str:
+    """<32 hex>-<8 hex>-<8 hex>."""
+    rng = _rng(seed)
+    return f"{_rand(rng, HEX, 32)}-{_rand(rng, HEX, 8)}-{_rand(rng, HEX, 8)}"
+
+
+def postmark_server_token(seed: int | None = None) -> str:
+    return _uuid(_rng(seed))
+
+
+def facebook_app_token(seed: int | None = None) -> str:
+    """<app id>|<app secret>: the app access token form that holds the app secret."""
+    rng = _rng(seed)
+    return f"{rng.randint(10**14, 10**15 - 1)}|{_rand(rng, HEX, 32)}"
+
+
+def mongodb_atlas_sa_secret(seed: int | None = None) -> str:
+    return "mdb_sa_sk_" + _rand(_rng(seed), ALNUM, 40)
+
+
+def tailscale_auth_key(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    return f"tskey-auth-k{_rand(rng, ALNUM, 11)}CNTRL-{_rand(rng, ALNUM, 33)}"
+
+
+def twitch_stream_key(seed: int | None = None) -> str:
+    rng = _rng(seed)
+    return f"live_{rng.randint(10**8, 10**9 - 1)}_{_rand(rng, ALNUM, 30)}"
+
+
+def easypost_api_key(seed: int | None = None) -> str:
+    return "EZAK" + _rand(_rng(seed), ALNUM, 54)
+
+
+def kerberos_asrep_hash(seed: int | None = None, user: str = "svc-backup@CORP.ACME.LOCAL") -> str:
+    """hashcat mode 18200: $krb5asrep$23$<user>:<32-hex checksum>$<hex encrypted part>."""
+    rng = _rng(seed)
+    return f"$krb5asrep$23${user}:{_rand(rng, HEX, 32)}${_rand(rng, HEX, 256)}"

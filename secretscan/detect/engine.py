@@ -19,6 +19,7 @@ from secretscan.detect.filters import (
     is_heuristic_non_secret,
     is_lock_file,
     is_placeholder,
+    is_test_file,
     shannon_entropy,
 )
 from secretscan.detect.knownkeys import KnownKeys
@@ -154,6 +155,7 @@ class Engine:
         self, data: bytes, path: str | None, hits: Mapping[str, Sequence[int]], docs: _LazyDocumentation
     ) -> Iterable[Match]:
         lock_file = path is not None and is_lock_file(path)
+        test_fixture = is_test_file(path)
         name = (path or "").rsplit("/", 1)[-1].lower()
         n = len(data)
         for rule_id, offsets in hits.items():
@@ -172,7 +174,7 @@ class Engine:
                     if start < 0:
                         continue
                     secret = data[start:end].decode("utf-8", "replace")
-                    accepted = _accept(rule, secret, data, start, end) and not (
+                    accepted = _accept(rule, secret, data, start, end, test_fixture) and not (
                         code
                         and (
                             is_code_identifier(secret)
@@ -242,10 +244,10 @@ class _LazyDocumentation:
         return spans is not None and spans.at(offset) is Documentation.DOCSTRING
 
 
-def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int) -> bool:
+def _accept(rule: Rule, secret: str, data: bytes, start: int, end: int, test_fixture: bool = False) -> bool:
     if rule.min_entropy and shannon_entropy(secret) < rule.min_entropy:
         return False
-    if "\n" not in secret and is_placeholder(secret, strict=rule.heuristic):
+    if "\n" not in secret and is_placeholder(secret, strict=rule.heuristic, test_fixture=test_fixture):
         return False
     if rule.heuristic:
         line_start = data.rfind(b"\n", max(0, start - MAX_LINE_FOR_FILTERS), start) + 1

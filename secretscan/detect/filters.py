@@ -18,8 +18,33 @@ _PLACEHOLDER_WORDS = re.compile(
     r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[_-]|"
     r"insert[_-]|dummy|(?:some|your|my)[_-]?(?:pass(?:word)?|secret|token)|xxxx|\*\*\*\*|\.\.\.\.|\$\{|\$\(|\{\{|%\()"
 )
-_PLACEHOLDER_WHOLE = re.compile(r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s", re.S)
-"""Values that are entirely a reference: ``<token>``, ``$TOKEN``, ``%TOKEN%``."""
+_PLACEHOLDER_WHOLE = re.compile(
+    r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s"
+    r"|[#%$@]?\{[A-Za-z_][\w .:-]{0,80}\}#?|\[[A-Za-z_][\w .:-]{0,80}\]|@[A-Za-z_][\w.-]{0,80}@"
+    r"|__[A-Za-z][A-Za-z0-9_]{0,80}__",
+    re.S,
+)
+"""Values that are entirely a reference: ``<token>``, ``$TOKEN``, ``%TOKEN%``, ``[PASSWORD]``,
+``{SumoAccessKey}``, ``#{REDIS_PASSWORD}`` (Octopus, Azure DevOps replace-tokens), ``@DB_PASS@``
+(autoconf), ``__API_KEY__``."""
+_BRACKET_FRAGMENT = re.compile(r"[<\[{(#$%@]*[A-Za-z_][A-Za-z_.:-]*[>\]})#%@]*")
+_BRACKETS = frozenset("<>[]{}()#%@")
+_EMBEDDED_REFERENCE = re.compile(
+    r"<[A-Za-z_][\w .:-]{0,40}>|#\{[^{}]{1,80}\}|\{[A-Za-z_][\w.:-]{0,40}\}|\[[A-Z_]{3,40}\]"
+)
+"""A reference inside a value: ``https://<user>:<password>@…``, ``key-{env}-…``."""
+_HASH_SCHEME = re.compile(r"\{[A-Z0-9][A-Z0-9.-]{1,15}\}(?=[A-Za-z0-9+/$.])")
+"""An LDAP/Dovecot password scheme (``{SSHA}…``, ``{PBKDF2-SHA512}…``) in front of a hash: not a reference."""
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{2,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}")
+_ARN = re.compile(r"arn:aws(?:-[a-z]{2,10}){0,3}:[A-Za-z0-9-]{1,64}:[^\s\"'<>,;]*")
+"""An AWS resource name: it names a secret (``…:secret:prod/db-AbCdEf``), it is not one."""
+_FIXTURE_PASSWORD = re.compile(
+    r"(?i)(?:p[a@]ss(?:w[o0]rd|wd)?|secret|s3cr3t|testing|test|admin|changeme|letmein|qwerty|welcome"
+    r"|default|demo|sample|foo|bar|baz|foobar|hello|guest|user|root|mysecret|topsecret|abc|xyz)"
+    r"[-_.!@#]?[0-9]{0,6}[!.]?"
+)
+"""A dictionary word and a few digits (``password123``, ``testing123``): a test fixture's value,
+not a credential anyone generated."""
 _PLACEHOLDER_EXACT = frozenset(
     {
         "password",
@@ -58,13 +83,15 @@ _FILLER_RUN = re.compile(r"([xX*0.#_=-])\1{5,}")
 tokens hold ``//////////``, OpenSSH key bodies ``AAAAAAAAAAAB``, X bearer tokens lead with As."""
 
 
-def is_placeholder(value: str, *, strict: bool = False) -> bool:
+def is_placeholder(value: str, *, strict: bool = False, test_fixture: bool = False) -> bool:
     """True for values that stand for a secret rather than being one.
 
     A real credential never is a bare reference (``$TOKEN``, ``<token>``), never contains a
     template marker or a word like ``example``, is not made of one repeated character, and never
     has six filler characters (``x``, ``*``, ``0``…) in a row. ``strict`` (generic name=value rules,
-    which see human-typed values) rejects a run of any six equal characters.
+    which see human-typed values) rejects a run of any six equal characters; with ``test_fixture``
+    (a file of a test suite) also a word and a few digits (``password123``): a weak password in an
+    application's ``.env`` is still a leak, the same in ``tests/test_db.py`` is a fixture.
     """
     v = value.strip().strip("'\"").strip()
     low = v.lower()
@@ -72,7 +99,45 @@ def is_placeholder(value: str, *, strict: bool = False) -> bool:
         return True
     if _PLACEHOLDER_WHOLE.fullmatch(v) or _PLACEHOLDER_WORDS.search(v):
         return True
+    scheme = _HASH_SCHEME.match(v)
+    if _EMBEDDED_REFERENCE.search(v, scheme.end() if scheme else 0):
+        return True
+    if _is_bracket_fragment(v) or _EMAIL.fullmatch(v) or _ARN.match(v):
+        return True
+    if _is_degenerate(v) or (len(v) >= 12 and _is_sequential_runs(v)):
+        return True
+    if strict and test_fixture and _FIXTURE_PASSWORD.fullmatch(v):
+        return True
     return bool((_LONG_RUN if strict else _FILLER_RUN).search(v))
+
+
+def _is_bracket_fragment(value: str) -> bool:
+    """``password>``, ``<user``, ``REDIS_PASSWORD}``: the part of a bracketed placeholder a value's
+    character class let through, a name without digits with a bracket left at one end."""
+    return (value[0] in _BRACKETS or value[-1] in _BRACKETS) and bool(_BRACKET_FRAGMENT.fullmatch(value))
+
+
+_SEPARATORS = "_-.:/|"
+
+
+def _is_degenerate(value: str) -> bool:
+    """A value whose random part is not random: ``glc_1111…``, ``sntryu_aaaa…``, ``abcabcabc…``,
+    ``0123456789abcdef0123…``. Checked on the whole value and on what follows its last separator
+    (the prefix of ``glc_`` or ``sntryu_`` is not part of the random body)."""
+    cut = max(value.rfind(ch) for ch in _SEPARATORS) + 1
+    bodies = [value] if cut <= 0 or len(value) - cut < 12 else [value, value[cut:]]
+    return any(_degenerate_body(body) for body in bodies)
+
+
+def _degenerate_body(body: str) -> bool:
+    n = len(body)
+    if n < 12:
+        return False
+    counts = Counter(body)
+    if len(counts) <= 3 or max(counts.values()) * 5 >= n * 3:
+        return True
+    # periodic: a short unit repeated at least three times (``abcabcabc…``, ``0123…ef0123…ef``)
+    return any(body[p:] == body[:-p] for p in range(1, min(16, n // 3) + 1))
 
 
 def is_heuristic_non_secret(secret: str, line: str, name: str | None = None) -> bool:
@@ -88,7 +153,24 @@ def is_heuristic_non_secret(secret: str, line: str, name: str | None = None) -> 
         or _CONTROL.search(secret) is not None
         or _is_sequential_runs(secret)
         or _names_itself(secret, name)
+        or _is_dotted_attribute(secret)
+        or _in_arn(secret, line)
     )
+
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_ATTRIBUTE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+
+
+def _is_dotted_attribute(secret: str) -> bool:
+    """``X25519.secret_length``, ``config.apiToken``, ``Settings.DB_PASSWORD``: an expression that
+    reads an attribute or constant (snake_case, camelCase or UPPER_CASE words), not a value."""
+    return bool(_DOTTED.fullmatch(secret)) and bool(_ATTRIBUTE.fullmatch(secret.rsplit(".", 1)[1]))
+
+
+def _in_arn(secret: str, line: str) -> bool:
+    """The value is part of an ARN on its line (``arn:aws:secretsmanager:…:secret:db-password-AbCdEf``)."""
+    return "arn:aws" in line and any(secret in arn.group() for arn in _ARN.finditer(line))
 
 
 def _is_sequential_runs(secret: str) -> bool:
@@ -249,3 +331,13 @@ def shannon_entropy(value: str) -> float:
 def is_lock_file(path: str) -> bool:
     """Lock files are full of integrity hashes; detect-secrets' list of them, reused."""
     return ds_heuristic.is_lock_file(path)
+
+
+_TEST_PATH = re.compile(
+    r"(?i)(?:^|/)(?:tests?|testing|__tests__|spec|fixtures?|testdata)/|(?:^|/)test_[^/]*$|_test\.[a-z]+$|\.(?:spec|test)\.[a-z]+$"
+)
+
+
+def is_test_file(path: str | None) -> bool:
+    """A file of a test suite (``tests/``, ``fixtures/``, ``test_*.py``, ``*_test.go``, ``*.spec.ts``)."""
+    return path is not None and _TEST_PATH.search(path) is not None
