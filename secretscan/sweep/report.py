@@ -10,7 +10,7 @@ from secretscan.errors import UsageError
 from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
 from secretscan.sweep.run import SweepSummary
-from secretscan.sweep.store import Store, SweepRow, SweepStatus
+from secretscan.sweep.store import Store, SweepRow, SweepStatus, Unresolved
 from secretscan.terminal import terminal_lines
 from secretscan.version import __version__
 
@@ -35,7 +35,7 @@ def previous_sweep(store: Store, sweep: SweepRow) -> SweepRow | None:
 def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -> ScanReport:
     """One finding per secret across the sweep's images. With ``since``, only locations where a
     secret appears in an image (manifest digest) that did not hold it in that sweep."""
-    seen_before: set[tuple[str, str | None]] = set()
+    seen_before: set[tuple[str, str | Unresolved | None]] = set()
     if since is not None:
         for row in store.images(since.id):
             if row.result is not None:
@@ -49,7 +49,7 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
     for row in store.images(sweep.id):
         name = row.name
         if row.error:
-            where = name if not row.manifest_digest.startswith("sha256:") else f"{name}@{row.manifest_digest}"
+            where = name if isinstance(row.manifest_digest, Unresolved) else f"{name}@{row.manifest_digest}"
             errors.append(f"{where}: {row.error}")
         if row.result is None:
             continue

@@ -32,7 +32,7 @@ from secretscan.scan import LayerNote, RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions, UnreadablePlatform, resolve_manifest
-from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store
+from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store, Unresolved
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
 from secretscan.walk.layer import LayerResult
@@ -60,7 +60,7 @@ class ImagePlan:
     registry: str
     repository: str
     tags: list[str]
-    manifest_digest: str
+    manifest_digest: str | Unresolved
     platform: str | None = None
     config_digest: str | None = None
     layers: list[LayerFacts] = field(default_factory=list)
@@ -169,9 +169,9 @@ class Sweeper:
         self.progress.done()
         plans = [p for repo_plans in per_repo for p in repo_plans]
         for plan in plans:
-            if plan.error and plan.manifest_digest.startswith("unresolved:"):
+            if plan.error and isinstance(plan.manifest_digest, Unresolved):
                 self._record_failure(sweep, plan.registry, plan.repository, plan.tags, plan.error, plan.manifest_digest)
-        plans = [p for p in plans if not p.manifest_digest.startswith("unresolved:")]
+        plans = [p for p in plans if not isinstance(p.manifest_digest, Unresolved)]
         self.summary.images = len(plans) + self.summary.images_failed
         self.summary.layer_references = sum(len(p.layers) for p in plans)
         self.summary.layers_unique = len({layer.blob_digest for p in plans for layer in p.layers})
@@ -190,7 +190,7 @@ class Sweeper:
             listing = target.tagged(repository, self.keychain, self.registry_options, self.options.tags)
         except SecretScanError as exc:
             self.summary.repositories_failed += 1
-            return [ImagePlan(target.registry, repository, [], "unresolved:*", error=f"cannot list tags: {exc}")]
+            return [ImagePlan(target.registry, repository, [], Unresolved(), error=f"cannot list tags: {exc}")]
         finally:
             self.progress.step()
         if listing.incomplete:
@@ -214,7 +214,7 @@ class Sweeper:
                 items = resolve_manifest(client, doc, media_type, digest, self.options.platform, every=True)
             except SecretScanError as exc:
                 failed.append(
-                    ImagePlan(listing.registry, listing.repository, [tag], f"unresolved:{tag}", error=str(exc))
+                    ImagePlan(listing.registry, listing.repository, [tag], Unresolved(tag), error=str(exc))
                 )
                 continue
             for item in items:
@@ -425,9 +425,10 @@ class Sweeper:
         status: ImageStatus,
         failures: tuple[LayerNote, ...] = (),
     ) -> None:
-        name = plan.name
+        name, digest = plan.name, plan.manifest_digest
+        assert not isinstance(digest, Unresolved)  # only resolved images are scanned or cached
         occurrences = [
-            Occurrence(o.sighting, replace(o.location, image=name, image_digest=plan.manifest_digest))
+            Occurrence(o.sighting, replace(o.location, image=name, image_digest=digest))
             for o in entry.occurrences
         ]
         scanner = self.scanner
@@ -437,7 +438,7 @@ class Sweeper:
         skipped = tuple(Skipped(n.label(name), n.reason or "") for n in entry.notes)
         errors = tuple(n.label(name) for n in failures)
         platform = plan.platform or entry.summary.platform
-        summary = replace(entry.summary, name=name, digest=plan.manifest_digest, platform=platform)
+        summary = replace(entry.summary, name=name, digest=digest, platform=platform)
         image_result = ImageResult(summary, result.findings, result.known_test_keys, skipped, errors, result.suppressed)
         status = ImageStatus.FAILED if errors else status
         self.store.put_image(
@@ -464,9 +465,15 @@ class Sweeper:
         )
 
     def _record_failure(
-        self, sweep: int, registry: str, repository: str, tags: Iterable[str], error: str, digest: str = "unresolved:*"
+        self,
+        sweep: int,
+        registry: str,
+        repository: str,
+        tags: Iterable[str],
+        error: str,
+        digest: str | Unresolved = Unresolved(),  # noqa: B008 - frozen
     ) -> None:
-        """An image (or a whole repository, digest ``unresolved:*``) that could not be read: listed
+        """An image (or a whole repository: ``Unresolved()``) that could not be read: listed
         with its error in the sweep, never dropped."""
         self.store.put_image(
             ImageRow(
@@ -484,7 +491,7 @@ class Sweeper:
             ),
             [],
         )
-        if digest != "unresolved:*":
+        if digest != Unresolved():  # a whole repository is not one image
             self.summary.images_failed += 1
 
 

@@ -90,11 +90,38 @@ class SweepStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Unresolved:
+    """Where a manifest digest would be, for what the sweep could not resolve to one: a repository
+    whose tags could not be listed (``tag`` None), or a tag whose manifest could not be read."""
+
+    tag: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Its key in the database, where the digest would be (``unresolved:TAG``, ``unresolved:*``)."""
+        return f"{_UNRESOLVED}{self.tag if self.tag is not None else '*'}"
+
+
+_UNRESOLVED = "unresolved:"
+
+
+def _manifest_key(digest: str | Unresolved) -> str:
+    return digest.key if isinstance(digest, Unresolved) else digest
+
+
+def _manifest_digest(key: str) -> str | Unresolved:
+    if not key.startswith(_UNRESOLVED):
+        return key
+    tag = key[len(_UNRESOLVED) :]
+    return Unresolved(None if tag == "*" else tag)
+
+
+@dataclass(frozen=True, slots=True)
 class ImageRow:
     sweep: int
     registry: str
     repository: str
-    manifest_digest: str
+    manifest_digest: str | Unresolved
     name: str
     """As reports show it: ``registry/repository:first-tag``, `` [os/arch]`` for an index's images."""
     tags: tuple[str, ...]
@@ -236,7 +263,7 @@ class Store:
                     row.sweep,
                     row.registry,
                     row.repository,
-                    row.manifest_digest,
+                    _manifest_key(row.manifest_digest),
                     row.name,
                     json.dumps(list(row.tags)),
                     row.platform,
@@ -249,9 +276,9 @@ class Store:
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO image_layers VALUES (?,?,?,?)",
-                [(row.manifest_digest, i, digest, diff_id) for i, (digest, diff_id) in enumerate(layers)],
+                [(_manifest_key(row.manifest_digest), i, digest, diff_id) for i, (digest, diff_id) in enumerate(layers)],
             )
-            key = (row.sweep, row.registry, row.repository, row.manifest_digest)
+            key = (row.sweep, row.registry, row.repository, _manifest_key(row.manifest_digest))
             self._rows(
                 "DELETE FROM image_secrets WHERE sweep=? AND registry=? AND repository=? AND manifest_digest=?", key
             )
@@ -296,7 +323,7 @@ class Store:
                 sweep_id,
                 registry,
                 repository,
-                digest,
+                _manifest_digest(digest),
                 name,
                 tuple(json.loads(tags)),
                 platform,
