@@ -102,24 +102,23 @@ def test_invalid_config_and_match_everything_allowlists_are_rejected(cli, tmp_pa
         assert result.code == 2 and result.err.startswith("secretscan: error:"), body
 
 
-def test_a_rule_without_negative_examples_is_an_error(cli, tmp_path: Path) -> None:
+def _rule_dir(tmp_path: Path, extra: str) -> Path:
+    """A rule directory of one rule ``x.y`` (``(x{3})``), with ``extra`` YAML lines of it."""
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "x.yaml").write_text(
-        "rules:\n  - id: x.y\n    name: X\n    pattern: '(x{3})'\n    keywords: [x]\n"
-        "    severity: low\n    examples: ['xxx']\n"
-    )
+    base = "rules:\n  - id: x.y\n    name: X\n    pattern: '(x{3})'\n    keywords: [x]\n    severity: low\n"
+    (rules / "x.yaml").write_text(base + extra)
+    return rules
+
+
+def test_a_rule_without_negative_examples_is_an_error(cli, tmp_path: Path) -> None:
+    rules = _rule_dir(tmp_path, "    examples: ['xxx']\n")
     result = cli("scan", DEMO, "--rules", rules, "--quiet")
     assert result.code == 2 and "negative example" in result.err
 
 
 def test_a_rule_naming_a_verifier_that_does_not_exist_is_an_error(cli, tmp_path: Path) -> None:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "x.yaml").write_text(
-        "rules:\n  - id: x.y\n    name: X\n    pattern: '(x{3})'\n    keywords: [x]\n    verifier: acme\n"
-        "    severity: low\n    examples: ['xxx']\n    negative_examples: ['yyy']\n"
-    )
+    rules = _rule_dir(tmp_path, "    verifier: acme\n    examples: ['xxx']\n    negative_examples: ['yyy']\n")
     for command in (("scan", DEMO, "--rules", rules, "--quiet"), ("rules", "check", "--rules", rules)):
         result = cli(*command)
         assert result.code == 2 and "unknown verifier 'acme'" in result.err and "github" in result.err, result.err
