@@ -44,8 +44,9 @@ class Detection:
         """``rule_dirs``: the user's rule directories (the built-in rules always come first)."""
         dirs = [BUILTIN_RULES_DIR, *rule_dirs]
         ruleset = load_rules(dirs, VERIFIER_NAMES)
-        base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, cache_dir=cache_dir or default_cache_dir())
-        known = with_rule_examples(base, ruleset, dirs)
+        cache_dir = cache_dir or default_cache_dir()
+        base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, cache_dir=cache_dir)
+        known = with_rule_examples(base, ruleset, dirs, cache_dir)
         return cls(ruleset, known, base.with_known(known), Sealer(fingerprint_key, known, tuple(allow_values)))
 
     @classmethod

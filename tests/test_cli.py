@@ -292,13 +292,32 @@ def test_no_progress_hides_the_bar_but_keeps_the_summary(tmp_path: Path) -> None
 def test_cache_dir_holds_the_compiled_rule_database(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
     assert cli("scan", DEMO, "-q", "--cache-dir", tmp_path / "cache").code == 1
-    assert [p.name.startswith("hyperscan-") for p in (tmp_path / "cache").iterdir()] == [True]
+    kinds = {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()}  # the database, the examples' memo
+    assert "hyperscan" in kinds and kinds <= {"hyperscan", "published"}, kinds
     monkeypatch.setenv("SECRETSCAN_CACHE_DIR", str(tmp_path / "ci-cache"))
     assert cli("scan", DEMO, "-q").code == 1
     assert any(p.name.startswith("hyperscan-") for p in (tmp_path / "ci-cache").iterdir())
     (tmp_path / "afile").write_text("x")
     result = cli("scan", DEMO, "-q", "--cache-dir", "afile")
     assert (result.code, result.err) == (2, "secretscan: error: cache directory afile: not a directory\n")
+
+
+def test_with_cache_dir_nothing_is_cached_anywhere_else(tmp_path: Path) -> None:
+    """A CI runner that keeps one cache directory between jobs: a scan with --cache-dir writes its
+    compiled database and rule-example memo there, and nothing under HOME or XDG_CACHE_HOME."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("SECRETSCAN_CACHE_DIR", None)
+    cache = tmp_path / "ci-cache"
+    command = [sys.executable, "-m", "secretscan", "scan", str(DEMO), "-q", "--cache-dir", str(cache)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert {p.name.split("-")[0] for p in cache.iterdir()} == {"hyperscan", "published"}
+    assert not (tmp_path / "home").exists() and not (tmp_path / "xdg").exists()
 
 
 @pytest.mark.parametrize(

@@ -41,20 +41,24 @@ def example_input(rule: Rule, example: Any) -> tuple[bytes, str | None]:
     return str(example).encode(), None
 
 
-def with_rule_examples(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path] = ()) -> KnownKeys:
+def with_rule_examples(
+    engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path] = (), cache_dir: Path | None = None
+) -> KnownKeys:
     """The engine's known test keys plus every secret-shaped value published in the rule pack.
 
     The rule files (examples, negative examples, even a regex that looks like the key it
     describes) ship with secretscan, so an image that carries secretscan, or a checkout of it,
     reports those values as known test keys, not as leaks. The rule files are scanned whole, as a
-    scan of such an image sees them, and each example on its own, as other copies show it."""
+    scan of such an image sees them, and each example on its own, as other copies show it.
+    ``cache_dir`` keeps them between runs (default: the user's cache directory)."""
+    directory = cache_dir or default_cache_dir()
     key = hashlib.sha256(
         json.dumps([__version__, ruleset.digest, [str(d) for d in rule_dirs], sorted(engine.known.sources)]).encode()
     ).hexdigest()[:32]
     published = _PUBLISHED.get(key)
     if published is None:
-        published = _PUBLISHED[key] = _load_published(key) or _store_published(
-            key, _published_values(engine, ruleset, rule_dirs)
+        published = _PUBLISHED[key] = _load_published(directory, key) or _store_published(
+            directory, key, _published_values(engine, ruleset, rule_dirs)
         )
     return replace(engine.known, sources={**published, **engine.known.sources})
 
@@ -64,16 +68,15 @@ _PUBLISHED: dict[str, dict[str, str]] = {}
 takes a fifth of a second per run. The file holds fingerprints of public example values only."""
 
 
-def _load_published(key: str) -> dict[str, str] | None:
+def _load_published(directory: Path, key: str) -> dict[str, str] | None:
     try:
-        doc = json.loads((default_cache_dir() / f"published-{key}.json").read_text())
+        doc = json.loads((directory / f"published-{key}.json").read_text())
     except (OSError, ValueError):
         return None
     return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
 
 
-def _store_published(key: str, values: dict[str, str]) -> dict[str, str]:
-    directory = default_cache_dir()
+def _store_published(directory: Path, key: str, values: dict[str, str]) -> dict[str, str]:
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file(directory / f"published-{key}.json", json.dumps(values, sort_keys=True))
