@@ -78,10 +78,10 @@ class _Place:
     and mode agree; otherwise the verdict for any file there."""
     directory: str = ""
     manager: Manager | None = None
+    """Set only for a membership manager's package (npm, Go, gems), whose files are weighed one by one."""
     label: str = ""
     layers: tuple[int, ...] = ()
     """Layers that installed the package."""
-    package: Package | None = None
 
 
 class ProvenanceIndex:
@@ -162,7 +162,7 @@ class ProvenanceIndex:
         place = self._places.get(directory)
         if place is None:
             place = self._places[directory] = self._place(path)
-        if place.package is None or place.manager not in _MEMBERSHIP:
+        if place.manager is None:
             return place.verdict
         if layer not in place.layers:
             return Origin(
@@ -197,7 +197,7 @@ class ProvenanceIndex:
         if package.manager not in _MEMBERSHIP:
             return _Place(Origin(PackageState.UNRECORDED, f"{label}, which does not list this file"))
         layers = tuple(i for i, p in installs if p is not None)
-        return _Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers, package)
+        return _Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers)
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
         """The package directory above ``path`` (the one its ``node_modules``, ``pkg/mod`` or

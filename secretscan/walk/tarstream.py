@@ -404,19 +404,16 @@ def _header(buf: bytes) -> _Header | None:
             return None
         for field in (uid, gid, devmajor, devminor):
             octal_number(field)
-        header = _Header(
-            _text(name), octal_number(mode), octal_number(size), octal_number(mtime), checksum, kind, _text(linkname)
-        )
+        numbers = octal_number(mode), octal_number(size), octal_number(mtime)
     except ValueError:  # not octal, not ASCII
         return None
-    text_prefix = _text(prefix) if prefix[0] else ""
-    if kind == tarfile.AREGTYPE and header.name.endswith("/"):
-        header = header._replace(type=tarfile.DIRTYPE)
-    if header.type == tarfile.DIRTYPE:
-        header = header._replace(name=header.name.rstrip("/"))
-    if text_prefix and kind not in tarfile.GNU_TYPES:
-        header = header._replace(name=text_prefix + "/" + header.name)
-    return header
+    text = _text(name)
+    kind_read = tarfile.DIRTYPE if kind == tarfile.AREGTYPE and text.endswith("/") else kind
+    if kind_read == tarfile.DIRTYPE:
+        text = text.rstrip("/")
+    if prefix[0] and kind not in tarfile.GNU_TYPES:
+        text = _text(prefix) + "/" + text
+    return _Header(text, *numbers, checksum, kind_read, _text(linkname))
 
 
 _SPARSE = tarfile.GNUTYPE_SPARSE
