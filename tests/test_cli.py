@@ -6,11 +6,14 @@ import argparse
 import gzip
 import io
 import json
+import os
 import platform
 import random
 import re
 import socket
 import string
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -289,35 +292,66 @@ def test_no_progress_hides_the_bar_but_keeps_the_summary(tmp_path: Path) -> None
     assert len(shown.strip().splitlines()) == 1
 
 
-def test_cache_dir_holds_the_compiled_rule_database(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _scan_in_fresh_process(
+    tmp_path: Path, *args: str | Path, cache_env: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``secretscan scan DEMO ARGS`` as a CI runner runs it: a new process, HOME and XDG_CACHE_HOME
+    empty directories of their own, SECRETSCAN_CACHE_DIR only if ``cache_env`` is given."""
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("SECRETSCAN_CACHE_DIR", None)
+    if cache_env is not None:
+        env["SECRETSCAN_CACHE_DIR"] = str(cache_env)
+    command = [sys.executable, "-m", "secretscan", "scan", str(DEMO), "--no-progress", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+COMPILING = "secretscan: compiling the rule database"
+
+
+def test_first_scan_with_an_empty_cache_compiles_nothing(tmp_path: Path) -> None:
+    """The cold start a CI runner pays: with the built-in rules, the compiled database and the
+    rule-example memo ship with secretscan (`make install` writes them into a checkout, the wheel
+    build into the package), so a first scan with an empty cache directory compiles nothing and
+    writes nothing."""
     pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
-    assert cli("scan", DEMO, "-q", "--cache-dir", tmp_path / "cache").code == 1
-    kinds = {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()}  # the database, the examples' memo
-    assert "hyperscan" in kinds and kinds <= {"hyperscan", "published"}, kinds
-    monkeypatch.setenv("SECRETSCAN_CACHE_DIR", str(tmp_path / "ci-cache"))
-    assert cli("scan", DEMO, "-q").code == 1
-    assert any(p.name.startswith("hyperscan-") for p in (tmp_path / "ci-cache").iterdir())
+    shipped = REPO / "secretscan" / "data" / "prebuilt"
+    assert list(shipped.glob("hyperscan-*.db")), "no shipped database: `make install` writes it"
+    cache = tmp_path / "ci-cache"
+    first = _scan_in_fresh_process(tmp_path, "--cache-dir", cache, "-f", "json")
+    assert first.returncode == 1, first.stderr
+    assert COMPILING not in first.stderr
+    assert not cache.exists() or not any(cache.iterdir())
+    assert not (tmp_path / "home").exists() and not (tmp_path / "xdg").exists()
+    assert len(json.loads(first.stdout)["findings"]) == 10
+
+
+def test_a_compile_is_announced_and_kept_in_the_cache_dir(cli, tmp_path: Path) -> None:
+    """The user's own rules make a rule set nothing shipped was built for: the first scan says on
+    stderr that it compiles and keeps the result in --cache-dir (and nowhere else); the next one
+    loads it silently."""
+    pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "team.yaml").write_text(
+        "rules:\n  - id: team.token\n    name: Team token\n    pattern: '(tmtok_[a-z0-9]{24})'\n"
+        "    keywords: [tmtok_]\n    severity: high\n    examples: ['tmtok_0123456789abcdefghijklmn']\n"
+        "    negative_examples: ['tmtok_short']\n"
+    )
+    cache = tmp_path / "ci-cache"
+    first = _scan_in_fresh_process(tmp_path, "--cache-dir", cache, "--rules", rules)
+    assert first.returncode == 1, first.stderr
+    announced = [line for line in first.stderr.splitlines() if line.startswith(COMPILING)]
+    assert announced == [f"{COMPILING} for this rule set (seconds, once; kept in {cache})"]
+    assert {p.name.split("-")[0] for p in cache.iterdir()} == {"hyperscan", "published"}
+    assert not (tmp_path / "home").exists() and not (tmp_path / "xdg").exists()
+    again = _scan_in_fresh_process(tmp_path, "--cache-dir", cache, "--rules", rules)
+    assert again.returncode == 1 and COMPILING not in again.stderr
+    quiet = _scan_in_fresh_process(tmp_path, "--rules", rules, "-q", cache_env=tmp_path / "env-cache")
+    assert quiet.returncode == 1 and quiet.stderr == ""
+    assert {p.name.split("-")[0] for p in (tmp_path / "env-cache").iterdir()} == {"hyperscan", "published"}
     (tmp_path / "afile").write_text("x")
     result = cli("scan", DEMO, "-q", "--cache-dir", "afile")
     assert (result.code, result.err) == (2, "secretscan: error: cache directory afile: not a directory\n")
-
-
-def test_with_cache_dir_nothing_is_cached_anywhere_else(tmp_path: Path) -> None:
-    """A CI runner that keeps one cache directory between jobs: a scan with --cache-dir writes its
-    compiled database and rule-example memo there, and nothing under HOME or XDG_CACHE_HOME."""
-    import os
-    import subprocess
-    import sys
-
-    pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    env.pop("SECRETSCAN_CACHE_DIR", None)
-    cache = tmp_path / "ci-cache"
-    command = [sys.executable, "-m", "secretscan", "scan", str(DEMO), "-q", "--cache-dir", str(cache)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    assert {p.name.split("-")[0] for p in cache.iterdir()} == {"hyperscan", "published"}
-    assert not (tmp_path / "home").exists() and not (tmp_path / "xdg").exists()
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,7 @@ def test_every_rule_takes_the_pattern_pass_and_long_repeats_are_left_open(tmp_pa
     ``{64,}``, which Hyperscan builds at once; with it every rule compiles into the one database
     (none falls back to its keywords on every buffer)."""
     pytest.importorskip("hyperscan", reason="the Hyperscan fast path is not installed (pip install hyperscan)")
+    from secretscan.detect.artefacts import ArtefactStore
     from secretscan.detect.engine import Engine
     from secretscan.detect.prefilter import relax_repeats
     from secretscan.detect.rules import load_rules
@@ -111,6 +112,6 @@ def test_every_rule_takes_the_pattern_pass_and_long_repeats_are_left_open(tmp_pa
         rb"-----BEGIN[A-Z ]{0,40}KEY-----[\sA-Za-z0-9+/=]{64,}?-----END"
     )
     assert relax_repeats(rb"\{1,9999}[{1,9999}]x{3,300}") == rb"\{1,9999}[{1,9999}]x{3,}"
-    engine = Engine(load_rules([REPO / "patterns"]), cache_dir=tmp_path)
+    engine = Engine(load_rules([REPO / "patterns"]), store=ArtefactStore(tmp_path, shipped_dir=None))
     assert engine.prefilter is not None and engine.prefilter.unsupported == frozenset()
     assert list(tmp_path.glob("hyperscan-*.db"))  # and the next run loads it instead of compiling

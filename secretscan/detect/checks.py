@@ -18,12 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from secretscan.detect.artefacts import ArtefactStore, default_cache_dir
 from secretscan.detect.engine import Engine
 from secretscan.detect.knownkeys import KnownKeys, known_key_fingerprint
-from secretscan.detect.prefilter import default_cache_dir
 from secretscan.detect.rules import Rule, RuleSet, example_cases
-from secretscan.errors import OutputError
-from secretscan.safewrite import write_file
 from secretscan.version import __version__
 
 
@@ -42,7 +40,7 @@ def example_input(rule: Rule, example: Any) -> tuple[bytes, str | None]:
 
 
 def with_rule_examples(
-    engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path] = (), cache_dir: Path | None = None
+    engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path] = (), store: ArtefactStore | None = None
 ) -> KnownKeys:
     """The engine's known test keys plus every secret-shaped value published in the rule pack.
 
@@ -50,39 +48,45 @@ def with_rule_examples(
     describes) ship with secretscan, so an image that carries secretscan, or a checkout of it,
     reports those values as known test keys, not as leaks. The rule files are scanned whole, as a
     scan of such an image sees them, and each example on its own, as other copies show it.
-    ``cache_dir`` keeps them between runs (default: the user's cache directory)."""
-    directory = cache_dir or default_cache_dir()
+    ``store`` keeps them between runs (default: the user's cache directory); its key is the rule
+    files' names and bytes, not where they are, so a wheel's shipped copy serves every install."""
+    store = store or ArtefactStore(default_cache_dir())
+    files = hashlib.sha256()
+    for directory in rule_dirs:
+        for rule_file in sorted(directory.glob("*.yaml")):
+            files.update(
+                b"%d:%s%s"
+                % (len(rule_file.name), rule_file.name.encode(), hashlib.sha256(rule_file.read_bytes()).digest())
+            )
+        files.update(b"/")
     key = hashlib.sha256(
-        json.dumps([__version__, ruleset.digest, [str(d) for d in rule_dirs], sorted(engine.known.sources)]).encode()
+        json.dumps([__version__, ruleset.digest, files.hexdigest(), sorted(engine.known.sources)]).encode()
     ).hexdigest()[:32]
+    name = f"published-{key}.json"
     published = _PUBLISHED.get(key)
     if published is None:
-        published = _PUBLISHED[key] = _load_published(directory, key) or _store_published(
-            directory, key, _published_values(engine, ruleset, rule_dirs)
-        )
+        published = _load_published(store, name)
+        if published is None:
+            published = _published_values(engine, ruleset, rule_dirs)
+            store.write(name, json.dumps(published, sort_keys=True).encode())
+        _PUBLISHED[key] = published
     return replace(engine.known, sources={**published, **engine.known.sources})
 
 
 _PUBLISHED: dict[str, dict[str, str]] = {}
-"""A memo; on disk too (``published-KEY.json`` in the cache directory), since computing the values
-takes a fifth of a second per run. The file holds fingerprints of public example values only."""
+"""A memo; kept in the artefact store too (``published-KEY.json``), since computing the values
+takes over half a second. The file holds fingerprints of public example values only."""
 
 
-def _load_published(directory: Path, key: str) -> dict[str, str] | None:
-    try:
-        doc = json.loads((directory / f"published-{key}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
-
-
-def _store_published(directory: Path, key: str, values: dict[str, str]) -> dict[str, str]:
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_file(directory / f"published-{key}.json", json.dumps(values, sort_keys=True))
-    except (OSError, OutputError):
-        pass  # without a cache the values are computed again next run
-    return values
+def _load_published(store: ArtefactStore, name: str) -> dict[str, str] | None:
+    for raw, _ in store.found(name):
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            return {str(k): str(v) for k, v in doc.items()}
+    return None
 
 
 def _published_values(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path]) -> dict[str, str]:
@@ -180,7 +184,7 @@ def _stop(pid: int) -> None:
 
 
 def check_rules(ruleset: RuleSet, *, hyperscan: bool = True) -> list[CheckFailure]:
-    engine = Engine(ruleset, hyperscan=hyperscan, cache_dir=default_cache_dir())
+    engine = Engine(ruleset, hyperscan=hyperscan, store=ArtefactStore(default_cache_dir()))
     failures = []
     for rule, example, should_match in example_cases(ruleset):
         problem = check_example(engine, rule, example, should_match)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from secretscan.detect import credfiles
+from secretscan.detect.artefacts import ArtefactStore
 from secretscan.detect.filters import (
     assignment_before,
     is_bare_code_value,
@@ -52,7 +52,7 @@ class Engine:
         known: KnownKeys | None = None,
         *,
         hyperscan: bool = True,
-        cache_dir: Path | None = None,
+        store: ArtefactStore | None = None,
     ) -> None:
         """``known`` test keys pass the placeholder filter (AWS's documented ``…EXAMPLE`` keys look
         like placeholders), so that they are reported as informational rather than dropped unseen.
@@ -83,7 +83,7 @@ class Engine:
                 # only on its keywords' lines, as on the keyword-only path)
                 for rule, plugin in self._ds_rules:
                     patterns[rule.id] = bytes_superset([regex.pattern for regex in plugin.denylist])
-                self.prefilter = PatternPrefilter(patterns, self._rule_keywords, cache_dir)
+                self.prefilter = PatternPrefilter(patterns, self._rule_keywords, store)
             except ImportError:
                 self.prefilter = None
 

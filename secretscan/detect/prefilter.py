@@ -11,21 +11,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import os
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import ahocorasick
 
-from secretscan.errors import OutputError
-from secretscan.safewrite import write_file
+from secretscan.detect.artefacts import ArtefactStore
 
 try:  # the regex parser moved in 3.11; both expose getwidth()
     from re import _parser as _sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
     import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+logger = logging.getLogger(__name__)
 
 MAX_WINDOW_REACH = 64 * 1024
 LINE_SLACK = 4096
@@ -219,10 +219,10 @@ class PatternPrefilter:
         self,
         patterns: Mapping[str, bytes],
         keywords: Mapping[str, Sequence[bytes]],
-        cache_dir: Path | None,
+        store: ArtefactStore | None,
     ) -> None:
         """``patterns``: rule id -> the bytes regex whose matches make it a candidate; ``keywords``:
-        rule id -> its keywords."""
+        rule id -> its keywords; ``store``: where a compiled database is looked up and kept."""
         import hyperscan
 
         self._hs = hyperscan
@@ -242,11 +242,16 @@ class PatternPrefilter:
                 )
             ).encode()
         ).hexdigest()[:32]
-        loaded = self._load(cache_dir, key) if cache_dir else None
+        name = f"hyperscan-{key}.db"
+        loaded = self._load(store, name) if store else None
         if loaded is None:
+            logger.warning(
+                "compiling the rule database for this rule set (seconds, once%s)",
+                f"; kept in {store.cache_dir}" if store else "",
+            )
             self._db: Any = self._compile(patterns)
-            if cache_dir:
-                self._store(cache_dir, key)
+            if store:
+                self._store(store, name)
         else:
             self._db = loaded
             self.unsupported = frozenset(self._cached_unsupported)
@@ -293,25 +298,20 @@ class PatternPrefilter:
             found.update(self._rule_keywords.get(rule_id, ()))
         return sorted(found)
 
-    def _load(self, cache_dir: Path, key: str) -> Any:
-        path = cache_dir / f"hyperscan-{key}.db"
-        try:
-            raw = path.read_bytes()
+    def _load(self, store: ArtefactStore, name: str) -> Any:
+        for raw, _ in store.found(name):
             header, _, blob = raw.partition(b"\n")
-            self._cached_unsupported = [u for u in header.decode().split(",") if u]
-            db = self._hs.loadb(blob, self._hs.HS_MODE_BLOCK)
-            db.scratch = self._hs.Scratch(db)  # a deserialised database comes without scratch space
+            try:
+                db = self._hs.loadb(blob, self._hs.HS_MODE_BLOCK)
+                db.scratch = self._hs.Scratch(db)  # a deserialised database comes without scratch space
+            except (ValueError, self._hs.error):
+                continue  # built for another CPU, or damaged: the next place, else a compile
+            self._cached_unsupported = [u for u in header.decode("latin-1").split(",") if u]
             return db
-        except (OSError, ValueError, self._hs.error):
-            return None
+        return None
 
-    def _store(self, cache_dir: Path, key: str) -> None:
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            data = ",".join(sorted(self.unsupported)).encode() + b"\n" + self._hs.dumpb(self._db)
-            write_file(cache_dir / f"hyperscan-{key}.db", data)
-        except (OSError, OutputError):
-            pass  # a cache that cannot be written only costs the compile time next run
+    def _store(self, store: ArtefactStore, name: str) -> None:
+        store.write(name, ",".join(sorted(self.unsupported)).encode() + b"\n" + self._hs.dumpb(self._db))
 
     def scan(self, data: bytes) -> tuple[set[str], dict[bytes, list[int]]]:
         """(rules that can match, keyword -> start offsets in order for the ``in_pass`` keywords)."""
@@ -434,8 +434,3 @@ def _finder(keyword: bytes) -> re.Pattern[bytes]:
 def _overlaps_itself(keyword: bytes) -> bool:
     """Whether two occurrences can overlap (``aba`` in ``ababa``): a proper prefix that is also a suffix."""
     return any(keyword[:n] == keyword[-n:] for n in range(1, len(keyword)))
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "secretscan"

@@ -85,7 +85,9 @@ def documentation_spans(data: bytes) -> DocumentationSpans:
             if first and _AFTER_STATEMENT.match(data, end):
                 spans.append((j, end, Documentation.DOCSTRING))
             tokens_before, i = True, end
-    return DocumentationSpans(tuple(s for s, _, _ in spans), tuple(e for _, e, _ in spans), tuple(k for _, _, k in spans))
+    return DocumentationSpans(
+        tuple(s for s, _, _ in spans), tuple(e for _, e, _ in spans), tuple(k for _, _, k in spans)
+    )
 
 
 def _string_end(data: bytes, start: int) -> int:

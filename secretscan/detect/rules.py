@@ -47,6 +47,8 @@ _KNOWN_KEYS = {
     "verifier",
     "quoted_in",
 }
+
+
 class RuleFilter(StrEnum):
     PLACEHOLDER = "placeholder"
     """Drop obvious placeholders (always on)."""

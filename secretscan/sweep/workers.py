@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secretscan.codec import encode, pack
+from secretscan.detect.artefacts import ArtefactStore
 from secretscan.detect.engine import Engine
 from secretscan.detect.rules import RuleSet
 from secretscan.detect.seal import Sealer
@@ -91,6 +92,8 @@ class WorkerSpec:
     options: RegistryOptions
     ecr_hosts: tuple[str, ...]
     profile: str
+    cache_dir: str | None = None
+    """The client's --cache-dir, a path on the workers too; None: each worker's default cache."""
 
 
 def run_remote_job(spec: WorkerSpec, job: LayerJob) -> bytes:
@@ -107,6 +110,7 @@ def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
         spec.fingerprint_key,
         [re.compile(p) for p in spec.allow_values],
         hyperscan=spec.hyperscan,
+        store=ArtefactStore(Path(spec.cache_dir)) if spec.cache_dir else None,
     )
     ruleset, engine, sealer = detection.ruleset, detection.engine, detection.sealer
     profile = scan_profile(ruleset, sealer, spec.limits)
