@@ -83,6 +83,22 @@ class Documentation(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryStep:
+    """The build step a ``history[N].created_by`` location is in, and the layer that step created:
+    a responder goes from a leaking RUN line to the layer blob it produced (and the reverse)."""
+
+    index: int
+    """N: the entry's position in the config's ``history``."""
+    layer_index: int | None
+    """The layer the step created (0 = base); None when it created none (``empty_layer``: ENV,
+    ARG, LABEL, ...) or when the history does not line up with the layers (squashed images)."""
+    layer_digest: str | None
+    """That layer's diff ID."""
+    empty_layer: bool
+    """The history marks the step as metadata only: it created no layer."""
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where one occurrence was seen."""
 
@@ -115,6 +131,8 @@ class Location:
     documentation: Documentation | None = None
     """The value sits in a docstring or prose comment of source code (heuristic rules only: a
     provider's token format is a credential wherever it is written)."""
+    history_step: HistoryStep | None = None
+    """For a ``history[N].created_by`` location: that step, and the layer it created."""
 
     def describe(self) -> str:
         """One human line, e.g. ``layer 3: /app/x.jar!/a.properties:12``."""
@@ -246,6 +264,9 @@ class ImageSummary:
     verified_bytes: int = 0
     """Of those: files whose bytes were checked against their records before they were searched
     (local uncompressed layers), and searched with provider-format rules only."""
+    config_digest: str | None = None
+    """The digest of the image config (the image ID), whichever ``digest`` names: with a manifest
+    digest in ``digest``, a responder has both names by which registries and ``docker`` know it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,7 +318,12 @@ class Scanner:
         for item in config_texts(config, image.annotations):
             for match in self.engine.scan_bytes(item.text.encode("utf-8", "surrogateescape")):
                 loc = replace(
-                    base, path=item.field, created_by=item.created_by, exposure=Exposure.CONFIG, context=match.context
+                    base,
+                    path=item.field,
+                    created_by=item.created_by,
+                    exposure=Exposure.CONFIG,
+                    context=match.context,
+                    history_step=item.step,
                 )
                 occurrences.append((self.sealer.seal(match, state.secrets), loc))
                 layer_of.append(None)
@@ -401,6 +406,7 @@ class Scanner:
                 sum(r.package_bytes for r in results),
                 sum(r.vouched_files for r in results),
                 sum(r.vouched_bytes for r in results),
+                config_digest=config.digest,
             )
         )
         return notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +12,7 @@ from typing import Any, BinaryIO, Protocol
 
 from secretscan.errors import SourceError
 from secretscan.image.entries import FileEntry
+from secretscan.models import HistoryStep
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 """An image config is a few KiB; anything this large is hostile or broken."""
@@ -70,6 +72,8 @@ class ImageConfig:
     history: tuple[HistoryEntry, ...]
     diff_ids: tuple[str, ...]
     platform: str | None
+    digest: str | None = None
+    """sha256 of the config's bytes as read: the image ID, which ``docker images`` shows."""
     _layer_steps: dict[int, str] = field(init=False, repr=False, compare=False)
     """layer index -> the step that produced it, from one pass over history (asked once per layer)."""
 
@@ -93,10 +97,18 @@ class ImageConfig:
         platform = None
         if raw.get("os") or raw.get("architecture"):
             platform = "/".join(str(p) for p in (raw.get("os"), raw.get("architecture"), raw.get("variant")) if p)
-        return cls(raw=raw, history=history, diff_ids=diff_ids, platform=platform)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return cls(raw=raw, history=history, diff_ids=diff_ids, platform=platform, digest=digest)
 
     def step_for_layer(self, layer_index: int) -> str | None:
         return self._layer_steps.get(layer_index)
+
+    def history_step(self, entry: HistoryEntry) -> HistoryStep:
+        """``history[entry.index]`` as a location names it: the layer it created (as aligned once,
+        by ``_align_history``) and that layer's diff ID."""
+        layer = entry.layer_index
+        digest = self.diff_ids[layer] if layer is not None and layer < len(self.diff_ids) else None
+        return HistoryStep(entry.index, layer, digest, entry.empty_layer)
 
     @property
     def container_config(self) -> dict[str, Any]:

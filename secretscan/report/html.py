@@ -1,9 +1,12 @@
 """``--format html``: one self-contained incident report, readable at a glance.
 
-Each image is a timeline of its layers, base first, each with the build step that made it. A
-finding sits on the layer that introduced it; the layer that later deleted or overwrote the file
-says so too; config and history findings have a lane of their own. Severity counts double as
-filters, with a search box and exposure switches.
+Each image is a timeline of its layers, base first, each with the build step that made it and its
+diff ID. A secret is marked on the layer that introduced it: in a file of that layer, or in the
+build step that created it (a token in a RUN line); the layer that later deleted or overwrote the
+file says so too; config entries and metadata-only steps have a lane of their own. Below, one card
+per secret lists every place it was seen, each with its exposure. The header's count, the severity
+buttons and the filter's count all count cards. Severity counts double as filters, with a search
+box and exposure switches.
 
 Everything an image controls (paths, build steps, names) is HTML-escaped, and a Content Security
 Policy allows only this file's own style and script, by hash: even a missed escape could not run
@@ -13,12 +16,16 @@ an image's script. No external assets, so the file works offline and leaks nothi
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from html import escape
+from typing import assert_never
 
 from secretscan.models import Exposure, Finding, ImageSummary, KnownTestKey, Location, ScanReport, Severity
+from secretscan.report.text import image_digests, layer_note, place
 
 _STYLE = """
 :root{--bg:#fafafa;--fg:#1d232b;--muted:#5f6b7a;--line:#d5dbe3;--critical:#8e1b1b;--high:#c2410c;--medium:#a16207;
@@ -38,18 +45,28 @@ padding:8px 0;border-bottom:1px solid var(--line)}
 .layer::before{content:"";position:absolute;left:-27px;top:11px;width:12px;height:12px;border-radius:50%;background:var(--line)}
 .layer.has-findings::before{background:var(--high)}.layer-head{display:flex;gap:10px;align-items:baseline}
 .layer-head .idx{font-weight:700;min-width:64px}.layer-head .step{flex:1;color:var(--muted)}
-ul.findings,ul.removals{list-style:none;margin:6px 0 0;padding:0}
-.finding{border-left:4px solid var(--info);background:#f6f7f9;margin:4px 0;padding:5px 8px;border-radius:0 6px 6px 0}
-.finding.critical{border-color:var(--critical)}.finding.high{border-color:var(--high)}.finding.medium{border-color:var(--medium)}
-.finding.low{border-color:var(--low)}.badge{font-size:11px;font-weight:700;text-transform:uppercase;margin-right:6px}
+.diff-id{color:var(--muted);max-width:21ch;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;word-break:normal}
+ul.marks,ul.removals,ul.locations{list-style:none;margin:6px 0 0;padding:0}ol.cards{list-style:none;margin:0;padding:0}
+.mark,.finding{border-left:4px solid var(--info);background:#f6f7f9;margin:4px 0;padding:5px 8px;border-radius:0 6px 6px 0}
+.finding{background:#fff;border:1px solid var(--line);border-left-width:4px;padding:8px 12px;margin:8px 0}
+.finding:target{outline:2px solid var(--low)}.location{margin:3px 0;padding-left:10px;border-left:2px solid var(--line)}
+.critical{border-left-color:var(--critical)}.high{border-left-color:var(--high)}.medium{border-left-color:var(--medium)}
+.low{border-left-color:var(--low)}.badge{font-size:11px;font-weight:700;text-transform:uppercase;margin-right:6px}
+.kind{font-style:italic;color:var(--muted)}a{color:inherit;font-weight:600}
+.exposure{font-size:11.5px;border-radius:10px;padding:1px 7px;margin-left:4px;white-space:nowrap;border:1px solid var(--line)}
+.exposure.final{background:#fde8e8;color:var(--critical)}.exposure.removed{background:#fff1e0;color:var(--high)}
+.exposure.config{background:#eef2ff;color:var(--low)}.fix{margin-top:4px}
 .fate{color:var(--critical);font-weight:600;margin-left:6px}.removal{color:var(--critical);margin:3px 0}
 .config-lane{margin-top:10px;border-top:1px dashed var(--line);padding-top:8px}
+section#findings h2{font-size:17px;margin:20px 0 0}
 section.notes{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 16px;margin:16px 0}
 """
 
 _SCRIPT = """
 (function(){
-  const findings = Array.from(document.querySelectorAll('.finding'));
+  const cards = Array.from(document.querySelectorAll('li.finding'));
+  const marks = Array.from(document.querySelectorAll('li.mark'));
+  const places = Array.from(document.querySelectorAll('li.location'));
   const buttons = Array.from(document.querySelectorAll('button.sev'));
   const search = document.getElementById('search');
   const exposure = Array.from(document.querySelectorAll('input.exposure'));
@@ -63,14 +80,16 @@ _SCRIPT = """
     const on = new Set(buttons.filter(b => b.getAttribute('aria-pressed') !== 'false').map(b => b.dataset.severity));
     const kinds = new Set(exposure.filter(e => e.checked).map(e => e.value));
     const q = search.value.trim().toLowerCase();
-    let shown = 0;
-    for (const f of findings) {
-      const ok = on.has(f.dataset.severity) && kinds.has(f.dataset.exposure) &&
-        (!q || f.textContent.toLowerCase().includes(q));
-      f.hidden = !ok;
-      if (ok) shown++;
+    const shown = new Set();
+    for (const c of cards) {
+      const ok = on.has(c.dataset.severity) && c.dataset.exposure.split(' ').some(k => kinds.has(k)) &&
+        (!q || c.textContent.toLowerCase().includes(q));
+      c.hidden = !ok;
+      if (ok) shown.add(c.id);
     }
-    document.getElementById('shown').textContent = String(shown);
+    for (const m of marks) m.hidden = !(shown.has(m.dataset.finding) && kinds.has(m.dataset.exposure));
+    for (const p of places) p.hidden = !kinds.has(p.dataset.exposure);
+    document.getElementById('shown').textContent = String(shown.size);
   }
   buttons.forEach(b => b.addEventListener('click', () => {
     b.setAttribute('aria-pressed', String(b.getAttribute('aria-pressed') === 'false')); apply();
@@ -91,8 +110,11 @@ def render_html(report: ScanReport) -> str:
     counts = {s: 0 for s in reversed(Severity)}
     for f in report.findings:
         counts[f.severity] += 1
+    total = len(report.findings)
+    places = sum(len(f.locations) for f in report.findings)
     csp = f"default-src 'none'; style-src {_csp_hash(_STYLE)}; script-src {_csp_hash(_SCRIPT)}"
     status = "complete" if report.complete else "incomplete: see what was not scanned below"
+    cards = {f.fingerprint: f"finding-{k}" for k, f in enumerate(report.findings)}
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -103,8 +125,11 @@ def render_html(report: ScanReport) -> str:
         "<header>",
         "<h1>secretscan incident report</h1>",
         f'<div class="target"><code>{escape(report.target)}</code></div>',
-        f'<div class="muted">secretscan {escape(report.tool_version)} · rules <code>{escape(report.rules_digest[:19])}</code>'
-        f' · {len(report.findings)} finding(s) in {len(report.images)} image(s) · <span id="status">{escape(status)}</span></div>',
+        f'<div class="muted">secretscan <span id="version">{escape(report.tool_version)}</span>'
+        f" · rules <code>{escape(report.rules_digest[:19])}</code> · {_when(report)}"
+        f' · <span id="total">{total}</span> finding{"" if total == 1 else "s"}'
+        f' (<span id="places">{places}</span> location{"" if places == 1 else "s"})'
+        f' in {len(report.images)} image{"" if len(report.images) == 1 else "s"} · <span id="status">{escape(status)}</span></div>',
         "</header><main>",
         '<div class="controls" role="search">',
         *(
@@ -112,38 +137,75 @@ def render_html(report: ScanReport) -> str:
             f'<span class="count" id="count-{s}">{n}</span></button>'
             for s, n in counts.items()
         ),
-        '<input id="search" type="search" placeholder="filter: rule, path, value, step" aria-label="filter">',
+        '<input id="search" type="search" placeholder="filter: rule, path, value, step, digest" aria-label="filter">',
         *(
-            f'<label><input class="exposure" type="checkbox" value="{e.value}" checked> {label}</label>'
-            for e, label in ((Exposure.FINAL, "final"), (Exposure.REMOVED, "removed"), (Exposure.CONFIG, "config"))
+            f'<label><input class="exposure" type="checkbox" value="{e.value}" checked> {e.value}</label>'
+            for e in Exposure
         ),
-        '<span class="muted"><span id="shown">0</span> shown</span>',
+        f'<span class="muted"><span id="shown">{total}</span> of {total} finding{"" if total == 1 else "s"} shown</span>',
         "</div>",
     ]
-    by_image: dict[str, list[tuple[Finding, Location]]] = defaultdict(list)
+    by_image: dict[str, list[tuple[str, Finding, Location]]] = defaultdict(list)
     for f in report.findings:
         for loc in f.locations:
-            by_image[loc.image].append((f, loc))
+            by_image[loc.image].append((cards[f.fingerprint], f, loc))
     for number, image in enumerate(report.images):
         parts.extend(_image(number, image, by_image.pop(image.name, [])))
     for name, items in by_image.items():  # findings of images without a summary (should not happen)
         parts.extend(_image(len(report.images), ImageSummary(name, None, None, 0, 0, 0), items))
+    if report.findings:
+        parts.append('<section id="findings"><h2>Findings</h2>')
+        parts.append('<p class="muted">One card per secret, with every place it was seen.</p>')
+        parts.append('<ol class="cards">' + "".join(_card(cards[f.fingerprint], f) for f in report.findings) + "</ol>")
+        parts.append("</section>")
     parts.extend(_notes(report.known_test_keys, report))
     parts.append(f"</main><script>{_SCRIPT}</script></body></html>\n")
     return "\n".join(parts)
 
 
-def _image(number: int, image: ImageSummary, items: list[tuple[Finding, Location]]) -> Iterable[str]:
-    per_layer: dict[int | None, list[tuple[Finding, Location]]] = defaultdict(list)
-    removals: dict[int, list[tuple[Finding, Location]]] = defaultdict(list)
-    for f, loc in items:
-        per_layer[loc.layer_index if loc.exposure is not Exposure.CONFIG else None].append((f, loc))
+def _when(report: ScanReport) -> str:
+    """When the scan ran, in UTC (ISO 8601), for the incident record; a report rendered from a
+    source that kept no time says so rather than showing the time it was rendered."""
+    at = report.started if report.started is not None else report.finished
+    if at is None:
+        return "scan time not recorded"
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f'scanned <time id="scanned-at" datetime="{stamp}">{stamp}</time>'
+
+
+class _Lane(enum.Enum):
+    """Where a location is drawn on an image's timeline."""
+
+    FILE = "in a file"
+    """In a layer's filesystem: on the layer that holds the file."""
+    STEP = "in build step"
+    """In the build history: on the layer the step created."""
+    CONFIG = "in the config"
+    """In the config, or a metadata-only step: the lane below the layers."""
+
+
+def _lane(loc: Location) -> tuple[_Lane, int | None]:
+    if loc.exposure is not Exposure.CONFIG:
+        return _Lane.FILE, loc.layer_index
+    step = loc.history_step
+    if step is not None and step.layer_index is not None:
+        return _Lane.STEP, step.layer_index
+    return _Lane.CONFIG, None
+
+
+def _image(number: int, image: ImageSummary, items: list[tuple[str, Finding, Location]]) -> Iterable[str]:
+    per_layer: dict[int | None, list[str]] = defaultdict(list)
+    removals: dict[int, list[tuple[str, Finding, Location]]] = defaultdict(list)
+    for card, f, loc in items:
+        lane, layer = _lane(loc)
+        per_layer[layer].append(_mark(card, f, loc, lane))
         if loc.removed_in_layer is not None:
-            removals[loc.removed_in_layer].append((f, loc))
+            removals[loc.removed_in_layer].append((card, f, loc))
     yield f'<section class="image" id="image-{number}">'
     yield f"<h2>{escape(image.name)}</h2>"
-    facts = [f"<code>{escape(image.digest)}</code>" if image.digest else "", escape(image.platform or "")]
-    facts += [f"{image.layers} layers", f"{image.files_scanned} files", _size(image.bytes_scanned) + " scanned"]
+    facts = [f'{label} <code class="digest">{escape(digest)}</code>' for label, digest in image_digests(image)]
+    facts += [escape(image.platform or ""), f"{image.layers} layers", f"{image.files_scanned} files"]
+    facts.append(_size(image.bytes_scanned) + " scanned")
     if image.package_files:
         facts.append(f"{image.package_files} files ({_size(image.package_bytes)}) installed by package managers")
     yield f'<div class="muted">{" · ".join(x for x in facts if x)}</div>'
@@ -157,19 +219,21 @@ def _image(number: int, image: ImageSummary, items: list[tuple[Finding, Location
         yield f'<li class="{cls}" id="image-{number}-layer-{index}" data-layer="{index}">'
         step = escape(d.created_by or "") if d else ""
         size = _size(d.bytes) if d else ""
+        digest = escape(d.digest) if d and d.digest else ""
+        digest = f'<code class="diff-id" title="diff ID {digest}">{digest}</code>' if digest else ""
         yield (
             f'<div class="layer-head"><span class="idx">layer {index}</span>'
-            f'<code class="step">{step or "(build step unknown)"}</code><span class="muted">{size}</span></div>'
+            f'<code class="step">{step or "(build step unknown)"}</code>{digest}<span class="muted">{size}</span></div>'
         )
         if here:
-            yield '<ul class="findings">' + "".join(_finding(f, loc) for f, loc in here) + "</ul>"
+            yield '<ul class="marks">' + "".join(here) + "</ul>"
         if index in removals:
             yield (
                 '<ul class="removals">'
                 + "".join(
                     f'<li class="removal">{escape(loc.removed_how or "deleted")} here: <code>{escape(loc.path)}</code> '
-                    f"(secret {escape(f.redacted)} from layer {loc.layer_index} — still in that layer's blob)</li>"
-                    for f, loc in removals[index]
+                    f'(secret <a href="#{card}">{escape(f.redacted)}</a> from layer {loc.layer_index} — still in that layer\'s blob)</li>'
+                    for card, f, loc in removals[index]
                 )
                 + "</ul>"
             )
@@ -177,33 +241,75 @@ def _image(number: int, image: ImageSummary, items: list[tuple[Finding, Location
     yield "</ol>"
     config = per_layer.get(None, [])
     if config:
-        yield '<div class="config-lane"><b>Image config and build history</b> (visible with docker inspect)'
-        yield '<ul class="findings">' + "".join(_finding(f, loc) for f, loc in config) + "</ul></div>"
+        yield '<div class="config-lane"><b>Image config and metadata-only build steps</b> (visible with docker inspect)'
+        yield '<ul class="marks">' + "".join(config) + "</ul></div>"
     yield "</section>"
 
 
-def _finding(f: Finding, loc: Location) -> str:
-    where = escape(loc.path) + (f":{loc.line}" if loc.line else "")
+def _mark(card: str, f: Finding, loc: Location, lane: _Lane) -> str:
+    """One place on the timeline: what was found, how it got there, and a link to its card."""
+    sev = str(f.severity)
+    where = loc.path + (f":{loc.line}" if loc.line else "")
+    ctx = f" ({escape(loc.context)})" if loc.context else ""
+    note = layer_note(loc) if lane is _Lane.CONFIG else None
+    ctx += f" [{escape(note)}]" if note else ""
+    return (
+        f'<li class="mark {sev}" data-finding="{card}" data-severity="{sev}" data-exposure="{loc.exposure.value}"'
+        f' data-lane="{lane.name.lower()}">'
+        f'<span class="badge">{sev}</span><a href="#{card}">{escape(f.title)}</a> '
+        f'<code class="value">{escape(_value(f))}</code> <span class="kind">{lane.value}</span> '
+        f"<code>{escape(where)}</code>{ctx} {_exposure(loc)}</li>"
+    )
+
+
+def _card(card: str, f: Finding) -> str:
+    """One secret: what it is, what to do, and every place it was seen (each with its exposure)."""
+    sev = str(f.severity)
+    kinds = " ".join(e.value for e in Exposure if any(loc.exposure is e for loc in f.locations))
     extra = []
-    if loc.context:
-        extra.append(f"({escape(loc.context)})")
-    if loc.exposure is Exposure.REMOVED and loc.removed_in_layer is not None:
-        extra.append(
-            f'<span class="fate">{escape(loc.removed_how or "deleted")} in layer {loc.removed_in_layer}</span>'
-        )
     if f.verification is not None:
         extra.append(f'<span class="fate">{escape(str(f.verification.verdict))}</span>')
     if f.vault is not None:
         extra.append(f"<span>vault: {escape(str(f.vault.status))}</span>")
-    sev = str(f.severity)
-    value = escape(f.secret if f.secret is not None else f.redacted)
+    places = "".join(
+        f'<li class="location" data-exposure="{loc.exposure.value}"><code>{escape(loc.image)}</code>: '
+        f'<code class="where">{escape(place(loc))}</code>'
+        + f" {_exposure(loc)}"
+        + (f'<div class="muted">added by: <code>{escape(loc.created_by)}</code></div>' if loc.created_by else "")
+        + "</li>"
+        for loc in f.locations
+    )
+    n = len(f.locations)
     return (
-        f'<li class="finding {sev}" data-severity="{sev}" data-exposure="{loc.exposure.value}" data-rule="{escape(f.rule_id)}">'
-        f'<span class="badge">{sev}</span><b>{escape(f.title)}</b> <code class="value">{value}</code> '
-        f'<span class="path"><code>{where}</code></span> {" ".join(extra)}'
-        f'<div class="muted"><code>{escape(f.rule_id)}</code> · <code>{escape(f.fingerprint)}</code> · {escape(f.remediation)}</div>'
+        f'<li class="finding {sev}" id="{card}" data-severity="{sev}" data-exposure="{kinds}"'
+        f' data-rule="{escape(f.rule_id)}" data-fingerprint="{escape(f.fingerprint)}">'
+        f'<span class="badge">{sev}</span><b>{escape(f.title)}</b> <code class="value">{escape(_value(f))}</code> '
+        f'{" ".join(extra)}<span class="muted">{n} location{"" if n == 1 else "s"}</span>'
+        f'<div class="muted"><code>{escape(f.rule_id)}</code> · <code>{escape(f.fingerprint)}</code>'
+        f" · confidence {escape(f.confidence)}</div>"
+        f'<ul class="locations">{places}</ul>'
+        f'<div class="fix">fix: {escape(f.remediation)}</div>'
         "</li>"
     )
+
+
+def _value(f: Finding) -> str:
+    return f.secret if f.secret is not None else f.redacted
+
+
+def _exposure(loc: Location) -> str:
+    """The exposure of one place, labelled: every kind of ``Exposure`` has its words here."""
+    match loc.exposure:
+        case Exposure.FINAL:
+            text = "final: in the final filesystem, read by anyone who runs the image"
+        case Exposure.REMOVED:
+            how = loc.removed_how or "removed"
+            text = f"removed: {how} in layer {loc.removed_in_layer}, still in layer {loc.layer_index}'s blob"
+        case Exposure.CONFIG:
+            text = "config: in the image config or build history, shown by docker inspect"
+        case _:
+            assert_never(loc.exposure)
+    return f'<span class="exposure {loc.exposure.value}" data-exposure="{loc.exposure.value}">{escape(text)}</span>'
 
 
 def _notes(known: tuple[KnownTestKey, ...], report: ScanReport) -> Iterable[str]:

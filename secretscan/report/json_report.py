@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from secretscan.models import Finding, KnownTestKey, Location, ScanReport
+from secretscan.models import Finding, HistoryStep, KnownTestKey, Location, ScanReport
 from secretscan.terminal import json_terminal_safe
 
 SCHEMA_VERSION = 1
@@ -32,6 +32,18 @@ def location_dict(loc: Location) -> dict[str, Any]:
         "package_state": loc.package_state.value if loc.package_state else None,
         "documentation": loc.documentation.value if loc.documentation else None,
         "description": loc.describe(),
+        "history_step": _step_dict(loc.history_step),
+    }
+
+
+def _step_dict(step: HistoryStep | None) -> dict[str, Any] | None:
+    if step is None:
+        return None
+    return {
+        "index": step.index,
+        "layer_index": step.layer_index,
+        "layer_digest": step.layer_digest,
+        "empty_layer": step.empty_layer,
     }
 
 
@@ -91,6 +103,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
             {
                 "name": i.name,
                 "digest": i.digest,
+                "config_digest": i.config_digest,
                 "platform": i.platform,
                 "revision": i.revision,
                 "layers": i.layers,

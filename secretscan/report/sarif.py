@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from secretscan.models import Exposure, Finding, Location, ScanReport, Severity
-from secretscan.report.text import exposure_note
+from secretscan.report.text import exposure_note, place
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/secretscan/secretscan"
@@ -63,7 +63,7 @@ def render_sarif(report: ScanReport) -> str:
         "properties": {
             "target": report.target,
             "rulesDigest": report.rules_digest,
-            "images": [{"name": i.name, "digest": i.digest} for i in report.images],
+            "images": [{"name": i.name, "digest": i.digest, "configDigest": i.config_digest} for i in report.images],
         },
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
@@ -89,7 +89,7 @@ def _rule(f: Finding) -> dict[str, Any]:
 def _result(f: Finding, index: int) -> dict[str, Any]:
     first = f.locations[0]
     value = f.secret if f.secret is not None else f.redacted
-    message = f"{f.title} ({value}) at {first.image}: {first.describe()} — {exposure_note(first)}."
+    message = f"{f.title} ({value}) at {first.image}: {place(first)} — {exposure_note(first)}."
     if len(f.locations) > 1:
         message += f" Seen in {len(f.locations)} places."
     return {
@@ -119,8 +119,29 @@ def _location(loc: Location) -> dict[str, Any]:
             physical["region"] = {"startLine": loc.line}
     out: dict[str, Any] = {
         "physicalLocation": physical,
-        "message": {"text": f"{loc.image}: {loc.describe()} ({exposure_note(loc)})"},
+        "message": {"text": f"{loc.image}: {place(loc)} ({exposure_note(loc)})"},
     }
     if loc.exposure is Exposure.CONFIG:
         out["logicalLocations"] = [{"fullyQualifiedName": loc.path, "kind": "member"}]
+    layer = _layer_properties(loc)
+    if layer:
+        out["properties"] = layer
     return out
+
+
+def _layer_properties(loc: Location) -> dict[str, Any]:
+    """The layer a location is in (by index and diff ID) or, for a build-history entry, the layer
+    its step created: what a responder needs to find the blob."""
+    step = loc.history_step
+    if loc.layer_index is not None:
+        found: dict[str, Any] = {"layerIndex": loc.layer_index, "layerDigest": loc.layer_digest}
+    elif step is not None:
+        found = {
+            "historyIndex": step.index,
+            "createdLayerIndex": step.layer_index,
+            "createdLayerDigest": step.layer_digest,
+            "emptyLayer": step.empty_layer,
+        }
+    else:
+        return {}
+    return {k: v for k, v in found.items() if v is not None}

@@ -8,7 +8,7 @@ codes are added after the escaping.
 
 from __future__ import annotations
 
-from secretscan.models import Exposure, Finding, Location, PackageState, ScanReport, Severity
+from secretscan.models import Exposure, Finding, ImageSummary, Location, PackageState, ScanReport, Severity
 from secretscan.terminal import terminal_safe
 
 _COLORS = {
@@ -47,6 +47,49 @@ def package_note(loc: Location) -> str | None:
     return _PACKAGE_NOTES[loc.package_state].format(loc.package) if loc.package else None
 
 
+def short_digest(digest: str) -> str:
+    """``sha256:542132ade47f…``: 12 hex digits, as ``docker`` shortens IDs, enough to grep for."""
+    algorithm, sep, hexpart = digest.partition(":")
+    return digest if not sep or len(hexpart) <= 12 else f"{algorithm}:{hexpart[:12]}…"
+
+
+def layer_note(loc: Location) -> str | None:
+    """Which layer, by diff ID: ``layer sha256:542132ade47f…`` for a place in a layer; for a
+    build-history entry, the layer its step created (``created layer 6, sha256:4f6dda6e354c…``),
+    or that it created none."""
+    if loc.layer_index is not None:
+        return f"layer {short_digest(loc.layer_digest)}" if loc.layer_digest else None
+    step = loc.history_step
+    if step is None:
+        return None
+    if step.layer_index is not None:
+        digest = f", {short_digest(step.layer_digest)}" if step.layer_digest else ""
+        return f"created layer {step.layer_index}{digest}"
+    if step.empty_layer:
+        return "no layer: metadata-only step"
+    return "layer not known: the history does not line up with the layers"
+
+
+def place(loc: Location) -> str:
+    """Where, for a person: ``Location.describe``, the key, and which layer by its diff ID:
+    ``layer 1: /app/.env:1 (AWS_ACCESS_KEY_ID) [layer sha256:542132ade47f…]``,
+    ``history[7].created_by (access-token) [created layer 6, sha256:4f6dda6e354c…]``."""
+    ctx = f" ({loc.context})" if loc.context else ""
+    note = layer_note(loc)
+    return loc.describe() + ctx + (f" [{note}]" if note else "")
+
+
+def image_digests(image: ImageSummary) -> list[tuple[str, str]]:
+    """(label, digest): the names ``docker`` and registries know the image by: its config digest
+    (the image ID), and its manifest digest when the source named one."""
+    found = []
+    if image.config_digest:
+        found.append(("image ID (config digest)", image.config_digest))
+    if image.digest and image.digest != image.config_digest:
+        found.append(("manifest digest" if image.config_digest else "digest", image.digest))
+    return found
+
+
 def render_text(report: ScanReport, *, color: bool = False) -> str:
     out: list[str] = []
     painted: dict[int, str] = {}  # line index -> colour of the whole line
@@ -60,6 +103,7 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
             f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}"
             + packaged
         )
+        out.extend(f"  {label}: {digest}" for label, digest in image_digests(img))
     out.append("")
     if not report.findings:
         out.append("No secrets found.")
@@ -76,7 +120,7 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
         out.append(f"Published test keys and package content (informational, {len(report.known_test_keys)}):")
         for k in report.known_test_keys:
             out.append(f"  {k.rule_id} {k.redacted} — {k.source}")
-            out.extend(f"      at {loc.image}: {loc.describe()}" for loc in k.locations[:3])
+            out.extend(f"      at {loc.image}: {place(loc)}" for loc in k.locations[:3])
         out.append("")
     if report.suppressed:
         out.append(f"{report.suppressed} finding(s) suppressed by the allowlist or baseline.")
@@ -104,8 +148,7 @@ def _finding_lines(f: Finding) -> list[str]:
         where = f" {f.vault.path} version {f.vault.version} (current {f.vault.current_version})" if f.vault.path else ""
         lines.append(f"    vault: {f.vault.status.value}{where}")
     for loc in f.locations:
-        ctx = f" ({loc.context})" if loc.context else ""
-        lines.append(f"    at {loc.image}: {loc.describe()}{ctx}")
+        lines.append(f"    at {loc.image}: {place(loc)}")
         lines.append(f"       {exposure_note(loc)}")
         if loc.created_by:
             lines.append(f"       added by: {_short(loc.created_by)}")

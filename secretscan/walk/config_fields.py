@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretscan.image.model import ImageConfig
+from secretscan.models import HistoryStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class ConfigText:
     text: str
     created_by: str | None
     """The build step that produced the entry, when history tells."""
+    step: HistoryStep | None = None
+    """For ``history[N].created_by``: that step and the layer it created."""
 
 
 def config_texts(config: ImageConfig, annotations: dict[str, str]) -> Iterator[ConfigText]:
@@ -54,7 +57,9 @@ def config_texts(config: ImageConfig, annotations: dict[str, str]) -> Iterator[C
         yield ConfigText("config.User", cfg["User"], steps.last.get("USER"))
     for entry in config.history:
         if entry.created_by:
-            yield ConfigText(f"history[{entry.index}].created_by", entry.created_by, entry.created_by)
+            yield ConfigText(
+                f"history[{entry.index}].created_by", entry.created_by, entry.created_by, config.history_step(entry)
+            )
 
 
 def _strings(value: Any) -> list[str]:
