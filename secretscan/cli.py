@@ -35,6 +35,7 @@ from secretscan.safewrite import PRIVATE_MODE, PUBLIC_MODE, check_output, write_
 from secretscan.scan import Scanner
 from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
+from secretscan.sources.reference import STDIN_IS_A_TERMINAL, reads_stdin
 from secretscan.sources.registry import RegistryOptions
 from secretscan.sweep.report import pick_sweep, previous_sweep, summary_table, sweep_report
 from secretscan.sweep.run import Sweeper, SweepOptions
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "image",
             help="docker://[REGISTRY/]REPO[:TAG|@DIGEST], docker-daemon:REPO[:TAG], docker-archive:PATH[:REF|:@N], "
-            "oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, a bare path, or a bare REPO[:TAG] (daemon, then registry)",
+            "oci:DIR[:REF], oci-archive:PATH[:REF], dir:PATH, a bare path, a bare REPO[:TAG] (daemon, then registry), "
+            "or - for an archive on standard input (docker save IMAGE | secretscan scan -)",
         )
         registry_args(p, single_image=True)
         p.add_argument(
@@ -375,6 +377,35 @@ def _password_option(argv: list[str]) -> str | None:
     return None
 
 
+def _stdin_twice(args: argparse.Namespace, extra: list[str]) -> str | None:
+    """The one-line complaint when ``-`` (standard input) comes with more images, or twice: a pipe
+    holds one archive and can be read once. None when the extra arguments are something else
+    (argparse names them)."""
+    image = getattr(args, "image", None)
+    if image is None or not any(reads_stdin(a) for a in (image, *extra)):
+        return None
+    if any(a.startswith("-") and not reads_stdin(a) for a in extra):
+        return None
+    return f"one image per run, and standard input (-) can be read once: got {' '.join((image, *extra))}"
+
+
+def _stdin_refusal(args: argparse.Namespace) -> str | None:
+    """The line to print when an image on standard input (``-``) cannot be read in this run, said
+    before any work: a terminal is not an archive (waiting on it would look like a hang), and
+    ``--password-stdin`` would take the archive's first line for a password."""
+    if not reads_stdin(getattr(args, "image", None) or ""):
+        return None
+    if getattr(args, "password_stdin", False):
+        return (
+            "secretscan: error: --password-stdin and - both read standard input (an archive needs no registry password)"
+        )
+    try:
+        terminal = sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed, or not a real file
+        terminal = False
+    return f"secretscan: {STDIN_IS_A_TERMINAL}" if terminal else None
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -390,9 +421,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"secretscan: error: {refused} is not an option: {_PASSWORD_HELP}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        args = parser.parse_args(arguments)
+        args, extra = parser.parse_known_args(arguments)
+        if extra and (clash := _stdin_twice(args, extra)) is not None:
+            _print_error(clash)
+            return EXIT_ERROR
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_CLEAN
+    refusal = _stdin_refusal(args)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return EXIT_ERROR
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TerminalSafeFormatter("secretscan: %(message)s"))  # messages may quote images
     logging.basicConfig(handlers=[handler])

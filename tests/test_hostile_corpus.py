@@ -62,6 +62,8 @@ class Outcome:
 class Case:
     image: Path | str
     outcome: Outcome
+    stdin: bytes | None = None
+    """What is piped in, for ``image`` ``-`` (``docker save IMAGE | secretscan scan -``)."""
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -888,6 +890,47 @@ def keyword_hits_past_the_window_limit(tmp: Path) -> Case:
     )
 
 
+def _cut_inside(members: dict[str, bytes], layer: str) -> bytes:
+    """``members`` as a tar stream, in their order, cut in the middle of ``layer``'s data."""
+    data = _tar([_file(name, blob) for name, blob in members.items()])
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.getmember(layer)
+    return data[: member.offset_data + member.size // 2]
+
+
+def save_stream_cut_inside_a_layer(tmp: Path) -> Case:
+    """Piped in and cut mid-layer after its manifest (which came first): the layers are placed in
+    the image, and the cut one keeps the files in front of the break."""
+    a, b = _token(1), _token(2)
+    layer = _tar([_secret_file("app/b.txt", b), _file("app/big.bin", _noise(256 * 1024))])
+    members = read_files_tar(_archive(tmp, [_healthy(a), layer]))
+    assert list(members)[0] == "manifest.json"
+    return Case(
+        "-",
+        Outcome("partial", "the stream breaks off inside its last layer", {a: "/healthy/token.txt", b: "/app/b.txt"}),
+        _cut_inside(members, "l1.tar"),
+    )
+
+
+def save_stream_cut_before_its_manifest(tmp: Path) -> Case:
+    """Piped in as docker save writes it, manifest last, and cut mid-layer: the manifest never
+    comes, and the layers read are still reported."""
+    a, b = _token(1), _token(2)
+    layer = _tar([_secret_file("app/b.txt", b), _file("app/big.bin", _noise(256 * 1024))])
+    manifest = [{"Config": "c.json", "Layers": ["0/layer.tar", "1/layer.tar"]}]
+    members = {
+        "0/layer.tar": _healthy(a),
+        "1/layer.tar": layer,
+        "c.json": b"{}",
+        "manifest.json": json.dumps(manifest).encode(),
+    }
+    return Case(
+        "-",
+        Outcome("partial", "before its manifest.json", {a: "/healthy/token.txt", b: "/app/b.txt"}),
+        _cut_inside(members, "1/layer.tar"),
+    )
+
+
 def hard_links_to_a_file_of_tokens(tmp: Path) -> Case:
     """200 links to a file of 200 tokens would be 40,000 locations: past max_link_locations the
     rest of the links are listed as not followed."""
@@ -916,6 +959,8 @@ CASES: dict[str, Callable[[Path], Case]] = {
         tar_negative_size,
         tar_absurd_size,
         tar_truncated_inside_a_file,
+        save_stream_cut_inside_a_layer,
+        save_stream_cut_before_its_manifest,
         gnu_long_name,
         pax_long_name_and_link,
         pax_times_that_are_not_numbers,
@@ -981,10 +1026,12 @@ def test_the_corpus_is_at_least_thirty_inputs() -> None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_hostile_input(cli, tmp_path: Path, name: str) -> None:
+def test_hostile_input(cli, tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     work = tmp_path / "work"
     work.mkdir()
     case = CASES[name](work)
+    if case.stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(case.stdin)))
     before = sorted(p for p in tmp_path.rglob("*"))
     result = cli("scan", str(case.image), "-f", "json", "-q", *case.outcome.extra)
     assert "Traceback" not in result.err and "internal error" not in result.err, result.err

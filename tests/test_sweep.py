@@ -93,8 +93,8 @@ def sweep(cli: Any, target: str, db: Path, *extra: str) -> tuple[CliResult, dict
 
 def summary_of(stderr: str) -> dict[str, int]:
     """The summary table a user reads at the end of a sweep."""
-    images = re.search(r"images\s+(\d+)\s+(\d+) scanned, (\d+) cached, (\d+) failed", stderr)
-    layers = re.search(r"layers\s+(\d+)\s+(\d+) unique: (\d+) scanned, (\d+) cached, (\d+) failed", stderr)
+    images = re.search(r"images\s+(\d+)\s+(\d+) scanned, (\d+) from cache, (\d+) failed", stderr)
+    layers = re.search(r"layers\s+(\d+)\s+(\d+) unique: (\d+) scanned, (\d+) from cache, (\d+) failed", stderr)
     assert images and layers, stderr
     keys = ("images", "images_scanned", "images_cached", "images_failed")
     out = dict(zip(keys, map(int, images.groups()), strict=True))
@@ -185,13 +185,17 @@ def test_sweep_locations_match_a_single_image_scan(cli, fleet: Fleet, tmp_path: 
 
 def test_second_sweep_fetches_only_manifests_and_gives_the_same_report(cli, fleet: Fleet, tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    _, first, _ = sweep(cli, fleet.host, db)
+    cold, first, before = sweep(cli, fleet.host, db)
     mark = log_length(fleet.log_path)
     started = time.monotonic()
-    _, second, summary = sweep(cli, fleet.host, db)
+    warm, second, summary = sweep(cli, fleet.host, db)
     elapsed = time.monotonic() - started
+    # the summary says where each image and layer came from: all scanned, then all from the cache
+    assert "4 scanned, 0 from cache, 0 failed" in cold.err and "5 unique: 5 scanned, 0 from cache, 0 failed" in cold.err
+    assert before["layers_scanned"] == before["layers_unique"] == 5
+    assert "0 scanned, 4 from cache, 0 failed" in warm.err and "5 unique: 0 scanned, 5 from cache, 0 failed" in warm.err
     assert summary["images_cached"] == 4 and summary["images_scanned"] == 0
-    assert summary["layers_scanned"] == 0
+    assert summary["layers_scanned"] == 0 and summary["layers_cached"] == summary["layers_unique"] == 5
     assert blob_gets(fleet.log_path, mark) == [], "a cached sweep downloaded blobs"
     assert elapsed < 10
     assert first["findings"] == second["findings"]
@@ -211,7 +215,8 @@ def test_new_tag_scans_only_its_new_layer_and_since_last_shows_only_it(cli, tmp_
         )
         pusher.image("team-d/new", "1", ImageSpec([base, _layer("opt/ci.env", f"GITLAB_TOKEN={fresh}\n", "d1")]))
         _, report, summary = sweep(cli, info.host, db)
-        assert summary["layers_scanned"] == 1 and summary["layers_cached"] == 1
+        # the new layer scanned; the shared base from the layer cache, the other 4 with their cached images
+        assert summary["layers_unique"] == 6 and summary["layers_scanned"] == 1 and summary["layers_cached"] == 5
         assert summary["images_scanned"] == 1 and summary["images_cached"] == 4
         assert fp(fresh) in by_fingerprint(report)
         new = cli("report", "--db", str(db), "--since-last", "-f", "json")

@@ -7,6 +7,7 @@ References follow containers-transports(5), the convention skopeo and podman use
 ``docker-archive:PATH[:REF|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``dir:PATH``,
 ``docker://[REGISTRY/]REPO[:TAG|@DIGEST]``, ``docker-daemon:REPO[:TAG]``. A bare path is recognised
 by its contents; a bare ``REPO[:TAG]`` is looked up in the local daemon first, then the registry.
+``-`` (or ``docker-archive:-``, ``oci-archive:-``) is an archive on standard input, read as a stream.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.image.model import Image
 from secretscan.sources.auth import Keychain, MultiKeychain
-from secretscan.sources.reference import unknown_transport
+from secretscan.sources.reference import reads_stdin, unknown_transport
 from secretscan.sources.registry import RegistryOptions
 from secretscan.sources.savestream import SaveStream
 
@@ -122,6 +123,10 @@ TRANSPORTS: dict[str, Callable[[str, SourceOptions], Source]] = {
 
 def open_source(reference: str, options: SourceOptions | None = None) -> Source:
     options = options or SourceOptions()
+    if reads_stdin(reference):
+        from secretscan.sources.archive import StdinArchive
+
+        return StdinArchive()
     transport, sep, rest = reference.partition(":")
     if sep and transport in TRANSPORTS:
         return TRANSPORTS[transport](rest, options)

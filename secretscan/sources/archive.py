@@ -1,16 +1,25 @@
 """``docker save`` archives: the classic layout (``manifest.json`` + ``<id>/layer.tar``) and the
-Docker 25+ one (an OCI layout plus ``manifest.json``). Both are read through manifest.json."""
+Docker 25+ one (an OCI layout plus ``manifest.json``). Both are read through manifest.json; from a
+file by random access (``DockerArchive``), from standard input in one pass (``StdinArchive``)."""
 
 from __future__ import annotations
 
+import sys
+import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 from secretscan.errors import SourceError, UsageError
+from secretscan.image.compression import XzMemoryLimit, open_uncompressed, prefixed, sniff
 from secretscan.image.model import ImageConfig, LayerHandle, SaveEntry, parse_save_manifest
+from secretscan.limits import Limits
+from secretscan.sources.reference import STDIN_HINT, STDIN_IS_A_TERMINAL
+from secretscan.sources.savestream import SaveStream
 from secretscan.sources.tarblobs import TarBlobs
+from secretscan.walk.content import DECODE_ERRORS
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -90,3 +99,62 @@ class DockerArchive:
             return self.ref[1:].isdigit() and int(self.ref[1:]) == index
         tags = entry.tags
         return self.ref in tags or f"{self.ref}:latest" in tags or any(t.endswith("/" + self.ref) for t in tags)
+
+
+STDIN_HOLDS = (
+    "standard input takes a docker save archive, plain or compressed (docker save IMAGE | gzip), or an OCI layout tar"
+)
+
+
+class StdinArchive:
+    """``-``: an archive piped in (``docker save IMAGE | secretscan scan -``): a docker save tar or
+    an OCI layout tar, plain or compressed (gzip, zstd, xz, bzip2, told by its first bytes).
+
+    A pipe can be read once, and a docker save stream names its images in ``manifest.json`` only
+    after the layers, so it is read as the daemon's save stream is (``savestream``): each layer
+    scanned as it passes, nothing extracted or spooled to disk, memory bounded by the limits that
+    bound every layer. The first bytes are checked here, so that what is not a tar archive at all
+    gets a message that says what standard input can hold."""
+
+    label = "stdin"
+
+    def __init__(self, stream: BinaryIO | None = None, xz_memory: int = Limits().max_xz_memory) -> None:
+        self._stream = stream
+        """None: the process's standard input, looked up when the stream is opened."""
+        self._xz_memory = xz_memory
+
+    @property
+    def description(self) -> str:
+        return self.label
+
+    def open_stream(self) -> SaveStream:
+        raw = self._stream if self._stream is not None else (sys.stdin.buffer if sys.stdin is not None else None)
+        if raw is not None and raw.isatty():
+            raise UsageError(STDIN_IS_A_TERMINAL)
+        head = raw.read(8) if raw is not None else b""
+        if not head:
+            raise UsageError(f"standard input is empty; {STDIN_HINT}")
+        assert raw is not None
+        compression = sniff(head)
+        try:
+            reader, _ = open_uncompressed(prefixed(head, raw), xz_memory=self._xz_memory)
+            block = reader.read(tarfile.BLOCKSIZE)
+        except XzMemoryLimit as exc:
+            raise SourceError(f"{self.label}: {exc}") from None
+        except DECODE_ERRORS:
+            raise SourceError(
+                f"{self.label}: not a tar archive (it starts as {compression} data that does not decompress); "
+                f"{STDIN_HOLDS}"
+            ) from None
+        _check_tar_start(block, "" if compression == "none" else f" ({compression}-compressed)", self.label)
+        return SaveStream(self.label, prefixed(block, reader))
+
+
+def _check_tar_start(block: bytes, what: str, label: str) -> None:
+    """A one-line error unless ``block`` is a tar header (right size, valid checksum)."""
+    if len(block) == tarfile.BLOCKSIZE and not block.strip(b"\0"):  # the end-of-archive block first
+        raise SourceError(f"{label}: an empty tar archive{what}: not an image; {STDIN_HOLDS}")
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        raise SourceError(f"{label}: not a tar archive{what}; {STDIN_HOLDS}") from None

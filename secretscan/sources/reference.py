@@ -21,6 +21,17 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _TRANSPORT_LIKE = re.compile(r"[a-z][a-z-]{0,39}")
 
 
+STDIN_REFERENCES = ("-", "docker-archive:-", "oci-archive:-")
+"""References that read the archive from standard input: ``docker save IMAGE | secretscan scan -``."""
+STDIN_HINT = "pipe an archive: docker save IMAGE | secretscan scan -"
+STDIN_IS_A_TERMINAL = f"standard input is a terminal; {STDIN_HINT}"
+
+
+def reads_stdin(reference: str) -> bool:
+    """Whether ``reference`` names standard input. A file called ``-`` is ``./-``, as for tar and cat."""
+    return reference in STDIN_REFERENCES
+
+
 def unknown_transport(reference: str, transports: Collection[str]) -> str | None:
     """A one-line complaint when ``reference`` starts with what reads as a mistyped transport
     (``docker-archve:app.tar``, ``dokcer://ghcr.io/x``, ``https://ghcr.io/x``), else None.

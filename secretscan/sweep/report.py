@@ -91,18 +91,21 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
 
 
 def summary_table(sweep_id: int, summary: SweepSummary) -> str:
+    """The table printed at the end of a sweep. Each image and each unique layer is counted once,
+    as scanned by this sweep, from cache (answered by the database without a download), or
+    failed, so the three add up to its total on a cold sweep and a warm one alike."""
     s = summary
     rows = [
         ("repositories", s.repositories, f"{s.repositories_failed} could not be listed"),
         (
             "images",
             s.images,
-            f"{s.images_scanned} scanned, {s.images_cached} cached, {s.images_failed} failed",
+            f"{s.images_scanned} scanned, {s.images_cached} from cache, {s.images_failed} failed",
         ),
         (
             "layers",
             s.layer_references,
-            f"{s.layers_unique} unique: {s.layers_scanned} scanned, {s.layers_cached} cached, {s.layers_failed} failed",
+            f"{s.layers_unique} unique: {s.layers_scanned} scanned, {s.layers_cached} from cache, {s.layers_failed} failed",
         ),
     ]
     width = max(len(r[0]) for r in rows)

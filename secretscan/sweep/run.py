@@ -92,6 +92,8 @@ class SweepSummary:
     layers_unique: int = 0
     layers_scanned: int = 0
     layers_cached: int = 0
+    """Unique layers whose results came from the database: from the layer cache, or with an image
+    served whole from the image cache. Scanned + cached + failed = unique."""
     layers_failed: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -174,13 +176,18 @@ class Sweeper:
         plans = [p for p in plans if not isinstance(p.manifest_digest, Unresolved)]
         self.summary.images = len(plans) + self.summary.images_failed
         self.summary.layer_references = sum(len(p.layers) for p in plans)
-        self.summary.layers_unique = len({layer.blob_digest for p in plans for layer in p.layers})
+        unique = {layer.blob_digest for p in plans for layer in p.layers}
+        to_attribute = [p for p in plans if p.cached is None and not p.error]
+        self.summary.layers_unique = len(unique)
+        # a cached image brings its layers' results with it: those layers count as from the cache
+        # (the layer cache hits among the rest are added when the layers to scan are sorted out)
+        self.summary.layers_cached = len(unique - {layer.blob_digest for p in to_attribute for layer in p.layers})
         for plan in plans:
             if plan.error:
                 self._store_failed(sweep, plan)
             elif plan.cached is not None:
                 self._finish(sweep, plan, plan.cached, ImageStatus.CACHED)
-        self._scan_layers(sweep, [p for p in plans if p.cached is None and not p.error])
+        self._scan_layers(sweep, to_attribute)
         self.summary.seconds = round(time.monotonic() - started, 3)
         self.store.finish_sweep(sweep, self.summary.as_dict())
         return sweep, self.summary
@@ -295,7 +302,7 @@ class Sweeper:
                 jobs.setdefault(digest, LayerJob(plan.registry, plan.repository, digest, layer.diff_id, layer.size or 0))
                 waiting.setdefault(digest, []).append(plan)
         cached = self.store.cached_layers(self.profile, list(jobs))
-        self.summary.layers_cached = len(cached)
+        self.summary.layers_cached += len(cached)
         todo = sorted((j for d, j in jobs.items() if d not in cached), key=lambda j: -j.size)
         results: dict[str, LayerResult] = {}
         """Fresh results, kept only until the last image that uses them is attributed."""
@@ -369,6 +376,7 @@ class Sweeper:
             options=self.registry_options,
             ecr_hosts=(),
             profile=self.profile,
+            cache_dir=str(config.cache_dir) if config.cache_dir else None,
         )
         try:
             client = Client(self.options.dask, timeout=30)
