@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import BinaryIO
 
 from secretscan.config import ScanConfig
@@ -22,6 +24,7 @@ from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, SourceLimitReached
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.compression import sniff
+from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerFacts, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
@@ -41,13 +44,86 @@ from secretscan.walk.split import Piece
 logger = logging.getLogger(__name__)
 
 
-class Progress:
-    """What the pipeline tells a progress display. The default shows nothing."""
+class ProgressUnit(Enum):
+    """What a bar counts: stored bytes of layers, or the files of a plain directory (which has no
+    blob, and whose size is not known before it is walked)."""
 
-    def start_image(self, name: str, total_bytes: int, layers: int) -> None: ...
-    def start_layer(self, index: int) -> None: ...
-    def advance(self, nbytes: int) -> None: ...
+    BYTES = "B"
+    FILES = "files"
+
+
+class Progress:
+    """What the pipeline tells a progress display, only ever from the process that scans the
+    image (never from a forked worker). The default shows nothing.
+
+    Calls for one image: ``start_image``, then ``advance`` and ``layer_done`` in any order, then
+    ``end_image``. The amounts given to ``advance`` add up to at most ``total`` (when known), and
+    to ``total`` when every layer was gone through."""
+
+    def start_image(
+        self, name: str, total: int | None, layers: int, unit: ProgressUnit = ProgressUnit.BYTES
+    ) -> None: ...
+    def advance(self, amount: int) -> None: ...
+    def layer_done(self) -> None: ...
     def end_image(self) -> None: ...
+
+
+def _ignore(amount: int) -> None:
+    """The progress callback of work whose progress is told another way (a forked worker's: its
+    piece moves the bar when the parent hears it is done)."""
+
+
+def _share(piece: Piece, layer_size: int) -> int:
+    """What a piece adds to its image's bar: the stored bytes it covers (the digest task reads a
+    layer its pieces already counted)."""
+    return 0 if piece.digest_only else piece.weight(layer_size)
+
+
+def _counted(entries: Iterator[FileEntry], on_file: Callable[[int], None]) -> Iterator[FileEntry]:
+    """``entries``, telling ``on_file`` of each regular file once it has been scanned (when the
+    next entry is asked for, or the walk ends)."""
+    for entry in entries:
+        yield entry
+        if entry.kind is EntryKind.FILE:
+            on_file(1)
+
+
+class _Meter:
+    """Moves an image's bar by what each piece reads as it reads it, when it is read in this
+    process, and by the rest of the piece's share when it is done: a piece read in a forked
+    worker, or one that stopped early (damage, ``--timeout``), still brings the bar to its
+    total, and nothing moves it past its share. So the bar only moves forward, and ends full."""
+
+    def __init__(self, progress: Progress, shares: Sequence[int | None], layers: Sequence[int]) -> None:
+        self.progress = progress
+        self.shares = shares
+        """Per piece: what it adds to the bar in all (None: unknown, then what it reports)."""
+        self.given = [0] * len(shares)
+        self.pieces_left = Counter(layers)
+        self.layer_of = layers
+
+    def reporter(self, k: int) -> Callable[[int], None]:
+        def seen(amount: int) -> None:
+            share = self.shares[k]
+            if share is not None:
+                amount = min(amount, share - self.given[k])
+            if amount > 0:
+                self.given[k] += amount
+                self.progress.advance(amount)
+
+        return seen
+
+    def done(self, k: int) -> None:
+        """Piece ``k`` is done: the bar gets the rest of its share, and a layer whose last piece
+        this was is counted."""
+        share = self.shares[k]
+        if share is not None and share > self.given[k]:
+            rest, self.given[k] = share - self.given[k], share
+            self.progress.advance(rest)
+        layer = self.layer_of[k]
+        self.pieces_left[layer] -= 1
+        if self.pieces_left[layer] == 0:
+            self.progress.layer_done()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,66 +245,83 @@ class Scanner:
 
     def scan_stream(self, stream: SaveStream, state: RunState) -> None:
         """The images of a ``docker save`` stream, read once: each layer scanned as it passes."""
-        self.progress.start_image(stream.label, stream.total_bytes, stream.layers)
+        self.progress.start_image(stream.label, stream.total_bytes or None, stream.layers)
+
+        def scan_one(blob: BinaryIO) -> LayerResult:
+            result = self.scan_layer_stream(blob, on_bytes=self.progress.advance)
+            self.progress.layer_done()
+            return result
+
         try:
-            scanned = read_save_stream(stream.reader, self.scan_layer_stream, stream.label, stream.wanted)
+            scanned = read_save_stream(stream.reader, scan_one, stream.label, stream.wanted)
         finally:
             self.progress.end_image()
         for item in scanned:
             state.add_notes(item.image.name, self.attribute(item.image, item.config, item.layers, item.results, state))
+            if item.problem:  # the stream was cut short, or this image's metadata is broken: its layers are kept
+                state.errors.append(item.problem)
 
-    def scan_layer_stream(self, blob: BinaryIO, expected: LayerPackages | None = None) -> LayerResult:
+    def scan_layer_stream(
+        self, blob: BinaryIO, expected: LayerPackages | None = None, on_bytes: Callable[[int], None] = _ignore
+    ) -> LayerResult:
+        """``on_bytes``: told of the stored bytes as they are read."""
         return scan_layer_blob(
             self.engine,
             self.sealer,
             self.config.limits,
             blob,
-            self.progress.advance,
+            on_bytes,
             deadline=self.deadline,
             expected=expected,
         )
 
-    def scan_layer(self, handle: LayerHandle, expected: LayerPackages | None = None) -> LayerResult:
+    def scan_layer(
+        self, handle: LayerHandle, expected: LayerPackages | None = None, on_progress: Callable[[int], None] = _ignore
+    ) -> LayerResult:
+        """``on_progress``: told of the stored bytes read of a blob, or of each file of a layer
+        that is walked (a plain directory) once it is scanned."""
         if self.deadline.expired:
             return LayerResult(error=f"not scanned: {self.deadline.describe()}")
         if handle.walk is not None:
-            return scan_layer_entries(self.engine, self.sealer, self.config.limits, handle.walk(), self.deadline)
+            entries = _counted(handle.walk(), on_progress)
+            return scan_layer_entries(self.engine, self.sealer, self.config.limits, entries, self.deadline)
         try:
             with handle.open() as blob:
-                return self.scan_layer_stream(blob, expected)
+                return self.scan_layer_stream(blob, expected, on_progress)
         except SecretScanError as exc:  # the blob cannot be opened (missing from the archive)
             return LayerResult(error=str(exc))
 
     def scan_image(self, image: Image, state: RunState) -> None:
         config = image.config()
         layers = image.layers()
-        self.progress.start_image(image.name, sum(h.size or 0 for h in layers), len(layers))
+        # One bar per image: stored bytes, or files for a plain directory (no blob, size unknown).
+        files = bool(layers) and all(h.walk is not None for h in layers)
+        unit = ProgressUnit.FILES if files else ProgressUnit.BYTES
+        sizes = [h.size for h in layers]
+        total = None if files or None in sizes else sum(s or 0 for s in sizes)
+        self.progress.start_image(image.name, total, len(layers), unit)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
         pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1)
         parallel = parallel and len(pieces) > 1
+        size_of = [layers[p.layer].size for p in pieces]
+        shares = [None if files or size is None else _share(p, size) for p, size in zip(pieces, size_of, strict=True)]
+        meter = _Meter(self.progress, shares, [p.layer for p in pieces])
 
         def scan_one(k: int) -> LayerResult:
-            if not parallel:
-                self.progress.start_layer(pieces[k].layer)
-            return self._scan_piece(layers[pieces[k].layer], pieces[k], expected.get(pieces[k].layer))
-
-        finished = [0]
-        weights = [p.weight(layers[p.layer].size or 0) for p in pieces]
-
-        def done(k: int, result: LayerResult) -> None:
-            if parallel:  # workers report when they finish; the bar moves by whole pieces
-                finished[0] += 1
-                self.progress.start_layer(min(finished[0], len(layers)) - 1)
-                self.progress.advance(weights[k] if not pieces[k].digest_only else 0)
+            handle = layers[pieces[k].layer]
+            # A forked worker's bar is a copy that must not draw: the parent moves the bar when a piece is done.
+            silent = parallel or (handle.walk is not None) != files
+            tell = _ignore if silent else meter.reporter(k)
+            return self._scan_piece(handle, pieces[k], expected.get(pieces[k].layer), tell)
 
         try:
             results = fork_map(
                 scan_one,
                 len(pieces),
-                weights,
+                [p.weight(size or 0) for p, size in zip(pieces, size_of, strict=True)],
                 self.config.jobs if parallel else 1,
                 on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
-                on_done=done,
+                on_done=lambda k, result: meter.done(k),
             )
         finally:
             self.progress.end_image()
@@ -286,9 +379,11 @@ class Scanner:
             collector.feed(path, data, mtime)
         return found.cuts, collector.packages
 
-    def _scan_piece(self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None) -> LayerResult:
+    def _scan_piece(
+        self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None, on_progress: Callable[[int], None]
+    ) -> LayerResult:
         if piece.whole:
-            return self.scan_layer(handle, expected)
+            return self.scan_layer(handle, expected, on_progress)
         if self.deadline.expired:
             return LayerResult(error=f"not scanned: {self.deadline.describe()}")
         assert handle.open_range is not None and handle.size is not None
