@@ -37,8 +37,9 @@ class TqdmProgress(Progress):
             unit="B" if counts_bytes else " files",
             unit_scale=counts_bytes,
             unit_divisor=1024,
-            # the image name comes from the user or a registry; a directory is one layer, not worth saying
-            desc=f"{terminal_safe(name)} ({layers} layers)" if counts_bytes else terminal_safe(name),
+            # the image name comes from the user or a registry; a directory is one layer, and a
+            # stream (stdin) names its layers only as they come: neither count is worth saying
+            desc=f"{terminal_safe(name)} ({layers} layers)" if counts_bytes and layers else terminal_safe(name),
             file=sys.stderr,
             leave=False,
             ncols=size.columns or 100,

@@ -142,6 +142,37 @@ def test_the_unmutated_layer_is_read_in_full(scanner: Scanner) -> None:
         assert {"/app/token.txt", "/app/lib.jar!/a.properties"} <= paths, name
 
 
+class _FailingSource(io.RawIOBase):
+    """A layer's source whose reads fail from byte ``at`` on, every time they are tried again: a
+    ``docker save`` stream cut inside a layer fails so (its tar reader raises ``ReadError``)."""
+
+    def __init__(self, data: bytes, at: int, error: Exception) -> None:
+        self.data, self.at, self.pos, self.error = data, at, 0, error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.pos >= self.at:
+            raise self.error
+        n = min(len(buffer), self.at - self.pos)
+        buffer[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+
+@pytest.mark.parametrize(
+    "error", [tarfile.ReadError("unexpected end of data"), OSError("stream cut"), ValueError("bad chunk")], ids=repr
+)
+def test_a_source_that_keeps_failing_costs_only_the_rest_of_its_layer(scanner: Scanner, error: Exception) -> None:
+    for name, blob in COMPRESSED.items():
+        source = io.BufferedReader(_FailingSource(blob, len(blob) - 1, error))
+        result = scan_layer_blob(scanner.engine, scanner.sealer, LIMITS, source)  # type: ignore[arg-type]
+        assert result.error is not None and "\n" not in result.error, name
+        assert result.stored_digest is None, name  # the blob was not read to its end: no digest to vouch for it
+        assert "/app/token.txt" in {path for _, path, _ in result.matches}, name
+
+
 @BUDGET
 @given(kind=st.sampled_from(sorted(COMPRESSED)), edits=st.lists(mutation, min_size=1, max_size=4))
 def test_mutated_layers_give_a_result_never_an_exception(scanner: Scanner, kind: str, edits: list) -> None:

@@ -216,8 +216,8 @@ def _finish_digest(hashing: Observed, sha256: hashlib._Hash) -> str | None:
     try:
         while hashing.read(1 << 20):
             pass
-    except (OSError, EOFError, SecretScanError):  # cut off, stalled, out of time or overrun
-        return None
+    except (SecretScanError, *DECODE_ERRORS):  # cut off, stalled, out of time, overrun, or a source's
+        return None  # own reader failing again (a save stream's tar): the findings so far are kept
     return "sha256:" + sha256.hexdigest()
 
 
