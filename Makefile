@@ -85,9 +85,12 @@ demo: $(VENV)/.installed $(PREBUILT)
 	@$(BIN)/secretscan scan $(DEMO_IMAGE); status=$$?; \
 	  if [ $$status -eq 1 ]; then echo "== exit 1: findings (a CI gate would fail here)"; exit 0; fi; exit $$status
 
-## Install what the tests need and run them all.
+## Install what the tests need and run them all, on TEST_WORKERS pytest-xdist workers (servers are
+## started per worker; dockerd's tests share one). Many tests wait on servers and subprocesses, so
+## one worker more than the cores keeps them busy.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: install-test
-	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) JUNIT_XSD=$(abspath $(JUNIT_XSD)) BASE_ROOTFS=$(abspath $(BASE_ROOTFS)) $(BIN)/python -m pytest -q
+	SARIF_MULTITOOL=$(abspath $(SARIF_MULTITOOL)) JUNIT_XSD=$(abspath $(JUNIT_XSD)) BASE_ROOTFS=$(abspath $(BASE_ROOTFS)) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 rules-check: $(VENV)/.installed
 	$(BIN)/secretscan rules check

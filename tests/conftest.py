@@ -38,6 +38,23 @@ class CliResult:
         return json.loads(self.out)
 
 
+ONE_WORKER_FIXTURES = frozenset({"docker_daemon", "built_image"})
+"""Fixtures too costly to start once per test worker: a dockerd on the vfs storage driver copies
+every layer it creates, and the container image is built from the checkout."""
+ONE_WORKER_MODULES = frozenset({"test_packaging.py", "test_container_image.py"})
+"""Tests that build a wheel from the checkout, in its build/ directory: never two at once."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the tests' ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), the tests that share
+    dockerd or the checkout's build directory go to one worker, one after another; every other
+    test runs wherever there is room, with its own servers per worker."""
+    for item in items:
+        if ONE_WORKER_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in ONE_WORKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group("docker-and-build"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Caches (the compiled Hyperscan database) go to a session directory, not the user's home."""

@@ -15,7 +15,9 @@ import pytest
 import servers
 from conftest import IN_CI, REPO
 
-pytestmark = pytest.mark.servers
+# The first test builds the image (base import, wheels, docker build on the vfs driver, which
+# copies every layer): minutes on a loaded machine, past the suite's default timeout.
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(1800)]
 DEMO = REPO / "fixtures" / "demo-image.tar"
 TAG = "secretscan:test"
 

@@ -552,7 +552,9 @@ def test_linear_on_pathological_lines(name: str) -> None:
     began = time.monotonic()
     for data in inputs:
         parse(name, data)
-    assert time.monotonic() - began < 10
+    # Linear parsers take a few seconds here even on a loaded machine; a quadratic one takes hours.
+    # The bound only has to tell those apart, not measure speed (that is for the benchmarks).
+    assert time.monotonic() - began < 60
 
 
 def test_match_cap_bounds_output() -> None:

@@ -163,4 +163,4 @@ def test_documentation_spans_stay_fast_on_pathological_files() -> None:
     began = time.monotonic()
     for data in inputs:
         documentation_spans(data)
-    assert time.monotonic() - began < 10
+    assert time.monotonic() - began < 60  # linear: seconds, even on a loaded machine; quadratic: hours

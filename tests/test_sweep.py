@@ -197,7 +197,7 @@ def test_second_sweep_fetches_only_manifests_and_gives_the_same_report(cli, flee
     assert summary["images_cached"] == 4 and summary["images_scanned"] == 0
     assert summary["layers_scanned"] == 0 and summary["layers_cached"] == summary["layers_unique"] == 5
     assert blob_gets(fleet.log_path, mark) == [], "a cached sweep downloaded blobs"
-    assert elapsed < 10
+    assert elapsed < 60  # manifests only: seconds, even on a loaded machine
     assert first["findings"] == second["findings"]
 
 

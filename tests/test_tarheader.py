@@ -237,7 +237,7 @@ def test_a_large_pax_header_through_a_trickling_stream_is_read_in_linear_time() 
         tar.addfile(info, io.BytesIO(b"hello"))
     began = time.monotonic()
     walked = _walk(buf.getvalue(), 256, read_files=True)
-    assert time.monotonic() - began < 10
+    assert time.monotonic() - began < 60  # linear: a second, even on a loaded machine; quadratic: hours
     assert [(path, content) for path, _, _, _, _, content in walked] == [("/app/notes.txt", b"hello")]
 
 
