@@ -27,6 +27,14 @@ class Limits:
     256 MiB admits the fat jars of Spring Boot images; nested jars inside them are far smaller."""
     max_nested_uncompressed_bytes: int = 1024 * MiB
     """Per nested archive member stream: the decompression-bomb bound."""
+    max_git_objects: int = 1_000_000
+    """Objects read from one git pack (``.git/objects/pack/*.pack``, a repository's history); the
+    rest are listed as not read. Its own limit, as a repository of 20,000 commits holds some
+    200,000 objects; the pack's index costs about 60 bytes an object."""
+    max_git_bytes: int = 8 * 1024 * MiB
+    """All that one git pack's objects inflate to and its deltas rebuild, together: the bomb bound
+    for a pack (a delta copies up to 64 KiB of its base for 8 bytes). A history of 20,000 commits
+    of source files rebuilds to about 1 GiB, read and searched in some 6 seconds."""
     max_layer_bytes: int = 32 * 1024 * MiB
     """Uncompressed bytes read from one layer; the rest is listed as not scanned."""
     max_compression_ratio: int = 500

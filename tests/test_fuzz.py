@@ -16,6 +16,7 @@ import os
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from imagebuilder import (
     write_oci_layout,
     zip_bytes,
 )
+from test_gitobjects import copy, delta, git_id, insert, pack, pack_name
 
 from secretscan.config import ScanConfig
 from secretscan.detection import Detection
@@ -44,6 +46,7 @@ from secretscan.limits import Limits
 from secretscan.models import Skipped
 from secretscan.scan import Scanner
 from secretscan.sources import open_source
+from secretscan.walk import gitobjects
 from secretscan.walk.config_fields import config_texts
 from secretscan.walk.content import ContentScanner
 from secretscan.walk.fate import FateIndex, LayerPaths
@@ -399,3 +402,78 @@ def test_config_texts_name_only_real_history_steps(steps: list[str], env: list[s
     texts = list(config_texts(config, {}))
     assert len([t for t in texts if t.field.startswith("config.Env[")]) == len(env)
     assert all(t.created_by is None or t.created_by in steps for t in texts)
+
+
+_GIT_BASE = f"token: {TOKEN}\n".encode() + b"lorem ipsum dolor sit amet\n" * 40
+_GIT_NEXT = _GIT_BASE + b"one more line\n"
+_GIT_COMMIT = f"tree {'0' * 40}\n\ndeploy {TOKEN}\n".encode()
+GIT_PACK = pack(
+    [
+        ("blob", _GIT_BASE),
+        ("ofs", 0, delta(len(_GIT_BASE), len(_GIT_NEXT), copy(0, len(_GIT_BASE)), insert(b"one more line\n"))),
+        ("ref", git_id("blob", _GIT_NEXT), delta(len(_GIT_NEXT), 40, copy(27, 40))),
+        ("commit", _GIT_COMMIT),
+    ]
+)
+GIT_LIMITS = Limits(max_nested_uncompressed_bytes=4 * 1024 * 1024, max_git_bytes=16 * 1024 * 1024)
+
+
+def test_the_unmutated_git_pack_is_read_in_full(scanner: Scanner) -> None:
+    path = f"/srv/app/.git/objects/pack/{pack_name(GIT_PACK)}"
+    skipped: list[Skipped] = []
+    found: list[str] = []
+    content = ContentScanner(scanner.engine, GIT_LIMITS, lambda m, p, line: found.append(p), skipped.append)
+    content.scan(path, io.BytesIO(GIT_PACK))
+    assert not skipped
+    expected = [f"{path}!/blob/{git_id('blob', b)}" for b in (_GIT_BASE, _GIT_NEXT)]
+    expected.append(f"{path}!/commit/{git_id('commit', _GIT_COMMIT)}")
+    assert sorted(found) == sorted(expected)  # the third object, 40 bytes of lorem ipsum, holds no token
+
+
+@BUDGET
+@given(edits=st.lists(mutation, min_size=1, max_size=4))
+def test_mutated_git_packs_are_read_or_listed(scanner: Scanner, edits: list) -> None:
+    """A pack with a whole blob, an OFS_DELTA, a REF_DELTA and a commit, mutated: whatever is
+    read is named inside the pack, whatever is not is listed, nothing raises or hangs."""
+    path = f"/srv/app/.git/objects/pack/{pack_name(GIT_PACK)}"
+    skipped: list[Skipped] = []
+    found: list[str] = []
+    content = ContentScanner(scanner.engine, GIT_LIMITS, lambda m, p, line: found.append(p), skipped.append)
+    _timed(content.scan, path, io.BytesIO(_mutate(GIT_PACK, edits)))
+    assert all(p == path or p.startswith(path + "!") for p in found)
+    assert all(s.what == path and s.reason for s in skipped)
+
+
+@BUDGET
+@given(base=st.binary(max_size=300), body=st.binary(max_size=300), whole=st.booleans())
+def test_arbitrary_deltas_are_applied_or_listed(base: bytes, body: bytes, whole: bool) -> None:
+    """Any delta instructions on any base: a rebuilt object carries the id git would give its
+    bytes; one that cannot be rebuilt is a note."""
+    instructions = delta(len(base), len(body), body) if whole else body
+    data = pack([("blob", base), ("ofs", 0, instructions)])
+    items = _timed(
+        lambda: list(
+            gitobjects.read_pack("objects/pack/x.pack", data, max_objects=10, max_bytes=1 << 20, max_object=1 << 20)
+        )
+    )
+    objects = [i for i in items if isinstance(i, gitobjects.GitObject)]
+    assert objects[0].data == base
+    for obj in objects:
+        assert obj.oid.hex() == git_id("blob", obj.data)
+    assert len(objects) == 2 or any(isinstance(i, gitobjects.Note) and i.reason for i in items)
+
+
+GIT_LOOSE = zlib.compress(b"blob %d\0" % len(_GIT_BASE) + _GIT_BASE)
+
+
+@BUDGET
+@given(edits=st.lists(mutation, min_size=1, max_size=4))
+def test_mutated_loose_git_objects_are_read_or_scanned_as_they_are(scanner: Scanner, edits: list) -> None:
+    oid = git_id("blob", _GIT_BASE)
+    path = f"/srv/app/.git/objects/{oid[:2]}/{oid[2:]}"
+    skipped: list[Skipped] = []
+    found: list[str] = []
+    content = ContentScanner(scanner.engine, GIT_LIMITS, lambda m, p, line: found.append(p), skipped.append)
+    _timed(content.scan, path, io.BytesIO(_mutate(GIT_LOOSE, edits)))
+    assert all(p == path or p.startswith(path + "!/blob/") for p in found)
+    assert all(s.what == path and s.reason for s in skipped)

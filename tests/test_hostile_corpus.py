@@ -21,6 +21,7 @@ import os
 import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from imagebuilder import (
     xz_declaring_dictionary,
     zip_bytes,
 )
+from test_gitobjects import copy, delta, git_id, insert, pack, pack_name
 
 MiB = 1024 * 1024
 
@@ -948,6 +950,103 @@ def hard_links_to_a_file_of_tokens(tmp: Path) -> Case:
     )
 
 
+# ----------------------------------------------------------------------------- .git in an image
+
+_GIT = "srv/app/.git/objects"
+
+
+def _git_pack(data: bytes, name: str) -> tuple[tarfile.TarInfo, bytes]:
+    return _file(f"{_GIT}/pack/{name}", data)
+
+
+def _in_pack(name: str, body: bytes) -> str:
+    """Where a blob of a pack is reported: the pack's path and the blob's git id."""
+    return f"/{_GIT}/pack/{name}!/blob/{git_id('blob', body)}"
+
+
+def _skipped_mentions(text: str) -> Callable[[dict[str, Any]], None]:
+    def check(report: dict[str, Any]) -> None:
+        assert any(text in s["reason"] for s in report["skipped"]), report["skipped"]
+
+    return check
+
+
+def git_pack_cut_short(tmp: Path) -> Case:
+    """Cut inside its second object: the first is read, the healthy file beside it too."""
+    a, b, c = _token(1), _token(2), _token(3)
+    first, second = f"token: {a}\n".encode(), f"token: {b}\n".encode()
+    data = pack([("blob", first), ("blob", second)])
+    name = pack_name(data)
+    return Case(
+        _archive(tmp, [_tar([_git_pack(data[:-30], name), _secret_file("app/t.txt", c)])]),
+        Outcome("partial", "git pack unreadable", {a: _in_pack(name, first), c: "/app/t.txt"}),
+    )
+
+
+def git_pack_claiming_two_billion_objects(tmp: Path) -> Case:
+    a, c = _token(1), _token(3)
+    first = f"token: {a}\n".encode()
+    data = pack([("blob", first)], count=2**31)
+    name = pack_name(data)
+    return Case(
+        _archive(tmp, [_tar([_git_pack(data, name), _secret_file("app/t.txt", c)])]),
+        Outcome("partial", "over max_git_objects", {a: _in_pack(name, first), c: "/app/t.txt"}),
+    )
+
+
+def git_deltas_in_a_loop_and_on_themselves(tmp: Path) -> Case:
+    """Two REF_DELTAs, each on the object the other would rebuild, and an OFS_DELTA on itself:
+    none has a base to start from; the whole blob beside them is read."""
+    a, c = _token(1), _token(3)
+    first, x, y = f"token: {a}\n".encode(), f"x side {_token(4)}\n".encode(), f"y side {_token(5)}\n".encode()
+    data = pack(
+        [
+            ("blob", first),
+            ("ref", git_id("blob", y), delta(len(y), len(x), insert(x))),
+            ("ref", git_id("blob", x), delta(len(x), len(y), insert(y))),
+            ("ofs", 3, delta(len(first), len(first), copy(0, len(first)))),
+        ]
+    )
+    name = pack_name(data)
+    return Case(
+        _archive(tmp, [_tar([_git_pack(data, name), _secret_file("app/t.txt", c)])]),
+        Outcome(
+            "partial",
+            "whose base is not in this pack",  # the loop
+            {a: _in_pack(name, first), c: "/app/t.txt"},
+            check=_skipped_mentions("1 git delta unreadable"),  # the delta on itself
+        ),
+    )
+
+
+def git_delta_copying_past_its_base(tmp: Path) -> Case:
+    a, c = _token(1), _token(3)
+    first = f"token: {a}\n".encode()
+    data = pack([("blob", first), ("ofs", 0, delta(len(first), len(first) + 100, copy(0, len(first) + 100)))])
+    name = pack_name(data)
+    return Case(
+        _archive(tmp, [_tar([_git_pack(data, name), _secret_file("app/t.txt", c)])]),
+        Outcome("partial", "not applicable to their base", {a: _in_pack(name, first), c: "/app/t.txt"}),
+    )
+
+
+def git_loose_object_bomb(tmp: Path) -> Case:
+    """A loose blob inflating to 40 MiB: read to the limit (its token, at the start, is found), then
+    listed as cut."""
+    a, c = _token(1), _token(3)
+    oid = hashlib.sha1(os.urandom(8)).hexdigest()
+    bomb = zlib.compress(f"blob {40 * MiB}\0token: {a}\n".encode() + bytes(40 * MiB), 9)
+    return Case(
+        _archive(tmp, [_tar([_file(f"{_GIT}/{oid[:2]}/{oid[2:]}", bomb), _secret_file("app/t.txt", c)])]),
+        Outcome(
+            "partial",
+            "inflates to more than",
+            {a: f"/{_GIT}/{oid[:2]}/{oid[2:]}!/blob/{oid}", c: "/app/t.txt"},
+            ("--limit", "max_nested_uncompressed_bytes=8MiB"),
+        ),
+    )
+
+
 CASES: dict[str, Callable[[Path], Case]] = {
     f.__name__: f
     for f in (
@@ -1017,6 +1116,11 @@ CASES: dict[str, Callable[[Path], Case]] = {
         five_thousand_tokens_in_one_file,
         keyword_hits_past_the_window_limit,
         hard_links_to_a_file_of_tokens,
+        git_pack_cut_short,
+        git_pack_claiming_two_billion_objects,
+        git_deltas_in_a_loop_and_on_themselves,
+        git_delta_copying_past_its_base,
+        git_loose_object_bomb,
     )
 }
 

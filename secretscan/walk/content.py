@@ -33,7 +33,7 @@ from secretscan.image.compression import (
 from secretscan.image.entries import EntryKind
 from secretscan.limits import Limits
 from secretscan.models import Skipped
-from secretscan.walk import sourcemap
+from secretscan.walk import gitobjects, sourcemap
 from secretscan.walk.tarstream import TarDamage, iter_tar
 
 GUARD = 4096
@@ -178,6 +178,9 @@ class ContentScanner:
         self._open: list[set[str]] = []
         """One set per archive being decoded, of the secrets found inside it: a plain scan of its
         stored bytes after damage leaves them out rather than report them again under its path."""
+        self._git_seen: set[bytes] = set()
+        """Ids of the git objects scanned: the same blob in a loose object and a pack (or in two
+        packs) is scanned once."""
 
     def scan(self, path: str, stream: BinaryIO, depth: int = 0, vouch: Vouch | None = None) -> None:
         """Scan a file's bytes; skip notes name the path (the caller adds image and layer).
@@ -186,7 +189,8 @@ class ContentScanner:
         self.stats.files += 1
         head = _read_exact(stream, 512)
         kind = _nested_kind(head)
-        if kind is None:
+        git = gitobjects.kind_of(path, head)
+        if kind is None and git is None:
             if sourcemap.is_candidate(path, head) and depth < self.limits.max_nested_depth:
                 self._scan_source_map(path, head, stream, depth, vouch)
             else:
@@ -204,7 +208,10 @@ class ContentScanner:
         found: set[str] = set()
         self._open.append(found)
         try:
-            self._scan_nested(path, kind, head, stream, depth, found)
+            if git is not None:
+                self._scan_git(path, git, head, stream, depth, found)
+            elif kind is not None:
+                self._scan_nested(path, kind, head, stream, depth, found)
         finally:
             self._open.pop()
 
@@ -212,7 +219,7 @@ class ContentScanner:
         """A file already read whole, of at most ``chunk_bytes`` (nearly every file): ``scan``
         without reading it again."""
         head = data[:512]
-        if _nested_kind(head) is not None or sourcemap.is_candidate(path, head):
+        if _nested_kind(head) is not None or sourcemap.is_candidate(path, head) or gitobjects.kind_of(path, head):
             self.scan(path, io.BytesIO(data), depth, vouch=vouch)
             return
         self.stats.files += 1
@@ -279,6 +286,48 @@ class ContentScanner:
             where = f" from offset {offset}" if offset else ""
             self.on_skip(Skipped(path, f"{what}; its stored bytes{where} scanned as plain bytes"))
             self.scan_plain(path, rest, known=found, first_line=line)
+
+    def _scan_git(
+        self, path: str, git: gitobjects.GitFile, head: bytes, stream: BinaryIO, depth: int, found: set[str]
+    ) -> None:
+        """A file of a git repository's object store (``walk.gitobjects``): each blob, commit and
+        tag in it scanned as a file of its own, ``PATH!/blob/ID``, once per layer however many files
+        hold it. Read into memory whole (a delta needs its base at hand), as a zip is."""
+        limit = self.limits.max_nested_bytes
+        data = head + _read_exact(stream, limit + 1 - len(head))
+        if len(data) > limit:
+            reason = f"git {git.value} larger than max_nested_bytes ({limit}): scanned as plain bytes, objects not read"
+            self.on_skip(Skipped(path, reason))
+            self._scan_windows(path, b"", prefixed(data, stream))
+            return
+        held = min(limit, self.limits.max_nested_uncompressed_bytes)
+        if git is gitobjects.GitFile.LOOSE:
+            items = gitobjects.read_loose(path, data, max_bytes=held)
+        else:
+            items = gitobjects.read_pack(
+                path,
+                data,
+                max_objects=self.limits.max_git_objects,
+                max_bytes=self.limits.max_git_bytes,
+                max_object=held,
+            )
+        for item in items:
+            if isinstance(item, gitobjects.GitObject):
+                if item.oid not in self._git_seen:
+                    if item.whole:
+                        self._git_seen.add(item.oid)
+                    inner = f"{path}!/{item.label}"
+                    if len(item.data) <= self.limits.chunk_bytes:
+                        self.scan_whole(inner, item.data, depth=depth + 1)
+                    else:
+                        self.scan(inner, io.BytesIO(item.data), depth + 1)
+                continue
+            if item.reason is None:  # only looked like git: scanned as it is, as any file
+                self._scan_windows(path, b"", io.BytesIO(data))
+                continue
+            self.on_skip(Skipped(path, item.reason))
+            if item.plain_from is not None:
+                self.scan_plain(path, _Span(data, item.plain_from, len(data)), known=found, first_line=None)  # type: ignore[arg-type]
 
     def _report(self, m: Match, path: str, line: int | None) -> None:
         for found in self._open:
