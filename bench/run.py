@@ -26,7 +26,7 @@ tree figure is gzip's.) Rows:
 
 Throughput is uncompressed image bytes (the layer tars) per second; for (c), extracted file bytes
 per second. Targets on 2 cores: a/b <= 1.5, c/a >= 100, peak RSS < 400 MB and flat from the
-500 MB to the 2 GB image (--compare), a first run's extra time < 3 s. MB here is 10^6 bytes.
+500 MB to the 2 GB image (--compare), a first run's extra time < 1 s. MB here is 10^6 bytes.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ MiB = 1 << 20
 TARGET_A_OVER_B = 1.5
 TARGET_C_OVER_A = 100.0
 TARGET_RSS_MB = 400.0
-TARGET_FIRST_RUN_S = 3.0  # compiling the Hyperscan database on a fresh runner, before the first file is read
+TARGET_FIRST_RUN_S = 1.0  # issue 16: a fresh runner's first scan within 1 s of a warm one (the database ships compiled)
 TARGET_FLAT_RATIO = 2.0  # peak RSS of the 2 GB image over the 500 MB one: "flat" as the project defines it (< 2x)
 SAMPLE_WHOLE_FILE_MAX = 1 * MiB  # bigger files contribute a head slice to the detect-secrets sample
 
@@ -355,8 +355,9 @@ def run_secretscan(image: Image, runs: int, work: Path, extra: Sequence[str]) ->
 
 
 def run_first_time(work: Path) -> tuple[Run, Run]:
-    """The bundled demo image scanned with an empty cache (a fresh CI runner: the Hyperscan
-    database is compiled first), then again with the cache it left."""
+    """The bundled demo image scanned with an empty cache (a fresh CI runner: the built-in rules'
+    compiled database ships with secretscan, so nothing should compile), then again with the cache
+    it left."""
     demo = Path(__file__).resolve().parent.parent / "fixtures" / "demo-image.tar"
     cache = work / "empty-cache"
     cmd: list[str | os.PathLike[str]] = [tool("secretscan"), "scan", demo, "--format", "json", "--quiet"]
