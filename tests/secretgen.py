@@ -308,3 +308,83 @@ def kerberos_asrep_hash(seed: int | None = None, user: str = "svc-backup@CORP.AC
     """hashcat mode 18200: $krb5asrep$23$<user>:<32-hex checksum>$<hex encrypted part>."""
     rng = _rng(seed)
     return f"$krb5asrep$23${user}:{_rand(rng, HEX, 32)}${_rand(rng, HEX, 256)}"
+
+
+def cloudflare_api_token(seed: int | None = None) -> str:
+    """40 base64url characters (never all hex: that would read as a SHA-1)."""
+    rng = _rng(seed)
+    while True:
+        value = _rand(rng, B64URL, 40)
+        if set(value) - set(HEX):
+            return value
+
+
+def twilio_account_sid(seed: int | None = None) -> str:
+    return "AC" + _rand(_rng(seed), HEX, 32)
+
+
+def twilio_auth_token(seed: int | None = None) -> str:
+    return _rand(_rng(seed), HEX, 32)
+
+
+def datadog_api_key(seed: int | None = None) -> str:
+    return _rand(_rng(seed), HEX, 32)
+
+
+def datadog_app_key(seed: int | None = None) -> str:
+    return _rand(_rng(seed), HEX, 40)
+
+
+def telegram_bot_token_legacy(seed: int | None = None) -> str:
+    """<bot id>:<35 base64url>, from before the secret part started with AA."""
+    rng = _rng(seed)
+    while True:
+        secret = _rand(rng, B64URL, 35)
+        if not secret.startswith("AA"):
+            return f"{rng.randint(10**8, 10**10 - 1)}:{secret}"
+
+
+DJANGO_KEY_ALPHABET = LOWER + DIGITS + "!@#$%^&*(-_=+)"
+_TEMPLATE_LOOKALIKE = re.compile(r"[$%]\(|\$\{|\{\{")
+
+
+def django_secret_key(seed: int | None = None, insecure: bool = False) -> str:
+    """get_random_secret_key(): 50 characters of Django's alphabet; startproject puts
+    django-insecure- in front. No ``$(`` / ``%(``: tests that need one build it on purpose."""
+    rng = _rng(seed)
+    while True:
+        value = _rand(rng, DJANGO_KEY_ALPHABET, 50)
+        if not _TEMPLATE_LOOKALIKE.search(value):
+            return ("django-insecure-" if insecure else "") + value
+
+
+WORDPRESS_SALT_ALPHABET = UPPER + LOWER + DIGITS + "!@#$%^&*()-_ []{}<>~`+=,.;:/?|"
+
+
+def wordpress_salt(seed: int | None = None) -> str:
+    """64 characters as api.wordpress.org/secret-key/1.1/salt/ makes them (no quote, no
+    backslash), at least six kinds of symbol, no template look-alike, no leading or trailing space."""
+    rng = _rng(seed)
+    while True:
+        value = _rand(rng, WORDPRESS_SALT_ALPHABET, 64)
+        symbols = {c for c in value if not c.isalnum()}
+        if len(symbols) >= 6 and not _TEMPLATE_LOOKALIKE.search(value) and value.strip() == value:
+            return value
+
+
+CRYPT64 = "./" + DIGITS + UPPER + LOWER
+
+
+def shadow_hash(seed: int | None = None, scheme: str = "6") -> str:
+    """A crypt(5) hash as /etc/shadow holds it: $1$, $5$, $6$ made by openssl passwd from a random
+    password; $y$ (yescrypt) and $2b$ (bcrypt) shaped from random characters."""
+    rng = _rng(seed)
+    if scheme in ("1", "5", "6"):
+        salt = _rand(rng, ALNUM, 8 if scheme == "1" else 16)
+        secret = password(seed).encode() + b"\n"
+        return _run("openssl", "passwd", f"-{scheme}", "-salt", salt, "-stdin", stdin=secret).decode().strip()
+    if scheme == "y":
+        return f"$y$j9T${_rand(rng, CRYPT64, 22)}${_rand(rng, CRYPT64, 43)}"
+    if scheme == "2b":
+        return f"$2b$12${_rand(rng, CRYPT64, 53)}"
+    raise ValueError(f"unknown crypt scheme {scheme!r}")

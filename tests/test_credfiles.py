@@ -15,6 +15,7 @@ import string
 import time
 
 import pytest
+import secretgen
 
 from secretscan.detect import credfiles
 from secretscan.detect.credfiles import PARSERS, is_placeholder, parse, parser_for
@@ -65,6 +66,28 @@ def check(m: Match, data: bytes, rule: str, secret: str, line: int, raw: str) ->
         ("/app/config/application.properties", "properties"),
         ("/root/.m2/settings.xml", "maven-settings"),
         ("/root/.m2/settings-security.xml", "maven-settings"),
+        ("/etc/rancher/k3s/k3s.yaml", "kubeconfig"),
+        ("/etc/rancher/rke2/rke2.yaml", "kubeconfig"),
+        ("/root/admin.conf", "kubeconfig"),
+        ("/etc/kubernetes/kubelet.conf", "kubeconfig"),
+        ("/srv/kubeconfig-prod.yaml", "kubeconfig"),
+        ("/root/.kube/config-staging", "kubeconfig"),
+        ("/opt/deploy/clusters/prod.yml", "kubeconfig"),
+        ("/root/.pgpass", "pgpass"),
+        ("/var/lib/postgresql/pgpass.conf", "pgpass"),
+        ("/etc/shadow", "shadow"),
+        ("/etc/shadow-", "shadow"),
+        ("/etc/gshadow", "shadow"),
+        ("/var/backups/shadow.bak", "shadow"),
+        ("/srv/backup/etc.tar.gz!etc/shadow", "shadow"),
+        ("/srv/backup/etc.tar.gz!/etc/gshadow-", "shadow"),
+        ("/app/.env.local", "dotenv"),
+        ("/app/.env.production.local", "dotenv"),
+        ("/srv/app/env.production", "dotenv"),
+        ("/srv/app/production.env", "dotenv"),
+        ("/srv/app/app.env.staging", "dotenv"),
+        ("/etc/environment", "dotenv"),
+        ("/srv/release.tar!app/.env", "dotenv"),
     ],
 )
 def test_parser_for_known_paths(path: str, name: str) -> None:
@@ -73,7 +96,25 @@ def test_parser_for_known_paths(path: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/app/config.json", "/etc/passwd", "/root/.kube/cache/x", "/app/.envrc", "/usr/lib/credentials"]
+    "path",
+    [
+        "/app/config.json",
+        "/etc/passwd",
+        "/root/.kube/cache/x",
+        "/app/.envrc",
+        "/usr/lib/credentials",
+        # example env files hold what a value should look like; env.* code is code
+        "/app/.env.example",
+        "/app/app.env.sample",
+        "/app/.env.template",
+        "/app/src/env.py",
+        "/app/src/env.d.ts",
+        "/app/bin/env.sh",
+        "/usr/bin/env",
+        # a shadow-named file outside /etc is not the system's password database
+        "/home/app/shadow",
+        "/usr/share/doc/shadow",
+    ],
 )
 def test_parser_for_unrelated_paths(path: str) -> None:
     assert parser_for(path) is None
@@ -565,3 +606,86 @@ def test_match_cap_bounds_output() -> None:
 def test_tables_are_read_only() -> None:
     with pytest.raises(TypeError):
         PARSERS["x"] = PARSERS["netrc"]  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- kubeconfig under other names
+
+
+def test_a_kubeconfig_copied_to_any_yaml_name_is_parsed_and_other_yaml_is_not() -> None:
+    key_pem = "-----BEGIN EC PRIVATE KEY-----\n" + b64(tok(48)) + "\n-----END EC PRIVATE KEY-----\n"
+    kubeconfig = (
+        "apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\n"
+        "kind: Config\nusers:\n- name: default\n  user:\n"
+        f"    client-certificate-data: {b64('not a key')}\n    client-key-data: {b64(key_pem)}\n"
+    ).encode()
+    for path in ("/etc/rancher/k3s/k3s.yaml", "/root/admin.conf", "/opt/deploy/prod-eu.yaml"):
+        name = credfiles.parser_name_for(path)
+        assert name == "kubeconfig"
+        (m,) = parse(name, kubeconfig)
+        check(m, kubeconfig, "file.kubeconfig.client-key", key_pem, 11, b64(key_pem))
+    compose = f"services:\n  db:\n    environment:\n      users: admin\n      token: {tok()}\n".encode()
+    assert parse("kubeconfig", compose) == []
+    app_users = f"users:\n- name: admin\n  password: {tok()}\n".encode()
+    assert parse("kubeconfig", app_users) == []
+
+
+# ---------------------------------------------------------------- pgpass
+
+
+def test_pgpass_passwords_with_escapes_wildcards_and_comments() -> None:
+    a, b, c = tok(), tok(12), tok(16)
+    data = (
+        "# hostname:port:database:username:password\n"
+        f"orders-db.internal:5432:orders:orders_app:{a}\n"
+        "\n"
+        f"*:*:*:replicator:{b[:6]}\\:{b[6:]}\n"
+        f"db\\:1:5432:*:odd\\\\user:{c}\r\n"
+        "*:*:*:postgres:<password>\n"
+        "too:few:fields\n"
+    ).encode()
+    m1, m2, m3 = parse("pgpass", data)
+    check(m1, data, "file.pgpass.password", a, 2, a)
+    assert m1.context == 'host "orders-db.internal" port "5432" database "orders" (user "orders_app")'
+    check(m2, data, "file.pgpass.password", f"{b[:6]}:{b[6:]}", 4, f"{b[:6]}\\:{b[6:]}")
+    check(m3, data, "file.pgpass.password", c, 5, c)
+    assert m3.context == 'host "db:1" port "5432" database "*" (user "odd\\\\user")'
+
+
+def test_pgpass_negatives() -> None:
+    data = b"# *:*:*:postgres:" + tok().encode() + b"\n*:*:*:postgres:*\n*:*:*:app:${PGPASSWORD}\nhost:5432:db\n"
+    assert parse("pgpass", data) == []
+
+
+# ---------------------------------------------------------------- shadow
+
+
+def test_shadow_hashes_of_accounts_that_can_log_in() -> None:
+    root, deploy, ftp, web = (secretgen.shadow_hash(scheme=s) for s in ("6", "y", "1", "2b"))
+    locked = secretgen.shadow_hash(scheme="5")
+    data = (
+        f"root:{root}:19876:0:99999:7:::\n"
+        "daemon:*:19876:0:99999:7:::\n"
+        f"deploy:{deploy}:19876:0:99999:7:::\n"
+        f"backup:!{locked}:19876:0:99999:7:::\n"
+        "nobody:!:19876::::::\n"
+        "svc::19876::::::\n"
+        "mail:!!:19876::::::\n"
+        f"ftp:{ftp}:19876:0:99999:7:::\n"
+        f"web:{web}:19876:0:99999:7:::\n"
+        "broken line without fields\n"
+    ).encode()
+    got = parse("shadow", data)
+    assert [(m.rule_id, m.secret, m.line) for m in got] == [
+        ("os.shadow-root-password-hash", root, 1),
+        ("os.shadow-password-hash", deploy, 3),
+        ("os.shadow-password-hash", ftp, 8),
+        ("os.shadow-password-hash", web, 9),
+    ]
+    for m in got:
+        assert data[m.start : m.end] == m.secret.encode()
+    assert got[0].context == 'account "root"'
+
+
+def test_shadow_skips_what_is_not_a_crypt_hash() -> None:
+    data = b"root:x:0:0:root:/root:/bin/bash\nuser:plaintext:1::::::\n# root:$6$abc:1::::::\n"
+    assert parse("shadow", data) == []

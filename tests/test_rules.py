@@ -90,3 +90,38 @@ def test_no_rule_is_a_prefilter_candidate_on_digests_uuids_base64_or_paths() -> 
 def _note_candidate(_id: int, _start: int, _end: int, _flags: int, context: tuple[list[str], str]) -> None:
     found, rule_id = context
     found.append(rule_id)
+
+
+KEYWORDLESS_CONTEXTS = ("cli.", "http.basic-auth", "url.connection-string", "url.mysql-dsn", "php.", "wordpress.")
+KEYWORDLESS_RULES = [
+    r
+    for r in RULESET.rules
+    if r.pattern is not None and (r.id.startswith(KEYWORDLESS_CONTEXTS) or r.id.endswith("-client"))
+]
+STAND_INS = [
+    "$DB_PASSWORD",
+    "${DB_PASSWORD}",
+    "<password>",
+    "********",
+    "xxxxxxxx",
+    "%s",
+    "{password}",
+    "$(cat /run/secrets/pw)",
+]
+
+
+@pytest.mark.parametrize("rule", KEYWORDLESS_RULES, ids=[r.id for r in KEYWORDLESS_RULES])
+def test_keywordless_contexts_reject_variable_references_and_placeholders(rule) -> None:
+    """Issue 17, class 1: where the context (a client call, a command-line option, define(), a
+    connection string) stands in for a variable name, what stands in for the value is not a
+    secret: each rule's own examples, with the secret replaced by a reference or a placeholder."""
+    for example in rule.examples:
+        data = (example["content"] if isinstance(example, dict) else example).encode()
+        path = example.get("path") if isinstance(example, dict) else None
+        secrets_found = [m.secret for m in ENGINE.scan_bytes(data, path) if m.rule_id == rule.id]
+        assert secrets_found, f"{rule.id}: example not found: {example!r:.80}"
+        for stand_in in STAND_INS:
+            replaced = data
+            for secret in secrets_found:
+                replaced = replaced.replace(secret.encode(), stand_in.encode())
+            assert not [m for m in ENGINE.scan_bytes(replaced, path) if m.rule_id == rule.id], (rule.id, stand_in)

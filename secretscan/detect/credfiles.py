@@ -50,6 +50,11 @@ _HTPASSWD_HASH_RE = re.compile(r"\$[0-9a-z]{1,6}\$\S{8,}|\{S?SHA\}\S{20,}|[./0-9
 _USERINFO_RE = re.compile(rb"([^:@/\s]*):([^@/\s]*)@([^/\s?#@]*)")
 _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 _DOTENV_RE = re.compile(rb"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=")
+_KUBECONFIG_USERS_RE = re.compile(rb'(?m)^(?:users[ \t]*:|[ \t]*"users"[ \t]*:)')
+"""A kubeconfig's top-level ``users:`` (YAML, at the start of a line) or ``"users":`` (JSON)."""
+_CRYPT_HASH_RE = re.compile(r"\$[0-9a-z]{1,6}\$[^\s:]{8,}|[./0-9A-Za-z]{13}|_[./0-9A-Za-z]{19}")
+"""crypt(5) hashes: ``$id$[params$]salt$hash`` (MD5, bcrypt, SHA-256/512, yescrypt, scrypt, ...),
+traditional DES (13 characters) and BSDi extended DES (``_`` + 19)."""
 
 
 def _text(raw: bytes) -> str:
@@ -371,9 +376,15 @@ def _aws(data: bytes) -> Iterator[Match]:
 
 @_total
 def _kubeconfig(data: bytes) -> Iterator[Match]:
-    """Tokens, passwords, client keys and auth-provider secrets under ``users[].user``."""
+    """Tokens, passwords, client keys and auth-provider secrets under ``users[].user``.
+
+    Also chosen for YAML files of any name (a kubeconfig copied to ``deploy/prod.yaml``): only a
+    document with a top-level ``users`` key is parsed, so the YAML parser runs on kubeconfigs, not
+    on every chart and compose file."""
+    if len(data) > MAX_YAML_BYTES or not _KUBECONFIG_USERS_RE.search(data):
+        return
     # Pure-Python safe_load on purpose: libyaml's composer recurses in C and segfaults on deep nesting.
-    doc = yaml.safe_load(_text(data)) if len(data) <= MAX_YAML_BYTES else None
+    doc = yaml.safe_load(_text(data))
     users = doc.get("users") if isinstance(doc, dict) else None
     loc = _Locator(data)
     for item in users if isinstance(users, list) else ():
@@ -518,6 +529,76 @@ def _maven_settings(data: bytes) -> Iterator[Match]:
                 yield _match("file.maven-settings.password", value, span, loc.line(span), ctx)
 
 
+def _pgpass_fields(raw: bytes) -> tuple[list[str], int] | None:
+    """The first four ``:``-separated fields of a .pgpass line (``\\`` escapes ``:`` and ``\\``), and
+    where the password field starts; None for a line with fewer than four separators."""
+    fields: list[str] = []
+    current = bytearray()
+    i, n = 0, len(raw)
+    while i < n and len(fields) < 4:
+        c = raw[i]
+        if c == 0x5C and i + 1 < n:  # backslash: the next byte is literal
+            current.append(raw[i + 1])
+            i += 2
+            continue
+        if c == 0x3A:  # ':'
+            fields.append(_text(bytes(current)))
+            current.clear()
+        else:
+            current.append(c)
+        i += 1
+    return (fields, i) if len(fields) == 4 else None
+
+
+def _pgpass_unescape(raw: bytes) -> str:
+    out, i = bytearray(), 0
+    while i < len(raw):
+        if raw[i] == 0x5C and i + 1 < len(raw):
+            i += 1
+        out.append(raw[i])
+        i += 1
+    return _text(bytes(out))
+
+
+@_total
+def _pgpass(data: bytes) -> Iterator[Match]:
+    """``hostname:port:database:username:password`` lines (libpq's password file); the password is
+    the rest of the line after the fourth unescaped ``:``."""
+    for lineno, off, raw in _lines(data):
+        if not raw.strip() or raw.lstrip()[:1] == b"#" or not (parsed := _pgpass_fields(raw)):
+            continue
+        (host, port, db, user), at = parsed
+        lo, hi = _strip_span(raw, at, len(raw), unquote_=False)
+        secret = _pgpass_unescape(raw[lo:hi])
+        if not is_placeholder(secret):
+            ctx = f"host {_q(host)} port {_q(port)} database {_q(db)} (user {_q(user)})"
+            yield _match("file.pgpass.password", secret, (off + lo, off + hi), lineno, ctx)
+
+
+_LOCKED = (b"!", b"*")
+
+
+@_total
+def _shadow(data: bytes) -> Iterator[Match]:
+    """``name:hash:...`` entries of /etc/shadow (and gshadow, and their backups) whose hash can be
+    cracked offline: a crypt(5) hash, not locked (``!``, ``*``, ``!!``, ``!$6$...``) and not empty.
+    ``root``'s hash has a rule of its own (a higher severity)."""
+    for lineno, off, raw in _lines(data):
+        name, sep, rest = raw.partition(b":")
+        if not sep or not name.strip() or name.lstrip()[:1] == b"#":
+            continue
+        field = rest.split(b":", 1)[0]
+        if not field or field.startswith(_LOCKED):
+            continue
+        value = _text(field)
+        if not _CRYPT_HASH_RE.fullmatch(value):
+            continue
+        account = _text(name).strip()
+        rule = "os.shadow-root-password-hash" if account == "root" else "os.shadow-password-hash"
+        lo = len(name) + 1
+        yield _match(rule, value, (off + lo, off + lo + len(field)), lineno, f"account {_q(account)}")
+
+
 PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
         "docker-config": _docker_config,
@@ -532,6 +613,8 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
         "htpasswd": _htpasswd,
         "properties": _properties,
         "maven-settings": _maven_settings,
+        "pgpass": _pgpass,
+        "shadow": _shadow,
     }
 )
 
@@ -551,8 +634,50 @@ _BY_NAME: Mapping[str, str] = MappingProxyType(
         "settings.xml": "maven-settings",
         "settings-security.xml": "maven-settings",
         "kubeconfig": "kubeconfig",
+        # kubeconfigs that k3s, RKE2 and kubeadm write, wherever they were copied to
+        "k3s.yaml": "kubeconfig",
+        "rke2.yaml": "kubeconfig",
+        "admin.conf": "kubeconfig",
+        "super-admin.conf": "kubeconfig",
+        "kubelet.conf": "kubeconfig",
+        "controller-manager.conf": "kubeconfig",
+        "scheduler.conf": "kubeconfig",
+        ".pgpass": "pgpass",
+        "pgpass": "pgpass",
+        "pgpass.conf": "pgpass",
     }
 )
+
+_SHADOW_NAMES = frozenset(
+    {"shadow", "shadow-", "shadow~", "shadow.bak", "shadow.old", "gshadow", "gshadow-", "gshadow~", "gshadow.bak"}
+)
+"""/etc/shadow, its backups (``shadow-`` by shadow-utils, ``/var/backups/shadow.bak`` by Debian's
+daily cron job) and the group equivalent."""
+_SHADOW_DIRS = frozenset({"etc", "backups"})
+_YAML_SUFFIXES = (".yaml", ".yml")
+_EXAMPLE_PARTS = frozenset({"example", "examples", "sample", "template", "tmpl", "tpl", "dist", "default", "defaults"})
+"""``.env.example`` and friends hold what a variable should look like, not what it is."""
+_NOT_DOTENV_PARTS = frozenset(
+    {
+        *("py", "pyc", "rb", "js", "mjs", "cjs", "ts", "mts", "cts", "tsx", "jsx", "go", "java", "kt", "php", "cs"),
+        *("sh", "bash", "zsh", "fish", "ps1", "bat", "cmd"),
+        *("json", "yaml", "yml", "toml", "xml", "html", "md", "rst", "j2", "jinja", "jinja2", "erb", "map"),
+        *("gz", "zip", "gpg", "enc", "age", "asc", "vault", "swp"),
+    }
+)
+"""Extensions after an ``env`` part that make the file code or another format (``env.py``,
+``env.d.ts``, ``env.sh``, ``.env.json``) or encrypted (``.env.gpg``, ``.env.vault``): the
+pattern rules read those."""
+
+
+def _is_env_file(name: str) -> bool:
+    """``.env``, ``.env.local``, ``.env.production.local``, ``production.env``, ``env.production``,
+    ``app.env.staging``: a name with an ``env`` part, not a code file, not an example."""
+    parts = name.split(".")
+    if "env" not in parts[:-1] and not (len(parts) > 1 and parts[-1] == "env"):
+        return False
+    after = parts[len(parts) - 1 - parts[::-1].index("env") + 1 :]
+    return not any(p in _EXAMPLE_PARTS or p in _NOT_DOTENV_PARTS for p in after)
 
 
 def _parser_name_for(name: str, parent: str) -> str | None:
@@ -561,21 +686,31 @@ def _parser_name_for(name: str, parent: str) -> str | None:
         return "docker-config"
     if parent == ".aws" and name in ("credentials", "config"):
         return "aws"
-    if (parent == ".kube" and name == "config") or name.endswith(".kubeconfig"):
+    if parent == ".kube" and (name.startswith("config") or name.endswith(_YAML_SUFFIXES)):
+        return "kubeconfig"
+    if name.startswith("kubeconfig") or name.endswith(".kubeconfig"):  # kubeconfig-prod.yaml, ci.kubeconfig
         return "kubeconfig"
     if parent == "kubernetes" and name.endswith(".conf"):  # /etc/kubernetes/admin.conf and friends
         return "kubeconfig"
     if parent == "git" and name == "credentials":  # ~/.config/git/credentials
         return "git-credentials"
-    if name == ".env" or name.startswith(".env.") or name.endswith(".env"):
+    if parent in _SHADOW_DIRS and name in _SHADOW_NAMES:
+        return "shadow"
+    if _is_env_file(name) or (parent == "etc" and name == "environment"):
         return "dotenv"
     if name.endswith(".properties"):
         return "properties"
-    return _BY_NAME.get(name)
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    if name.endswith(_YAML_SUFFIXES):  # a kubeconfig under any other name: the parser checks for users:
+        return "kubeconfig"
+    return None
 
 
 def parser_name_for(path: str) -> str | None:
     """The ``PARSERS`` key for a path inside the image, for callers that filter by parser name."""
+    # a member of a nested archive is "outer.tar!etc/shadow": its own path is what follows the "!"
+    path = path.rsplit("!", 1)[-1]
     # the last two components, as PurePosixPath would give them, without building one per file
     # (a normalised path's last two are its last two pieces; others are cleaned whole)
     parts = path.rsplit("/", 2)[-2:]

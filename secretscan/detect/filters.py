@@ -15,18 +15,29 @@ from dataclasses import dataclass
 from detect_secrets.filters import heuristic as ds_heuristic
 
 _PLACEHOLDER_WORDS = re.compile(
-    r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[_-]|"
-    r"insert[_-]|dummy|(?:some|your|my)[_-]?(?:pass(?:word)?|secret|token)|xxxx|\*\*\*\*|\.\.\.\.|\$\{|\$\(|\{\{|%\()"
+    r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[ _-]|[_ -]here$|"
+    r"insert[_-]|dummy|(?:some|your|my|test)[_-]?(?:pass(?:word)?|secret|token)|xxxx|\*\*\*\*|\.\.\.\.)"
 )
+_TEMPLATE = re.compile(
+    r"\$\{[ \t]{0,3}[A-Za-z_][\w.]{0,80}(?:[:?+=-][^{}]{0,80})?(?:[ \t]{0,3}\}|$)"
+    r"|\$\([ \t]{0,3}[A-Za-z_][\w.-]{0,80}(?:[ \t][^()]{0,200})?(?:\)|$)"
+    r"|\{\{[ \t]{0,3}[-.$A-Za-z_][^{}]{0,200}(?:\}\}|$)"
+    r"|%\([A-Za-z_]\w{0,80}\)"
+)
+"""A template marker inside a value: ``${VAR}``, ``${VAR:-x}``, ``$(cat /run/secrets/x)``,
+``{{ .Values.x }}``, ``%(name)s``, closed or cut off at the value's end. Only a name after the
+opening: generated secrets (Django keys, WordPress salts) hold ``$(``, ``{{`` or ``%(`` by chance."""
 _PLACEHOLDER_WHOLE = re.compile(
     r"<[^<>]*>|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%|%s"
     r"|[#%$@]?\{[A-Za-z_][\w .:-]{0,80}\}#?|\[[A-Za-z_][\w .:-]{0,80}\]|@[A-Za-z_][\w.-]{0,80}@"
-    r"|__[A-Za-z][A-Za-z0-9_]{0,80}__",
+    r"|__[A-Za-z][A-Za-z0-9_]{0,80}__"
+    r"|\$?\{[A-Za-z_][\w.]{0,80}(?:\[[^\[\]{}]{1,40}\][\w.]{0,40})+(?:![rsa])?\}",
     re.S,
 )
 """Values that are entirely a reference: ``<token>``, ``$TOKEN``, ``%TOKEN%``, ``[PASSWORD]``,
 ``{SumoAccessKey}``, ``#{REDIS_PASSWORD}`` (Octopus, Azure DevOps replace-tokens), ``@DB_PASS@``
-(autoconf), ``__API_KEY__``."""
+(autoconf), ``__API_KEY__``, and an f-string or format field that indexes (``{pw[0]}``,
+``{cfg['db'].password}``, ``${creds[1]}``): code that builds a command line or a config."""
 _BRACKET_FRAGMENT = re.compile(r"[<\[{(#$%@]*[A-Za-z_][A-Za-z_.:-]*[>\]})#%@]*")
 _BRACKETS = frozenset("<>[]{}()#%@")
 _EMBEDDED_REFERENCE = re.compile(
@@ -97,10 +108,10 @@ def is_placeholder(value: str, *, strict: bool = False, test_fixture: bool = Fal
     low = v.lower()
     if len(v) < 4 or low in _PLACEHOLDER_EXACT or len(set(low) - set("-_. ")) <= 1:
         return True
-    if _PLACEHOLDER_WHOLE.fullmatch(v) or _PLACEHOLDER_WORDS.search(v):
+    if _PLACEHOLDER_WHOLE.fullmatch(v) or _PLACEHOLDER_WORDS.search(v) or _TEMPLATE.search(v):
         return True
     scheme = _HASH_SCHEME.match(v)
-    if _EMBEDDED_REFERENCE.search(v, scheme.end() if scheme else 0):
+    if _EMBEDDED_REFERENCE.search(v, scheme.end() if scheme else 0) and not _looks_generated(v):
         return True
     if _is_bracket_fragment(v) or _EMAIL.fullmatch(v) or _ARN.match(v):
         return True
@@ -109,6 +120,16 @@ def is_placeholder(value: str, *, strict: bool = False, test_fixture: bool = Fal
     if strict and test_fixture and _FIXTURE_PASSWORD.fullmatch(v):
         return True
     return bool((_LONG_RUN if strict else _FILLER_RUN).search(v))
+
+
+def _looks_generated(value: str) -> bool:
+    """A long random string over a large alphabet with many symbols (a WordPress salt, a
+    generated password): where ``<ab>`` or ``{cd}`` occurs by chance, not as a reference. A
+    template with a reference in it is mostly letters and a few separators, or a URL."""
+    if len(value) < 40 or "://" in value:
+        return False
+    symbols = {ch for ch in value if not ch.isalnum()}
+    return len(symbols) >= 6 and shannon_entropy(value) >= 4.5
 
 
 def _is_bracket_fragment(value: str) -> bool:
