@@ -38,6 +38,9 @@ _API = {
     "Verdict": "secretscan.models",
     "VaultMatch": "secretscan.models",
     "VaultStatus": "secretscan.models",
+    "ManagedMatch": "secretscan.models",
+    "ManagedStatus": "secretscan.models",
+    "SecretStore": "secretscan.models",
 }
 __all__ = ["__version__", *_API]
 
@@ -53,7 +56,10 @@ if TYPE_CHECKING:  # the same names, for type checkers (explicit re-exports)
     from secretscan.models import ImageSummary as ImageSummary
     from secretscan.models import KnownTestKey as KnownTestKey
     from secretscan.models import Location as Location
+    from secretscan.models import ManagedMatch as ManagedMatch
+    from secretscan.models import ManagedStatus as ManagedStatus
     from secretscan.models import ScanReport as ScanReport
+    from secretscan.models import SecretStore as SecretStore
     from secretscan.models import Severity as Severity
     from secretscan.models import Skipped as Skipped
     from secretscan.models import VaultMatch as VaultMatch

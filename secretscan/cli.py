@@ -22,7 +22,7 @@ from secretscan.completion import Shell, script
 from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_limit, with_limits
 from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
 from secretscan.detect.checks import check_rules
-from secretscan.detect.rules import BUILTIN_RULES_DIR, RuleSet, load_rules
+from secretscan.detect.rules import BUILTIN_RULES_DIR, load_rules
 from secretscan.detection import Detection
 from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
@@ -37,16 +37,23 @@ from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
 from secretscan.sources.reference import STDIN_IS_A_TERMINAL, reads_stdin
 from secretscan.sources.registry import RegistryOptions
+from secretscan.stores.apply import apply_plan
+from secretscan.stores.aws.connect import DEFAULT_MIGRATE_PREFIX, AwsSecretsSettings, TagSelector
+from secretscan.stores.aws.read import AwsSecretsStore
+from secretscan.stores.aws.write import AwsSecretsDestination
+from secretscan.stores.matcher import StoreMatcher
+from secretscan.stores.model import Destination, ManagedStore
+from secretscan.stores.plan import make_plan, render_markdown
+from secretscan.stores.plan import render_json as render_plan_json
+from secretscan.stores.vault.connect import KvLocation, VaultSettings
+from secretscan.stores.vault.read import VaultStore
+from secretscan.stores.vault.write import VaultDestination
 from secretscan.sweep.report import pick_sweep, previous_sweep, summary_table, sweep_report
 from secretscan.sweep.run import Sweeper, SweepOptions
 from secretscan.sweep.store import Store, SweepRow, default_db_path
 from secretscan.sweep.targets import SweepTarget, TagFilter, parse_since, read_repository_file
 from secretscan.sweep.where import render_where, where
 from secretscan.terminal import TerminalSafeFormatter, terminal_safe, traceback_safe
-from secretscan.vault.connect import KvLocation, VaultSettings, connect
-from secretscan.vault.matcher import VaultMatcher
-from secretscan.vault.migrate import apply_plan, make_plan, render_markdown
-from secretscan.vault.migrate import render_json as render_plan_json
 from secretscan.verify import VERIFIER_NAMES, Verifier
 from secretscan.version import __version__
 
@@ -78,19 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DURATION",
             help="stop after this long (90s, 15m, 1h) and report what was found and what was not finished (exit 2)",
         )
-        vault = p.add_argument_group("HashiCorp Vault")
-        vault.add_argument(
-            "--vault",
-            action="store_true",
-            help="compare findings with the values in Vault KV v2 (VAULT_ADDR, VAULT_TOKEN / AppRole / Kubernetes auth)",
-        )
-        vault.add_argument(
-            "--vault-kv",
-            action="append",
-            default=[],
-            metavar="MOUNT[/PREFIX]",
-            help="KV v2 mount and prefix to search (repeatable; default: vault.kv in secretscan.yaml)",
-        )
+        store_args(p)
         run_args(p)
 
     scan = sub.add_parser("scan", help="scan an image and report the secrets it ships")
@@ -113,11 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only these verifiers (repeatable): {', '.join(sorted(VERIFIER_NAMES))}",
     )
 
-    migrate = sub.add_parser("migrate", help="plan or perform the move of hardcoded secrets into Vault KV v2")
+    migrate = sub.add_parser(
+        "migrate", help="plan or perform the move of hardcoded secrets into Vault KV v2 or AWS Secrets Manager"
+    )
     migrate.add_argument("action", choices=["plan", "apply"])
     common(migrate)
     migrate.add_argument(
-        "--to", metavar="MOUNT/PREFIX", help="where new secrets go (default: vault.migrate_to, secret/secretscan)"
+        "--to",
+        metavar="DESTINATION",
+        help="where new secrets go: [vault:]MOUNT/PREFIX (default: vault.migrate_to, secret/secretscan), or "
+        f"aws-secrets[:PREFIX] for AWS Secrets Manager (names under PREFIX, default {DEFAULT_MIGRATE_PREFIX})",
+    )
+    migrate.add_argument(
+        "--kms-key-id",
+        metavar="KEY",
+        help="aws-secrets: the KMS key (id, ARN or alias) new secrets are encrypted with (default: aws/secretsmanager)",
+    )
+    migrate.add_argument(
+        "--aws-tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="aws-secrets: put this tag on the secrets apply creates (repeatable)",
     )
     migrate.add_argument(
         "-f",
@@ -170,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sweep at most N repositories (default 100000); a catalog with more is reported as cut short",
     )
     registry_args(sweep, single_image=False)
+    store_args(sweep)
     run_args(sweep)
     report_args(sweep)
 
@@ -311,6 +324,38 @@ def registry_args(p: argparse.ArgumentParser, *, single_image: bool) -> None:
         default=[],
         metavar="HOST[:PORT]",
         help="treat this registry as Amazon ECR (credentials from boto3), repeatable",
+    )
+
+
+def store_args(p: argparse.ArgumentParser) -> None:
+    stores = p.add_argument_group("managed secrets (HashiCorp Vault, AWS Secrets Manager)")
+    stores.add_argument(
+        "--vault",
+        action="store_true",
+        help="compare findings with the values in Vault KV v2 (VAULT_ADDR, VAULT_TOKEN / AppRole / Kubernetes auth)",
+    )
+    stores.add_argument(
+        "--vault-kv",
+        action="append",
+        default=[],
+        metavar="MOUNT[/PREFIX]",
+        help="KV v2 mount and prefix to search (repeatable; default: vault.kv in secretscan.yaml)",
+    )
+    stores.add_argument(
+        "--aws-secrets",
+        nargs="?",
+        const="",
+        metavar="PREFIX",
+        help="compare findings with the secrets in AWS Secrets Manager, or only those whose names start with PREFIX "
+        "(write --aws-secrets=PREFIX: a bare word after --aws-secrets is taken as the prefix); boto3's credentials, "
+        "region and endpoint settings",
+    )
+    stores.add_argument(
+        "--aws-secrets-tag",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help="--aws-secrets: only secrets with this tag (repeatable: all of them)",
     )
 
 
@@ -537,7 +582,7 @@ def _scan(args: argparse.Namespace) -> int:
     baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
     source = open_source(args.image, _source_options(args, deadline))
     detection = Detection.for_config(config)
-    enrichers = _enrichers(args, config, detection.ruleset)
+    enrichers = _enrichers(args, config, detection)
     scanner = Scanner(config, detection, make_progress(args.quiet or args.no_progress), baseline, enrichers, deadline)
     report = scanner.scan(source)
     if args.command == "baseline":
@@ -587,9 +632,11 @@ def _sweep(args: argparse.Namespace) -> int:
     tags = TagFilter(tuple(args.tag), tag_regex, args.newest, parse_since(args.since) if args.since else None)
     target = SweepTarget.parse(args.target, args.repo, args.ecr_registry[0] if args.ecr_registry else None)
     source_options = _source_options(args)
+    stores = _stores(args, config)
     store = Store(args.db or default_db_path())
     try:
-        scanner = Scanner(config, Detection.for_config(config))
+        detection = Detection.for_config(config)
+        scanner = Scanner(config, detection)
         sweeper = Sweeper(
             scanner,
             store,
@@ -597,6 +644,7 @@ def _sweep(args: argparse.Namespace) -> int:
             replace(source_options.registry, all_platforms=True),
             SweepOptions(tags, args.platform, args.dask, config.jobs, max(1, args.max_repositories)),
             make_sweep_progress(args.quiet),
+            matchers=[StoreMatcher(s, detection.sealer.key) for s in stores],
         )
         sweep_id, summary = sweeper.run(target)
         pruned = store.prune(max(1, args.keep))
@@ -655,15 +703,55 @@ def _vault_settings(args: argparse.Namespace, config: ScanConfig) -> VaultSettin
     settings = config.vault
     if args.vault_kv:
         settings = replace(settings, kv=tuple(KvLocation.parse(k) for k in args.vault_kv))
-    if getattr(args, "to", None):
-        settings = replace(settings, migrate_to=KvLocation.parse(args.to))
     return settings
 
 
-def _enrichers(args: argparse.Namespace, config: ScanConfig, ruleset: RuleSet) -> list[Enricher]:
-    enrichers: list[Enricher] = []
+def _aws_settings(args: argparse.Namespace) -> AwsSecretsSettings:
+    if args.aws_secrets_tag and args.aws_secrets is None:
+        raise UsageError("--aws-secrets-tag selects secrets for --aws-secrets, which was not given")
+    create_tags = []
+    for text in getattr(args, "aws_tag", []):
+        key, eq, value = text.partition("=")
+        if not key or not eq:
+            raise UsageError(f"--aws-tag {text!r}: expected KEY=VALUE")
+        create_tags.append((key, value))
+    return AwsSecretsSettings(
+        prefix=args.aws_secrets or "",
+        tags=tuple(TagSelector.parse(t) for t in args.aws_secrets_tag),
+        kms_key_id=getattr(args, "kms_key_id", None),
+        create_tags=tuple(create_tags),
+    )
+
+
+def _stores(args: argparse.Namespace, config: ScanConfig) -> list[ManagedStore]:
+    """The stores findings are compared with, in the order their verdicts are shown: Vault, then
+    AWS Secrets Manager."""
+    aws = _aws_settings(args)
+    stores: list[ManagedStore] = []
     if args.vault:
-        enrichers.append(VaultMatcher(_vault_settings(args, config)))
+        stores.append(VaultStore(_vault_settings(args, config)))
+    if args.aws_secrets is not None:
+        stores.append(AwsSecretsStore(aws))
+    return stores
+
+
+def _destination(args: argparse.Namespace, config: ScanConfig) -> Destination:
+    """``--to``: ``aws-secrets[:PREFIX]``, else a Vault KV location (``[vault:]MOUNT/PREFIX``)."""
+    to = args.to or ""
+    aws = _aws_settings(args)
+    if to == "aws-secrets" or to.startswith("aws-secrets:"):
+        prefix = to.partition(":")[2] if ":" in to else DEFAULT_MIGRATE_PREFIX
+        return AwsSecretsDestination(replace(aws, migrate_prefix=prefix))
+    if args.kms_key_id or args.aws_tag:
+        raise UsageError("--kms-key-id and --aws-tag are for --to aws-secrets")
+    settings = _vault_settings(args, config)
+    if to:
+        settings = replace(settings, migrate_to=KvLocation.parse(to.removeprefix("vault:")))
+    return VaultDestination(settings.migrate_to, settings)
+
+
+def _enrichers(args: argparse.Namespace, config: ScanConfig, detection: Detection) -> list[Enricher]:
+    enrichers: list[Enricher] = [StoreMatcher(store, detection.sealer.key) for store in _stores(args, config)]
     if getattr(args, "verify", False):
         options = config.verify
         if args.verify_provider:
@@ -673,7 +761,7 @@ def _enrichers(args: argparse.Namespace, config: ScanConfig, ruleset: RuleSet) -
                     f"--verify-provider: unknown {sorted(unknown)} (known: {', '.join(sorted(VERIFIER_NAMES))})"
                 )
             options = replace(options, providers=frozenset(args.verify_provider))
-        enrichers.append(Verifier(ruleset, options))
+        enrichers.append(Verifier(detection.ruleset, options))
     return enrichers
 
 
@@ -681,21 +769,21 @@ def _migrate(args: argparse.Namespace) -> int:
     deadline = Deadline.after(args.timeout)
     _check_outputs(args)
     config = _config(args)
-    settings = _vault_settings(args, config)
+    destination = _destination(args, config)
     detection = Detection.for_config(config)
-    enrichers = _enrichers(args, config, detection.ruleset)
+    enrichers = _enrichers(args, config, detection)
     scanner = Scanner(
         config, detection, make_progress(args.quiet or args.no_progress), frozenset(), enrichers, deadline
     )
     report, secrets = scanner.scan_with_secrets(open_source(args.image, _source_options(args, deadline)))
     for error in report.errors:
         _print_error(error)
-    plan = make_plan(report, settings.migrate_to)
+    plan = make_plan(report, destination)
     if args.action == "plan":
         text = render_plan_json(plan) if _plan_format(args) == "json" else render_markdown(plan)
         _emit(text, args.output, private=False)
         return EXIT_ERROR if report.errors else EXIT_CLEAN
-    result = apply_plan(connect(settings), plan, secrets, force=args.force, record=args.record)
+    result = apply_plan(destination.writer(), plan, secrets, force=args.force, record=args.record)
     for entry in result.written:
         print(
             terminal_safe(

@@ -17,7 +17,7 @@ import yaml
 from secretscan.errors import ConfigError
 from secretscan.limits import Limits, MiB
 from secretscan.redact import DEFAULT_FINGERPRINT_KEY
-from secretscan.vault.connect import KvLocation, VaultSettings
+from secretscan.stores.vault.connect import KvLocation, VaultSettings
 from secretscan.verify import VERIFIER_NAMES, VerifyOptions
 
 CONFIG_FILENAME = "secretscan.yaml"

@@ -163,21 +163,82 @@ class Verification:
     """What the provider said: HTTP status, account or token metadata. Never the secret."""
 
 
-class VaultStatus(str, enum.Enum):
+class ManagedStatus(str, enum.Enum):
+    """A found secret compared with a managed-secret store (``--vault``, ``--aws-secrets``)."""
+
     CURRENT = "current"
-    """Equal to the current version of a Vault KV secret: a live managed secret leaked, rotate now."""
+    """Equal to the current version of a managed secret: a live managed secret leaked, rotate now."""
     FORMER = "former"
     """Equal to an older version only: already rotated, the leak exposes history."""
     UNMANAGED = "unmanaged"
-    """Not in the Vault paths that were searched: migrate it."""
+    """Not in the part of the store that was searched: migrate it."""
 
     def __str__(self) -> str:
         return self.value
 
 
+VaultStatus = ManagedStatus
+"""Its name from when Vault was the only store (kept for imports)."""
+
+
+class SecretStore(str, enum.Enum):
+    """A managed-secret store findings are compared with."""
+
+    VAULT = "vault"
+    """HashiCorp Vault (or OpenBao) KV v2."""
+    AWS_SECRETS = "aws-secrets"
+    """AWS Secrets Manager."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return "Vault" if self is SecretStore.VAULT else "AWS Secrets Manager"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedMatch:
+    """What one store says of a found secret. Names where it is held, never a value."""
+
+    store: SecretStore
+    status: ManagedStatus
+    secret: str | None = None
+    """The matching secret: ``mount/path`` in Vault, the secret's ARN in AWS Secrets Manager;
+    None when unmanaged."""
+    name: str | None = None
+    """The secret's name, for people: ``mount/path`` in Vault, the name in AWS Secrets Manager."""
+    field: str | None = None
+    """The key inside it: a KV key in Vault, a field of a JSON secret string in AWS Secrets
+    Manager (None: the whole string)."""
+    version: str | None = None
+    """The matching version: Vault's version number, AWS Secrets Manager's version id."""
+    stage: str | None = None
+    """AWS Secrets Manager: the matching version's staging label (``AWSCURRENT``, ``AWSPREVIOUS``,
+    another label) or None for an older version that has none left. Vault: None."""
+    current_version: str | None = None
+    """The secret's current version, in the same terms as ``version``."""
+
+    @property
+    def ref(self) -> str | None:
+        """``secret#field`` (Vault: ``kv/app/prod/db#password``)."""
+        if self.secret is None:
+            return None
+        return f"{self.secret}#{self.field}" if self.field is not None else self.secret
+
+    @property
+    def label(self) -> str:
+        """``name#field`` for people (the ARN is in ``secret``)."""
+        name = self.name or self.secret or ""
+        return f"{name}#{self.field}" if self.field is not None else name
+
+
 @dataclass(frozen=True, slots=True)
 class VaultMatch:
-    status: VaultStatus
+    """A Vault verdict in the shape it had before other stores (``Finding.vault``, and the JSON
+    report's ``vault`` object)."""
+
+    status: ManagedStatus
     path: str | None = None
     """``mount/path#key`` of the matching KV secret, e.g. ``kv/app/prod/db#password``."""
     version: int | None = None
@@ -200,7 +261,21 @@ class Finding:
     secret: str | None = None
     """Full value: only with ``--show-secrets``."""
     verification: Verification | None = None
-    vault: VaultMatch | None = None
+    managed: tuple[ManagedMatch, ...] = ()
+    """What each managed-secret store that was asked says of it (``--vault``, ``--aws-secrets``),
+    one verdict per store, in the order they were asked."""
+
+    def verdict(self, store: SecretStore) -> ManagedMatch | None:
+        """The verdict of ``store``, if it was asked."""
+        return next((m for m in self.managed if m.store is store), None)
+
+    @property
+    def vault(self) -> VaultMatch | None:
+        """The Vault verdict, if Vault was asked."""
+        match = self.verdict(SecretStore.VAULT)
+        if match is None:
+            return None
+        return VaultMatch(match.status, match.ref, _number(match.version), _number(match.current_version))
 
     @property
     def exposure(self) -> Exposure:
@@ -210,6 +285,10 @@ class Finding:
             if kind in kinds:
                 return kind
         return Exposure.FINAL
+
+
+def _number(version: str | None) -> int | None:
+    return int(version) if version is not None and version.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)

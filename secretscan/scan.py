@@ -20,7 +20,7 @@ from secretscan.detect.knownkeys import KnownKeys
 from secretscan.detect.rules import RuleSet
 from secretscan.detect.seal import Sealer, Sighting
 from secretscan.detection import Detection
-from secretscan.enrich import Enricher
+from secretscan.enrich import Enricher, file_problems
 from secretscan.errors import SecretScanError, SourceLimitReached
 from secretscan.findings import Occurrence, aggregate, sort_findings
 from secretscan.image.compression import sniff
@@ -223,9 +223,9 @@ class Scanner:
             state.occurrences, self.ruleset, self.config, self.baseline, state.secrets, self.known.third_party
         )
         findings = list(result.findings)
-        for enricher in self.enrichers:  # verification, Vault matching: the plaintext stays in memory
+        for enricher in self.enrichers:  # verification, store matching: the plaintext stays in memory
             findings, problems = enricher.enrich(findings, result.secrets)
-            state.errors.extend(problems)
+            file_problems(problems, state.errors, state.skipped)
         if self.config.show_secrets:
             findings = [replace(f, secret=result.secrets[f.fingerprint]) for f in findings]
         report = ScanReport(

@@ -15,7 +15,7 @@ LEVELS: dict[int, set[str]] = {
     0: {"version", "errors", "models", "redact", "terminal", "safewrite", "deadline", "codec", "parallel", "limits"},
     1: {"image", "detect", "provenance"},
     2: {"walk"},
-    3: {"sources", "vault", "verify"},
+    3: {"sources", "stores", "verify"},
     4: {"config"},
     5: {"detection", "findings", "enrich"},
     6: {"scan"},

@@ -14,6 +14,8 @@ import pytest
 import secretgen
 from conftest import REPO, fingerprint_of, gitlab_report_errors
 from imagebuilder import Entry, ImageSpec, Layer, read_files_tar, write_docker_archive, write_files_tar, zip_bytes
+from openbao import Vault
+from test_reports import managed_image
 
 DEMO = REPO / "fixtures" / "demo-image.tar"
 GITLAB_SEVERITIES = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "info": "Info"}
@@ -173,3 +175,23 @@ def test_the_value_is_redacted_unless_show_secrets(cli, tmp_path: Path, show: bo
     image, token = _image_with_token(tmp_path)
     _, doc = _gitlab(cli, image, *(["--show-secrets"] if show else []))
     assert (token in json.dumps(doc)) is show
+
+
+def test_details_show_the_aws_verdict_next_to_the_vault_one(
+    cli, vault: Vault, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    image, tokens, stores = managed_image(tmp_path, vault, monkeypatch)
+    code, doc = _gitlab(cli, image, *stores)
+    assert code == 1
+    details = {v["details"]["fingerprint"]["value"]: v["details"] for v in doc["vulnerabilities"]}
+    github, npm = details[fingerprint_of(tokens["github"])], details[fingerprint_of(tokens["npm"])]
+    assert github["vault"] == {
+        "name": "Vault",
+        "type": "text",
+        "value": f"current {vault.mount}/app/github#token version 1 (current 1)",
+    }
+    assert github["aws_secrets"]["name"] == "AWS Secrets Manager"
+    assert github["aws_secrets"]["value"].startswith("current app/github (AWSCURRENT, version ")
+    assert npm["vault"]["value"] == "unmanaged"
+    assert npm["aws_secrets"]["value"].startswith("former ci/npm (AWSPREVIOUS, version ")
+    assert not any(value in json.dumps(doc) for value in tokens.values())

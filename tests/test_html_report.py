@@ -21,6 +21,8 @@ import pytest
 import secretgen
 from conftest import IN_CI, REPO, fingerprint_of
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+from openbao import Vault
+from test_reports import managed_image
 
 from secretscan.models import Exposure
 
@@ -313,3 +315,22 @@ def test_screenshot_in_the_docs_is_of_this_report() -> None:
     shot = REPO / "docs" / "html-report.png"
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "html-report.png" in (REPO / "docs" / "reports.md").read_text()
+
+
+def test_a_card_shows_each_stores_verdict_and_where_the_value_is_held(
+    cli, vault: Vault, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    image, tokens, stores = managed_image(tmp_path, vault, monkeypatch)
+    page = tmp_path / "report.html"
+    assert cli("scan", image, *stores, "-f", "html", "-o", page, "-q").code == 1
+    dom = parse(page.read_text())
+    cards = {c.attrs["data-fingerprint"]: c for c in dom.all("li", "finding")}
+    github, npm = cards[fingerprint_of(tokens["github"])], cards[fingerprint_of(tokens["npm"])]
+    assert [s.content() for s in github.all("span", "managed")] == ["vault: current", "aws-secrets: current"]
+    assert github.attrs["data-severity"] == "critical"
+    notes = [n.content() for n in github.all("div", "managed-note")]
+    assert notes[0] == f"Vault: current {vault.mount}/app/github#token version 1 (current 1)"
+    assert notes[1].startswith("AWS Secrets Manager: current app/github (AWSCURRENT, version ")
+    assert "arn:aws:secretsmanager:us-east-1:" in notes[1]
+    assert [s.content() for s in npm.all("span", "managed")] == ["vault: unmanaged", "aws-secrets: former"]
+    assert not any(value in page.read_text() for value in tokens.values())

@@ -12,10 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 import jsonschema
+import pytest
 import secretgen
 from conftest import REPO, sarif_errors
 from imagebuilder import EmptyStep, Entry, ImageSpec, Layer, build_config, write_docker_archive, write_oci_layout
+from openbao import Vault
 
 from secretscan.image.model import ImageConfig
 from secretscan.models import Exposure, Location
@@ -206,3 +209,66 @@ def test_every_report_lists_what_was_not_scanned(cli, tmp_path: Path) -> None:
     for fmt in ("text", "json", "sarif"):
         result = cli("scan", image, "--format", fmt, "--config", tmp_path / "cfg.yaml", "--quiet")
         assert "nested archive deeper than 1" in result.out, fmt
+
+
+def managed_image(
+    tmp_path: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, str], list[str]]:
+    """An image with three tokens, and two stores that know them: the GitHub token is current in
+    Vault and in AWS Secrets Manager, the npm token only a former value in AWS, the Slack token in
+    neither. Returns the image, the tokens, and the scan options that ask both stores."""
+    tokens = {"github": secretgen.github_pat(), "npm": secretgen.npm_token(), "slack": secretgen.slack_bot_token()}
+    vault.put("app/github", {"token": tokens["github"]})
+    monkeypatch.setenv("VAULT_TOKEN", vault.token([vault.read_only()]))
+    sm = boto3.client("secretsmanager")  # the moto_endpoint fixture points boto3 at moto
+    sm.create_secret(Name="app/github", SecretString=tokens["github"])
+    sm.create_secret(Name="ci/npm", SecretString=tokens["npm"])
+    sm.put_secret_value(SecretId="ci/npm", SecretString=secretgen.npm_token())
+    image = tmp_path / "managed.tar"
+    files = {"app/.env": f"GITHUB_TOKEN={tokens['github']}\nNPM_TOKEN={tokens['npm']}\nSLACK={tokens['slack']}\n"}
+    write_docker_archive(
+        image, [ImageSpec([Layer([Entry(p, d.encode()) for p, d in files.items()])], repo_tags=["t/a:1"])]
+    )
+    return image, tokens, ["--vault", "--vault-kv", vault.mount, "--aws-secrets"]
+
+
+def test_every_format_shows_the_aws_verdict_next_to_the_vault_one(
+    cli, vault: Vault, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    image, tokens, stores = managed_image(tmp_path, vault, monkeypatch)
+    report = cli("scan", image, *stores, "-f", "json", "-q").report
+    jsonschema.validate(report, SCHEMA)
+    by_rule = {f["rule_id"].split(".")[0]: f for f in report["findings"]}
+    github, npm, slack = by_rule["github"], by_rule["npm"], by_rule["slack"]
+    assert [(m["store"], m["status"]) for m in github["managed"]] == [("vault", "current"), ("aws-secrets", "current")]
+    assert github["vault"] == {
+        "status": "current",
+        "path": f"{vault.mount}/app/github#token",
+        "version": 1,
+        "current_version": 1,
+    }
+    assert [(m["store"], m["status"], m["stage"]) for m in npm["managed"]] == [
+        ("vault", "unmanaged", None),
+        ("aws-secrets", "former", "AWSPREVIOUS"),
+    ]
+    assert [m["status"] for m in slack["managed"]] == ["unmanaged", "unmanaged"]
+
+    text = cli("scan", image, *stores, "-q").out.splitlines()
+    vault_line = text.index(f"    vault: current {vault.mount}/app/github#token version 1 (current 1)")
+    assert text[vault_line + 1].startswith("    aws-secrets: current app/github (AWSCURRENT, version ")
+    assert text[vault_line + 1].endswith(github["managed"][1]["secret"]), "the ARN"
+
+    sarif = json.loads(cli("scan", image, *stores, "-f", "sarif", "-q").out)
+    props = {r["ruleId"].split(".")[0]: r["properties"] for r in sarif["runs"][0]["results"]}
+    assert (props["github"]["vault"], props["github"]["awsSecrets"]) == ("current", "current")
+    assert props["github"]["awsSecretsArn"] == github["managed"][1]["secret"]
+    assert (props["npm"]["vault"], props["npm"]["awsSecrets"], props["npm"]["awsSecretsStage"]) == (
+        "unmanaged",
+        "former",
+        "AWSPREVIOUS",
+    )
+
+    junit = cli("scan", image, *stores, "-f", "junit", "-q").out
+    assert "vault: current" in junit and "aws-secrets: former ci/npm (AWSPREVIOUS" in junit
+    for output in (json.dumps(report), "\n".join(text), json.dumps(sarif), junit):
+        assert not any(value in output for value in tokens.values())

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import secretgen
-from conftest import REPO, scan_json
+from conftest import REPO, fingerprint_of, scan_json
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
 from k8s_tokenreview import TokenReviewApi, tokenreview_api
 from openbao import Vault
+from registry_push import Pusher
+from servers import RegistryInfo
 
 DEMO = REPO / "fixtures" / "demo-image.tar"
 DEMO_FINDINGS = 10
@@ -152,6 +154,44 @@ def test_vault_namespace_and_openbao_variable_names(cli, vault: Vault, monkeypat
     assert found["npm.access-token"]["vault"]["status"] == "unmanaged", "team-b's secrets are not team-a's"
     asked = team_a.requests(token)
     assert asked and {r.namespace for r in asked} == {f"{team_a.namespace}/"}
+
+
+def test_sweep_vault_compares_the_databases_fingerprints_and_report_db_shows_the_verdicts(
+    cli, vault: Vault, scanner: str, registry_none: RegistryInfo, unique_repo: str, tmp_path: Path
+) -> None:
+    """A sweep's cached layer results hold fingerprints, not values: the values Vault holds are
+    fingerprinted under the same key and compared with them, and the verdicts are recorded."""
+    stripe, npm = secretgen.stripe_live_secret(), secretgen.npm_token()
+    Pusher(registry_none.host).image(
+        unique_repo, "v1", ImageSpec([Layer([Entry("app/.env", f"STRIPE_KEY={stripe}\nNPM_TOKEN={npm}\n".encode())])])
+    )
+    vault.put("payments/stripe", {"api_key": stripe})
+    db = tmp_path / "s.db"
+    sweep = ("sweep", registry_none.host, "--repo", unique_repo, "--db", db, "--vault", "--vault-kv", vault.mount)
+    swept = cli(*sweep, "-f", "json", "-q")
+    assert swept.code == 1, swept.err
+    verdicts = {f["fingerprint"]: f["vault"] for f in swept.report["findings"]}
+    assert verdicts[fingerprint_of(stripe)] == {
+        "status": "current",
+        "path": f"{vault.mount}/payments/stripe#api_key",
+        "version": 1,
+        "current_version": 1,
+    }
+    assert verdicts[fingerprint_of(npm)]["status"] == "unmanaged"
+    critical = [f for f in swept.report["findings"] if f["severity"] == "critical"]
+    assert [f["fingerprint"] for f in critical] == [fingerprint_of(stripe)]
+
+    vault.put("payments/stripe", {"api_key": secretgen.stripe_live_secret()})  # rotated
+    stored = cli("report", "--db", db, "-q").out  # the recorded sweep, as it was
+    assert f"vault: current {vault.mount}/payments/stripe#api_key version 1 (current 1)" in stored
+    warm = cli(*sweep, "-f", "json", "-q")  # every layer from the cache, compared again
+    assert {f["fingerprint"]: f["vault"]["status"] for f in warm.report["findings"]} == {
+        fingerprint_of(stripe): "former",
+        fingerprint_of(npm): "unmanaged",
+    }
+    asked = vault.requests(scanner)
+    assert asked and {r.operation for r in asked} <= {"read", "list"}, "matching must only read"
+    assert not any(value.encode() in db.read_bytes() for value in (stripe, npm)), "a plaintext reached the database"
 
 
 # --------------------------------------------------------------------------- auth methods

@@ -5,8 +5,10 @@ no request at all without --verify."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import boto3
 import provider_fakes
 import pytest
 import secretgen
@@ -127,6 +129,43 @@ def test_aws_key_pairs_through_sts(cli, moto_auth_endpoint: str, tmp_path: Path)
     text = cli("scan", _image(tmp_path, files), "--verify", "--config", str(cfg), "-q").out
     assert "verified: LIVE (aws" in text and "verified: REVOKED (aws" in text
     assert live_secret not in text and dead_secret not in text
+
+
+def test_a_live_aws_key_says_when_it_was_last_used_where_it_may(cli, moto_auth_endpoint: str, tmp_path: Path) -> None:
+    """GetAccessKeyLastUsed, asked with the found key itself: its date and service where the key's
+    policy allows the call, a plain "not known" where it does not (the verdict stands either way)."""
+    allowed = provider_fakes.aws_keys(moto_auth_endpoint, user_name="ci-deployer")
+    other = provider_fakes.aws_keys(moto_auth_endpoint, user_name="ci-reader")
+    provider_fakes.moto_set_auth(moto_auth_endpoint, enforce=False)
+    try:
+        iam = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("iam", endpoint_url=moto_auth_endpoint)
+        statement = {"Effect": "Allow", "Action": "iam:GetAccessKeyLastUsed", "Resource": "*"}
+        iam.put_user_policy(
+            UserName="ci-deployer",
+            PolicyName="own-last-use",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
+    finally:
+        provider_fakes.moto_set_auth(moto_auth_endpoint, enforce=True)
+    files = {
+        "root/.aws/credentials": f"[default]\naws_access_key_id = {allowed.live_key_id}\n"
+        f"aws_secret_access_key = {allowed.live_secret}\n",
+        "app/.env": f"AWS_ACCESS_KEY_ID={other.live_key_id}\nAWS_SECRET_ACCESS_KEY={other.live_secret}\n",
+    }
+    cfg = _config(tmp_path, {"aws": moto_auth_endpoint})
+    v = _verdicts(scan_json(cli, _image(tmp_path, files), "--verify", "--config", str(cfg), "--show-secrets"))
+    evidence = v[allowed.live_key_id]["evidence"]
+    assert v[allowed.live_key_id]["verdict"] == "live"
+    assert re.search(
+        r"last used 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ \((sts|iam), us-east-1; user ci-deployer\)", evidence
+    ), evidence
+    assert v[other.live_key_id]["verdict"] == "live"
+    assert "last use not known: this key may not call iam:GetAccessKeyLastUsed" in v[other.live_key_id]["evidence"]
+    assert allowed.live_secret not in json.dumps(list(v.values())) and other.live_secret not in json.dumps(
+        list(v.values())
+    )
 
 
 def test_requests_are_rate_limited_per_provider(cli, fake, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from secretscan.image.model import OCI_REVISION
 from secretscan.models import Finding, Location, ScanReport, Severity
 from secretscan.report.sarif import INFORMATION_URI
-from secretscan.report.text import exposure_note
+from secretscan.report.text import exposure_note, managed_note
 
 SCHEMA_VERSION = "15.2.1"
 """GitLab validates a report against the schema version it declares, and falls back to the newest
@@ -130,8 +130,8 @@ def _details(f: Finding, loc: Location) -> dict[str, Any]:
     details["confidence"] = text("Confidence", f.confidence)
     if f.verification is not None:
         details["verification"] = text("Verification", f.verification.verdict.value)
-    if f.vault is not None:
-        details["vault"] = text("Vault", f"{f.vault.status.value} {f.vault.path or ''}".strip())
+    for m in f.managed:  # each store's verdict: "vault", "aws_secrets"
+        details[m.store.value.replace("-", "_")] = text(m.store.label, managed_note(m))
     return details
 
 

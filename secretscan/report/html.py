@@ -25,7 +25,7 @@ from html import escape
 from typing import assert_never
 
 from secretscan.models import Exposure, Finding, ImageSummary, KnownTestKey, Location, ScanReport, Severity
-from secretscan.report.text import image_digests, layer_note, place
+from secretscan.report.text import image_digests, layer_note, managed_note, place
 
 _STYLE = """
 :root{--bg:#fafafa;--fg:#1d232b;--muted:#5f6b7a;--line:#d5dbe3;--critical:#8e1b1b;--high:#c2410c;--medium:#a16207;
@@ -269,8 +269,12 @@ def _card(card: str, f: Finding) -> str:
     extra = []
     if f.verification is not None:
         extra.append(f'<span class="fate">{escape(str(f.verification.verdict))}</span>')
-    if f.vault is not None:
-        extra.append(f"<span>vault: {escape(str(f.vault.status))}</span>")
+    extra.extend(f'<span class="managed">{escape(str(m.store))}: {escape(str(m.status))}</span>' for m in f.managed)
+    held = "".join(
+        f'<div class="muted managed-note">{escape(m.store.label)}: <code>{escape(managed_note(m))}</code></div>'
+        for m in f.managed
+        if m.secret is not None
+    )
     places = "".join(
         f'<li class="location" data-exposure="{loc.exposure.value}"><code>{escape(loc.image)}</code>: '
         f'<code class="where">{escape(place(loc))}</code>'
@@ -287,6 +291,7 @@ def _card(card: str, f: Finding) -> str:
         f'{" ".join(extra)}<span class="muted">{n} location{"" if n == 1 else "s"}</span>'
         f'<div class="muted"><code>{escape(f.rule_id)}</code> · <code>{escape(f.fingerprint)}</code>'
         f" · confidence {escape(f.confidence)}</div>"
+        f"{held}"
         f'<ul class="locations">{places}</ul>'
         f'<div class="fix">fix: {escape(f.remediation)}</div>'
         "</li>"

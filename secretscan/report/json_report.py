@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from secretscan.models import Finding, HistoryStep, KnownTestKey, Location, ScanReport
+from secretscan.models import Finding, HistoryStep, KnownTestKey, Location, ManagedMatch, ScanReport
 from secretscan.terminal import json_terminal_safe
 
 SCHEMA_VERSION = 1
@@ -78,9 +78,23 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         if f.vault
         else None
     )
+    out["managed"] = [_managed_dict(m) for m in f.managed]
     if f.secret is not None:
         out["secret"] = f.secret
     return out
+
+
+def _managed_dict(m: ManagedMatch) -> dict[str, Any]:
+    return {
+        "store": m.store.value,
+        "status": m.status.value,
+        "secret": m.secret,
+        "name": m.name,
+        "field": m.field,
+        "version": m.version,
+        "stage": m.stage,
+        "current_version": m.current_version,
+    }
 
 
 def _known_dict(k: KnownTestKey) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from secretscan.models import Finding, Location, ScanReport
+from secretscan.report.text import managed_note
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -83,5 +84,6 @@ def _details(f: Finding, loc: Location) -> str:
         lines.append(f"key: {loc.context}")
     if loc.created_by:
         lines.append(f"added by: {loc.created_by}")
+    lines.extend(f"{m.store}: {managed_note(m)}" for m in f.managed)
     lines.append(f"fix: {f.remediation}")
     return "\n".join(lines)

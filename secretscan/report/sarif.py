@@ -12,7 +12,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from secretscan.models import Exposure, Finding, Location, ScanReport, Severity
+from secretscan.models import Exposure, Finding, Location, ScanReport, SecretStore, Severity
 from secretscan.report.text import exposure_note, place
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -105,9 +105,28 @@ def _result(f: Finding, index: int) -> dict[str, Any]:
             "confidence": f.confidence,
             "severity": str(f.severity),
             **({"verification": f.verification.verdict.value} if f.verification else {}),
-            **({"vault": f.vault.status.value, "vaultPath": f.vault.path} if f.vault else {}),
+            **_managed_properties(f),
         },
     }
+
+
+def _managed_properties(f: Finding) -> dict[str, Any]:
+    """Each store's verdict: ``vault``/``vaultPath``, ``awsSecrets``/``awsSecretsArn``/
+    ``awsSecretsField``/``awsSecretsStage``, and all of them as ``managed``."""
+    out: dict[str, Any] = {}
+    for m in f.managed:
+        if m.store is SecretStore.VAULT:
+            out.update(vault=m.status.value, vaultPath=m.ref)
+        else:
+            out.update(
+                awsSecrets=m.status.value, awsSecretsArn=m.secret, awsSecretsField=m.field, awsSecretsStage=m.stage
+            )
+    if f.managed:
+        out["managed"] = [
+            {"store": m.store.value, "status": m.status.value, "ref": m.ref, "stage": m.stage, "version": m.version}
+            for m in f.managed
+        ]
+    return out
 
 
 def _location(loc: Location) -> dict[str, Any]:

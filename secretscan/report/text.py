@@ -8,7 +8,17 @@ codes are added after the escaping.
 
 from __future__ import annotations
 
-from secretscan.models import Exposure, Finding, ImageSummary, Location, PackageState, ScanReport, Severity
+from secretscan.models import (
+    Exposure,
+    Finding,
+    ImageSummary,
+    Location,
+    ManagedMatch,
+    PackageState,
+    ScanReport,
+    SecretStore,
+    Severity,
+)
 from secretscan.terminal import terminal_safe
 
 _COLORS = {
@@ -79,6 +89,17 @@ def place(loc: Location) -> str:
     return loc.describe() + ctx + (f" [{note}]" if note else "")
 
 
+def managed_note(match: ManagedMatch) -> str:
+    """A store's verdict for people, naming where the value is held and never the value:
+    ``current kv/app/db#password version 3 (current 3)``, ``former app/db#password (AWSPREVIOUS,
+    version …) arn:aws:secretsmanager:…``, ``unmanaged``."""
+    if match.secret is None:
+        return str(match.status)
+    if match.store is SecretStore.VAULT:
+        return f"{match.status} {match.ref} version {match.version} (current {match.current_version})"
+    return f"{match.status} {match.label} ({match.stage or 'no staging label'}, version {match.version}) {match.secret}"
+
+
 def image_digests(image: ImageSummary) -> list[tuple[str, str]]:
     """(label, digest): the names ``docker`` and registries know the image by: its config digest
     (the image ID), and its manifest digest when the source named one."""
@@ -144,9 +165,7 @@ def _finding_lines(f: Finding) -> list[str]:
     if f.verification:
         v = f.verification
         lines.append(f"    verified: {v.verdict.value.upper()} ({v.provider}: {v.evidence})")
-    if f.vault:
-        where = f" {f.vault.path} version {f.vault.version} (current {f.vault.current_version})" if f.vault.path else ""
-        lines.append(f"    vault: {f.vault.status.value}{where}")
+    lines.extend(f"    {m.store}: {managed_note(m)}" for m in f.managed)
     for loc in f.locations:
         lines.append(f"    at {loc.image}: {place(loc)}")
         lines.append(f"       {exposure_note(loc)}")

@@ -1,6 +1,7 @@
 """A sweep from the database as a ``ScanReport`` (so text, JSON and SARIF render it as they render
-a scan), optionally reduced to what is new since the previous sweep of the same target, and the
-summary table printed at the end of a sweep."""
+a scan), with the verdicts of the managed-secret stores the sweep asked, optionally reduced to
+what is new since the previous sweep of the same target, and the summary table printed at the end
+of a sweep."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import replace
 from secretscan.errors import UsageError
 from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
+from secretscan.stores.matcher import with_match
 from secretscan.sweep.run import SweepSummary
 from secretscan.sweep.store import Store, SweepRow, SweepStatus, Unresolved
 from secretscan.terminal import terminal_lines
@@ -67,6 +69,12 @@ def sweep_report(store: Store, sweep: SweepRow, since: SweepRow | None = None) -
             known[k.fingerprint] = k if had is None else replace(had, locations=had.locations + k.locations)
     for note in sweep.summary.get("notes") or ():  # listings cut short: repositories or tags not swept
         skipped.append(Skipped(f"sweep {sweep.id}", str(note)))
+    for verdicts in store.verdicts(sweep.id):  # --vault, --aws-secrets: as a scan shows them
+        for fp, match in verdicts.matches.items():
+            if fp in findings:
+                findings[fp] = with_match(findings[fp], match)
+        errors.extend(verdicts.errors)
+        skipped.extend(verdicts.skipped)
     if sweep.status is not SweepStatus.FINISHED:  # killed, or still running: what is missing must not look clean
         skipped.insert(
             0,

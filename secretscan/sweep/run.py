@@ -32,6 +32,7 @@ from secretscan.scan import LayerNote, RunState, Scanner
 from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions, UnreadablePlatform, resolve_manifest
+from secretscan.stores.matcher import StoreMatcher
 from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store, Unresolved
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
@@ -141,11 +142,15 @@ class Sweeper:
         options: SweepOptions,
         progress: SweepProgress | None = None,
         baseline: frozenset[str] = frozenset(),
+        matchers: Sequence[StoreMatcher] = (),
     ) -> None:
         self.scanner, self.store, self.keychain = scanner, store, keychain
         self.registry_options, self.options = registry_options, options
         self.progress = progress or SweepProgress()
         self.baseline = baseline
+        self.matchers = matchers
+        """Managed-secret stores (``--vault``, ``--aws-secrets``) the sweep's findings are compared
+        with, by fingerprint, once every image is recorded."""
         config = scanner.config
         self.profile = scan_profile(scanner.ruleset, scanner.sealer, config.limits)
         self.summary = SweepSummary()
@@ -188,6 +193,8 @@ class Sweeper:
             elif plan.cached is not None:
                 self._finish(sweep, plan, plan.cached, ImageStatus.CACHED)
         self._scan_layers(sweep, to_attribute)
+        for matcher in self.matchers:  # cached results hold fingerprints under this run's key: no plaintext needed
+            self.store.put_verdicts(sweep, matcher.verdicts(self.store.sweep_fingerprints(sweep)))
         self.summary.seconds = round(time.monotonic() - started, 3)
         self.store.finish_sweep(sweep, self.summary.as_dict())
         return sweep, self.summary

@@ -6,6 +6,10 @@ Nothing in it is a secret: layer and image results are stored as sightings (fing
 redacted forms, ``detect.seal``), encoded by ``codec``. Each finished layer and image is committed
 on its own, so a sweep that is killed keeps everything it had finished.
 
+With ``--vault`` or ``--aws-secrets``, a sweep also records each store's verdict on each of its
+secrets (``managed_verdicts``: which secret, key and version holds it, never a value) and what
+kept the store from saying more (``managed_checks``).
+
 Cache rows are keyed by a *profile*: the digest of everything that changes what a scan of the
 same bytes produces (tool version, rule pack, test-key list, fingerprint key, allowlist value
 regexes, limits). A new rule pack misses the cache for every layer, and nothing else does.
@@ -28,7 +32,8 @@ from typing import Any
 
 from secretscan.codec import pack, unpack
 from secretscan.errors import ConfigError
-from secretscan.models import Finding, ImageSummary, KnownTestKey, Skipped
+from secretscan.models import Finding, ImageSummary, KnownTestKey, ManagedMatch, SecretStore, Skipped
+from secretscan.stores.matcher import Verdicts
 from secretscan.walk.layer import LayerResult
 
 SCHEMA_VERSION = 1
@@ -61,6 +66,12 @@ CREATE TABLE IF NOT EXISTS image_secrets (
     layer_digest TEXT, path TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS image_secrets_fp ON image_secrets (fingerprint);
 CREATE INDEX IF NOT EXISTS image_secrets_layer ON image_secrets (layer_digest);
+CREATE TABLE IF NOT EXISTS managed_verdicts (
+    sweep INTEGER NOT NULL, store TEXT NOT NULL, fingerprint TEXT NOT NULL, verdict BLOB NOT NULL,
+    PRIMARY KEY (sweep, store, fingerprint));
+CREATE TABLE IF NOT EXISTS managed_checks (
+    sweep INTEGER NOT NULL, store TEXT NOT NULL, checked_at REAL NOT NULL, errors TEXT NOT NULL, skipped BLOB NOT NULL,
+    PRIMARY KEY (sweep, store));
 """
 
 
@@ -333,12 +344,52 @@ class Store:
                 unpack(ImageResult, result) if result is not None else None,
             )
 
+    def sweep_fingerprints(self, sweep: int) -> list[str]:
+        """Every secret the sweep's images ship, by fingerprint."""
+        return [r[0] for r in self._rows("SELECT DISTINCT fingerprint FROM image_secrets WHERE sweep=?", (sweep,))]
+
+    def put_verdicts(self, sweep: int, verdicts: Verdicts) -> None:
+        """A store's verdicts on the sweep's secrets, replacing an earlier check of the same store."""
+        store = verdicts.store.value
+        with self._transaction():
+            self._rows("DELETE FROM managed_verdicts WHERE sweep=? AND store=?", (sweep, store))
+            self.db.executemany(
+                "INSERT INTO managed_verdicts VALUES (?,?,?,?)",
+                [(sweep, store, fp, pack(match)) for fp, match in verdicts.matches.items()],
+            )
+            self._rows(
+                "INSERT OR REPLACE INTO managed_checks VALUES (?,?,?,?,?)",
+                (sweep, store, time.time(), json.dumps(list(verdicts.errors)), pack(list(verdicts.skipped))),
+            )
+
+    def verdicts(self, sweep: int) -> list[Verdicts]:
+        """What each store asked in the sweep said, Vault first."""
+        found = []
+        for store in SecretStore:
+            check = self._rows(
+                "SELECT errors, skipped FROM managed_checks WHERE sweep=? AND store=?", (sweep, store.value)
+            )
+            if not check:
+                continue
+            rows = self._rows(
+                "SELECT fingerprint, verdict FROM managed_verdicts WHERE sweep=? AND store=?", (sweep, store.value)
+            )
+            found.append(
+                Verdicts(
+                    store,
+                    {fp: unpack(ManagedMatch, blob) for fp, blob in rows},
+                    tuple(json.loads(check[0][0])),
+                    tuple(unpack(list[Skipped], check[0][1])),  # type: ignore[arg-type]
+                )
+            )
+        return found
+
     def prune(self, keep: int) -> int:
         """Keep the newest ``keep`` sweeps with their images, and the cache entries of the scan
         profiles they used; return how many sweeps were removed."""
         with self._transaction():
             old = [r[0] for r in self.db.execute("SELECT id FROM sweeps ORDER BY id DESC LIMIT -1 OFFSET ?", (keep,))]
-            for table in ("image_secrets", "images"):
+            for table in ("image_secrets", "images", "managed_verdicts", "managed_checks"):
                 self.db.executemany(f"DELETE FROM {table} WHERE sweep=?", [(i,) for i in old])  # noqa: S608
             self.db.executemany("DELETE FROM sweeps WHERE id=?", [(i,) for i in old])
             self.db.execute(

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretscan.errors import ConfigError, SourceError
+from secretscan.errors import ConfigError
+from secretscan.stores.model import StoreError
 
 DEFAULT_K8S_JWT = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 TIMEOUT_SECONDS = 30
 
 
-class VaultError(SourceError):
+class VaultError(StoreError):
     """Vault unreachable, authentication refused, permission denied: one line, no secret."""
 
 
