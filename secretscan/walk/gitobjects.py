@@ -490,28 +490,16 @@ def _apply_delta(base: bytes, delta: bytes) -> bytes:
             op = delta[pos]
             pos += 1
             if op & 0x80:
+                # bits 0-3 say which bytes of the offset follow, bits 4-6 which of the length
                 offset = length = 0
-                if op & 0x01:
-                    offset = delta[pos]
-                    pos += 1
-                if op & 0x02:
-                    offset |= delta[pos] << 8
-                    pos += 1
-                if op & 0x04:
-                    offset |= delta[pos] << 16
-                    pos += 1
-                if op & 0x08:
-                    offset |= delta[pos] << 24
-                    pos += 1
-                if op & 0x10:
-                    length = delta[pos]
-                    pos += 1
-                if op & 0x20:
-                    length |= delta[pos] << 8
-                    pos += 1
-                if op & 0x40:
-                    length |= delta[pos] << 16
-                    pos += 1
+                for byte in range(4):
+                    if op & (1 << byte):
+                        offset |= delta[pos] << (8 * byte)
+                        pos += 1
+                for byte in range(3):
+                    if op & (0x10 << byte):
+                        length |= delta[pos] << (8 * byte)
+                        pos += 1
                 length = length or 0x10000
                 if offset + length > limit:
                     raise _BadDelta("a copy reaches past the end of its base")
