@@ -12,7 +12,7 @@ from conftest import REPO
 PACKAGE = REPO / "secretscan"
 
 LEVELS: dict[int, set[str]] = {
-    0: {"version", "errors", "models", "redact", "terminal", "safewrite", "deadline", "codec", "parallel", "limits"},
+    0: {"version", "errors", "models", "redact", "terminal", "safewrite", "deadline", "codec", "parallel", "limits", "origin"},
     1: {"image", "detect", "provenance"},
     2: {"walk"},
     3: {"sources", "stores", "verify"},

@@ -267,6 +267,16 @@ def test_an_unreachable_store_keeps_every_finding_and_the_service_endpoint_wins(
     report = scan_json(cli, image, "--aws-secrets")
     assert [(_aws(f) or {}).get("status") for f in report["findings"]] == ["current"]
 
+    # secret values never travel in plain HTTP, except to this machine
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://secrets.example.com:4566")
+    plain = cli("scan", image, "--aws-secrets", "-f", "json", "-q")
+    assert plain.code == 2 and len(plain.report["findings"]) == 1
+    assert (
+        "refusing to send secret values to http://secrets.example.com:4566: only https, or plain http to this "
+        "machine (loopback)" in plain.err
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)
+
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     no_region = cli("scan", image, "--aws-secrets", "-f", "json", "-q")

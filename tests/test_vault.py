@@ -106,6 +106,13 @@ def test_vault_unreachable_or_denied_still_reports_the_findings(cli, vault: Vaul
     unreachable = cli("scan", DEMO, "--vault", "--vault-kv", vault.mount, "-q", "-f", "json")
     assert unreachable.code == 2 and "unreachable" in unreachable.err
     assert len(unreachable.report["findings"]) == DEMO_FINDINGS
+    monkeypatch.setenv("VAULT_ADDR", "http://vault.example.com:8200")  # the token would cross a network in clear
+    plain = cli("scan", DEMO, "--vault", "--vault-kv", vault.mount, "-q", "-f", "json")
+    assert plain.code == 2 and len(plain.report["findings"]) == DEMO_FINDINGS
+    assert (
+        "refusing to send a Vault token to http://vault.example.com:8200: only https, or plain http to this "
+        "machine (loopback)" in plain.err
+    )
 
 
 def test_values_only_in_deleted_or_destroyed_versions_are_unmanaged(

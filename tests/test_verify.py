@@ -129,6 +129,14 @@ def test_aws_key_pairs_through_sts(cli, moto_auth_endpoint: str, tmp_path: Path)
     text = cli("scan", _image(tmp_path, files), "--verify", "--config", str(cfg), "-q").out
     assert "verified: LIVE (aws" in text and "verified: REVOKED (aws" in text
     assert live_secret not in text and dead_secret not in text
+    # a found key signs nothing that crosses a network in plain HTTP
+    plain = _config(tmp_path, {"aws": "http://sts.example.com:4566"})
+    v = _verdicts(scan_json(cli, _image(tmp_path, files), "--verify", "--config", str(plain), "--show-secrets"))
+    assert v[live_id]["verdict"] == "unknown"
+    assert v[live_id]["evidence"] == (
+        "refusing to send a request signed with the found key to http://sts.example.com:4566: only https, or "
+        "plain http to this machine (loopback)"
+    )
 
 
 def test_a_live_aws_key_says_when_it_was_last_used_where_it_may(cli, moto_auth_endpoint: str, tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ import contextlib
 import email.utils
 import hashlib
 import io
-import ipaddress
 import json
 import logging
 import platform as host_platform
@@ -52,6 +51,7 @@ from secretscan.errors import (
 )
 from secretscan.image.manifest import DIGEST, ManifestImage, descriptor_size, platform_matches, platform_of
 from secretscan.image.model import LayerHandle, UnreadableImage, parse_json
+from secretscan.origin import is_loopback_host
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.transfer import TransferPolicy, guarded_session
@@ -125,16 +125,7 @@ def host_platform_name() -> str:
 
 def _is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
-    return _is_loopback_name(name)
-
-
-def _is_loopback_name(name: str) -> bool:
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +151,7 @@ class Origin:
 
     @property
     def loopback(self) -> bool:
-        return _is_loopback_name(self.host)
+        return is_loopback_host(self.host)
 
     @property
     def netloc(self) -> str:

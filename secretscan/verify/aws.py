@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from secretscan.models import Verdict
+from secretscan.origin import plain_http_refusal
 
 _DEAD = {"InvalidClientTokenId", "AccessDenied", "ExpiredToken", "UnrecognizedClientException"}
 _NOT_ALLOWED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
@@ -25,7 +26,11 @@ def verify_aws(key_id: str, secret: str, endpoint: str | None, timeout: float) -
     )
     config = botocore.config.Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
     try:
-        identity = session.client("sts", endpoint_url=endpoint, config=config).get_caller_identity()
+        sts = session.client("sts", endpoint_url=endpoint, config=config)
+        refused = plain_http_refusal(sts.meta.endpoint_url, "a request signed with the found key")
+        if refused:
+            return Verdict.UNKNOWN, refused
+        identity = sts.get_caller_identity()
     except botocore.exceptions.ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _DEAD:
@@ -45,7 +50,11 @@ def _last_used(session: Any, key_id: str, config: Any) -> str:
     import botocore.exceptions
 
     try:
-        answer = session.client("iam", config=config).get_access_key_last_used(AccessKeyId=key_id)
+        iam = session.client("iam", config=config)
+        refused = plain_http_refusal(iam.meta.endpoint_url, "a request signed with the found key")
+        if refused:
+            return f"last use not known: {refused}"
+        answer = iam.get_access_key_last_used(AccessKeyId=key_id)
     except botocore.exceptions.ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _NOT_ALLOWED:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from secretscan.errors import UsageError
+from secretscan.origin import plain_http_refusal
 from secretscan.stores.model import StoreError
 
 SERVICE = "secretsmanager"
@@ -107,9 +108,13 @@ def secrets_manager() -> Any:
             retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
             user_agent_extra="secretscan",
         )
-        return session.client(SERVICE, config=config)
+        client = session.client(SERVICE, config=config)
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsSecretsError(f"cannot configure the AWS client ({type(exc).__name__})") from None
+    refused = plain_http_refusal(client.meta.endpoint_url, "secret values")  # AWS_ENDPOINT_URL may be http
+    if refused:
+        raise AwsSecretsError(refused)
+    return client
 
 
 def error_code(exc: Exception) -> str:

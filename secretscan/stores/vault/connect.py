@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from secretscan.errors import ConfigError
+from secretscan.origin import plain_http_refusal
 from secretscan.stores.model import StoreError
 
 DEFAULT_K8S_JWT = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -101,6 +102,9 @@ def connect(settings: VaultSettings, environ: Mapping[str, str] = os.environ) ->
     addr = settings.addr or vault_env(environ, "ADDR")
     if not addr:
         raise VaultError("no Vault address: set VAULT_ADDR or BAO_ADDR (or vault.addr in secretscan.yaml)")
+    refused = plain_http_refusal(addr, "a Vault token")
+    if refused:
+        raise VaultError(refused)
     verify: bool | str = settings.cacert or vault_env(environ, "CACERT") or True
     if (vault_env(environ, "SKIP_VERIFY") or "").lower() in ("1", "true"):
         verify = False
