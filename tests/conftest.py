@@ -80,6 +80,19 @@ def cli(
     return run
 
 
+def own_rule_dir(tmp_path: Path) -> Path:
+    """A rule directory of the user's own (one made-up token format): a rule set nothing shipped
+    was compiled for, so a scan with it compiles and caches its database."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "team.yaml").write_text(
+        "rules:\n  - id: team.token\n    name: Team token\n    pattern: '(tmtok_[a-z0-9]{24})'\n"
+        "    keywords: [tmtok_]\n    severity: high\n    examples: ['tmtok_0123456789abcdefghijklmn']\n"
+        "    negative_examples: ['tmtok_short']\n"
+    )
+    return rules
+
+
 def fingerprint_of(secret: str) -> str:
     """A secret's fingerprint as reports show it (HMAC-SHA256 under the documented default key),
     computed here independently of secretscan's code."""

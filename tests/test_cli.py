@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import secretgen
-from conftest import REPO
+from conftest import REPO, own_rule_dir
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
 
 DEMO = REPO / "fixtures" / "demo-image.tar"
@@ -330,13 +330,7 @@ def test_a_compile_is_announced_and_kept_in_the_cache_dir(cli, tmp_path: Path) -
     stderr that it compiles and keeps the result in --cache-dir (and nowhere else); the next one
     loads it silently."""
     pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "team.yaml").write_text(
-        "rules:\n  - id: team.token\n    name: Team token\n    pattern: '(tmtok_[a-z0-9]{24})'\n"
-        "    keywords: [tmtok_]\n    severity: high\n    examples: ['tmtok_0123456789abcdefghijklmn']\n"
-        "    negative_examples: ['tmtok_short']\n"
-    )
+    rules = own_rule_dir(tmp_path)
     cache = tmp_path / "ci-cache"
     first = _scan_in_fresh_process(tmp_path, "--cache-dir", cache, "--rules", rules)
     assert first.returncode == 1, first.stderr

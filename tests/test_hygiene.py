@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import secretgen
+from conftest import own_rule_dir
 from imagebuilder import EmptyStep, Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
 
 from secretscan.report import OutputFormat
@@ -91,13 +92,7 @@ def test_no_plaintext_in_caches(cli, tmp_path: Path, monkeypatch) -> None:
     plants = _plants()
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    rules = tmp_path / "rules"  # a rule set of the user's own: compiled and cached, not shipped
-    rules.mkdir()
-    (rules / "team.yaml").write_text(
-        "rules:\n  - id: team.token\n    name: Team token\n    pattern: '(tmtok_[a-z0-9]{24})'\n"
-        "    keywords: [tmtok_]\n    severity: high\n    examples: ['tmtok_0123456789abcdefghijklmn']\n"
-        "    negative_examples: ['tmtok_short']\n"
-    )
+    rules = own_rule_dir(tmp_path)  # a rule set of the user's own: compiled and cached, not shipped
     assert cli("scan", _image(tmp_path, plants), "-q", "-f", "json", "--rules", rules).code == 1
     files = [p for p in cache.rglob("*") if p.is_file()]
     assert {p.name.split("-")[0] for p in files} == {"hyperscan", "published"}, "expected the compiled caches"
