@@ -807,15 +807,15 @@ class Tool:
         return [part.replace("{image}", str(archive)) for part in self.cmd]
 
 
+SEARCH_PACKAGES = "ss-packages"
+"""secretscan with ``--search-packages``: verified package content searched too, to list what it
+publishes (by default it is verified and not searched, which changes no finding)."""
+
+
 def find_tools(only_secretscan: bool) -> list[Tool]:
-    tools = [
-        Tool(
-            "secretscan",
-            [sys.executable, "-m", "secretscan", "scan", "docker-archive:{image}", "-f", "json", "-q",
-             "--fail-on", "none", "--show-secrets"],
-            (0,),
-        )
-    ]  # fmt: skip
+    scan = [sys.executable, "-m", "secretscan", "scan", "docker-archive:{image}", "-f", "json", "-q",
+            "--fail-on", "none", "--show-secrets"]  # fmt: skip
+    tools = [Tool("secretscan", scan, (0,)), Tool(SEARCH_PACKAGES, [*scan, "--search-packages"], (0,))]
     if only_secretscan:
         return tools
     trivy = PEERS / "bin" / "trivy"
@@ -1014,7 +1014,7 @@ def report_image(img: ImageDef, sidecar: dict[str, Any], tools: list[Tool], repo
     )
     verdicts: dict[str, Verdict] = {}
     bad: list[str] = []
-    ss_report: dict[str, Any] | None = None
+    ss_reports: dict[str, dict[str, Any]] = {}
     for tool in tools:
         if tool.name not in reports:
             continue
@@ -1023,9 +1023,10 @@ def report_image(img: ImageDef, sidecar: dict[str, Any], tools: list[Tool], repo
         except json.JSONDecodeError as e:
             tool.failed = f"unreadable JSON report ({e})"
             continue
-        if tool.name == "secretscan":
-            ss_report = data
-            verdicts[tool.name], bad = secretscan_verdict(data, controls)
+        if tool.name in ("secretscan", SEARCH_PACKAGES):
+            ss_reports[tool.name] = data
+            verdicts[tool.name], wrong = secretscan_verdict(data, controls)
+            bad.extend(f"{tool.name}: {problem}" for problem in wrong)
         elif tool.name == "trivy":
             verdicts[tool.name] = trivy_verdict(data, controls)
         else:
@@ -1043,29 +1044,41 @@ def report_image(img: ImageDef, sidecar: dict[str, Any], tools: list[Tool], repo
             f"{found:>3}/{len(controls):<4}  {v.total} ({v.counts})"
         )
     by_name = {t.name: t for t in tools}
-    ss, tv = by_name.get("secretscan"), by_name.get("trivy")
-    if ss and tv and ss.runs and tv.runs:
-        ratio = min(r.wall for r in ss.runs) / min(r.wall for r in tv.runs)
-        print(f"secretscan / trivy wall (best of {len(ss.runs)} / {len(tv.runs)}): {ratio:.2f}x")
+    tv = by_name.get("trivy")
+    for ss in (by_name.get("secretscan"), by_name.get(SEARCH_PACKAGES)):
+        if ss and tv and ss.runs and tv.runs:
+            ratio = min(r.wall for r in ss.runs) / min(r.wall for r in tv.runs)
+            print(f"{ss.name} / trivy wall (best of {len(ss.runs)} / {len(tv.runs)}): {ratio:.2f}x")
+    if len(ss_reports) == 2:
+        verdict = [
+            sorted((f.get("fingerprint"), f.get("rule_id"), f.get("severity")) for f in r.get("findings", []))
+            for r in ss_reports.values()
+        ]
+        same = verdict[0] == verdict[1]
+        print(f"secretscan findings the same with and without --search-packages: {'yes' if same else 'NO'}")
+        if not same:
+            bad.append("--search-packages changed the findings")
     print(f"\n{'control':<31} {'layer':>5} {'path:line':<62} " + " ".join(f"{t.name:<13}" for t in tools))
     for name, c in controls.items():
         cells = [(verdicts[t.name].found.get(name) or "MISSED") if t.name in verdicts else "n/a" for t in tools]
         where = _safe(f"{c['path']}:{c['line']}", 62)
         print(f"{name:<31} {c['layer']:>5} {where:<62} " + " ".join(f"{cell:<13}" for cell in cells))
-    if ss_report is None:
+    if not ss_reports:
         bad.append("secretscan produced no report")
         return bad
+    ss_report = ss_reports.get("secretscan") or next(iter(ss_reports.values()))
     image = (ss_report.get("images") or [{}])[0]
     usual = {"name", "digest", "platform", "revision", "layers", "files_scanned", "bytes_scanned", "layer_details"}
     print(
         f"\nsecretscan image: files_scanned={image.get('files_scanned')} bytes_scanned={image.get('bytes_scanned')}"
         + "".join(f" {k}={_safe(json.dumps(v), 80)}" for k, v in image.items() if k not in usual)
     )
-    published = ss_report.get("known_test_keys", [])
+    listing = SEARCH_PACKAGES if SEARCH_PACKAGES in ss_reports else "secretscan"
+    published = ss_reports[listing].get("known_test_keys", [])
     groups = Counter(
         (str(k.get("source", "?")), str(((k.get("locations") or [{}])[0]).get("path", "?"))) for k in published
     )
-    print(f"secretscan published / known test keys (informational): {len(published)}, in {len(groups)} source:path")
+    print(f"{listing} published / known test keys (informational): {len(published)}, in {len(groups)} source:path")
     for (source, path), n in list(groups.items())[:15]:
         print(f"   {n:3d}x {_safe(source, 56, tail=False):<56} {_safe(path, 86)}")
     if len(groups) > 15:
@@ -1083,7 +1096,7 @@ def report_image(img: ImageDef, sidecar: dict[str, Any], tools: list[Tool], repo
             f"   {f.get('severity', '?'):<8} {_safe(str(f.get('rule_id')), 34):<34} "
             f"{_safe(str(loc.get('path')), 80)}:{loc.get('line') or ''}  {_safe(str(f.get('redacted')), 44, tail=False)}{mark}"
         )
-    for peer in [t.name for t in tools if t.name != "secretscan" and t.name in verdicts]:
+    for peer in [t.name for t in tools if t.name not in ("secretscan", SEARCH_PACKAGES) and t.name in verdicts]:
         listed = verdicts[peer].listed
         print(f"{peer} findings: {len(listed)}")
         for line in listed[:25]:

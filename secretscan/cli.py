@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DURATION",
             help="stop after this long (90s, 15m, 1h) and report what was found and what was not finished (exit 2)",
         )
+        p.add_argument(
+            "--search-packages",
+            action="store_true",
+            help="also search the files verified against their package managers' records (pip, dpkg, npm, ...) "
+            "and list what they publish; by default they are not searched, as no value in them can fail the scan",
+        )
         store_args(p)
         run_args(p)
 
@@ -542,6 +548,7 @@ def _config(args: argparse.Namespace) -> ScanConfig:
         rule_dirs=config.rule_dirs + tuple(p.resolve() for p in args.rules),
         hyperscan=config.hyperscan and not getattr(args, "no_hyperscan", False),
         package_provenance=config.package_provenance and not getattr(args, "no_package_provenance", False),
+        search_packages=config.search_packages or getattr(args, "search_packages", False),
         jobs=max(1, args.jobs) if getattr(args, "jobs", None) else config.jobs,
         cache_dir=_cache_dir(args) or config.cache_dir,
     )

@@ -57,6 +57,10 @@ class ScanConfig:
     """Check the files secrets were seen in against the package managers' records; a value seen
     only in pristine package files is listed as published. Off (``--no-package-provenance``):
     for an image whose package databases may be forged (incident response)."""
+    search_packages: bool = False
+    """Search the files package records vouch for before the scan (``walk.layer.Vouching``), with
+    provider-format rules, to list what they publish (``--search-packages``). Off: they are
+    verified and counted, not searched; no finding above informational and no exit code changes."""
     verify: VerifyOptions = field(default_factory=VerifyOptions)
     vault: VaultSettings = field(default_factory=VaultSettings)
     cache_dir: Path | None = None
@@ -79,7 +83,7 @@ def load_config(path: Path | str | None, *, required: bool = False) -> ScanConfi
     return config
 
 
-_TOP_KEYS = ("rules", "allowlist", "limits", "fingerprint_key", "verify", "vault")
+_TOP_KEYS = ("rules", "allowlist", "limits", "fingerprint_key", "search_packages", "verify", "vault")
 _ALLOWLIST_KEYS = ("paths", "rules", "fingerprints", "regexes")
 _VERIFY_KEYS = ("providers", "endpoints", "rate_per_second", "timeout_seconds")
 _VAULT_AUTH = ("token", "approle", "kubernetes")
@@ -305,6 +309,14 @@ def _string(value: Any, at: _Key, marks: _Marks) -> str | None:
     return value
 
 
+def _flag(value: Any, at: _Key, marks: _Marks) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise marks.error(at, f"expected true or false, not {_show(value)}")
+    return value
+
+
 def _number(value: Any, at: _Key, marks: _Marks, *, default: float, zero_ok: bool) -> float:
     if value is None:
         return default
@@ -337,6 +349,7 @@ def _from_file(path: Path) -> ScanConfig:
         limits=_limits(top.get("limits"), marks),
         allowlist=_allowlist(top.get("allowlist"), marks),
         fingerprint_key=_fingerprint_key(top.get("fingerprint_key"), marks),
+        search_packages=_flag(top.get("search_packages"), ("search_packages",), marks),
         verify=_verify_options(top.get("verify"), marks),
         vault=_vault_settings(top.get("vault"), marks),
     )

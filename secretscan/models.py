@@ -341,8 +341,11 @@ class ImageSummary:
     npm, ...). All are scanned; the digests of those a secret was seen in are checked."""
     verified_files: int = 0
     verified_bytes: int = 0
-    """Of those: files whose bytes were checked against their records before they were searched
-    (local uncompressed layers), and searched with provider-format rules only."""
+    """Of those: files whose bytes were checked against their records before the search (local
+    uncompressed layers): not searched, unless ``verified_searched``."""
+    verified_searched: bool = False
+    """Whether the verified files were searched, with provider-format rules only, to list what
+    they publish (``--search-packages``); either way no value in them can fail the scan."""
     config_digest: str | None = None
     """The digest of the image config (the image ID), whichever ``digest`` names: with a manifest
     digest in ``digest``, a responder has both names by which registries and ``docker`` know it."""

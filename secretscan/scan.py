@@ -273,6 +273,7 @@ class Scanner:
             on_bytes,
             deadline=self.deadline,
             expected=expected,
+            search_vouched=self.config.search_packages,
         )
 
     def scan_layer(
@@ -391,7 +392,15 @@ class Scanner:
             with handle.open_range(piece.start, handle.size if piece.end is None else piece.end) as blob:
                 if piece.digest_only:
                     return LayerResult(stored_digest=split.layer_digest(blob))
-                return scan_layer_piece(self.engine, self.sealer, self.config.limits, blob, self.deadline, expected)
+                return scan_layer_piece(
+                    self.engine,
+                    self.sealer,
+                    self.config.limits,
+                    blob,
+                    self.deadline,
+                    expected,
+                    search_vouched=self.config.search_packages,
+                )
         except (OSError, SecretScanError) as exc:
             return LayerResult(error=f"cannot read the layer: {exc}")
 
@@ -502,6 +511,7 @@ class Scanner:
                 sum(r.vouched_files for r in results),
                 sum(r.vouched_bytes for r in results),
                 config_digest=config.digest,
+                verified_searched=self.config.search_packages,
             )
         )
         return notes

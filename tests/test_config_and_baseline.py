@@ -177,7 +177,7 @@ _NUMBER = "expected a whole number, optionally with a unit (K/KiB, M/MiB, G/GiB,
         ("limitz: {}\n", "secretscan.yaml:1:1: unknown key 'limitz' (did you mean 'limits'?)"),
         (
             "colour: red\n",
-            "secretscan.yaml:1:1: unknown key 'colour' (known: allowlist, fingerprint_key, limits, rules, vault, verify)",
+            "secretscan.yaml:1:1: unknown key 'colour' (known: allowlist, fingerprint_key, limits, rules, search_packages, vault, verify)",
         ),
         ("rules:\n  dir: [x]\n", "secretscan.yaml:2:3: rules: unknown key 'dir' (did you mean 'dirs'?)"),
         (
@@ -227,6 +227,10 @@ _NUMBER = "expected a whole number, optionally with a unit (K/KiB, M/MiB, G/GiB,
             "(while parsing a flow sequence at 2:10)",
         ),
         ("rules:\n  dirs: [my-rules]\n", "secretscan.yaml:2:10: rules.dirs[0]: no such directory: {cwd}/my-rules"),
+        (
+            "search_packages: yes please\n",
+            "secretscan.yaml:1:18: search_packages: expected true or false, not 'yes please'",
+        ),
     ],
     ids=lambda v: "" if v.startswith("secretscan.yaml") else " ".join(v.split())[:40],
 )

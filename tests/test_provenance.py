@@ -89,6 +89,33 @@ def _states(finding: dict) -> dict[str, tuple[str | None, str | None]]:
     return {loc["path"]: (loc["package_state"], loc["package"]) for loc in finding["locations"]}
 
 
+def _scan_both(cli, image: Path, *args: str):
+    """(the scan as it runs by default, the scan with ``--search-packages``) as JSON. By default
+    the files their layer's records vouch for are verified and not searched, except Python sources
+    (the ``.pyc`` compiled from one is published only when its value is seen in it); searched,
+    they list what they publish. Either way the exit code and every finding's value, rule and
+    severity are the same."""
+    default = cli("scan", image, "-f", "json", "-q", *args)
+    searched = cli("scan", image, "-f", "json", "-q", "--search-packages", *args)
+    assert default.code == searched.code, (default.err, searched.err)
+
+    def verdict(result) -> list[tuple[str, str, str]]:
+        return sorted((f["fingerprint"], f["rule_id"], f["severity"]) for f in result.report["findings"])
+
+    assert verdict(default) == verdict(searched)
+    # only the Python sources of system packages are searched: a .pyc no record lists may need them
+    system = ("(dpkg)", "(rpm)", "(apk)")
+    listed = [k for k in default.report["known_test_keys"] if k["source"].startswith("published by")]
+    assert all(k["source"].endswith(system) for k in listed), listed
+    assert all(loc["path"].endswith((".py", ".pyc")) for k in listed for loc in k["locations"]), listed
+    vouched = [loc for f in default.report["findings"] for loc in f["locations"] if loc["package_state"] == "pristine"]
+    assert all(loc["path"].endswith(".py") and loc["package"].endswith(system) for loc in vouched), vouched
+    summary, searched_summary = default.report["images"][0], searched.report["images"][0]
+    assert summary["verified_searched"] is False and searched_summary["verified_searched"] is True
+    assert summary["verified_files"] == searched_summary["verified_files"]
+    return default, searched
+
+
 def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tmp_path: Path) -> None:
     values = {name: secretgen.github_pat() for name in ("doc", "shared", "modified", "added", "app")}
     client = f'"""A client.\n\nExample::\n\n    Client(token="{values["doc"]}")\n    Client(token="{values["shared"]}")\n"""\n'
@@ -116,10 +143,11 @@ def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tm
             ]
         ),
     )
-    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    default, result = _scan_both(cli, image, "--fail-on", "high")
     assert result.code == 1, result.err
     findings, published = _report_by_value(result, values)
     assert set(published) == {"doc"} and set(findings) == {"shared", "modified", "added", "app"}
+    assert _states(_report_by_value(default, values)[0]["shared"]) == {"/app/settings.py": (None, None)}
     assert "tinypkg 1.4.2 (pip)" in published["doc"]["source"]
     doc_paths = {loc["path"] for loc in published["doc"]["locations"]}
     assert f"/{package_dir}/client.py" in doc_paths and any(p.endswith(".pyc") for p in doc_paths)
@@ -132,9 +160,13 @@ def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tm
     assert shared["/app/settings.py"] == (None, None)
     assert shared[f"/{package_dir}/client.py"][0] == "pristine"
 
-    text = cli("scan", image, "-q", "--fail-on", "none").out
+    text = cli("scan", image, "-q", "--fail-on", "none", "--search-packages").out
     assert "modified after install: package tinypkg 1.4.2 (pip), installed by layer 0" in text
     assert "published by tinypkg 1.4.2 (pip)" in text
+    assert "verified unchanged, searched for provider formats only" in text
+    text = cli("scan", image, "-q", "--fail-on", "none").out
+    assert "verified unchanged and not searched" in text and "--search-packages lists what they publish" in text
+    assert "published by" not in text
 
 
 def test_without_package_provenance_published_values_are_findings(cli, tmp_path: Path) -> None:
@@ -180,7 +212,7 @@ def test_npm_member_is_published_files_added_later_are_findings(cli, tmp_path: P
             ]
         ),
     )
-    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    _, result = _scan_both(cli, image, "--fail-on", "high")
     findings, published = _report_by_value(result, values)
     assert set(published) == {"doc"} and "tinynpm 3.1.0 (npm)" in published["doc"]["source"]
     assert set(findings) == {"later_layer", "later_write"}, result.report["findings"]
@@ -247,7 +279,7 @@ def test_dpkg_pristine_modified_and_unlisted_files(cli, tmp_path: Path) -> None:
     image = _installed_then_changed(
         tmp_path / "deb.tar", root, "RUN apt-get install tinydeb", "usr/share/tinydeb", values
     )
-    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    _, result = _scan_both(cli, image, "--fail-on", "high")
     findings, published = _report_by_value(result, values)
     assert set(published) == {"doc", "module"} and set(findings) == {"modified", "unlisted"}
     assert all("tinydeb 0.9-1 (dpkg)" in published[n]["source"] for n in ("doc", "module"))
@@ -334,7 +366,7 @@ def test_rpm_pristine_modified_and_unlisted_files(cli, tmp_path: Path, backend: 
     image = _installed_then_changed(
         tmp_path / "rpm.tar", root, "RUN dnf install -y tinyrpm", "usr/share/tinyrpm", values
     )
-    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "high")
+    _, result = _scan_both(cli, image, "--fail-on", "high")
     findings, published = _report_by_value(result, values)
     assert set(published) == {"doc", "config"} and set(findings) == {"modified", "unlisted"}
     assert "bulkrpm 7.0-2.el8 (rpm)" in published["doc"]["source"]
@@ -442,32 +474,39 @@ def test_layer_packages_round_trip_through_the_sweep_cache_encoding() -> None:
     assert isinstance(again.packages, LayerPackages)
 
 
-def test_files_their_records_vouch_for_are_searched_with_provider_rules_only(cli, tmp_path: Path) -> None:
-    """An uncompressed local layer's records are read before its files: a pristine file gets
-    provider rules only (its name = value guesses would be published anyway), and the report
-    counts it; a changed copy of the same file is searched in full."""
+def test_files_their_records_vouch_for_are_not_searched_or_searched_with_provider_rules_only(
+    cli, tmp_path: Path
+) -> None:
+    """An uncompressed local layer's records are read before its files: a pristine file is not
+    searched, or with ``--search-packages`` gets provider rules only (its name = value guesses
+    would be published anyway), and the report counts it; a changed copy of the same file is
+    searched in full."""
     password = secretgen.password().replace("+", "8")  # "+…+" in code reads as a concatenation
     token = secretgen.github_pat()
     module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
     root = tmp_path / "root"
-    _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.py": module}))
+    _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.conf": module}))
     image = tmp_path / "pip.tar"
     changed = module.replace("EXAMPLE", "OTHER") + "# edited\n"
     write_docker_archive(
         image,
-        ImageSpec([Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.py", changed.encode())])]),
+        ImageSpec([Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.conf", changed.encode())])]),
     )
     for jobs in ("1", "2"):
-        result = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
-        findings, published = _report_by_value(result, {"password": password, "token": token})
-        assert set(findings) == {"password", "token"}  # the application's copy: everything is searched
-        assert [loc["path"] for loc in findings["password"]["locations"]] == [f"/app/{SITE}/vouched/defaults.py"]
-        assert {loc["path"] for loc in findings["token"]["locations"]} == {
-            f"/{SITE}/vouched/defaults.py",
-            f"/app/{SITE}/vouched/defaults.py",
-        }
-        summary = result.report["images"][0]
-        assert summary["verified_files"] >= 1 and summary["verified_files"] <= summary["package_files"]
+        default, result = _scan_both(cli, image, "--fail-on", "none", "--jobs", jobs)
+        for scanned, pristine in ((default, set()), (result, {f"/{SITE}/vouched/defaults.conf"})):
+            findings, published = _report_by_value(scanned, {"password": password, "token": token})
+            assert set(findings) == {"password", "token"}  # the application's copy: everything is searched
+            copy = f"/app/{SITE}/vouched/defaults.conf"
+            assert [loc["path"] for loc in findings["password"]["locations"]] == [copy]
+            assert {loc["path"] for loc in findings["token"]["locations"]} == {copy} | pristine
+            summary = scanned.report["images"][0]
+            assert summary["verified_files"] >= 1 and summary["verified_files"] <= summary["package_files"]
+        assert default.report["images"][0]["bytes_scanned"] < result.report["images"][0]["bytes_scanned"]
+    (tmp_path / "secretscan.yaml").write_text("search_packages: true\n")
+    configured = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--config", tmp_path / "secretscan.yaml")
+    assert configured.report["images"][0]["verified_searched"] is True
+    assert _report_by_value(configured, {"token": token})[0]["token"]["locations"] == findings["token"]["locations"]
 
 
 def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_path: Path) -> None:
@@ -485,7 +524,7 @@ def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_pat
         image,
         ImageSpec([Layer(_tree(root)), Layer([Entry(f"app/{SITE}/bigtable/data.py", changed.encode())])]),
     )
-    result = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--limit", "chunk_bytes=160KiB")
+    _, result = _scan_both(cli, image, "--fail-on", "none", "--limit", "chunk_bytes=160KiB")
     findings, published = _report_by_value(result, {"password": password, "token": token})
     assert [loc["path"] for loc in findings["password"]["locations"]] == [f"/app/{SITE}/bigtable/data.py"]
     states = _states(findings["token"])

@@ -126,6 +126,12 @@ class ProvenanceIndex:
             origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))
         return origin is not None and origin.state is not None and origin.state.published
 
+    def leaves_compiled_unlisted(self, path: str) -> bool:
+        """Whether ``path`` is recorded by a manager that does not list what is compiled from its
+        Python sources (dpkg, rpm, apk: ``py3compile`` writes the ``.pyc`` after install; pip
+        lists them in ``RECORD``)."""
+        return any(package.manager is not Manager.PIP for _, package, _ in self._records(path))
+
     def speaks_of(self, path: str) -> bool:
         """Whether a record names ``path`` or a package's directory holds it: only then can
         ``vouches`` say yes, and a file too long for one window is worth reading whole first."""

@@ -25,7 +25,7 @@ from html import escape
 from typing import assert_never
 
 from secretscan.models import Exposure, Finding, ImageSummary, KnownTestKey, Location, ScanReport, Severity
-from secretscan.report.text import image_digests, layer_note, managed_note, place
+from secretscan.report.text import image_digests, layer_note, managed_note, package_content, place
 
 _STYLE = """
 :root{--bg:#fafafa;--fg:#1d232b;--muted:#5f6b7a;--line:#d5dbe3;--critical:#8e1b1b;--high:#c2410c;--medium:#a16207;
@@ -205,9 +205,8 @@ def _image(number: int, image: ImageSummary, items: list[tuple[str, Finding, Loc
     yield f"<h2>{escape(image.name)}</h2>"
     facts = [f'{label} <code class="digest">{escape(digest)}</code>' for label, digest in image_digests(image)]
     facts += [escape(image.platform or ""), f"{image.layers} layers", f"{image.files_scanned} files"]
-    facts.append(_size(image.bytes_scanned) + " scanned")
-    if image.package_files:
-        facts.append(f"{image.package_files} files ({_size(image.package_bytes)}) installed by package managers")
+    facts.append(_size(image.bytes_scanned) + " searched")
+    facts.append(escape(package_content(image) or ""))
     yield f'<div class="muted">{" · ".join(x for x in facts if x)}</div>'
     details = {d.index: d for d in image.layer_details}
     indexes = sorted(set(details) | {i for i in per_layer if i is not None} | set(removals))

@@ -100,6 +100,22 @@ def managed_note(match: ManagedMatch) -> str:
     return f"{match.status} {match.label} ({match.stage or 'no staging label'}, version {match.version}) {match.secret}"
 
 
+def package_content(image: ImageSummary) -> str | None:
+    """How much of the image its package managers installed, and what became of the files their
+    records vouched for (``walk.layer.Vouching``); None when no record lists a file."""
+    if not image.package_files:
+        return None
+    text = f"{image.package_files} files, {_size(image.package_bytes)} as installed by package managers"
+    if not image.verified_files:
+        return text
+    if image.verified_searched:
+        return f"{text}; {image.verified_files} of them verified unchanged, searched for provider formats only"
+    return (
+        f"{text}; {image.verified_files} of them ({_size(image.verified_bytes)}) verified unchanged and not searched, "
+        "as no value in them can fail the scan: --search-packages lists what they publish"
+    )
+
+
 def image_digests(image: ImageSummary) -> list[tuple[str, str]]:
     """(label, digest): the names ``docker`` and registries know the image by: its config digest
     (the image ID), and its manifest digest when the source named one."""
@@ -116,13 +132,10 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
     painted: dict[int, str] = {}  # line index -> colour of the whole line
     for img in report.images:
         plat = f" ({img.platform})" if img.platform else ""
-        packaged = ""
-        if img.package_files:
-            verified = f", {img.verified_files} verified before the search" if img.verified_files else ""
-            packaged = f" ({img.package_files} files, {_size(img.package_bytes)} as installed by package managers{verified})"
+        packaged = package_content(img)
         out.append(
             f"Scanned {img.name}{plat}: {img.layers} layers, {img.files_scanned} files, {_size(img.bytes_scanned)}"
-            + packaged
+            + (f" searched ({packaged})" if packaged else "")
         )
         out.extend(f"  {label}: {digest}" for label, digest in image_digests(img))
     out.append("")

@@ -149,16 +149,8 @@ class ContentStats:
     bytes: int = 0
     vouched_files: int = 0
     vouched_bytes: int = 0
-    """Files a package record vouched for before they were searched (provider rules only)."""
-
-
-Vouch = Callable[[bytes], bool]
-"""Given a whole file's bytes: whether the package records vouch for them (``provenance``)."""
-
-
-def _ALWAYS(data: bytes) -> bool:
-    """The vouch of what a vouched-for file contains."""
-    return True
+    """Files whose bytes a package record vouched for (``note_vouched``): searched with provider
+    rules only, or not at all."""
 
 
 class ContentScanner:
@@ -182,19 +174,19 @@ class ContentScanner:
         """Ids of the git objects scanned: the same blob in a loose object and a pack (or in two
         packs) is scanned once."""
 
-    def scan(self, path: str, stream: BinaryIO, depth: int = 0, vouch: Vouch | None = None) -> None:
+    def scan(self, path: str, stream: BinaryIO, depth: int = 0, *, vouched: bool = False) -> None:
         """Scan a file's bytes; skip notes name the path (the caller adds image and layer).
-        ``vouch``: a plain file of one window that it vouches for is searched with provider rules
-        only (the name = value heuristics would only list what its package publishes)."""
+        ``vouched``: package records vouch for the file's bytes, so it is searched with provider
+        rules only (the name = value heuristics would only list what its package publishes)."""
         self.stats.files += 1
         head = _read_exact(stream, 512)
         kind = _nested_kind(head)
         git = gitobjects.kind_of(path, head)
         if kind is None and git is None:
             if sourcemap.is_candidate(path, head) and depth < self.limits.max_nested_depth:
-                self._scan_source_map(path, head, stream, depth, vouch)
+                self._scan_source_map(path, head, stream, depth, vouched)
             else:
-                self._scan_windows(path, head, stream, vouch=vouch)
+                self._scan_windows(path, head, stream, vouched=vouched)
             return
         if depth >= self.limits.max_nested_depth:
             self.on_skip(
@@ -215,41 +207,39 @@ class ContentScanner:
         finally:
             self._open.pop()
 
-    def scan_whole(self, path: str, data: bytes, vouch: Vouch | None = None, depth: int = 0) -> None:
-        """A file already read whole, of at most ``chunk_bytes`` (nearly every file): ``scan``
-        without reading it again."""
+    def scan_whole(self, path: str, data: bytes, depth: int = 0, *, vouched: bool = False) -> None:
+        """A file already read whole (nearly every file): ``scan`` without reading it again."""
         head = data[:512]
-        if _nested_kind(head) is not None or sourcemap.is_candidate(path, head) or gitobjects.kind_of(path, head):
-            self.scan(path, io.BytesIO(data), depth, vouch=vouch)
+        if (
+            len(data) > self.limits.chunk_bytes
+            or _nested_kind(head) is not None
+            or sourcemap.is_candidate(path, head)
+            or gitobjects.kind_of(path, head)
+        ):
+            self.scan(path, io.BytesIO(data), depth, vouched=vouched)
             return
         self.stats.files += 1
-        self._scan_windows(path, data, None, vouch=vouch)
+        self._scan_windows(path, data, None, vouched=vouched)
 
-    def scan_vouched(self, path: str, data: bytes) -> None:
-        """A whole file its package records vouch for, however long: provider rules only."""
+    def note_vouched(self, size: int, *, searched: bool) -> None:
+        """Count a whole file of ``size`` bytes that package records vouch for; one not
+        ``searched`` counts as a file read, and none of its bytes as searched."""
         self.stats.vouched_files += 1
-        self.stats.vouched_bytes += len(data)
-        self.scan(path, io.BytesIO(data), vouch=_ALWAYS)
+        self.stats.vouched_bytes += size
+        if not searched:
+            self.stats.files += 1
 
-    def _scan_source_map(self, path: str, head: bytes, stream: BinaryIO, depth: int, vouch: Vouch | None) -> None:
+    def _scan_source_map(self, path: str, head: bytes, stream: BinaryIO, depth: int, vouched: bool) -> None:
         """Each embedded source as a file of its own, then the rest of the map (``walk.sourcemap``).
         A map its package vouches for vouches for the sources it embeds."""
         data = head + _read_exact(stream, sourcemap.MAX_SOURCE_MAP_BYTES + 1 - len(head))
         parsed = sourcemap.split(data) if len(data) <= sourcemap.MAX_SOURCE_MAP_BYTES else None
         if parsed is None:
-            self._scan_windows(path, b"", prefixed(data, stream), vouch=vouch)
+            self._scan_windows(path, b"", prefixed(data, stream), vouched=vouched)
             return
-        inner: Vouch | None = None
-        if vouch is not None and vouch(data):
-            self.stats.vouched_files += 1
-            self.stats.vouched_bytes += len(data)
-            inner = _ALWAYS
         for name, content in parsed.sources:
-            if len(content) <= self.limits.chunk_bytes:
-                self.scan_whole(f"{path}!/{name}", content, inner, depth + 1)
-            else:
-                self.scan(f"{path}!/{name}", io.BytesIO(content), depth + 1, vouch=inner)
-        self._scan_windows(path, b"", io.BytesIO(parsed.rest), first_line=None, vouch=inner)
+            self.scan_whole(f"{path}!/{name}", content, depth + 1, vouched=vouched)
+        self._scan_windows(path, b"", io.BytesIO(parsed.rest), first_line=None, vouched=vouched)
 
     def scan_plain(
         self, path: str, stream: BinaryIO, *, known: Collection[str] = (), first_line: int | None = 1
@@ -343,7 +333,7 @@ class ContentScanner:
         known: Collection[str] = (),
         first_line: int | None = 1,
         parse: bool = True,
-        vouch: Vouch | None = None,
+        vouched: bool = False,
     ) -> None:
         """Scan in windows of ``chunk_bytes`` overlapping by ``overlap_bytes``; every match shorter
         than the overlap is reported exactly once, with its true line number. When reading fails
@@ -360,12 +350,8 @@ class ContentScanner:
                 ahead, error = read_window(stream, chunk - overlap)
             last = not ahead
             self.stats.bytes += len(data) - (0 if first else overlap)
-            heuristics = not (vouch is _ALWAYS or (vouch is not None and first and last and vouch(data)))
-            if not heuristics and vouch is not _ALWAYS:  # counted once, for the file that holds them
-                self.stats.vouched_files += 1
-                self.stats.vouched_bytes += len(data)
             counted = newlines = 0  # newlines in data[:counted]: counted on from match to match, not from 0
-            for m in self.engine.scan_bytes(data, path, parse=parse and first and last, heuristics=heuristics):
+            for m in self.engine.scan_bytes(data, path, parse=parse and first and last, heuristics=not vouched):
                 if m.end <= seen_until or (not last and m.end > len(data) - GUARD) or m.secret in known:
                     continue
                 if m.start < counted:  # matches come in offset order; should one not, count afresh

@@ -68,8 +68,8 @@ class LayerResult:
     """Files (and their bytes) of this layer that its own package records list."""
     vouched_files: int = 0
     vouched_bytes: int = 0
-    """Files whose records, read before the scan (``walk.split.survey``), vouched for their bytes:
-    searched with provider rules only."""
+    """Files whose records, read before the scan (``walk.split.survey``), vouched for their bytes
+    (see ``Vouching``)."""
     facts: dict[str, FileFacts] = field(default_factory=dict)
     """path -> digests, time and mode of each file a secret was seen in: checked against the
     package records of the whole image when the layer is placed in it."""
@@ -88,10 +88,12 @@ def scan_layer_blob(
     on_bytes: Callable[[int], None] = lambda n: None,
     deadline: Deadline = NO_DEADLINE,
     expected: LayerPackages | None = None,
+    search_vouched: bool = False,
 ) -> LayerResult:
     """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end
     (or to the ``deadline``: then ``error`` says the layer was not finished). ``expected``: the
-    layer's own package records, read before the scan, which vouch for files as they come."""
+    layer's own package records, read before the scan, which vouch for files as they come (see
+    ``Vouching`` for ``search_vouched``)."""
     result = LayerResult()
     sha256 = hashlib.sha256()
 
@@ -111,7 +113,8 @@ def scan_layer_blob(
         stream, result.compression = open_uncompressed(stored_bytes, xz_memory=limits.max_xz_memory)  # type: ignore[arg-type]
         stored_bytes.keeping = result.compression != "none"  # a plain tar's damage is handled by iter_tar
         stream = io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, expected=expected)
+        vouching = Vouching.of(expected, search_vouched)
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, vouching=vouching)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
         while hashing.read(1 << 20):
@@ -228,12 +231,14 @@ def scan_layer_piece(
     stream: BinaryIO,
     deadline: Deadline = NO_DEADLINE,
     expected: LayerPackages | None = None,
+    search_vouched: bool = False,
 ) -> LayerResult:
     """A run of whole members of an uncompressed layer (``walk.split``): scanned as a layer is,
     keeping the file sizes for the merge; the digest is the whole layer's, taken elsewhere."""
     result = LayerResult()
+    vouching = Vouching.of(expected, search_vouched)
     try:
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True, expected=expected)
+        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True, vouching=vouching)
     except TimeLimitReached as exc:
         result.error = _not_finished(exc)
     except SecretScanError as exc:
@@ -255,6 +260,32 @@ def scan_layer_entries(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Vouching:
+    """A layer's own package records, read before its scan (``walk.split.survey``), which vouch for
+    the files they list as installed (``ProvenanceIndex.vouches``), and what is done with those.
+
+    A value seen only in such files is published by its package: informational, never failed on.
+    So by default they are counted and not searched at all, which changes no finding above
+    informational and no exit code (most of an application image's bytes are package content),
+    except the Python sources of dpkg, rpm and apk packages: the ``.pyc`` that ``py3compile``
+    writes after install is listed by no record, and is published only when its value is seen in
+    the pristine ``.py`` it was compiled from (``findings``), so those are searched as with
+    ``search``. ``search``: they are all searched with provider-format rules only, to list what
+    they publish (``--search-packages``)."""
+
+    index: ProvenanceIndex
+    search: bool
+
+    def searches(self, path: str) -> bool:
+        """Whether a file at ``path`` that the records vouch for is searched."""
+        return self.search or (path.endswith(".py") and self.index.leaves_compiled_unlisted(path))
+
+    @staticmethod
+    def of(expected: LayerPackages | None, search: bool) -> Vouching | None:
+        return Vouching(ProvenanceIndex([expected]), search) if expected else None
+
+
 def _scan_entries(
     engine: Engine,
     sealer: Sealer,
@@ -264,11 +295,10 @@ def _scan_entries(
     deadline: Deadline = NO_DEADLINE,
     *,
     keep_sizes: bool = False,
-    expected: LayerPackages | None = None,
+    vouching: Vouching | None = None,
 ) -> None:
     scanner = _content_scanner(engine, sealer, limits, result, deadline)
     collector = collect.Collector()
-    vouching = ProvenanceIndex([expected]) if expected else None
     sizes: dict[str, int] = {}
     try:
         for entry in entries:
@@ -309,7 +339,7 @@ def _scan_file(
     entry: FileEntry,
     stream: BinaryIO,
     result: LayerResult,
-    vouching: ProvenanceIndex | None = None,
+    vouching: Vouching | None = None,
 ) -> None:
     """Scan one file; read it as a package database too if it is one; keep its digests if a
     secret was seen in it."""
@@ -327,22 +357,20 @@ def _scan_file(
         collector.problems.append(
             (entry.path, f"package database larger than max_package_db_bytes ({limit}): not read")
         )
-    vouch = None
-    if vouching is not None:
-        vouch = lambda data: vouching.vouches(entry.path, data, entry.mtime, entry.mode)  # noqa: E731
     # nearly every file, and a longer one that package records may vouch for: read once, searched
-    # and hashed in memory (a vouched-for file is searched with provider rules only, which needs
-    # its digest before the search)
+    # and hashed in memory (whether the records vouch for a file's bytes is known before the search)
     whole = limits.chunk_bytes
-    if vouching is not None and whole < entry.size <= MAX_VOUCHED_READ and vouching.speaks_of(entry.path):
+    if vouching is not None and whole < entry.size <= MAX_VOUCHED_READ and vouching.index.speaks_of(entry.path):
         whole = MAX_VOUCHED_READ
     if entry.size <= whole:
         data, error = read_window(stream, whole + 1)
         if len(data) <= whole:  # (a plain directory's file may have grown since its stat)
-            if len(data) > limits.chunk_bytes and vouch is not None and vouch(data):
-                scanner.scan_vouched(entry.path, data)
-            else:
-                scanner.scan_whole(entry.path, data, vouch=vouch)
+            vouched = vouching is not None and vouching.index.vouches(entry.path, data, entry.mtime, entry.mode)
+            searched = not vouched or vouching is None or vouching.searches(entry.path)
+            if vouched:
+                scanner.note_vouched(len(data), searched=searched)
+            if searched:
+                scanner.scan_whole(entry.path, data, vouched=vouched)
             if len(result.matches) > found:
                 result.facts[entry.path] = FileFacts(whole_digests(data), entry.mtime, entry.mode)
             if error is not None:  # the bytes before the damage were searched first
@@ -350,7 +378,7 @@ def _scan_file(
             return
         stream = prefixed(data, stream)
     reader = DigestingReader(stream, entry.path)
-    scanner.scan(entry.path, reader, vouch=vouch)  # type: ignore[arg-type]
+    scanner.scan(entry.path, reader)  # type: ignore[arg-type]
     if len(result.matches) > found:
         result.facts[entry.path] = FileFacts(reader.digests(), entry.mtime, entry.mode)
 
