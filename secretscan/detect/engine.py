@@ -61,8 +61,10 @@ class Engine:
         self.ruleset = ruleset
         self.known = known or KnownKeys({})
         self._pattern_rules = {r.id: r for r in ruleset.rules if r.pattern is not None}
-        self._reach = {r.id: pattern_reach(r.pattern) + 256 for r in ruleset.rules if r.pattern is not None}
-        self._span = {r.id: newline_span(r.pattern) for r in ruleset.rules if r.pattern is not None}
+        self._bounds: dict[str, tuple[int, int | None]] = {}
+        """Rule id -> (``_reach``, ``_span``), worked out the first time the rule is a candidate:
+        parsing 500 patterns again took a tenth of a second at every start, for the few rules a
+        scan ever needs."""
         users: dict[bytes, list[str]] = {}
         for rule in ruleset.rules:
             if rule.pattern is not None or rule.detect_secrets:
@@ -164,12 +166,15 @@ class Engine:
                 continue
             code = bool(rule.quoted_in) and name.endswith(rule.quoted_in)
             assert rule.pattern is not None
-            span, reach = self._span[rule_id], self._reach[rule_id]
+            bounds = self._bounds.get(rule_id)
+            if bounds is None:
+                bounds = self._bounds[rule_id] = (pattern_reach(rule.pattern) + 256, newline_span(rule.pattern))
+            reach, span = bounds
             spans = windows(data, offsets, reach) if span is None else line_windows(data, offsets, reach, span)
             for lo, hi in spans:
                 for m in rule.pattern.finditer(data, lo, hi):
                     if m.end() == hi and hi < n:  # the window's end may have cut the match short
-                        m = rule.pattern.match(data, m.start(), min(n, m.start() + self._reach[rule_id])) or m
+                        m = rule.pattern.match(data, m.start(), min(n, m.start() + reach)) or m
                     start, end = m.span(1)
                     if start < 0:
                         continue

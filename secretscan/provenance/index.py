@@ -117,14 +117,21 @@ class ProvenanceIndex:
         installed (pristine or member), for an index of the layer's own records: what lets the
         scan skip the name = value heuristics on it. Hashes only with a record's algorithm."""
         records = self._records(path)
-        if records:
-            algorithms = {d.partition(":")[0] for _, _, d in records if d != NO_DIGEST}
-            hashes = DIGEST_ALGORITHMS
-            facts = FileFacts({a: hashes[a](data).hexdigest() for a in algorithms if a in hashes}, mtime, mode)
-            origin: Origin | None = self._recorded(0, records, facts)
-        else:
+        if not records:
             origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))
-        return origin is not None and origin.state is not None and origin.state.published
+            return origin is not None and origin.state is not None and origin.state.published
+        # what ``_recorded`` decides for layer 0, without the labels it writes for a report
+        hashed = [digest.partition(":") for _, _, digest in records if digest != NO_DIGEST]
+        if hashed:
+            seen: dict[str, str] = {}
+            for algorithm, _, value in hashed:
+                if algorithm not in seen and algorithm in DIGEST_ALGORITHMS:
+                    seen[algorithm] = DIGEST_ALGORITHMS[algorithm](data).hexdigest()
+                if seen.get(algorithm) == value:
+                    return True
+            return False
+        installed, package, _ = records[-1]
+        return package.manager is Manager.PIP and installed == 0
 
     def leaves_compiled_unlisted(self, path: str) -> bool:
         """Whether ``path`` is recorded by a manager that does not list what is compiled from its

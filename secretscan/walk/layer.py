@@ -325,9 +325,10 @@ def _scan_entries(
         result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
         result.vouched_files, result.vouched_bytes = scanner.stats.vouched_files, scanner.stats.vouched_bytes
         result.packages = collector.packages
-        result.package_files, result.package_bytes = listed_content(result.packages, sizes)
-        if keep_sizes:
+        if keep_sizes:  # a piece: counted once its layer's pieces are merged (``walk.split.merge``)
             result.sizes = sizes
+        else:
+            result.package_files, result.package_bytes = listed_content(result.packages, sizes)
         for path, why in collector.problems:  # the file itself was scanned: a note, not a gap in the scan
             logger.warning("%s: %s; values in the files it lists are judged without it", path, why)
 

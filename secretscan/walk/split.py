@@ -25,7 +25,7 @@ from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import SHARED
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.layer import LayerResult
-from secretscan.walk.tarstream import octal_number, unsigned_checksum
+from secretscan.walk.tarstream import CANONICAL_NUMBERS, octal_number, unsigned_checksum
 
 MIN_PIECE = 48 * 1024 * 1024
 """About the size of a piece; layers smaller than two are not cut."""
@@ -186,6 +186,8 @@ def _octal(field: bytes) -> int | None:
 
 def _checked_size(header: bytes) -> int | None:
     """The member's data size, if the header's checksum holds (None: not a header we trust)."""
+    if CANONICAL_NUMBERS.fullmatch(header, 100, 156):  # as nearly every header is written
+        return int(header[124:135], 8) if int(header[148:154], 8) == unsigned_checksum(header) else None
     if _octal(header[148:156]) != unsigned_checksum(header):
         return None
     field = header[124:136]
