@@ -20,6 +20,15 @@ def might_want(name: str) -> bool:
     return name.endswith(_ENDINGS) or "status.d/" in name
 
 
+_LAST_PARTS = tuple({ending.rpartition("/")[2].encode() for ending in _ENDINGS})
+
+
+def might_want_fields(name: bytes, prefix: bytes) -> bool:
+    """``might_want`` before a tar header's name is even decoded, from its ``name`` and ``prefix``
+    fields (the path is ``prefix/name``): False means ``might_want`` would say no."""
+    return name.endswith(_LAST_PARTS) or b"status.d" in name or b"status.d" in prefix
+
+
 def wants(path: str) -> bool:
     """Whether ``path`` is a package database file this module reads (cheap: called per file)."""
     return _reader(path) is not None

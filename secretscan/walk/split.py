@@ -90,11 +90,13 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
         if pos + _BLOCK > size:
             return found
         header = window.read(pos, _BLOCK)
-        if len(header) < _BLOCK or header.count(0) == _BLOCK:
+        if len(header) < _BLOCK:
             return found  # end of archive
         length = _checked_size(header)
         kind = header[156:157]
         if length is None or kind in _NOT_CUTTABLE:
+            if length is None and header.count(0) == _BLOCK:
+                return found  # end of archive
             found.cuts = []
             return found
         data_at = pos + _BLOCK
@@ -107,7 +109,12 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
             found.cuts.append(member_start)
             while targets and targets[0] <= member_start:
                 targets.pop(0)
-        if max_database_bytes and kind in (b"0", b"\0", b"7") and length <= max_database_bytes:
+        if (
+            max_database_bytes
+            and kind in (b"0", b"\0", b"7")
+            and length <= max_database_bytes
+            and (long_name is not None or collect.might_want_fields(header[0:100].split(b"\0", 1)[0], header[345:500]))
+        ):
             name = long_name if long_name is not None else _ustar_name(header)
             if collect.might_want(name) and collect.wants(path := normalise(name)) and budget >= length:
                 found.databases.append((path, _octal(header[136:148]) or 0, window.read(data_at, length)))
