@@ -7,10 +7,12 @@ Exit codes: 0 nothing at or above ``--fail-on``; 1 findings; 2 usage, config or 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -588,7 +590,7 @@ def _scan(args: argparse.Namespace) -> int:
     fail_on = None if getattr(args, "fail_on", "info") == "none" else _severity(getattr(args, "fail_on", "info"))
     baseline = read_baseline(args.baseline) if getattr(args, "baseline", None) else frozenset()
     source = open_source(args.image, _source_options(args, deadline))
-    detection = Detection.for_config(config)
+    detection = _deferred_detection(config)
     enrichers = _enrichers(args, config, detection)
     scanner = Scanner(config, detection, make_progress(args.quiet or args.no_progress), baseline, enrichers, deadline)
     report = scanner.scan(source)
@@ -757,8 +759,13 @@ def _destination(args: argparse.Namespace, config: ScanConfig) -> Destination:
     return VaultDestination(settings.migrate_to, settings)
 
 
-def _enrichers(args: argparse.Namespace, config: ScanConfig, detection: Detection) -> list[Enricher]:
-    enrichers: list[Enricher] = [StoreMatcher(store, detection.sealer.key) for store in _stores(args, config)]
+def _deferred_detection(config: ScanConfig) -> Callable[[], Detection]:
+    """The run's detection stack, built the first time it is asked for (``Scanner.detection``)."""
+    return functools.cache(functools.partial(Detection.for_config, config))
+
+
+def _enrichers(args: argparse.Namespace, config: ScanConfig, detection: Callable[[], Detection]) -> list[Enricher]:
+    enrichers: list[Enricher] = [StoreMatcher(store, detection().sealer.key) for store in _stores(args, config)]
     if getattr(args, "verify", False):
         options = config.verify
         if args.verify_provider:
@@ -768,7 +775,7 @@ def _enrichers(args: argparse.Namespace, config: ScanConfig, detection: Detectio
                     f"--verify-provider: unknown {sorted(unknown)} (known: {', '.join(sorted(VERIFIER_NAMES))})"
                 )
             options = replace(options, providers=frozenset(args.verify_provider))
-        enrichers.append(Verifier(detection.ruleset, options))
+        enrichers.append(Verifier(detection().ruleset, options))
     return enrichers
 
 
@@ -777,7 +784,7 @@ def _migrate(args: argparse.Namespace) -> int:
     _check_outputs(args)
     config = _config(args)
     destination = _destination(args, config)
-    detection = Detection.for_config(config)
+    detection = _deferred_detection(config)
     enrichers = _enrichers(args, config, detection)
     scanner = Scanner(
         config, detection, make_progress(args.quiet or args.no_progress), frozenset(), enrichers, deadline

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import signal
 import struct
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -27,13 +28,17 @@ def fork_map(
     workers: int,
     on_error: Callable[[int, str], T],
     on_done: Callable[[int, T], None] = lambda i, result: None,
+    meanwhile: Callable[[], object] = lambda: None,
 ) -> list[T]:
     """``[func(0), …, func(count - 1)]`` computed in up to ``workers`` forked processes.
 
     Work is handed out one item at a time, heaviest first, so a worker stuck on a big layer does
     not hold back the rest. An item whose worker raises or dies becomes ``on_error(index,
-    reason)``: one layer's failure never loses the others."""
+    reason)``: one layer's failure never loses the others. ``meanwhile`` runs in this process
+    once the workers have their first items (before any item when there are no workers); should
+    it raise, the workers are stopped and the error goes on."""
     if workers <= 1 or count <= 1 or not hasattr(os, "fork"):
+        meanwhile()
         out = []
         for i in range(count):
             out.append(func(i))
@@ -55,6 +60,13 @@ def fork_map(
         index = queue.pop(0)
         os.write(task_w, struct.pack("!i", index))
         busy[result_r] = (pid, task_w, index)
+    try:
+        meanwhile()
+    except BaseException:
+        for fd, (pid, task_w, _) in busy.items():
+            os.kill(pid, signal.SIGKILL)
+            _finish(pid, task_w, fd)
+        raise
     while busy:
         ready, _, _ = select.select(list(busy), [], [])
         for fd in ready:

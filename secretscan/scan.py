@@ -166,29 +166,37 @@ class RunState:
 @dataclass
 class Scanner:
     config: ScanConfig
-    detection: Detection
-    """Built from ``config`` (``Detection.for_config``), once per run."""
+    detection: Detection | Callable[[], Detection]
+    """Built from ``config`` (``Detection.for_config``), once per run; or how to build it, on
+    first use. Local layers are surveyed first, in forked workers that need no rules
+    (``_pieces``): the stack is built meanwhile, on a core that would otherwise wait for them."""
     progress: Progress = field(default_factory=Progress)
     baseline: frozenset[str] = frozenset()
     enrichers: Sequence[Enricher] = ()
     deadline: Deadline = field(default_factory=Deadline)
     """``--timeout``: layers not finished by then are listed as errors; what they gave is kept."""
 
+    def stack(self) -> Detection:
+        """The detection stack, built now if it was not yet."""
+        if not isinstance(self.detection, Detection):
+            self.detection = self.detection()
+        return self.detection
+
     @property
     def ruleset(self) -> RuleSet:
-        return self.detection.ruleset
+        return self.stack().ruleset
 
     @property
     def known(self) -> KnownKeys:
-        return self.detection.known
+        return self.stack().known
 
     @property
     def engine(self) -> Engine:
-        return self.detection.engine
+        return self.stack().engine
 
     @property
     def sealer(self) -> Sealer:
-        return self.detection.sealer
+        return self.stack().sealer
 
     def scan(self, source: Source) -> ScanReport:
         return self.scan_with_secrets(source)[0]
@@ -346,6 +354,7 @@ class Scanner:
             [layers[i].size or 0 for i in surveyed],
             workers if side_by_side else 1,
             on_error=lambda k, reason: ([], None),  # scanned whole, which reports what is wrong with it
+            meanwhile=self.stack,
         )
         surveys = dict(zip(surveyed, found, strict=True))
         pieces: list[Piece] = []

@@ -75,6 +75,72 @@ def test_a_dying_worker_loses_only_its_own_layer() -> None:
     assert [results[i] for i in (0, 1, 4, 5)] == [f"layer {i} scanned" for i in (0, 1, 4, 5)]
 
 
+def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_path: Path) -> None:
+    """The detection stack is built while forked workers survey the layers: it overlaps them, and
+    should it fail (a bad rule file) no worker is left behind."""
+    import os
+    import time
+
+    from secretscan.parallel import fork_map
+
+    def survey(i: int) -> float:
+        (tmp_path / f"started-{i}").touch()
+        time.sleep(0.5)
+        return time.monotonic()
+
+    def build() -> None:
+        deadline = time.monotonic() + 10
+        while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "built").write_text(str(time.monotonic()))
+
+    ends = fork_map(survey, 2, [1, 1], 2, on_error=lambda i, why: 0.0, meanwhile=build)
+    assert float((tmp_path / "built").read_text()) < min(ends)  # built while both workers worked
+
+    def children() -> set[int]:
+        return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _child_of(p, os.getpid())}
+
+    before = children()  # (a test worker may hold servers of its own)
+    pids: list[int] = []
+
+    def hang(i: int) -> None:
+        time.sleep(60)
+
+    def fail() -> None:
+        pids.extend(children() - before)
+        raise ValueError("rule bad.yaml#x: pattern does not compile")
+
+    with pytest.raises(ValueError, match="does not compile"):
+        fork_map(hang, 2, [1, 1], 2, on_error=lambda i, why: None, meanwhile=fail)
+    assert len(pids) == 2
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the failure"
+
+
+def _child_of(proc: Path, parent: int) -> bool:
+    try:
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rpartition(")")[2].split()[1]) == parent
+
+
+def test_a_rule_error_met_while_layers_are_surveyed_is_one_line(cli, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.yaml").write_text(
+        "rules:\n  - id: x.bad\n    name: bad\n    severity: high\n    pattern: '(unclosed'\n"
+        "    keywords: [x]\n    examples: [a]\n    negative_examples: [b]\n"
+    )
+    image = tmp_path / "two.tar"
+    write_docker_archive(image, ImageSpec([Layer([Entry("a.txt", b"a\n")]), Layer([Entry("b.txt", b"b\n")])]))
+    result = cli("scan", image, "--rules", rules, "-j", "2", "-q")
+    assert result.code == 2
+    assert result.err == (
+        "secretscan: error: rule bad.yaml#x.bad: pattern does not compile: missing ), unterminated subpattern at "
+        "position 0\n"
+    )
+
+
 def test_plugin_rules_find_the_same_through_the_pattern_pass() -> None:
     """detect-secrets' plugin regexes are text regexes (``\\w`` takes any letter); the pass reads
     bytes, so it must count a non-ASCII account name as word characters too."""

@@ -11,8 +11,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-
-from detect_secrets.filters import heuristic as ds_heuristic
+from types import ModuleType
 
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)(example|placeholder|redacted|changeme|change[_-]me|replace[_-]?me|your[ _-]|[_ -]here$|"
@@ -161,9 +160,19 @@ def _degenerate_body(body: str) -> bool:
     return any(body[p:] == body[:-p] for p in range(1, min(16, n // 3) + 1))
 
 
+def _detect_secrets() -> ModuleType:
+    """detect-secrets' heuristics, imported the first time one is asked: the package (and
+    ``requests``, which it imports) takes a tenth of a second to load, which a scan of local
+    layers spends while their headers are surveyed (``Scanner._pieces``), not before."""
+    from detect_secrets.filters import heuristic
+
+    return heuristic
+
+
 def is_heuristic_non_secret(secret: str, line: str, name: str | None = None) -> bool:
     """detect-secrets' heuristic filters, and ours, for generic rules. ``name`` is what the value
     is assigned to (``assignment_before``)."""
+    ds_heuristic = _detect_secrets()
     return (
         ds_heuristic.is_templated_secret(secret)
         or ds_heuristic.is_sequential_string(secret)
@@ -351,7 +360,7 @@ def shannon_entropy(value: str) -> float:
 
 def is_lock_file(path: str) -> bool:
     """Lock files are full of integrity hashes; detect-secrets' list of them, reused."""
-    return ds_heuristic.is_lock_file(path)
+    return bool(_detect_secrets().is_lock_file(path))
 
 
 _TEST_PATH = re.compile(
