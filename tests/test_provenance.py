@@ -531,3 +531,21 @@ def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_pat
     assert states[f"/{SITE}/bigtable/data.py"] == ("pristine", "bigtable 2.1 (pip)")
     summary = result.report["images"][0]
     assert summary["verified_bytes"] >= len(module)
+
+
+def test_package_content_is_counted_by_directory_as_it_would_be_file_by_file() -> None:
+    """``listed_content`` decides once per directory whether a package directory holds it: the
+    same count as asking for every path, on trees of npm, scoped npm, Go module and gem names."""
+    import random
+
+    from secretscan.provenance.index import _root_ends, listed_content
+
+    packages = PackageTable().layer
+    for root in ("/app/node_modules/a", "/app/node_modules/@s/b", "/go/pkg/mod/x.com/m@v1", "/gems/r-1"):
+        packages.roots[root] = 0
+    parts = ["app", "node_modules", "@s", "a", "b", "pkg", "mod", "x.com", "m@v1", "gems", "r-1", "lib", "f@x"]
+    rng = random.Random(14)
+    for _ in range(500):
+        sizes = {"/" + "/".join(rng.choices(parts, k=rng.randint(1, 7))): rng.randint(0, 9) for _ in range(40)}
+        held = {p: s for p, s in sizes.items() if any(p[:at] in packages.roots for at in _root_ends(p))}
+        assert listed_content(packages, sizes) == (len(held), sum(held.values()))

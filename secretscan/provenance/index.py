@@ -42,10 +42,17 @@ def listed_content(packages: LayerPackages, sizes: dict[str, int]) -> tuple[int,
         return 0, 0
     count = total = 0
     roots = packages.roots
+    under_root: dict[str, bool] = {}
+    """Directory -> whether a package directory holds it: the marker and the package name that
+    ``_root_ends`` looks for lie in the directory part of a path (npm trees hold most files)."""
     for path, size in sizes.items():
         listed = path in packages.files or (path.startswith(_USR_MERGED) and path[4:] in packages.files)
         if not listed and roots:
-            listed = any(path[:at] in roots for at in _root_ends(path))
+            directory = path.rpartition("/")[0]
+            held = under_root.get(directory)
+            if held is None:
+                held = under_root[directory] = any(path[:at] in roots for at in _root_ends(path))
+            listed = held
         if listed:
             count += 1
             total += size
