@@ -122,7 +122,8 @@ class ProvenanceIndex:
     def vouches(self, path: str, data: bytes, mtime: int, mode: int) -> bool:
         """Whether the records say the file at ``path`` with these bytes is package content as
         installed (pristine or member), for an index of the layer's own records: what lets the
-        scan skip the name = value heuristics on it. Hashes only with a record's algorithm."""
+        scan leave it unsearched (``walk.layer.Vouching``), or search it with provider rules only.
+        Hashes only with a record's algorithm."""
         records = self._records(path)
         if not records:
             origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))
