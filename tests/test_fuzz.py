@@ -430,16 +430,22 @@ def test_the_unmutated_git_pack_is_read_in_full(scanner: Scanner) -> None:
     assert sorted(found) == sorted(expected)  # the third object, 40 bytes of lorem ipsum, holds no token
 
 
+def _scan_git_file(scanner: Scanner, path: str, data: bytes) -> tuple[list[str], list[Skipped]]:
+    """(the paths matches were reported under, the skip notes) of one file of a git object store."""
+    skipped: list[Skipped] = []
+    found: list[str] = []
+    content = ContentScanner(scanner.engine, GIT_LIMITS, lambda m, p, line: found.append(p), skipped.append)
+    _timed(content.scan, path, io.BytesIO(data))
+    return found, skipped
+
+
 @BUDGET
 @given(edits=st.lists(mutation, min_size=1, max_size=4))
 def test_mutated_git_packs_are_read_or_listed(scanner: Scanner, edits: list) -> None:
     """A pack with a whole blob, an OFS_DELTA, a REF_DELTA and a commit, mutated: whatever is
     read is named inside the pack, whatever is not is listed, nothing raises or hangs."""
     path = f"/srv/app/.git/objects/pack/{pack_name(GIT_PACK)}"
-    skipped: list[Skipped] = []
-    found: list[str] = []
-    content = ContentScanner(scanner.engine, GIT_LIMITS, lambda m, p, line: found.append(p), skipped.append)
-    _timed(content.scan, path, io.BytesIO(_mutate(GIT_PACK, edits)))
+    found, skipped = _scan_git_file(scanner, path, _mutate(GIT_PACK, edits))
     assert all(p == path or p.startswith(path + "!") for p in found)
     assert all(s.what == path and s.reason for s in skipped)
 
@@ -471,9 +477,6 @@ GIT_LOOSE = zlib.compress(b"blob %d\0" % len(_GIT_BASE) + _GIT_BASE)
 def test_mutated_loose_git_objects_are_read_or_scanned_as_they_are(scanner: Scanner, edits: list) -> None:
     oid = git_id("blob", _GIT_BASE)
     path = f"/srv/app/.git/objects/{oid[:2]}/{oid[2:]}"
-    skipped: list[Skipped] = []
-    found: list[str] = []
-    content = ContentScanner(scanner.engine, GIT_LIMITS, lambda m, p, line: found.append(p), skipped.append)
-    _timed(content.scan, path, io.BytesIO(_mutate(GIT_LOOSE, edits)))
+    found, skipped = _scan_git_file(scanner, path, _mutate(GIT_LOOSE, edits))
     assert all(p == path or p.startswith(path + "!/blob/") for p in found)
     assert all(s.what == path and s.reason for s in skipped)
