@@ -341,3 +341,48 @@ def test_common_pax_headers_take_the_quick_way() -> None:
     [end] = read_by_tarfile  # only the zero block that ends the archive
     assert end > 512 and not data[end:].strip(b"\0")
     assert entries == [("/app/node_modules/" + "deep/" * 30 + "index.js", "file", 0o644, 3, "", 1700000000, b"abc")]
+
+
+name_parts = st.sampled_from(["usr", "lib", ".", "..", "", ".wh.x", ".wh..wh..opq", "a b", "é", "x.", "\\", "n.js"])
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(name_parts, min_size=1, max_size=5),
+            st.sampled_from([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE]),
+            st.sampled_from(["", "/", "//"]),
+            st.sampled_from(["", "usr/share", "/abs", "a/./b/"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_names_read_the_quick_way_read_as_tarfile_reads_them(spec: list) -> None:
+    """Names with and without a ustar prefix, with ``.``, ``..``, empty and backslash components,
+    leading and trailing slashes, whiteouts, spaces and non-ASCII bytes, on files and directories:
+    the walk gives the same paths, kinds and bytes with the quick reading as with tarfile's alone."""
+    from unittest import mock
+
+    from secretscan.walk import tarstream
+
+    data = b""
+    for index, (parts, kind, lead, prefix) in enumerate(spec):
+        info = tarfile.TarInfo(lead + "/".join(parts))
+        info.type, info.mtime, info.mode = kind, 1_700_000_000 + index, 0o644
+        content = f"content {index}".encode() if kind != tarfile.DIRTYPE else b""
+        info.size = len(content)
+        try:
+            header = bytearray(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+        except ValueError:  # a name ustar cannot hold
+            continue
+        if prefix:
+            header[345 : 345 + len(prefix)] = prefix.encode()
+            header[148:156] = b"        "
+            header[148:156] = b"%06o\0 " % (sum(header) & 0o777777)
+        data += bytes(header) + content + bytes(-len(content) % 512)
+    data += bytes(1024)
+    quick = _outcome(data)
+    with mock.patch.object(tarstream, "_quick_entry", return_value=None):
+        assert _outcome(data) == quick

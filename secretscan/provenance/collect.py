@@ -31,7 +31,7 @@ def might_want_fields(name: bytes, prefix: bytes) -> bool:
 
 def wants(path: str) -> bool:
     """Whether ``path`` is a package database file this module reads (cheap: called per file)."""
-    return _reader(path) is not None
+    return might_want(path) and _reader(path) is not None
 
 
 def _reader(path: str) -> Reader | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from secretscan.models import PackageState
 from secretscan.provenance.model import DIGEST_ALGORITHMS, NO_DIGEST, FileFacts, LayerPackages, Manager, Package
@@ -79,6 +80,38 @@ def _root_ends(path: str) -> list[int]:
 
 
 @dataclass(frozen=True, slots=True)
+class Vouch:
+    """What a file's bytes must be for its layer's records to vouch for it (``ProvenanceIndex.vouch``)."""
+
+    digests: tuple[tuple[str, str], ...]
+    """(algorithm, hex value) pairs, one of which the bytes must match; none: the records vouch by
+    membership alone (npm, Go and gem directories, pip's compiled files), whatever the bytes."""
+
+    def holds(self, data: bytes) -> bool:
+        """Whether bytes ``data`` are what the records vouch for (each algorithm hashed once)."""
+        if not self.digests:
+            return True
+        seen: dict[str, str] = {}
+        for algorithm, value in self.digests:
+            if algorithm not in seen:
+                seen[algorithm] = DIGEST_ALGORITHMS[algorithm](data).hexdigest()
+            if seen[algorithm] == value:
+                return True
+        return False
+
+
+MEMBERSHIP = Vouch(())
+
+
+class _Odd(Enum):
+    """What about a file in a package's directory speaks against its package's verdict."""
+
+    LAYER = "added by another layer than the package"
+    TIME = "written at another time than the package (npm)"
+    WRITABLE = "writable, unlike what the go command extracts"
+
+
+@dataclass(frozen=True, slots=True)
 class _Place:
     verdict: Origin | None
     """For a file of a membership manager's package directory: the verdict when its layer, time
@@ -119,38 +152,31 @@ class ProvenanceIndex:
             return self._recorded(layer, records, facts)
         return self._unrecorded(layer, path, facts)
 
-    def vouches(self, path: str, data: bytes, mtime: int, mode: int) -> bool:
-        """Whether the records say the file at ``path`` with these bytes is package content as
-        installed (pristine or member), for an index of the layer's own records: what lets the
-        scan leave it unsearched (``walk.layer.Vouching``), or search it with provider rules only.
-        Hashes only with a record's algorithm."""
+    def vouch(self, path: str, mtime: int, mode: int) -> Vouch | None:
+        """What the records, for an index of the layer's own records, require of the file at
+        ``path`` to vouch for it as package content as installed (pristine or member): what lets
+        the scan leave it unsearched (``walk.layer.Vouching``), or search it with provider rules
+        only. None: they cannot vouch for it, whatever its bytes. Asked before the file is read:
+        a file vouched for by membership alone need not be read at all."""
         records = self._records(path)
-        if not records:
-            origin = self._unrecorded(0, path, FileFacts({}, mtime, mode))
-            return origin is not None and origin.state is not None and origin.state.published
+        if not records:  # what ``_unrecorded`` decides for layer 0, without its labels
+            place, odd = self._weigh(0, path, FileFacts({}, mtime, mode))
+            verdict = place.verdict
+            published = odd is None and verdict is not None and verdict.state is not None and verdict.state.published
+            return MEMBERSHIP if published else None
         # what ``_recorded`` decides for layer 0, without the labels it writes for a report
         hashed = [digest.partition(":") for _, _, digest in records if digest != NO_DIGEST]
         if hashed:
-            seen: dict[str, str] = {}
-            for algorithm, _, value in hashed:
-                if algorithm not in seen and algorithm in DIGEST_ALGORITHMS:
-                    seen[algorithm] = DIGEST_ALGORITHMS[algorithm](data).hexdigest()
-                if seen.get(algorithm) == value:
-                    return True
-            return False
+            known = tuple((a, v) for a, _, v in hashed if a in DIGEST_ALGORITHMS)
+            return Vouch(known) if known else None
         installed, package, _ = records[-1]
-        return package.manager is Manager.PIP and installed == 0
+        return MEMBERSHIP if package.manager is Manager.PIP and installed == 0 else None
 
     def leaves_compiled_unlisted(self, path: str) -> bool:
         """Whether ``path`` is recorded by a manager that does not list what is compiled from its
         Python sources (dpkg, rpm, apk: ``py3compile`` writes the ``.pyc`` after install; pip
         lists them in ``RECORD``)."""
         return any(package.manager is not Manager.PIP for _, package, _ in self._records(path))
-
-    def speaks_of(self, path: str) -> bool:
-        """Whether a record names ``path`` or a package's directory holds it: only then can
-        ``vouches`` say yes, and a file too long for one window is worth reading whole first."""
-        return bool(self._records(path)) or self._unrecorded(0, path, None) is not None
 
     def _records(self, path: str) -> list[tuple[int, Package, str]]:
         names = (path, path[4:]) if path.startswith(_USR_MERGED) else (path,)
@@ -179,26 +205,38 @@ class ProvenanceIndex:
         return Origin(PackageState.MEMBER, self._label(package))
 
     def _unrecorded(self, layer: int, path: str, facts: FileFacts | None) -> Origin | None:
+        place, odd = self._weigh(layer, path, facts)
+        if odd is _Odd.LAYER:
+            return Origin(
+                PackageState.UNRECORDED,
+                f"{place.label}, installed by layer {place.layers[-1]}; this file added by layer {layer}",
+            )
+        if odd is _Odd.TIME:
+            return Origin(PackageState.UNRECORDED, f"{place.label}; this file written at another time than the package")
+        if odd is _Odd.WRITABLE:
+            return Origin(
+                PackageState.UNRECORDED, f"{place.label}; this file is writable, unlike what the go command extracts"
+            )
+        return place.verdict
+
+    def _weigh(self, layer: int, path: str, facts: FileFacts | None) -> tuple[_Place, _Odd | None]:
+        """The place of a file no record names, and what about the file itself (its layer, time,
+        mode) speaks against the verdict of its place (None: nothing)."""
         directory = path.rpartition("/")[0]
         place = self._places.get(directory)
         if place is None:
             place = self._places[directory] = self._place(path)
         if place.manager is None:
-            return place.verdict
+            return place, None
         if layer not in place.layers:
-            return Origin(
-                PackageState.UNRECORDED,
-                f"{place.label}, installed by layer {place.layers[-1]}; this file added by layer {layer}",
-            )
+            return place, _Odd.LAYER
         if facts is not None and place.manager is Manager.NPM:
             mtime = self._root_mtime(layer, place.directory)
             if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
-                return Origin(PackageState.UNRECORDED, f"{place.label}; this file written at another time than the package")
+                return place, _Odd.TIME
         if facts is not None and place.manager is Manager.GO and facts.mode & 0o222:
-            return Origin(
-                PackageState.UNRECORDED, f"{place.label}; this file is writable, unlike what the go command extracts"
-            )
-        return place.verdict
+            return place, _Odd.WRITABLE
+        return place, None
 
     def _place(self, path: str) -> _Place:
         """What the records say of the directory holding ``path``: all but the file's own layer,

@@ -24,7 +24,7 @@ from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.limits import Limits
 from secretscan.models import Skipped
 from secretscan.provenance import collect
-from secretscan.provenance.index import ProvenanceIndex, listed_content
+from secretscan.provenance.index import MEMBERSHIP, ProvenanceIndex, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail, read_window
 from secretscan.walk.fate import LayerPaths
@@ -263,7 +263,7 @@ def scan_layer_entries(
 @dataclass(frozen=True, slots=True)
 class Vouching:
     """A layer's own package records, read before its scan (``walk.split.survey``), which vouch for
-    the files they list as installed (``ProvenanceIndex.vouches``), and what is done with those.
+    the files they list as installed (``ProvenanceIndex.vouch``), and what is done with those.
 
     A value seen only in such files is published by its package: informational, never failed on.
     So by default they are counted and not searched at all, which changes no finding above
@@ -358,15 +358,19 @@ def _scan_file(
         collector.problems.append(
             (entry.path, f"package database larger than max_package_db_bytes ({limit}): not read")
         )
+    vouch = None if vouching is None else vouching.index.vouch(entry.path, entry.mtime, entry.mode)
+    if vouch is MEMBERSHIP and vouching is not None and not vouching.searches(entry.path):
+        scanner.note_vouched(entry.size, searched=False)  # its bytes do not matter: not read at all
+        return
     # nearly every file, and a longer one that package records may vouch for: read once, searched
     # and hashed in memory (whether the records vouch for a file's bytes is known before the search)
     whole = limits.chunk_bytes
-    if vouching is not None and whole < entry.size <= MAX_VOUCHED_READ and vouching.index.speaks_of(entry.path):
+    if vouch is not None and whole < entry.size <= MAX_VOUCHED_READ:
         whole = MAX_VOUCHED_READ
     if entry.size <= whole:
         data, error = read_window(stream, whole + 1)
         if len(data) <= whole:  # (a plain directory's file may have grown since its stat)
-            vouched = vouching is not None and vouching.index.vouches(entry.path, data, entry.mtime, entry.mode)
+            vouched = vouch is not None and vouch.holds(data)
             searched = not vouched or vouching is None or vouching.searches(entry.path)
             if vouched:
                 scanner.note_vouched(len(data), searched=searched)
