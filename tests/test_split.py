@@ -112,3 +112,32 @@ def test_a_tampered_cut_layer_is_still_caught_by_its_digest(cli, tmp_path: Path,
     result = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--jobs", "2")
     assert any("does not match its digest" in e for e in result.report["errors"]), result.report["errors"]
     assert len(result.report["findings"]) == len(tokens)  # what was found is kept
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_the_survey_finds_package_records_however_their_names_are_written(fmt: int) -> None:
+    """A pip RECORD whose path is too long for a ustar header (a pax or GNU long name), one named by
+    its own header behind a pax header of times only (as Docker writes), and one under a ustar
+    prefix: the survey reads all three before the scan, and takes no long name of another file
+    for the short name after it."""
+    site = "usr/local/lib/python3.12/site-packages/"
+    long_dir = site + "/".join(["a-package-with-a-long-name"] * 4) + "-1.0.dist-info"
+    record = b"pkg/__init__.py,sha256=AAAA,0\n"
+    members = [
+        (f"{site}{'x' * 120}/module.py", b"print(1)\n", {}),  # a long name that is no database's
+        (f"{long_dir}/RECORD", record, {}),
+        (f"{site}short-1.0.dist-info/RECORD", record, {"mtime": "1700000000.5"}),
+        (f"{site}{'y' * 90}/other-1.0.dist-info/RECORD", record, {}),
+    ]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for name, data, pax in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_700_000_000
+            if fmt == tarfile.PAX_FORMAT:
+                info.pax_headers = pax
+            tar.addfile(info, io.BytesIO(data))
+    data = buffer.getvalue()
+    found = split.survey(io.BytesIO(data), len(data), 1, 1 << 20)
+    assert sorted(path for path, _, _ in found.databases) == sorted("/" + name for name, _, _ in members[1:])
+    assert all(content == record for _, _, content in found.databases)

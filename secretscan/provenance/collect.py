@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 from secretscan.provenance import language, system
 from secretscan.provenance.model import LayerPackages
@@ -23,10 +24,22 @@ def might_want(name: str) -> bool:
 _LAST_PARTS = tuple({ending.rpartition("/")[2].encode() for ending in _ENDINGS})
 
 
-def might_want_fields(name: bytes, prefix: bytes) -> bool:
+_IN_EXTENDED = re.compile(b"|".join(re.escape(part) + b"\n" for part in _LAST_PARTS) + b"|status\\.d/")
+"""A database's name as the end of a pax record's value (``path=…\n``), or its dpkg directory."""
+
+
+def might_name(extended: bytes) -> bool:
+    """``might_want`` of the name a pax or GNU long-name header's data gives, before it is parsed
+    out: False means the name is no database's."""
+    return _IN_EXTENDED.search(extended) is not None or extended.rstrip(b"\0").endswith(_LAST_PARTS)
+
+
+def might_want_header(header: bytes) -> bool:
     """``might_want`` before a tar header's name is even decoded, from its ``name`` and ``prefix``
     fields (the path is ``prefix/name``): False means ``might_want`` would say no."""
-    return name.endswith(_LAST_PARTS) or b"status.d" in name or b"status.d" in prefix
+    end = header.find(b"\0", 0, 100)
+    name = header[: end if end >= 0 else 100]
+    return name.endswith(_LAST_PARTS) or b"status.d" in name or (header[345] != 0 and b"status.d" in header[345:500])
 
 
 def wants(path: str) -> bool:

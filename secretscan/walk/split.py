@@ -86,13 +86,21 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
     long_name: str | None = None
     budget = MAX_SURVEY_BYTES
     window = _Window(stream)
+    buf, base = b"", 0  # the window's bytes, and where they start: read here without a call a header
     for _ in range(MAX_HEADERS):
         if pos + _BLOCK > size:
             return found
-        header = window.read(pos, _BLOCK)
-        if len(header) < _BLOCK:
-            return found  # end of archive
-        length = _checked_size(header)
+        at = pos - base
+        if at < 0 or at + _BLOCK > len(buf):
+            window.read(pos, _BLOCK)
+            buf, base, at = window.buf, pos, 0
+            if len(buf) < _BLOCK:
+                return found  # end of archive
+        header = buf[at : at + _BLOCK]
+        if CANONICAL_NUMBERS.fullmatch(header, 100, 156):  # as nearly every header is written
+            length: int | None = int(header[124:135], 8) if int(header[148:154], 8) == unsigned_checksum(header) else None
+        else:
+            length = _checked_size(header)
         kind = header[156:157]
         if length is None or kind in _NOT_CUTTABLE:
             if length is None and header.count(0) == _BLOCK:
@@ -103,7 +111,14 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
         pos = data_at + -(-length // _BLOCK) * _BLOCK
         if kind in _EXTENDED:
             if kind != b"K" and max_database_bytes and length <= _MAX_EXTENDED:
-                long_name = _extended_name(kind, window.read(data_at, length)) or long_name
+                extended = window.read(data_at, length)
+                buf, base = window.buf, window.at
+                if kind == b"x" and b" path=" not in extended:
+                    pass  # times, attributes: the member is named by its own header
+                elif collect.might_name(extended):
+                    long_name = _extended_name(kind, extended) or long_name
+                else:
+                    long_name = ""  # named, and by no database's name (nearly all): not parsed out
             continue  # belongs to the member whose header follows
         if targets and member_start >= targets[0] and member_start > (found.cuts[-1] if found.cuts else 0):
             found.cuts.append(member_start)
@@ -113,11 +128,12 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
             max_database_bytes
             and kind in (b"0", b"\0", b"7")
             and length <= max_database_bytes
-            and (long_name is not None or collect.might_want_fields(header[0:100].split(b"\0", 1)[0], header[345:500]))
+            and (long_name or (long_name is None and collect.might_want_header(header)))
         ):
-            name = long_name if long_name is not None else _ustar_name(header)
+            name = long_name or _ustar_name(header)
             if collect.might_want(name) and collect.wants(path := normalise(name)) and budget >= length:
                 found.databases.append((path, _octal(header[136:148]) or 0, window.read(data_at, length)))
+                buf, base = window.buf, window.at
                 budget -= length
         long_name = None
         member_start = pos
@@ -132,19 +148,22 @@ class _Window:
     READ = 256 * 1024
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._stream, self._buf, self._at = stream, b"", 0
+        self._stream = stream
+        self.buf = b""
+        self.at = 0
+        """The bytes at hand, and the offset of their first."""
 
     def read(self, pos: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``pos`` (fewer only at the end of the stream)."""
-        if pos < self._at or pos + n > self._at + len(self._buf):
+        if pos < self.at or pos + n > self.at + len(self.buf):
             self._stream.seek(pos)
             parts, want = [], max(n, self.READ)
             while want > 0 and (piece := self._stream.read(want)):
                 parts.append(piece)
                 want -= len(piece)
-            self._buf, self._at = b"".join(parts), pos
-        start = pos - self._at
-        return self._buf[start : start + n]
+            self.buf, self.at = b"".join(parts), pos
+        start = pos - self.at
+        return self.buf[start : start + n]
 
 
 _MAX_EXTENDED = 64 * 1024
