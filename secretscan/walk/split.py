@@ -238,8 +238,10 @@ def plan(sizes: Sequence[int | None], cuttable: Sequence[bool], workers: int) ->
 
 def layer_digest(stream: BinaryIO) -> str:
     h = hashlib.sha256()
-    while chunk := stream.read(1 << 20):
-        h.update(chunk)
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    while n := stream.readinto(buffer):
+        h.update(view[:n])
     return "sha256:" + h.hexdigest()
 
 
