@@ -240,7 +240,7 @@ def layer_digest(stream: BinaryIO) -> str:
     h = hashlib.sha256()
     buffer = bytearray(1 << 20)
     view = memoryview(buffer)
-    while n := stream.readinto(buffer):
+    while n := stream.readinto(buffer):  # type: ignore[attr-defined]  # every reader here has it
         h.update(view[:n])
     return "sha256:" + h.hexdigest()
 
