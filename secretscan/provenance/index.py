@@ -122,6 +122,8 @@ class _Place:
     label: str = ""
     layers: tuple[int, ...] = ()
     """Layers that installed the package."""
+    times: tuple[int | None, ...] = ()
+    """The time of the package's root in each of ``layers`` (npm: its ``package.json``'s)."""
 
 
 class ProvenanceIndex:
@@ -231,7 +233,7 @@ class ProvenanceIndex:
         if layer not in place.layers:
             return place, _Odd.LAYER
         if facts is not None and place.manager is Manager.NPM:
-            mtime = self._root_mtime(layer, place.directory)
+            mtime = place.times[place.layers.index(layer)]
             if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
                 return place, _Odd.TIME
         if facts is not None and place.manager is Manager.GO and facts.mode & 0o222:
@@ -256,7 +258,8 @@ class ProvenanceIndex:
         if package.manager not in _MEMBERSHIP:
             return _Place(Origin(PackageState.UNRECORDED, f"{label}, which does not list this file"))
         layers = tuple(i for i, p in installs if p is not None)
-        return _Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers)
+        times = tuple(self._root_mtime(i, directory) for i in layers)
+        return _Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers, times)
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
         """The package directory above ``path`` (the one its ``node_modules``, ``pkg/mod`` or

@@ -24,7 +24,7 @@ from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.limits import Limits
 from secretscan.models import Skipped
 from secretscan.provenance import collect
-from secretscan.provenance.index import MEMBERSHIP, ProvenanceIndex, listed_content
+from secretscan.provenance.index import MEMBERSHIP, ProvenanceIndex, Vouch, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail, read_window
 from secretscan.walk.fate import LayerPaths
@@ -309,8 +309,7 @@ def _scan_entries(
             elif entry.kind is EntryKind.FILE and entry.open is not None:
                 sizes[entry.path] = entry.size
                 try:
-                    with entry.open() as f:
-                        _scan_file(scanner, collector, limits, entry, f, result, vouching)
+                    _scan_file(scanner, collector, limits, entry, result, vouching)
                 except OSError as exc:  # a file of a plain directory that vanished or is unreadable
                     if exc.errno is None:  # not a filesystem error (a damaged stream): the layer's problem
                         raise
@@ -338,14 +337,34 @@ def _scan_file(
     collector: collect.Collector,
     limits: Limits,
     entry: FileEntry,
-    stream: BinaryIO,
     result: LayerResult,
     vouching: Vouching | None = None,
 ) -> None:
-    """Scan one file; read it as a package database too if it is one; keep its digests if a
-    secret was seen in it."""
-    found = len(result.matches)
+    """Scan one regular file; read it as a package database too if it is one; keep its digests
+    if a secret was seen in it. Opened only when its bytes are needed: a layer's records can
+    vouch for most of its files by membership alone."""
+    assert entry.open is not None
     database = collect.wants(entry.path)
+    vouch = None if vouching is None or database else vouching.index.vouch(entry.path, entry.mtime, entry.mode)
+    if vouch is MEMBERSHIP and vouching is not None and not vouching.searches(entry.path):
+        scanner.note_vouched(entry.size, searched=False)  # its bytes do not matter: not read at all
+        return
+    with entry.open() as stream:
+        _scan_opened(scanner, collector, limits, entry, stream, result, vouching, vouch, database)
+
+
+def _scan_opened(
+    scanner: ContentScanner,
+    collector: collect.Collector,
+    limits: Limits,
+    entry: FileEntry,
+    stream: BinaryIO,
+    result: LayerResult,
+    vouching: Vouching | None,
+    vouch: Vouch | None,
+    database: bool,
+) -> None:
+    found = len(result.matches)
     if database and entry.size <= limits.max_package_db_bytes:
         data = _read_all(stream, limits.max_package_db_bytes)
         scanner.scan(entry.path, io.BytesIO(data))
@@ -358,10 +377,6 @@ def _scan_file(
         collector.problems.append(
             (entry.path, f"package database larger than max_package_db_bytes ({limit}): not read")
         )
-    vouch = None if vouching is None else vouching.index.vouch(entry.path, entry.mtime, entry.mode)
-    if vouch is MEMBERSHIP and vouching is not None and not vouching.searches(entry.path):
-        scanner.note_vouched(entry.size, searched=False)  # its bytes do not matter: not read at all
-        return
     # nearly every file, and a longer one that package records may vouch for: read once, searched
     # and hashed in memory (whether the records vouch for a file's bytes is known before the search)
     whole = limits.chunk_bytes

@@ -165,7 +165,7 @@ def _simple_entry(head: bytes, blocks: _Blocks, archive: _Archive, offset: int) 
         return None
     path = "/" + raw.decode("ascii")
     data_at = offset + _BLOCK
-    blocks.skip_to(data_at)
+    blocks._pos = data_at - blocks._base  # ``skip_to``, past a header that is at hand
     mode = int(head[100:107], 8)
     if directory:
         archive.offset = data_at
