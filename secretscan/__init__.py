@@ -24,7 +24,7 @@ _API = {
     "ScanConfig": "secretscan.config",
     "Limits": "secretscan.limits",
     "Credentials": "secretscan.sources.auth",
-    "RegistryOptions": "secretscan.sources.registry",
+    "RegistryOptions": "secretscan.sources.registry_options",
     "SecretScanError": "secretscan.errors",
     "ScanReport": "secretscan.models",
     "Finding": "secretscan.models",
@@ -67,7 +67,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (explicit re-exports)
     from secretscan.models import Verdict as Verdict
     from secretscan.models import Verification as Verification
     from secretscan.sources.auth import Credentials as Credentials
-    from secretscan.sources.registry import RegistryOptions as RegistryOptions
+    from secretscan.sources.registry_options import RegistryOptions as RegistryOptions
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from secretscan.report.json_report import SCHEMA_VERSION, report_dict
 from secretscan.scan import Scanner
 from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
-from secretscan.sources.registry import RegistryOptions
+from secretscan.sources.registry_options import RegistryOptions
 
 REPORT_SCHEMA_VERSION = SCHEMA_VERSION
 

@@ -38,7 +38,7 @@ from secretscan.scan import Scanner
 from secretscan.sources import SourceOptions, open_source
 from secretscan.sources.auth import Credentials, default_keychain
 from secretscan.sources.reference import STDIN_IS_A_TERMINAL, reads_stdin
-from secretscan.sources.registry import RegistryOptions
+from secretscan.sources.registry_options import RegistryOptions
 from secretscan.stores.apply import apply_plan
 from secretscan.stores.aws.connect import DEFAULT_MIGRATE_PREFIX, AwsSecretsSettings, TagSelector
 from secretscan.stores.aws.read import AwsSecretsStore
@@ -51,9 +51,7 @@ from secretscan.stores.vault.connect import KvLocation, VaultSettings
 from secretscan.stores.vault.read import VaultStore
 from secretscan.stores.vault.write import VaultDestination
 from secretscan.sweep.report import pick_sweep, previous_sweep, summary_table, sweep_report
-from secretscan.sweep.run import Sweeper, SweepOptions
 from secretscan.sweep.store import Store, SweepRow, default_db_path
-from secretscan.sweep.targets import SweepTarget, TagFilter, parse_since, read_repository_file
 from secretscan.sweep.where import render_where, where
 from secretscan.terminal import TerminalSafeFormatter, terminal_safe, traceback_safe
 from secretscan.verify import VERIFIER_NAMES, Verifier
@@ -628,6 +626,11 @@ def _write_reports(args: argparse.Namespace, report: ScanReport, *, private: boo
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    # Here, not at the top: the sweep brings the registry client (requests, urllib3), which every
+    # other command would load at start for nothing.
+    from secretscan.sweep.run import Sweeper, SweepOptions
+    from secretscan.sweep.targets import SweepTarget, TagFilter, parse_since, read_repository_file
+
     _check_outputs(args)
     config = _config(args)
     if args.repos_file:

@@ -5,6 +5,8 @@ here (and in the document), which is the moment to ask where it belongs."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import REPO
@@ -105,3 +107,14 @@ def test_the_document_names_every_unit_at_its_level() -> None:
         assert line is not None, f"docs/architecture.md has no row for level {level}"
         for unit in units:
             assert f"`{unit}`" in line, f"docs/architecture.md: level {level} does not name `{unit}`"
+
+
+def test_the_cli_starts_without_the_http_stack() -> None:
+    """``requests`` and what it brings (urllib3, http.client, ssl, email) cost a run about a
+    quarter of its start-up, before any work, and a local scan never speaks HTTP: only a registry
+    source, a sweep, ``--verify`` or a store imports them, where it is used."""
+    heavy = ("requests", "urllib3", "http.client", "ssl", "email")
+    script = f"import secretscan.cli, sys; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

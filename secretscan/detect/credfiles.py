@@ -20,10 +20,10 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from html import escape as html_escape  # quote=False: XML text escapes; xml.sax.saxutils loads http.client, ssl
 from types import MappingProxyType
 from typing import NamedTuple
 from urllib.parse import unquote
-from xml.sax.saxutils import escape as xml_escape
 
 import yaml
 
@@ -524,7 +524,7 @@ def _maven_settings(data: bytes) -> Iterator[Match]:
         for f in fields:
             value = (f.text or "").strip()
             if not is_placeholder(value):
-                span = loc.find([xml_escape(value).encode(), value.encode("utf-8", "replace")])
+                span = loc.find([html_escape(value, quote=False).encode(), value.encode("utf-8", "replace")])
                 ctx = f"{where}.{_local(f.tag)}"
                 yield _match("file.maven-settings.password", value, span, loc.line(span), ctx)
 

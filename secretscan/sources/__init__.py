@@ -23,7 +23,7 @@ from secretscan.errors import SecretScanError, SourceError, UsageError
 from secretscan.image.model import Image
 from secretscan.sources.auth import Keychain, MultiKeychain
 from secretscan.sources.reference import reads_stdin, unknown_transport
-from secretscan.sources.registry import RegistryOptions
+from secretscan.sources.registry_options import RegistryOptions
 from secretscan.sources.savestream import SaveStream
 
 if TYPE_CHECKING:

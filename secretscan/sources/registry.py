@@ -39,7 +39,6 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 import urllib3
 
-from secretscan.deadline import Deadline
 from secretscan.errors import (
     BlobOverrun,
     SecretScanError,
@@ -54,7 +53,8 @@ from secretscan.image.model import LayerHandle, UnreadableImage, parse_json
 from secretscan.origin import is_loopback_host
 from secretscan.sources.auth import Credentials, Keychain
 from secretscan.sources.reference import ImageRef
-from secretscan.sources.transfer import TransferPolicy, guarded_session
+from secretscan.sources.registry_options import RegistryOptions
+from secretscan.sources.transfer import guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -74,36 +74,6 @@ MAX_LISTING_PAGES = 10_000
 MAX_LISTING_ENTRIES = 1_000_000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "secretscan"
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    timeout_seconds: float = 30.0
-    retries: int = 4
-    backoff_seconds: float = 0.5
-    max_retry_after_seconds: float = 60.0
-    insecure_registries: tuple[str, ...] = ()
-    """Registries that may be reached without TLS verification or over plain HTTP (loopback ones
-    always may, as in Docker): HTTPS is tried first, unverified, then HTTP."""
-    tls_verify: bool = False
-    """Require verified HTTPS even for loopback and insecure registries."""
-    platform: str | None = None
-    """``os/arch[/variant]``; None means the host's."""
-    all_platforms: bool = False
-    stall_seconds: float = 30.0
-    """A transfer that receives under ``min_bytes_per_second`` over this much waiting time is stopped."""
-    min_bytes_per_second: int = 1024
-    deadline: Deadline = field(default_factory=Deadline)
-    """The run's ``--timeout``: every wait for a registry ends by then."""
-
-    @property
-    def transfer_policy(self) -> TransferPolicy:
-        return TransferPolicy(
-            read_timeout=self.timeout_seconds,
-            stall_seconds=self.stall_seconds,
-            min_bytes_per_second=self.min_bytes_per_second,
-            deadline=self.deadline,
-        )
 
 
 def host_platform_name() -> str:

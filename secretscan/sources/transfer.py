@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -33,19 +32,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
-from secretscan.deadline import Deadline
 from secretscan.errors import TimeLimitReached, TransferStalled
-
-
-@dataclass(frozen=True)
-class TransferPolicy:
-    read_timeout: float = 30.0
-    """The longest single wait for the peer (also the connect + TLS handshake budget)."""
-    stall_seconds: float = 30.0
-    """Length of the window (of waiting time) over which throughput is judged."""
-    min_bytes_per_second: int = 1024
-    """Below this, averaged over a window, a transfer has stalled."""
-    deadline: Deadline = field(default_factory=Deadline)
+from secretscan.sources.registry_options import TransferPolicy
 
 
 def guarded_session(policy: TransferPolicy) -> requests.Session:

@@ -6,15 +6,18 @@ of a sweep."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from secretscan.errors import UsageError
 from secretscan.findings import sort_findings
 from secretscan.models import Finding, ImageSummary, KnownTestKey, ScanReport, Skipped
 from secretscan.stores.matcher import with_match
-from secretscan.sweep.run import SweepSummary
 from secretscan.sweep.store import Store, SweepRow, SweepStatus, Unresolved
 from secretscan.terminal import terminal_lines
 from secretscan.version import __version__
+
+if TYPE_CHECKING:  # the sweep itself (and its registry client) is not needed to read its database
+    from secretscan.sweep.run import SweepSummary
 
 
 def pick_sweep(store: Store, sweep_id: int | None) -> SweepRow:

@@ -33,6 +33,7 @@ from secretscan.sources.auth import Keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions, UnreadablePlatform, resolve_manifest
 from secretscan.stores.matcher import StoreMatcher
+from secretscan.sweep.progress import SweepProgress
 from secretscan.sweep.store import ImageResult, ImageRow, ImageStatus, Store, Unresolved
 from secretscan.sweep.targets import SweepTarget, TagFilter, TaggedImage, parse_created
 from secretscan.sweep.workers import LayerJob, LayerScanner, WorkerSpec, run_remote_job, scan_profile
@@ -122,14 +123,6 @@ class SweepOptions:
     jobs: int = 1
     max_repositories: int = 100_000
     """At most this many repositories per sweep; a catalog with more is reported as cut short."""
-
-
-class SweepProgress:
-    """What the sweep tells a display; the default shows nothing."""
-
-    def phase(self, name: str, total: int) -> None: ...
-    def step(self, n: int = 1) -> None: ...
-    def done(self) -> None: ...
 
 
 class Sweeper:

@@ -5,6 +5,10 @@ endpoints the user enabled (defaults: the providers' public APIs; every one conf
 Verdicts are three-valued. LIVE and REVOKED only on an answer the provider documents; timeouts,
 rate limits and odd answers are UNKNOWN, with the evidence (status, account, token metadata —
 never the secret).
+
+requests is imported when a ``Verifier`` is made, not with this package: every run names
+``VERIFIER_NAMES`` and ``VerifyOptions`` (options, help, config checks), and a run without
+``--verify`` should not pay for loading an HTTP stack it never uses.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-
-import requests
+from typing import TYPE_CHECKING, TypeAlias
 
 from secretscan.detect.rules import RuleSet
 from secretscan.models import Finding, Verdict, Verification
 from secretscan.verify.aws import verify_aws
 from secretscan.verify.http_providers import HTTP_PROVIDERS, ask
 from secretscan.verify.vault_token import verify_vault_token
+
+if TYPE_CHECKING:
+    import requests
 
 AWS_KEY_ID_RULE = "aws.access-key-id"
 MAX_AWS_PAIRS = 8
@@ -52,7 +58,7 @@ class VerifyOptions:
         return HTTP_PROVIDERS[provider].default_base
 
 
-SecretCheck = Callable[[str, VerifyOptions, requests.Session], tuple[Verdict, str]]
+SecretCheck: TypeAlias = "Callable[[str, VerifyOptions, requests.Session], tuple[Verdict, str]]"
 """One found secret -> (verdict, evidence): the whole of a single-secret verifier."""
 
 
@@ -96,6 +102,8 @@ class Verifier:
     """The enricher behind ``--verify``."""
 
     def __init__(self, ruleset: RuleSet, options: VerifyOptions) -> None:
+        import requests  # here, not with the package: see the module docstring
+
         self.ruleset, self.options = ruleset, options
         self._cache: dict[tuple[str, str], Verification] = {}
         self._limit = _RateLimit(options.rate_per_second)

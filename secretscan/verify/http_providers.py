@@ -3,17 +3,21 @@
 Each entry says how to ask (method, path, how the token is sent) and how to read the answer
 into a three-valued verdict. Anything not explicitly recognised as live or revoked is UNKNOWN,
 with the HTTP status as evidence: an odd answer never counts as "revoked".
+
+The table is read at every start (the verifiers' names, their default endpoints); requests is
+imported by ``ask``, the one place that sends, so that reading it loads no HTTP stack.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from secretscan.models import Verdict
+
+if TYPE_CHECKING:
+    import requests
 
 Reading = tuple[Verdict, str]
 
@@ -146,6 +150,8 @@ HTTP_PROVIDERS: dict[str, HttpProvider] = {
 
 
 def ask(provider: HttpProvider, base: str, token: str, timeout: float, session: requests.Session) -> Reading:
+    import requests
+
     try:
         response = session.request(
             provider.method,
