@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from secretscan.models import PackageState
@@ -124,6 +124,12 @@ class _Place:
     """Layers that installed the package."""
     times: tuple[int | None, ...] = ()
     """The time of the package's root in each of ``layers`` (npm: its ``package.json``'s)."""
+    published: bool = field(init=False, default=False)
+    """Whether ``verdict`` is one of published content (asked for every file of a layer)."""
+
+    def __post_init__(self) -> None:
+        verdict = self.verdict
+        object.__setattr__(self, "published", verdict is not None and verdict.state is not None and verdict.state.published)
 
 
 class ProvenanceIndex:
@@ -162,10 +168,8 @@ class ProvenanceIndex:
         a file vouched for by membership alone need not be read at all."""
         records = self._records(path)
         if not records:  # what ``_unrecorded`` decides for layer 0, without its labels
-            place, odd = self._weigh(0, path, FileFacts({}, mtime, mode))
-            verdict = place.verdict
-            published = odd is None and verdict is not None and verdict.state is not None and verdict.state.published
-            return MEMBERSHIP if published else None
+            place, odd = self._weigh(0, path, mtime, mode)
+            return MEMBERSHIP if odd is None and place.published else None
         # what ``_recorded`` decides for layer 0, without the labels it writes for a report
         hashed = [digest.partition(":") for _, _, digest in records if digest != NO_DIGEST]
         if hashed:
@@ -207,7 +211,7 @@ class ProvenanceIndex:
         return Origin(PackageState.MEMBER, self._label(package))
 
     def _unrecorded(self, layer: int, path: str, facts: FileFacts | None) -> Origin | None:
-        place, odd = self._weigh(layer, path, facts)
+        place, odd = self._weigh(layer, path, *((facts.mtime, facts.mode) if facts is not None else (None, None)))
         if odd is _Odd.LAYER:
             return Origin(
                 PackageState.UNRECORDED,
@@ -221,9 +225,9 @@ class ProvenanceIndex:
             )
         return place.verdict
 
-    def _weigh(self, layer: int, path: str, facts: FileFacts | None) -> tuple[_Place, _Odd | None]:
+    def _weigh(self, layer: int, path: str, mtime: int | None, mode: int | None) -> tuple[_Place, _Odd | None]:
         """The place of a file no record names, and what about the file itself (its layer, time,
-        mode) speaks against the verdict of its place (None: nothing)."""
+        mode; None: not known) speaks against the verdict of its place (None: nothing)."""
         directory = path.rpartition("/")[0]
         place = self._places.get(directory)
         if place is None:
@@ -232,11 +236,11 @@ class ProvenanceIndex:
             return place, None
         if layer not in place.layers:
             return place, _Odd.LAYER
-        if facts is not None and place.manager is Manager.NPM:
-            mtime = place.times[place.layers.index(layer)]
-            if mtime and facts.mtime and abs(facts.mtime - mtime) > NPM_SAME_TIME:
+        if place.manager is Manager.NPM and mtime:
+            written = place.times[place.layers.index(layer)]
+            if written and abs(mtime - written) > NPM_SAME_TIME:
                 return place, _Odd.TIME
-        if facts is not None and place.manager is Manager.GO and facts.mode & 0o222:
+        if place.manager is Manager.GO and mode is not None and mode & 0o222:
             return place, _Odd.WRITABLE
         return place, None
 
