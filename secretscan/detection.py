@@ -44,7 +44,7 @@ class Detection:
         """``rule_dirs``: the user's rule directories (the built-in rules always come first);
         ``store``: where compiled artefacts are found and kept (default: shipped, then the user's cache)."""
         dirs = [BUILTIN_RULES_DIR, *rule_dirs]
-        ruleset = load_rules(dirs, VERIFIER_NAMES)
+        ruleset = load_rules(dirs, VERIFIER_NAMES, trusted=(BUILTIN_RULES_DIR,))
         store = store or ArtefactStore(default_cache_dir())
         base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, store=store)
         known = with_rule_examples(base, ruleset, dirs, store)

@@ -99,7 +99,7 @@ def _published_values(engine: Engine, ruleset: RuleSet, rule_dirs: Sequence[Path
         (rule, *example_input(rule, example))
         for rule, example, _ in example_cases(ruleset)  # negative examples too: any value in them is published
     ]
-    published += [(rule, rule.pattern.pattern, None) for rule in ruleset.rules if rule.pattern is not None]
+    published += [(rule, rule.source, None) for rule in ruleset.rules if rule.source is not None]
     for rule, data, name in published:  # (a rule's own regex can look like the key it describes)
         for m in engine.scan_bytes(data, name):
             sources.setdefault(known_key_fingerprint(m.secret), f"secretscan rule example ({rule.id})")
@@ -111,7 +111,7 @@ def check_example(engine: Engine, rule: Rule, example: Any, should_match: bool) 
     if rule.parser and not isinstance(example, dict):
         return f"parser rule example must be a mapping with path and content, got {example!r:.60}"
     data, path = example_input(rule, example)
-    if rule.pattern is not None and should_match and not any(k in data.lower() for k in rule.keywords):
+    if rule.source is not None and should_match and not any(k in data.lower() for k in rule.keywords):
         return f"example contains none of the keywords, the prefilter would skip it: {example!r:.80}"
     hit = any(m.rule_id == rule.id for m in engine.scan_bytes(data, path))
     if hit != should_match:
@@ -139,7 +139,7 @@ def slow_regex_rules(rules: Sequence[Rule], budget: float = MAX_REGEX_SECONDS) -
     A regex that backtracks catastrophically cannot be interrupted in-process, so the inputs run
     in a forked child that announces each rule it starts; the parent kills a child that stays on
     one rule too long, notes the rule, and goes on with a fresh child from the next one."""
-    pending = [r for r in rules if r.pattern is not None]
+    pending = [r for r in rules if r.source is not None]
     if not hasattr(os, "fork"):  # pragma: no cover - POSIX only
         return []
     slow: list[Rule] = []

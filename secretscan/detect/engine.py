@@ -60,27 +60,27 @@ class Engine:
         (or with ``hyperscan=False``) the keyword-only path gives the same findings, slower."""
         self.ruleset = ruleset
         self.known = known or KnownKeys({})
-        self._pattern_rules = {r.id: r for r in ruleset.rules if r.pattern is not None}
+        self._pattern_rules = {r.id: r for r in ruleset.rules if r.source is not None}
         self._bounds: dict[str, tuple[int, int | None]] = {}
         """Rule id -> (``_reach``, ``_span``), worked out the first time the rule is a candidate:
         parsing 500 patterns again took a tenth of a second at every start, for the few rules a
         scan ever needs."""
         users: dict[bytes, list[str]] = {}
         for rule in ruleset.rules:
-            if rule.pattern is not None or rule.detect_secrets:
+            if rule.source is not None or rule.detect_secrets:
                 for kw in rule.keywords:
                     users.setdefault(kw, []).append(rule.id)
         self._keywords = KeywordIndex(users)
         self._parser_rules = {r.parser for r in ruleset.rules if r.parser}
         plugins = detect_secrets_plugins() if any(r.detect_secrets for r in ruleset.rules) else {}
         self._ds_rules = [(r, plugins[r.detect_secrets]()) for r in ruleset.rules if r.detect_secrets]
-        self._rule_keywords = {r.id: r.keywords for r in ruleset.rules if r.pattern is not None or r.detect_secrets}
+        self._rule_keywords = {r.id: r.keywords for r in ruleset.rules if r.source is not None or r.detect_secrets}
         self._heuristic = frozenset(r.id for r in ruleset.rules if r.heuristic)
         """Rules that guess from a name and a value's looks (``generic.*``), not a provider's format."""
         self.prefilter: PatternPrefilter | None = None
         if hyperscan and self._pattern_rules:
             try:
-                patterns = {rid: r.pattern.pattern for rid, r in self._pattern_rules.items() if r.pattern is not None}
+                patterns = {rid: r.source for rid, r in self._pattern_rules.items() if r.source is not None}
                 # a plugin rule's candidates: where one of the plugin's own regexes can match (it runs
                 # only on its keywords' lines, as on the keyword-only path)
                 for rule, plugin in self._ds_rules:

@@ -66,7 +66,8 @@ class Rule:
     confidence: str
     keywords: tuple[bytes, ...]
     """Lower-case byte strings; the rule runs only on data containing one of them."""
-    pattern: re.Pattern[bytes] | None
+    source: bytes | None
+    """The regex (exactly one capture group: the secret), as text; compiled as ``pattern``."""
     parser: str | None
     detect_secrets: str | None
     """Class name of a detect-secrets plugin run on the lines that hold a keyword (reused, not rewritten)."""
@@ -83,6 +84,17 @@ class Rule:
     quoted_in: tuple[str, ...] = ()
     """File name endings (``.js``, ``.py``) of source code, where a hardcoded value is a string
     literal: there a bare ``NAME = value`` is an expression (``token = this.getToken()``)."""
+    compiled: re.Pattern[bytes] | None = field(default=None, repr=False, compare=False)
+    """``pattern`` once compiled (given at load when the rule was validated there)."""
+
+    @property
+    def pattern(self) -> re.Pattern[bytes] | None:
+        """The compiled regex, compiled at its first use when not at load (``load_rules``'s
+        ``trusted``): most of 500 rules never meet a keyword in a given image, and compiling them
+        all took a tenth of a second of every start."""
+        if self.compiled is None and self.source is not None:
+            object.__setattr__(self, "compiled", re.compile(self.source))
+        return self.compiled
 
     @property
     def heuristic(self) -> bool:
@@ -103,10 +115,14 @@ class RuleSet:
         return len(self.rules)
 
 
-def load_rules(dirs: Sequence[Path], verifiers: Collection[str] = ()) -> RuleSet:
+def load_rules(dirs: Sequence[Path], verifiers: Collection[str] = (), trusted: Collection[Path] = ()) -> RuleSet:
     """Load every ``*.yaml`` rule file under ``dirs``. Raises RuleError on the first invalid rule.
     ``verifiers``: the names a rule's ``verifier:`` may take (``verify.VERIFIER_NAMES``: the
-    checks live in ``verify``, above this module); empty, names are not checked."""
+    checks live in ``verify``, above this module); empty, names are not checked. ``trusted``:
+    directories among ``dirs`` whose regexes are known to compile and whose detect-secrets plugins
+    exist (the built-in rules, checked by every test run and by the build of their shipped
+    prefilter): compiled at first use, and detect-secrets imported only when a scan needs it.
+    Every other rule is checked here, so a user's rule fails before any scan."""
     rules: list[Rule] = []
     hasher = hashlib.sha256()
     for directory in dirs:
@@ -122,7 +138,7 @@ def load_rules(dirs: Sequence[Path], verifiers: Collection[str] = ()) -> RuleSet
                 continue  # data files that live beside the rules (known-test-keys.yaml)
             hasher.update(path.name.encode() + b"\0" + text)
             for raw in doc["rules"] or []:
-                rules.append(_parse_rule(raw, path.name, verifiers))
+                rules.append(_parse_rule(raw, path.name, verifiers, validate=directory not in trusted))
     if not rules:
         raise RuleError("no rules loaded: an empty rule set would report every image as clean")
     by_id: dict[str, Rule] = {}
@@ -134,7 +150,7 @@ def load_rules(dirs: Sequence[Path], verifiers: Collection[str] = ()) -> RuleSet
     return RuleSet(rules=tuple(rules), digest="sha256:" + hasher.hexdigest(), by_id=by_id, order=order)
 
 
-def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = ()) -> Rule:
+def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = (), *, validate: bool = True) -> Rule:
     if not isinstance(raw, dict):
         raise RuleError(f"{filename}: each rule must be a mapping, got {type(raw).__name__}")
     rule_id = str(raw.get("id", ""))
@@ -160,20 +176,22 @@ def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = ()) -> Rul
         raise bad(f"confidence must be one of {CONFIDENCES}")
     if sum(bool(raw.get(k)) for k in ("pattern", "parser", "detect_secrets")) != 1:
         raise bad("needs exactly one of 'pattern', 'parser' or 'detect_secrets'")
-    if raw.get("detect_secrets") and str(raw["detect_secrets"]) not in detect_secrets_plugins():
+    if validate and raw.get("detect_secrets") and str(raw["detect_secrets"]) not in detect_secrets_plugins():
         raise bad(f"unknown detect-secrets plugin {raw['detect_secrets']!r}")
-    pattern = None
+    source = pattern = None
     if raw.get("pattern"):
         # a list of parts is joined: rules share a part through a YAML anchor (&value / *value)
         parts = raw["pattern"] if isinstance(raw["pattern"], list) else [raw["pattern"]]
-        try:
-            pattern = re.compile("".join(str(part) for part in parts).encode())
-        except re.error as exc:
-            raise bad(f"pattern does not compile: {exc}") from None
-        if pattern.groups != 1:
-            raise bad(f"pattern must have exactly one capture group (the secret), has {pattern.groups}")
+        source = "".join(str(part) for part in parts).encode()
+        if validate:
+            try:
+                pattern = re.compile(source)
+            except re.error as exc:
+                raise bad(f"pattern does not compile: {exc}") from None
+            if pattern.groups != 1:
+                raise bad(f"pattern must have exactly one capture group (the secret), has {pattern.groups}")
     keywords = tuple(str(k).lower().encode() for k in raw.get("keywords") or ())
-    if (pattern is not None or raw.get("detect_secrets")) and not keywords:
+    if (source is not None or raw.get("detect_secrets")) and not keywords:
         raise bad("needs keywords (the prefilter runs a rule only where one occurs)")
     examples = tuple(raw.get("examples") or ())
     negatives = tuple(raw.get("negative_examples") or ())
@@ -193,7 +211,7 @@ def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = ()) -> Rul
         severity=severity,
         confidence=confidence,
         keywords=keywords,
-        pattern=pattern,
+        source=source,
         parser=str(raw["parser"]) if raw.get("parser") else None,
         detect_secrets=str(raw["detect_secrets"]) if raw.get("detect_secrets") else None,
         verifier=verifier,
@@ -205,6 +223,7 @@ def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = ()) -> Rul
         references=tuple(str(r) for r in raw.get("references") or ()),
         origin=origin,
         quoted_in=tuple(str(e).lower() for e in raw.get("quoted_in") or ()),
+        compiled=pattern,
     )
 
 
