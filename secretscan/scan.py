@@ -73,6 +73,18 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
+def _records(found: split.Survey) -> LayerPackages | None:
+    """The package records of the database files a survey read (their bytes are dropped: the
+    records are what is sent on)."""
+    if not found.databases:
+        return None
+    collector = collect.Collector()
+    for path, mtime, data in found.databases:
+        collector.feed(path, data, mtime)
+    found.databases = []
+    return collector.packages
+
+
 def _share(piece: Piece, layer_size: int) -> int:
     """What a piece adds to its image's bar: the stored bytes it covers (the digest task reads a
     layer its pieces already counted)."""
@@ -342,27 +354,42 @@ class Scanner:
         boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
         layer, its package records read before the scan: they let files they vouch for skip the
         name = value heuristics (one walk over its headers gives both). Several layers are
-        surveyed side by side, on the workers that then scan them."""
+        surveyed side by side, on the workers that then scan them, and a big layer's headers in
+        chunks side by side (one layer of 70,000 files would otherwise hold the scan back alone)."""
         limit = self.config.limits.max_layer_bytes
         cuttable = [h.open_range is not None and h.walk is None and (h.size or 0) <= limit for h in layers]
         chosen = dict(split.plan([h.size for h in layers], cuttable, workers))
-        surveyed = [i for i, handle in enumerate(layers) if cuttable[i] and handle.size]
-        side_by_side = workers > 1 and len(surveyed) > 1 and all(layers[i].forkable for i in surveyed)
-        found = fork_map(
-            lambda k: self._survey(layers[surveyed[k]], chosen.get(surveyed[k], 1)),
-            len(surveyed),
-            [layers[i].size or 0 for i in surveyed],
+        candidates = [i for i, handle in enumerate(layers) if cuttable[i] and handle.size]
+        side_by_side = workers > 1 and all(layers[i].forkable for i in candidates)
+        starts: dict[int, list[int]] = {}
+        for i in candidates:
+            found = self._chunk_starts(layers[i], workers if side_by_side and i in chosen else 1)
+            if found:
+                starts[i] = found
+        tasks = [(i, k) for i, found in starts.items() for k in range(len(found))]
+
+        def walk(t: int) -> tuple[split.Survey, LayerPackages | None]:
+            i, k = tasks[t]
+            stop = starts[i][k + 1] if k + 1 < len(starts[i]) else None
+            return self._survey(layers[i], chosen.get(i, 1), starts[i][k], stop, len(starts[i]))
+
+        walked = fork_map(
+            walk,
+            len(tasks),
+            [(layers[i].size or 0) // len(starts[i]) for i, _ in tasks],
             workers if side_by_side else 1,
-            on_error=lambda k, reason: ([], None),  # scanned whole, which reports what is wrong with it
+            on_error=lambda t, reason: (split.Survey(uncuttable=True), None),  # scanned whole, which reports it
             meanwhile=self.stack,
         )
-        surveys = dict(zip(surveyed, found, strict=True))
         pieces: list[Piece] = []
         expected: dict[int, LayerPackages] = {}
         for i, handle in enumerate(layers):
-            cuts, packages = surveys.get(i, ([], None))
-            if packages is not None:
-                expected[i] = packages
+            cuts: list[int] = []
+            if i in starts:
+                own = [w for (j, _), w in zip(tasks, walked, strict=True) if j == i]
+                cuts, packages = self._joined(handle, chosen.get(i, 1), starts[i], own)
+                if packages:
+                    expected[i] = packages
             if not cuts:
                 pieces.append(Piece(i))
                 continue
@@ -371,23 +398,53 @@ class Scanner:
             pieces.append(Piece(i, digest_only=True))
         return pieces, expected
 
-    def _survey(self, handle: LayerHandle, parts: int) -> tuple[list[int], LayerPackages | None]:
-        """Where an uncompressed local layer can be cut into ``parts``, and its package records."""
+    def _chunk_starts(self, handle: LayerHandle, chunks: int) -> list[int]:
+        """Where walks over an uncompressed local layer's headers start (``split.chunk_starts``);
+        [] when the layer is not one (it is scanned whole, which says what is wrong with it)."""
+        if handle.open_range is None or not handle.size or self.deadline.expired:
+            return []
+        try:
+            with handle.open_range(0, handle.size) as blob:
+                if sniff(blob.read(512)) != "none":
+                    return []
+                return split.chunk_starts(blob, handle.size, chunks) if chunks > 1 else [0]
+        except (OSError, SecretScanError):
+            return []
+
+    def _survey(
+        self, handle: LayerHandle, parts: int, start: int, stop: int | None, chunks: int
+    ) -> tuple[split.Survey, LayerPackages | None]:
+        """One walk over an uncompressed local layer's headers, from ``start`` to ``stop``: where
+        it can be cut into ``parts``, and its package records (read here, sent on as records)."""
         databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
-        found = split.Survey()
-        if handle.open_range is not None and handle.size and not self.deadline.expired:
+        assert handle.open_range is not None and handle.size
+        try:
+            with handle.open_range(0, handle.size) as blob:
+                found = split.survey(
+                    blob, handle.size, parts, databases, start=start, stop=stop, budget=split.MAX_SURVEY_BYTES // chunks
+                )
+        except (OSError, SecretScanError):
+            found = split.Survey(uncuttable=True)  # scanned whole, which reports what is wrong with it
+        return found, _records(found)
+
+    def _joined(
+        self, handle: LayerHandle, parts: int, starts: list[int], walks: list[tuple[split.Survey, LayerPackages | None]]
+    ) -> tuple[list[int], LayerPackages | None]:
+        """A layer's cuts and package records from its walks side by side (``split.join_surveys``),
+        walked on here from where a chunk turned out to start inside a file."""
+        joined, used, resume_at, targets_from = split.join_surveys(starts, [w for w, _ in walks])
+        records = [p for _, p in walks[:used]]
+        if resume_at is not None:
+            databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
+            assert handle.open_range is not None and handle.size
             try:
                 with handle.open_range(0, handle.size) as blob:
-                    if sniff(blob.read(512)) == "none":
-                        found = split.survey(blob, handle.size, parts, databases)
+                    rest = split.walk_on(blob, handle.size, parts, databases, split.Survey(joined.cuts), resume_at, targets_from)
             except (OSError, SecretScanError):
-                found = split.Survey()  # scanned whole, which reports what is wrong with it
-        if not found.databases:
-            return found.cuts, None
-        collector = collect.Collector()
-        for path, mtime, data in found.databases:
-            collector.feed(path, data, mtime)
-        return found.cuts, collector.packages
+                return [], split.merge_packages(records)
+            joined.cuts = rest.cuts
+            records.append(_records(rest))
+        return joined.cuts, split.merge_packages(records)
 
     def _scan_piece(
         self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None, on_progress: Callable[[int], None]

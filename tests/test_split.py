@@ -3,13 +3,19 @@ is the one a single worker gives, whatever sits at the cuts (long names, links, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
+import os
+import random
 import tarfile
 from pathlib import Path
 
 import pytest
 import secretgen
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
 
 from secretscan.walk import split
@@ -141,3 +147,110 @@ def test_the_survey_finds_package_records_however_their_names_are_written(fmt: i
     found = split.survey(io.BytesIO(data), len(data), 1, 1 << 20)
     assert sorted(path for path, _, _ in found.databases) == sorted("/" + name for name, _, _ in members[1:])
     assert all(content == record for _, _, content in found.databases)
+
+
+def _random_layer(draw_members: list[tuple[str, int, int]], seed: int) -> bytes:
+    """A layer of files (some package records, some holding a tar of their own: headers inside a
+    file's bytes), directories, and names long enough for pax or GNU long-name headers."""
+    rng = random.Random(seed)
+    buffer = io.BytesIO()
+    fmt = rng.choice([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for i, (kind, size, depth) in enumerate(draw_members):
+            name = "/".join(["d" * rng.randint(1, 40) for _ in range(depth)] + [f"m{i}"])
+            if kind == "dir":
+                info = tarfile.TarInfo(name)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                continue
+            if kind == "record":
+                name = f"usr/lib/python3/site-packages/p{i}-1.0.dist-info/RECORD"
+                data = f"p{i}/__init__.py,sha256=AAAA,{size}\n".encode()
+            elif kind == "tar":  # a tar inside a file: its headers are "ustar" blocks at 512-byte steps
+                inner = io.BytesIO()
+                with tarfile.open(fileobj=inner, mode="w", format=tarfile.USTAR_FORMAT) as nested:
+                    for j in range(3):
+                        member = tarfile.TarInfo(f"inner{j}/RECORD")
+                        member.size = size
+                        nested.addfile(member, io.BytesIO(bytes(size)))
+                data = inner.getvalue()
+            else:
+                data = bytes(rng.getrandbits(8) for _ in range(min(size, 64))) * max(1, size // 64)
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_700_000_000 + i
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["file", "file", "dir", "record", "tar"]), st.integers(0, 20_000), st.integers(1, 5)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 2**32),
+    st.integers(2, 5),
+    st.integers(2, 8),
+)
+def test_walks_side_by_side_give_what_one_walk_gives(members: list, seed: int, chunks: int, parts: int) -> None:
+    """A layer's headers walked in chunks from headers found near ``size * k / chunks`` (some inside
+    a file's bytes: a tar held in the layer), joined, and walked on where a chunk started inside a
+    file: the same cuts and package records, in the same order, as one walk from the start."""
+    data = _random_layer(members, seed)
+    if seed % 5 == 0:  # now and then, a damaged header somewhere after the first
+        at = (seed // 5) % max(1, len(data) // 512) * 512
+        data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :] if at else data
+    size = len(data)
+    stream = io.BytesIO(data)
+    one = split.survey(stream, size, parts, 1 << 20)
+    starts = split.chunk_starts(stream, size, chunks)
+    walks = [
+        split.survey(stream, size, parts, 1 << 20, start=a, stop=b)
+        for a, b in zip(starts, [*starts[1:], None], strict=True)
+    ]
+    joined, _, resume_at, targets_from = split.join_surveys(starts, walks)
+    if resume_at is not None:
+        joined = split.walk_on(stream, size, parts, 1 << 20, joined, resume_at, targets_from)
+    assert (joined.cuts, joined.databases) == (one.cuts, one.databases)
+
+
+def test_a_layer_holding_a_tar_where_its_headers_are_walked_side_by_side(cli, tmp_path: Path, small_pieces: None) -> None:
+    """The walk of a big layer's second half starts at the first header found past its middle,
+    which here lies inside a tar file the layer holds, among them a pip RECORD that would vouch
+    for the layer's own settings file: the joined walks notice, walk on from where the first one
+    stopped, and the report is the one a single worker gives, with that file's secret a finding."""
+    outer_token = secretgen.github_pat()
+    settings = f'GITHUB_TOKEN = "{outer_token}"\n'.encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(settings).digest()).rstrip(b"=")
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w", format=tarfile.USTAR_FORMAT) as nested:
+        pads = [(f"x/pad{i}.bin", bytes(range(256)) * 16) for i in range(50)]  # a header every 4.5 KiB
+        record = b"x/settings.py,sha256=" + digest + b",%d\n" % len(settings)
+        for name, data in [*pads[:25], ("usr/lib/python3/site-packages/x-1.0.dist-info/RECORD", record), *pads[25:]]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            nested.addfile(info, io.BytesIO(data))
+    entries = [
+        Entry("app/a.bin", bytes(range(256)) * 400),
+        Entry("app/bundle.tar", inner.getvalue()),
+        Entry("usr/lib/python3/site-packages/x/settings.py", settings),
+        Entry("app/z.bin", bytes(range(256)) * 100),
+    ]
+    image = tmp_path / "holding.tar"
+    write_docker_archive(image, ImageSpec([Layer(entries), Layer([Entry("app/other.txt", b"x\n")])]))
+    from secretscan.sources.archive import DockerArchive
+
+    handle = next(DockerArchive(image, None).images()).layers()[0]
+    assert handle.open_range is not None and handle.size
+    with handle.open_range(0, handle.size) as blob:
+        data = blob.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        boundaries = {m.offset for m in tar.getmembers()}
+        bundle = tar.getmember("app/bundle.tar")
+    starts = split.chunk_starts(io.BytesIO(data), len(data), 2)
+    assert len(starts) == 2 and starts[1] not in boundaries
+    assert bundle.offset_data <= starts[1] < bundle.offset_data + bundle.size  # a header of the tar inside
+    one, two = _report(cli, image, 1), _report(cli, image, 2)
+    assert one == two and not one["errors"]
+    assert [loc["path"] for f in one["findings"] for loc in f["locations"]] == ["/usr/lib/python3/site-packages/x/settings.py"]

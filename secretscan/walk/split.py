@@ -68,6 +68,20 @@ class Survey:
     cuts: list[int] = field(default_factory=list)
     databases: list[tuple[str, int, bytes]] = field(default_factory=list)
     """(path, modification time, content) of each package database file (``provenance.collect``)."""
+    stopped_at: int | None = None
+    """For a walk given a ``stop``: the member boundary at or past it where the walk stopped (None:
+    it ended before, at the end of the archive or at a header that does not check out)."""
+    unmet: int | None = None
+    """For a walk that stopped: the first cut target it had not met (its cut is the next member)."""
+    opens: bool = False
+    """The walk read a whole member's header at its ``start`` (not the end of the archive)."""
+    uncuttable: bool = False
+    """The walk met what forbids any cut of the layer (a bad header, a pax global header)."""
+
+
+_MAX_EXTENDED = 64 * 1024
+MAX_SURVEY_BYTES = 256 * 1024 * 1024
+"""Database bytes one survey keeps; the databases past it are read when the scan meets them."""
 
 
 def cut_points(stream: BinaryIO, size: int, parts: int) -> list[int]:
@@ -76,18 +90,33 @@ def cut_points(stream: BinaryIO, size: int, parts: int) -> list[int]:
     return survey(stream, size, parts, 0).cuts
 
 
-def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> Survey:
+def survey(
+    stream: BinaryIO,
+    size: int,
+    parts: int,
+    max_database_bytes: int,
+    start: int = 0,
+    stop: int | None = None,
+    budget: int = MAX_SURVEY_BYTES,
+    targets_from: int | None = None,
+) -> Survey:
     """Cut points as ``cut_points`` gives them, and the package database files of at most
-    ``max_database_bytes`` each (0: none). A header that does not check out ends the walk: no cut,
-    and only the databases before it (a file not vouched for is scanned in full, so that is safe)."""
+    ``max_database_bytes`` each (0: none), up to ``budget`` bytes in all. A header that does not
+    check out ends the walk: no cut, and only the databases before it (a file not vouched for is
+    scanned in full, so that is safe). ``start``: a member boundary to walk from; ``stop``: where
+    to stop, at the first member boundary at or past it (walks side by side: ``chunk_starts``);
+    the walk cuts for the targets from ``targets_from`` (default ``start``) up to ``stop``."""
     found = Survey()
-    targets = [size * k // parts for k in range(1, parts)]
-    pos = member_start = 0
+    low = start if targets_from is None else targets_from
+    targets = [t for t in (size * k // parts for k in range(1, parts)) if t >= low and (stop is None or t < stop)]
+    pos = member_start = start
     long_name: str | None = None
-    budget = MAX_SURVEY_BYTES
     window = _Window(stream)
     buf, base = b"", 0  # the window's bytes, and where they start: read here without a call a header
     for _ in range(MAX_HEADERS):
+        if stop is not None and pos >= stop and pos == member_start:
+            found.stopped_at, found.unmet = pos, (targets[0] if targets else None)
+            return found
         if pos + _BLOCK > size:
             return found
         at = pos - base
@@ -105,7 +134,7 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
         if length is None or kind in _NOT_CUTTABLE:
             if length is None and header.count(0) == _BLOCK:
                 return found  # end of archive
-            found.cuts = []
+            found.cuts, found.uncuttable = [], True
             return found
         data_at = pos + _BLOCK
         pos = data_at + -(-length // _BLOCK) * _BLOCK
@@ -120,6 +149,7 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
                 else:
                     long_name = ""  # named, and by no database's name (nearly all): not parsed out
             continue  # belongs to the member whose header follows
+        found.opens = found.opens or member_start == start
         if targets and member_start >= targets[0] and member_start > (found.cuts[-1] if found.cuts else 0):
             found.cuts.append(member_start)
             while targets and targets[0] <= member_start:
@@ -137,8 +167,74 @@ def survey(stream: BinaryIO, size: int, parts: int, max_database_bytes: int) -> 
                 budget -= length
         long_name = None
         member_start = pos
-    found.cuts = []
+    found.cuts, found.uncuttable = [], True
     return found
+
+
+def chunk_starts(stream: BinaryIO, size: int, chunks: int) -> list[int]:
+    """Where ``chunks`` walks over one layer's headers can start side by side: 0, then the first
+    header found at or after each ``size * k / chunks`` (a block holding ``ustar`` where a header
+    does, with numbers and checksum that hold). A start found inside a file's bytes (a tar held in
+    the layer) is caught when the walks are joined (``join_surveys``), and costs only time."""
+    starts = [0]
+    for k in range(1, chunks):
+        found = _header_at_or_after(stream, size, max(starts[-1] + _BLOCK, size * k // chunks // _BLOCK * _BLOCK))
+        if found is not None:
+            starts.append(found)
+    return starts
+
+
+_RESYNC_WINDOW = 16 * 1024 * 1024
+"""How far past a chunk's nominal start a header is looked for (past a file longer than this: no chunk)."""
+
+
+def _header_at_or_after(stream: BinaryIO, size: int, offset: int) -> int | None:
+    """The first block at or after ``offset`` (a multiple of 512) that reads as a header, within
+    ``_RESYNC_WINDOW`` bytes; read a piece at a time (a header is usually a few blocks on)."""
+    step = 64 * 1024
+    for at in range(offset, min(size, offset + _RESYNC_WINDOW), step):
+        stream.seek(at)
+        data = stream.read(min(step + _BLOCK, size - at))
+        hit = data.find(b"ustar", 257)
+        while 0 <= hit < step + 257:
+            block = hit - 257
+            if block % _BLOCK == 0 and block + _BLOCK <= len(data) and _checked_size(data[block : block + _BLOCK]) is not None:
+                return at + block
+            hit = data.find(b"ustar", hit + 1)
+    return None
+
+
+def walk_on(stream: BinaryIO, size: int, parts: int, max_database_bytes: int, joined: Survey, resume_at: int, targets_from: int) -> Survey:
+    """``joined`` (``join_surveys``) with the rest of the layer walked from ``resume_at`` in this
+    process: what one walk would have given, when a chunk's start turned out not to be a member's."""
+    rest = survey(stream, size, parts, max_database_bytes, start=resume_at, targets_from=targets_from)
+    last = joined.cuts[-1] if joined.cuts else 0
+    cuts = [] if rest.uncuttable else joined.cuts + [c for c in rest.cuts if c > last]
+    return Survey(cuts, joined.databases + rest.databases, uncuttable=rest.uncuttable)
+
+
+def join_surveys(starts: Sequence[int], walks: Sequence[Survey]) -> tuple[Survey, int, int | None, int]:
+    """One survey from walks side by side (walk k from ``starts[k]``, stopped at ``starts[k+1]``),
+    as one walk would have made it (cuts, databases in layer order), and how many of the walks it
+    takes. A walk that stopped elsewhere than the next one's start (that start lay inside a file's
+    bytes) ends what can be joined: then where to walk on from is returned too (else None), with
+    the first cut target that walk is still to meet."""
+    joined = Survey()
+    used = 0
+    for k, walk in enumerate(walks):
+        used += 1
+        joined.databases.extend(walk.databases)
+        joined.cuts.extend(c for c in walk.cuts if c > (joined.cuts[-1] if joined.cuts else 0))
+        if walk.uncuttable:
+            joined.cuts, joined.uncuttable = [], True
+            break
+        if walk.stopped_at is None or k + 1 == len(walks):
+            break  # the end of the archive (or of the last walk)
+        if walk.stopped_at != starts[k + 1]:
+            return joined, used, walk.stopped_at, starts[k + 1] if walk.unmet is None else walk.unmet
+        if walk.unmet is not None and walks[k + 1].opens and walk.stopped_at > (joined.cuts[-1] if joined.cuts else 0):
+            joined.cuts.append(walk.stopped_at)  # where a target of this walk is met: the next one's first member
+    return joined, used, None, 0
 
 
 class _Window:
@@ -166,9 +262,6 @@ class _Window:
         return self.buf[start : start + n]
 
 
-_MAX_EXTENDED = 64 * 1024
-MAX_SURVEY_BYTES = 256 * 1024 * 1024
-"""Database bytes one survey keeps; the databases past it are read when the scan meets them."""
 
 
 def _ustar_name(header: bytes) -> str:
@@ -271,6 +364,17 @@ def merge(pieces: Sequence[LayerResult], digest: str | None) -> LayerResult:
     merged.packages = packages
     merged.package_files, merged.package_bytes = listed_content(packages, sizes)
     return merged
+
+
+def merge_packages(parts: Sequence[LayerPackages | None]) -> LayerPackages | None:
+    """One layer's package records from those of its parts, in layer order (None: none had any)."""
+    found = [p for p in parts if p]
+    if len(found) <= 1:
+        return found[0] if found else None
+    joined = LayerPackages()
+    for part in found:
+        _merge_packages(joined, part)
+    return joined
 
 
 def _merge_packages(into: LayerPackages, piece: LayerPackages) -> None:
