@@ -343,7 +343,9 @@ def test_common_pax_headers_take_the_quick_way() -> None:
     assert entries == [("/app/node_modules/" + "deep/" * 30 + "index.js", "file", 0o644, 3, "", 1700000000, b"abc")]
 
 
-name_parts = st.sampled_from(["usr", "lib", ".", "..", "", ".wh.x", ".wh..wh..opq", "a b", "é", "x.", "\\", "n.js"])
+name_parts = st.sampled_from(
+    ["usr", "lib", ".", "..", "", ".wh.x", ".wh..wh..opq", "a b", "é", "x.", "\\", "n.js", "node_modules" * 4]
+)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -354,30 +356,32 @@ name_parts = st.sampled_from(["usr", "lib", ".", "..", "", ".wh.x", ".wh..wh..op
             st.sampled_from([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE]),
             st.sampled_from(["", "/", "//"]),
             st.sampled_from(["", "usr/share", "/abs", "a/./b/"]),
+            st.sampled_from([tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT]),
         ),
         min_size=1,
         max_size=4,
     )
 )
 def test_names_read_the_quick_way_read_as_tarfile_reads_them(spec: list) -> None:
-    """Names with and without a ustar prefix, with ``.``, ``..``, empty and backslash components,
-    leading and trailing slashes, whiteouts, spaces and non-ASCII bytes, on files and directories:
-    the walk gives the same paths, kinds and bytes with the quick reading as with tarfile's alone."""
+    """Names with and without a ustar prefix or a pax header (long or non-ASCII names), with
+    ``.``, ``..``, empty and backslash components, leading and trailing slashes, whiteouts, spaces
+    and non-ASCII bytes, on files and directories: the walk gives the same paths, kinds and bytes
+    with the quick reading as with tarfile's alone."""
     from unittest import mock
 
     from secretscan.walk import tarstream
 
     data = b""
-    for index, (parts, kind, lead, prefix) in enumerate(spec):
+    for index, (parts, kind, lead, prefix, fmt) in enumerate(spec):
         info = tarfile.TarInfo(lead + "/".join(parts))
         info.type, info.mtime, info.mode = kind, 1_700_000_000 + index, 0o644
         content = f"content {index}".encode() if kind != tarfile.DIRTYPE else b""
         info.size = len(content)
         try:
-            header = bytearray(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+            header = bytearray(info.tobuf(fmt, "utf-8", "surrogateescape"))
         except ValueError:  # a name ustar cannot hold
             continue
-        if prefix:
+        if prefix and fmt == tarfile.USTAR_FORMAT:
             header[345 : 345 + len(prefix)] = prefix.encode()
             header[148:156] = b"        "
             header[148:156] = b"%06o\0 " % (sum(header) & 0o777777)

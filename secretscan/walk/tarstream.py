@@ -111,6 +111,15 @@ def _quick_entry(blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry |
         if pax is None:
             return None
         header_at, head = offset + _BLOCK + padded, both[-_BLOCK:]
+        if (  # a long name, as npm trees hold thousands: the quick way too
+            pax.keys() <= {"path"}
+            and head[156] in _SIMPLE_KINDS
+            and CANONICAL_NUMBERS.fullmatch(head, 100, 156)
+            and _CANONICAL_DEVICES.fullmatch(head, 329, 345)
+        ):
+            simple = _simple_entry(head, blocks, archive, header_at, pax.get("path"))
+            if simple is not None:
+                return simple
     if head[156:157] not in _PLAIN_TYPES:
         return None
     fields = _header(head)
@@ -136,20 +145,25 @@ _SIMPLE_KINDS = frozenset(b"0\x005")
 """A regular file or a directory: what nearly every header of a layer is."""
 
 
-def _simple_entry(head: bytes, blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry | None:
+def _simple_entry(
+    head: bytes, blocks: _Blocks, archive: _Archive, offset: int, long_name: str | None = None
+) -> FileEntry | None:
     """The entry of a header as most are written (``_header``'s quick case: a file or directory,
     numbers written the usual way, its checksum right, a plain ASCII name that needs no
     normalising and is no whiteout), read in one go; None for anything else, which the general
-    reading then takes (and judges). Half the time of that reading, on 70,000 headers a layer."""
+    reading then takes (and judges). Half the time of that reading, on 70,000 headers a layer.
+    ``long_name``: the name a pax header before it gives (``offset`` is then this header's)."""
     if int(head[148:154], 8) != unsigned_checksum(head):
         return None
     end = head.find(b"\0", 0, 100)
     raw = head[:100] if end < 0 else head[:end]
     kind = head[156:157]
     directory = kind == tarfile.DIRTYPE or (kind == tarfile.AREGTYPE and raw.endswith(b"/"))
-    if directory:
+    if long_name is not None:  # as tarfile applies a pax path: slashes at its end dropped
+        raw = long_name.rstrip("/").encode("utf-8", "surrogateescape")
+    elif directory:
         raw = raw.rstrip(b"/")
-    if head[345]:
+    if head[345] and long_name is None:
         end = head.find(b"\0", 345, 500)
         raw = head[345 : 500 if end < 0 else end] + b"/" + raw
     if not (
