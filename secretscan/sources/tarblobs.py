@@ -50,13 +50,6 @@ class _Slice(io.RawIOBase):
         self._left -= n
         return n
 
-    def read(self, size: int = -1) -> bytes:
-        """The bytes copied once, from the file into what is returned (``RawIOBase.read`` copies
-        them a second time: every byte of a local layer passes here)."""
-        data = self._f.read(self._left if size < 0 else min(size, self._left)) if self._left else b""
-        self._left -= len(data)
-        return data
-
     def close(self) -> None:
         self._f.close()
         super().close()

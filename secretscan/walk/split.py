@@ -331,10 +331,8 @@ def plan(sizes: Sequence[int | None], cuttable: Sequence[bool], workers: int) ->
 
 def layer_digest(stream: BinaryIO) -> str:
     h = hashlib.sha256()
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
-    while n := stream.readinto(buffer):  # type: ignore[attr-defined]  # every reader here has it
-        h.update(view[:n])
+    while chunk := stream.read(1 << 20):
+        h.update(chunk)
     return "sha256:" + h.hexdigest()
 
 
