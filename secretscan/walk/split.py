@@ -112,7 +112,7 @@ def survey(
     pos = member_start = start
     long_name: str | None = None
     window = _Window(stream)
-    buf, base = b"", 0  # the window's bytes, and where they start: read here without a call a header
+    buf, base = b"", 0  # the window's bytes and where they start: a header is read off them without a call
     for _ in range(MAX_HEADERS):
         if stop is not None and pos >= stop and pos == member_start:
             found.stopped_at, found.unmet = pos, (targets[0] if targets else None)
