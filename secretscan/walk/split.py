@@ -190,7 +190,8 @@ _RESYNC_WINDOW = 16 * 1024 * 1024
 
 def _header_at_or_after(stream: BinaryIO, size: int, offset: int) -> int | None:
     """The first block at or after ``offset`` (a multiple of 512) that reads as a header, within
-    ``_RESYNC_WINDOW`` bytes; read a piece at a time (a header is usually a few blocks on)."""
+    ``_RESYNC_WINDOW`` bytes; read a piece at a time (a header is usually a few blocks on). At
+    most one look per block, however many times the bytes say ``ustar``."""
     step = 64 * 1024
     for at in range(offset, min(size, offset + _RESYNC_WINDOW), step):
         stream.seek(at)
@@ -200,7 +201,7 @@ def _header_at_or_after(stream: BinaryIO, size: int, offset: int) -> int | None:
             block = hit - 257
             if block % _BLOCK == 0 and block + _BLOCK <= len(data) and _checked_size(data[block : block + _BLOCK]) is not None:
                 return at + block
-            hit = data.find(b"ustar", hit + 1)
+            hit = data.find(b"ustar", block - block % _BLOCK + _BLOCK + 257)  # the next block's magic, or later
     return None
 
 
