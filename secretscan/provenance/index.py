@@ -140,6 +140,8 @@ class ProvenanceIndex:
             self._versions.update(lp.versions)
         self._places: dict[str, _Place] = {}
         """``_place`` by directory: a package's files share theirs, and npm trees hold most files."""
+        self._recorded_dirs: set[str] | None = None
+        """Directories some record names a file in (``vouch``, built at its first question)."""
 
     def __bool__(self) -> bool:
         return bool(self._layers)
@@ -166,7 +168,13 @@ class ProvenanceIndex:
         the scan leave it unsearched (``walk.layer.Vouching``), or search it with provider rules
         only. None: they cannot vouch for it, whatever its bytes. Asked before the file is read:
         a file vouched for by membership alone need not be read at all."""
-        records = self._records(path)
+        if self._recorded_dirs is None:
+            self._recorded_dirs = {name.rpartition("/")[0] for _, lp in self._layers for name in lp.files}
+        directory = path.rpartition("/")[0]
+        recorded = directory in self._recorded_dirs or (
+            path.startswith(_USR_MERGED) and directory[4:] in self._recorded_dirs
+        )
+        records = self._records(path) if recorded else []  # npm trees: no record names their files
         if not records:  # what ``_unrecorded`` decides for layer 0, without its labels
             place, odd = self._weigh(0, path, mtime, mode)
             return MEMBERSHIP if odd is None and place.published else None

@@ -301,9 +301,13 @@ def _scan_entries(
     collector = collect.Collector()
     sizes: dict[str, int] = {}
     try:
+        present = result.paths.present
         for entry in entries:
             deadline.check()
-            result.paths.record(entry)
+            if entry.kind is EntryKind.FILE or entry.kind is EntryKind.DIR:
+                present[entry.path] = entry.kind  # ``LayerPaths.record``, for nearly every entry
+            else:
+                result.paths.record(entry)
             if entry.kind is EntryKind.HARDLINK:
                 result.hardlinks.append((entry.path, entry.link_target))
             elif entry.kind is EntryKind.FILE and entry.open is not None:
