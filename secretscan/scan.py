@@ -398,6 +398,11 @@ class Scanner:
             pieces.append(Piece(i, digest_only=True))
         return pieces, expected
 
+    @property
+    def _database_bytes(self) -> int:
+        """The largest package database file a survey reads (0: none, without package provenance)."""
+        return self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
+
     def _chunk_starts(self, handle: LayerHandle, chunks: int) -> list[int]:
         """Where walks over an uncompressed local layer's headers start (``split.chunk_starts``);
         [] when the layer is not one (it is scanned whole, which says what is wrong with it)."""
@@ -416,12 +421,11 @@ class Scanner:
     ) -> tuple[split.Survey, LayerPackages | None]:
         """One walk over an uncompressed local layer's headers, from ``start`` to ``stop``: where
         it can be cut into ``parts``, and its package records (read here, sent on as records)."""
-        databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
         assert handle.open_range is not None and handle.size
         try:
             with handle.open_range(0, handle.size) as blob:
                 found = split.survey(
-                    blob, handle.size, parts, databases, start=start, stop=stop, budget=split.MAX_SURVEY_BYTES // chunks
+                    blob, handle.size, parts, self._database_bytes, start=start, stop=stop, budget=split.MAX_SURVEY_BYTES // chunks
                 )
         except (OSError, SecretScanError):
             found = split.Survey(uncuttable=True)  # scanned whole, which reports what is wrong with it
@@ -435,11 +439,12 @@ class Scanner:
         joined, used, resume_at, targets_from = split.join_surveys(starts, [w for w, _ in walks])
         records = [p for _, p in walks[:used]]
         if resume_at is not None:
-            databases = self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
             assert handle.open_range is not None and handle.size
             try:
                 with handle.open_range(0, handle.size) as blob:
-                    rest = split.walk_on(blob, handle.size, parts, databases, split.Survey(joined.cuts), resume_at, targets_from)
+                    rest = split.walk_on(
+                        blob, handle.size, parts, self._database_bytes, split.Survey(joined.cuts), resume_at, targets_from
+                    )
             except (OSError, SecretScanError):
                 return [], split.merge_packages(records)
             joined.cuts = rest.cuts
