@@ -7,16 +7,31 @@ SARIF_MULTITOOL := $(TOOLS)/node_modules/.bin/sarif-multitool
 JUNIT_XSD := $(TOOLS)/junit-10.xsd
 DEMO_IMAGE := fixtures/demo-image.tar
 
-.PHONY: venv install install-system install-test demo test rules-check lint fixtures bench bytecode bench-large bench-memory bench-sweep bench-noise bench-real bench-hostile fuzz docs-screenshot wheels image clean
+.PHONY: venv install install-system install-compiler install-test demo test rules-check lint fixtures bench bytecode bench-large bench-memory bench-sweep bench-noise bench-real bench-hostile fuzz docs-screenshot wheels image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 # An editable install is a plain path entry (.pth; pyproject's package-dir), which type checkers follow.
-$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
+# It compiles the tar header reader (secretscan/walk/headers.pyx, Cython): a C compiler and Python's
+# headers come first.
+$(VENV)/.installed: pyproject.toml setup.py secretscan/walk/headers.pyx | $(BIN)/python install-compiler
 	$(BIN)/pip install --quiet -e .
 	touch $@
+
+## A C compiler (Debian's gcc) and Python.h for the interpreter the venv is made from.
+install-compiler:
+	@missing=""; command -v cc >/dev/null || missing="gcc"; \
+	$(PYTHON) -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "== installing Debian packages to compile secretscan's tar header reader:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+	  echo "== secretscan compiles a C extension; as root: apt-get install$$missing"; exit 1; \
+	fi
 
 ## The built-in rule set's compiled artefacts in the checkout (a wheel gets them from setup.py): the
 ## first scan after `make install` loads them instead of compiling (secretscan/detect/artefacts.py).
@@ -179,4 +194,4 @@ bench-large: $(VENV)/.installed-test $(BENCH_SMALL) $(BENCH_LARGE)
 	$(BIN)/python bench/run.py --compare $(BENCH_SMALL) $(BENCH_LARGE) --runs 1
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache build secretscan/walk/headers.c secretscan/walk/headers.*.so

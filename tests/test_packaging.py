@@ -1,5 +1,5 @@
 """The wheel users install holds what a checkout has: the rule pack (a symlink in the source tree),
-the known test keys and the py.typed marker; and the built-in rule set compiled, so that its first
+the known test keys and the py.typed marker, the compiled tar header reader; and the built-in rule set compiled, so that its first
 scan starts warm."""
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ def test_wheel_carries_the_rule_pack_and_type_marker_and_starts_warm(tmp_path: P
     rule_files = {p.name for p in (REPO / "patterns").glob("*.yaml")}
     assert {f"secretscan/data/patterns/{n}" for n in rule_files} <= names
     assert "secretscan/data/patterns/known-test-keys.yaml" in names and "secretscan/py.typed" in names
+    # the compiled tar header reader, with its types
+    assert any(n.startswith("secretscan/walk/headers.") and n.endswith(".so") for n in names), names
+    assert "secretscan/walk/headers.pyi" in names
     pytest.importorskip("hyperscan", reason="the compiled database exists only with Hyperscan")
     shipped = {n.rsplit("/", 1)[1].split("-")[0] for n in names if n.startswith("secretscan/data/prebuilt/")}
     assert {"hyperscan", "published", "MANIFEST"} <= shipped, shipped

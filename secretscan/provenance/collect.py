@@ -22,6 +22,10 @@ def might_want(name: str) -> bool:
 
 
 _LAST_PARTS = tuple({ending.rpartition("/")[2].encode() for ending in _ENDINGS})
+NAME_ENDINGS: tuple[bytes, ...] = _LAST_PARTS
+NAME_PART = b"status.d"
+"""A tar header whose ``name`` field ends with none of ``NAME_ENDINGS`` and whose ``name`` and
+``prefix`` fields hold no ``NAME_PART`` names no database (``might_want_header``)."""
 
 
 _IN_EXTENDED = re.compile(b"|".join(re.escape(part) + b"\n" for part in _LAST_PARTS) + b"|status\\.d/")
@@ -39,7 +43,7 @@ def might_want_header(header: bytes) -> bool:
     fields (the path is ``prefix/name``): False means ``might_want`` would say no."""
     end = header.find(b"\0", 0, 100)
     name = header[: end if end >= 0 else 100]
-    return name.endswith(_LAST_PARTS) or b"status.d" in name or (header[345] != 0 and b"status.d" in header[345:500])
+    return name.endswith(NAME_ENDINGS) or NAME_PART in name or (header[345] != 0 and NAME_PART in header[345:500])
 
 
 def wants(path: str) -> bool:

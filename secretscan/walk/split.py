@@ -23,6 +23,7 @@ from secretscan.provenance import collect
 from secretscan.provenance.index import listed_content
 from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import SHARED
+from secretscan.walk import headers
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.layer import LayerResult
 from secretscan.walk.tarstream import CANONICAL_NUMBERS, octal_number, unsigned_checksum
@@ -113,7 +114,9 @@ def survey(
     long_name: str | None = None
     window = _Window(stream)
     buf, base = b"", 0  # the window's bytes and where they start: a header is read off them without a call
-    for _ in range(MAX_HEADERS):
+    wanted = (collect.NAME_ENDINGS, collect.NAME_PART) if max_database_bytes else ((), b"")
+    walked = 0
+    while walked < MAX_HEADERS:
         if stop is not None and pos >= stop and pos == member_start:
             found.stopped_at, found.unmet = pos, (targets[0] if targets else None)
             return found
@@ -125,6 +128,15 @@ def survey(
             buf, base, at = window.buf, pos, 0
             if len(buf) < _BLOCK:
                 return found  # end of archive
+        if long_name is None:  # the plain members up to the next one to look at, in C
+            limit = min(size - _BLOCK + 1, targets[0] if targets else size, size if stop is None else stop)
+            passed, members = headers.skip_plain(buf, at, limit - base, *wanted)
+            if members:
+                found.opens = found.opens or member_start == start
+                pos = member_start = base + passed
+                walked += members
+                continue
+        walked += 1
         header = buf[at : at + _BLOCK]
         if CANONICAL_NUMBERS.fullmatch(header, 100, 156):  # as nearly every header is written
             length: int | None = int(header[124:135], 8) if int(header[148:154], 8) == unsigned_checksum(header) else None

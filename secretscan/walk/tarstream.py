@@ -14,6 +14,7 @@ from typing import BinaryIO, NamedTuple
 
 from secretscan.image.compression import prefixed, read_some
 from secretscan.image.entries import EntryKind, FileEntry, classify_whiteout, normalise
+from secretscan.walk import headers
 
 
 class TarDamage(tarfile.ReadError):
@@ -84,17 +85,9 @@ def _quick_entry(blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry |
     perhaps after a pax header of plain records: read here exactly as ``fromtarfile`` would read
     it. None for anything else, which ``fromtarfile`` then reads (and judges); nothing is consumed
     until the entry is certain."""
-    at = offset - blocks._base
-    buf = blocks._buf
-    if (
-        at + _BLOCK <= len(buf)
-        and buf[at + 156] in _SIMPLE_KINDS
-        and CANONICAL_NUMBERS.fullmatch(buf, at + 100, at + 156)
-        and _CANONICAL_DEVICES.fullmatch(buf, at + 329, at + 345)
-    ):
-        simple = _simple_entry(buf[at : at + _BLOCK], blocks, archive, offset)
-        if simple is not None:
-            return simple
+    simple = headers.plain_entry(blocks._buf, offset - blocks._base)
+    if simple is not None:
+        return _simple_entry(simple, blocks, archive, offset)
     head = blocks.peek(_BLOCK)
     if len(head) != _BLOCK:
         return None
@@ -111,15 +104,11 @@ def _quick_entry(blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry |
         if pax is None:
             return None
         header_at, head = offset + _BLOCK + padded, both[-_BLOCK:]
-        if (  # a long name, as npm trees hold thousands: the quick way too
-            pax.keys() <= {"path"}
-            and head[156] in _SIMPLE_KINDS
-            and CANONICAL_NUMBERS.fullmatch(head, 100, 156)
-            and _CANONICAL_DEVICES.fullmatch(head, 329, 345)
-        ):
-            simple = _simple_entry(head, blocks, archive, header_at, pax.get("path"))
+        if pax.keys() <= {"path"}:  # a long name, as npm trees hold thousands: the quick way too
+            long_name = pax["path"].encode("utf-8", "surrogateescape") if "path" in pax else None
+            simple = headers.plain_entry(head, 0, long_name)
             if simple is not None:
-                return simple
+                return _simple_entry(simple, blocks, archive, header_at)
     if head[156:157] not in _PLAIN_TYPES:
         return None
     fields = _header(head)
@@ -141,53 +130,21 @@ def _quick_entry(blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry |
     return _make_entry(name, fields.type, fields.mode, size, linkname, mtime, blocks, data_at)
 
 
-_SIMPLE_KINDS = frozenset(b"0\x005")
-"""A regular file or a directory: what nearly every header of a layer is."""
-
-
 def _simple_entry(
-    head: bytes, blocks: _Blocks, archive: _Archive, offset: int, long_name: str | None = None
-) -> FileEntry | None:
-    """The entry of a header as most are written (``_header``'s quick case: a file or directory,
-    numbers written the usual way, its checksum right, a plain ASCII name that needs no
-    normalising and is no whiteout), read in one go; None for anything else, which the general
-    reading then takes (and judges). Half the time of that reading, on 70,000 headers a layer.
-    ``long_name``: the name a pax header before it gives (``offset`` is then this header's)."""
-    if int(head[148:154], 8) != unsigned_checksum(head):
-        return None
-    end = head.find(b"\0", 0, 100)
-    raw = head[:100] if end < 0 else head[:end]
-    kind = head[156:157]
-    directory = kind == tarfile.DIRTYPE or (kind == tarfile.AREGTYPE and raw.endswith(b"/"))
-    if long_name is not None:  # as tarfile applies a pax path: slashes at its end dropped
-        raw = long_name.rstrip("/").encode("utf-8", "surrogateescape")
-    elif directory:
-        raw = raw.rstrip(b"/")
-    if head[345] and long_name is None:
-        end = head.find(b"\0", 345, 500)
-        raw = head[345 : 500 if end < 0 else end] + b"/" + raw
-    if not (
-        raw
-        and raw.isascii()
-        and raw[0] != 0x2F  # "/"
-        and raw[-1] not in b"./"
-        and b"./" not in raw  # "." and ".." components (and a name ending with a dot: the long way)
-        and b"//" not in raw
-        and b"\\" not in raw
-        and b".wh." not in raw
-    ):
-        return None
-    path = "/" + raw.decode("ascii")
+    simple: tuple[str, bool, int, int, int], blocks: _Blocks, archive: _Archive, offset: int
+) -> FileEntry:
+    """The entry of a header ``headers.plain_entry`` read (a file or directory written the usual
+    way, a plain name) at ``offset``: a third of the time of the general reading, on 70,000
+    headers a layer."""
+    path, directory, mode, size, mtime = simple
     data_at = offset + _BLOCK
     blocks._pos = data_at - blocks._base  # ``skip_to``, past a header that is at hand
-    mode = int(head[100:107], 8)
     if directory:
         archive.offset = data_at
         return FileEntry(path, EntryKind.DIR, mode, 0)
-    size = int(head[124:135], 8)
     archive.offset = data_at + _padded(size)
     opener = lambda: _Member(blocks, data_at, size)  # noqa: E731
-    return FileEntry(path, EntryKind.FILE, mode, size, open=opener, mtime=int(head[136:147], 8))  # type: ignore[arg-type]
+    return FileEntry(path, EntryKind.FILE, mode, size, open=opener, mtime=mtime)  # type: ignore[arg-type]
 
 
 def _pax_records(data: bytes) -> dict[str, str] | None:

@@ -1,0 +1,6 @@
+"""Types of the compiled tar header reader (headers.pyx)."""
+
+from typing_extensions import Buffer
+
+def plain_entry(buf: Buffer, at: int, long_name: bytes | None = None) -> tuple[str, bool, int, int, int] | None: ...
+def skip_plain(buf: Buffer, at: int, limit: int, name_endings: tuple[bytes, ...], name_part: bytes) -> tuple[int, int]: ...
