@@ -103,7 +103,49 @@ def plain_entry(const unsigned char[::1] buf, Py_ssize_t at, bytes long_name=Non
     and prefix then do not count), as tarfile applies it (trailing slashes dropped)."""
     if at < 0 or at + BLOCK > buf.shape[0]:
         return None
+    return _entry(&buf[at], long_name)
+
+
+def pax_path_entry(const unsigned char[::1] buf, Py_ssize_t at):
+    """A pax header at ``buf[at]`` that holds one record, ``path``, and nothing else (as npm trees'
+    long names are written), with the header after it, read as ``tarstream`` reads such a pair
+    (``_pax_records``, then ``plain_entry`` with that path): ``(entry, header_at)``, the entry as
+    ``plain_entry`` gives it and where the member's own header is in ``buf``. None for anything
+    else, which ``tarstream`` then reads: other records, a charset, a pair not whole in ``buf``."""
+    cdef Py_ssize_t end = buf.shape[0]
+    if at < 0 or at + BLOCK > end:
+        return None
     cdef const unsigned char* h = &buf[at]
+    if h[156] != 120 or not _plain(h):  # "x"
+        return None
+    cdef long long size = _octal(h + 124, 11)
+    if size == 0 or size > 65536 or at + BLOCK + _padded(size) + BLOCK > end:
+        return None
+    cdef Py_ssize_t header_at = at + BLOCK + _padded(size)
+    cdef const unsigned char* records = h + BLOCK
+    cdef Py_ssize_t digits = 0
+    cdef long long length = 0
+    cdef Py_ssize_t i
+    while digits < size and digits < 10 and 48 <= records[digits] <= 57:
+        length = length * 10 + (records[digits] - 48)
+        digits += 1
+    # "<length> path=<value>\n", the record exactly the header's data, then padding NULs
+    if digits == 0 or digits > 9 or length != size or digits + 6 > size - 1:
+        return None
+    if memcmp(records + digits, b" path=", 6) != 0 or records[size - 1] != 10:
+        return None
+    for i in range(size, _padded(size)):
+        if records[i] != 0:
+            return None
+    if _contains(records, size, b"hdrcharset=", 11):
+        return None
+    value = (<const char*>records)[digits + 6 : size - 1]
+    entry = _entry(&buf[header_at], value)
+    return None if entry is None else (entry, header_at)
+
+
+cdef object _entry(const unsigned char* h, bytes long_name):
+    """``plain_entry`` of the header block at ``h`` (512 bytes, checked by the caller)."""
     cdef unsigned char kind = h[156]
     if kind != 48 and kind != 0 and kind != 53:  # "0", NUL, "5"
         return None

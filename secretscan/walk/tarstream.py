@@ -85,9 +85,13 @@ def _quick_entry(blocks: _Blocks, archive: _Archive, offset: int) -> FileEntry |
     perhaps after a pax header of plain records: read here exactly as ``fromtarfile`` would read
     it. None for anything else, which ``fromtarfile`` then reads (and judges); nothing is consumed
     until the entry is certain."""
-    simple = headers.plain_entry(blocks._buf, offset - blocks._base)
+    at = offset - blocks._base
+    simple = headers.plain_entry(blocks._buf, at)
     if simple is not None:
         return _simple_entry(simple, blocks, archive, offset)
+    paxed = headers.pax_path_entry(blocks._buf, at)
+    if paxed is not None:  # a long name, as npm trees hold thousands
+        return _simple_entry(paxed[0], blocks, archive, blocks._base + paxed[1])
     head = blocks.peek(_BLOCK)
     if len(head) != _BLOCK:
         return None
