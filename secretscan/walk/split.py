@@ -55,9 +55,12 @@ class Piece:
         return self.end is None and not self.digest_only
 
     def weight(self, layer_size: int) -> int:
-        """Bytes the piece reads (the digest task reads the whole layer, at hashing speed)."""
+        """Bytes the piece reads, as a measure of its work; the digest task counts half its layer.
+        It hashes every byte (SHA-256, about 1.5 GB/s) where a piece skips or quickly clears the
+        files its layer's records vouch for: of a cut npm layer's tasks the digest is the
+        longest, and handed out first it does not finish alone after every piece."""
         if self.digest_only:
-            return layer_size // 8
+            return layer_size // 2
         return layer_size if self.end is None else self.end - self.start
 
 
