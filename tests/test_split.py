@@ -104,6 +104,50 @@ def test_a_pax_global_header_or_a_bad_header_means_no_cut(tmp_path: Path) -> Non
     assert split.cut_points(io.BytesIO(bytes(damaged)), len(damaged), 2) == []
 
 
+def test_a_member_sized_by_its_pax_header_is_walked_as_tarfile_reads_it() -> None:
+    """A pax ``size`` record overrides the header's size (tarfile follows it; files over 8 GiB are
+    written so). A hostile layer can give the header a size of 0 and the member's bytes the shape
+    of a tar: the survey must neither cut inside those bytes nor read records from them."""
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(20):
+            record = b"usr/lib/python3/site-packages/x-1.0.dist-info/RECORD" if i == 3 else f"fake{i}".encode()
+            info = tarfile.TarInfo(record.decode())
+            info.size = 8192
+            tar.addfile(info, io.BytesIO(b"x,sha256=,1\n" * 600 + bytes(8192 - 7200)))
+    hidden = inner.getvalue()
+    outer = io.BytesIO()
+    with tarfile.open(fileobj=outer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(6):
+            info = tarfile.TarInfo(f"before{i}")
+            info.size = 16384
+            tar.addfile(info, io.BytesIO(bytes(16384)))
+        info = tarfile.TarInfo("blob")
+        info.size = len(hidden)
+        info.pax_headers = {"size": str(len(hidden))}
+        tar.addfile(info, io.BytesIO(hidden))
+        for i in range(6):
+            info = tarfile.TarInfo(f"after{i}")
+            info.size = 16384
+            tar.addfile(info, io.BytesIO(bytes(16384)))
+    data = bytearray(outer.getvalue())
+    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
+        members = tar.getmembers()
+    blob = next(m for m in members if m.name == "blob")
+    header = blob.offset_data - 512  # its own header, after the pax one
+    data[header + 124 : header + 136] = b"00000000000\0"
+    data[header + 148 : header + 156] = b"        "
+    data[header + 148 : header + 156] = b"%06o\0 " % sum(data[header : header + 512])
+    layer = bytes(data)
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:  # tarfile still reads the layer right
+        assert [m.name for m in tar.getmembers()] == [m.name for m in members]
+        boundaries = {m.offset for m in tar.getmembers()}
+    for parts in (2, 3, 4):
+        found = split.survey(io.BytesIO(layer), len(layer), parts, 1 << 20)
+        assert set(found.cuts) <= boundaries, (parts, found.cuts)
+        assert not [path for path, _, _ in found.databases if "dist-info" in path]
+
+
 def test_a_tampered_cut_layer_is_still_caught_by_its_digest(cli, tmp_path: Path, small_pieces: None) -> None:
     tokens = [secretgen.github_pat() for _ in range(8)]
     image = tmp_path / "big.tar"

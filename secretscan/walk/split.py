@@ -7,7 +7,9 @@ layer per worker left that worker alone with it. Pieces need member boundaries, 
 index: the headers are walked once, seeking past each member's data (512 bytes read per member),
 and cuts are made only before a member whose extended headers (PAX, GNU long names) are all its
 own. Anything unusual (a header that does not check out, a PAX global header whose settings would
-not reach the later pieces, more members than the walk is allowed) and the layer is not cut.
+not reach the later pieces, a PAX size record or an old GNU sparse member, whose data does not end
+where its own header says, more members than the walk is allowed) and the layer is not cut.
+Plain headers are followed in C (``walk.headers``), the rest here.
 The layer's digest is still taken over all its bytes, in a task of its own.
 """
 
@@ -36,8 +38,9 @@ MAX_HEADERS = 2_000_000
 _BLOCK = 512
 _EXTENDED = (b"x", b"L", b"K")
 """A PAX header, a GNU long name or long link name: they describe the member after them."""
-_NOT_CUTTABLE = (b"g", b"V", b"M")
-"""PAX global header (applies to all later members), volume label, multi-volume continuation."""
+_NOT_CUTTABLE = (b"g", b"V", b"M", b"S")
+"""PAX global header (applies to all later members), volume label, multi-volume continuation, old
+GNU sparse file (its map may go on in blocks after its header)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +157,14 @@ def survey(
         data_at = pos + _BLOCK
         pos = data_at + -(-length // _BLOCK) * _BLOCK
         if kind in _EXTENDED:
-            if kind != b"K" and max_database_bytes and length <= _MAX_EXTENDED:
+            extended = b""
+            if length <= _MAX_EXTENDED and (kind == b"x" or (kind == b"L" and max_database_bytes)):
                 extended = window.read(data_at, length)
                 buf, base = window.buf, window.at
+            if kind == b"x" and (length > _MAX_EXTENDED or b" size=" in extended):
+                found.cuts, found.uncuttable = [], True  # the member's size is the pax header's, not its own
+                return found
+            if kind != b"K" and max_database_bytes and length <= _MAX_EXTENDED:
                 if kind == b"x" and b" path=" not in extended:
                     pass  # times, attributes: the member is named by its own header
                 elif collect.might_name(extended):
