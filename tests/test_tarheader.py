@@ -390,3 +390,83 @@ def test_names_read_the_quick_way_read_as_tarfile_reads_them(spec: list) -> None
     quick = _outcome(data)
     with mock.patch.object(tarstream, "_quick_entry", return_value=None):
         assert _outcome(data) == quick
+
+
+def _sample_tar() -> bytes:
+    """Files, a directory, a link, long names (pax), a prefixed name: what the compiled reader meets."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, size in [
+            ("app", tarfile.DIRTYPE, 0),
+            ("app/a.txt", tarfile.REGTYPE, 700),
+            ("app/node_modules/" + "deep/" * 25 + "i.js", tarfile.REGTYPE, 40),
+            ("app/link", tarfile.SYMTYPE, 0),
+            ("usr/lib/python3/site-packages/x-1.dist-info/RECORD", tarfile.REGTYPE, 30),
+            ("b" * 99, tarfile.REGTYPE, 1),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.mtime = kind, size, 1_700_000_000
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "a.txt"
+            tar.addfile(info, io.BytesIO(b"x" * size) if size else None)
+    return buffer.getvalue()
+
+
+SAMPLE = _sample_tar()
+SAMPLE_HEADERS = sorted(
+    {m.offset for m in tarfile.open(fileobj=io.BytesIO(SAMPLE)).getmembers()}
+    | {m.offset_data - 512 for m in tarfile.open(fileobj=io.BytesIO(SAMPLE)).getmembers()}
+)
+"""Where the sample's headers start: pax headers and the members' own."""
+
+
+def _members_from(data: bytes) -> list[tuple[int, tarfile.TarInfo]]:
+    """(offset of the member's first header, member) as tarfile reads them, until it stops."""
+    found = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:", ignore_zeros=False) as tar:
+            while (member := tar.next()) is not None:
+                found.append((member.offset, member))
+    except (tarfile.TarError, EOFError):
+        pass
+    return found
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1), st.integers(0, 255)), max_size=6),
+    st.one_of(st.sampled_from(SAMPLE_HEADERS), st.integers(-600, len(SAMPLE) + 600)),
+)
+def test_the_compiled_reader_on_damaged_headers_reads_what_tarfile_reads_or_declines(edits: list, at: int) -> None:
+    """``walk.headers`` on an image's bytes, damaged anywhere, at any offset: an entry it gives is
+    the one tarfile gives there, the members it walks past are tarfile's, and whatever the bytes,
+    it answers (never an error, never a read past the buffer's end: the slice it is handed ends
+    where the buffer does)."""
+    from secretscan.provenance import collect
+    from secretscan.walk import headers
+
+    data = bytearray(SAMPLE)
+    for position, value in edits:
+        data[position] = value
+    buf = bytes(data)
+    entry = headers.plain_entry(buf, at)
+    paxed = headers.pax_path_entry(buf, at)
+    walked = headers.skip_plain(buf, at, len(buf), collect.NAME_ENDINGS, collect.NAME_PART)
+    if not 0 <= at <= len(buf) - 512:
+        assert entry is None and paxed is None and walked == (at, 0)
+        return
+    members = _members_from(buf[at:])
+    for read in (entry, paxed[0] if paxed else None):
+        if read is not None:
+            assert members, read
+            path, directory, mode, size, mtime = read
+            first = members[0][1]
+            assert path == "/" + first.name and directory == first.isdir() and mode == first.mode
+            assert not directory and size == first.size and mtime == first.mtime or directory
+    end, count = walked
+    assert count >= 0 and end >= at
+    if count:
+        assert len(members) >= count
+        following = members[count][0] if len(members) > count else None
+        boundary = members[count - 1][1].offset_data + -(-members[count - 1][1].size // 512) * 512
+        assert end - at == (following if following is not None else boundary)
