@@ -73,6 +73,14 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
+_STORED = -1
+"""A survey task's chunk number for a pass over a whole stored layer (``split.survey_stored``)."""
+_STORED_WEIGHT = 3
+"""A stored layer's survey weighed by its stored bytes times this (it decompresses them all)."""
+MIN_STORED_SURVEY = 4 * 1024 * 1024
+"""Stored bytes below which a compressed layer is scanned without reading its records first."""
+
+
 def _records(found: split.Survey) -> LayerPackages | None:
     """The package records of the database files a survey read (their bytes are dropped: the
     records are what is sent on)."""
@@ -367,22 +375,30 @@ class Scanner:
             if found:
                 starts[i] = found
         tasks = [(i, k) for i, found in starts.items() for k in range(len(found))]
+        # the rest of the local layers (compressed): their records in a pass of their own
+        stored = [i for i, h in enumerate(layers) if i not in starts and self._surveys_stored(h)]
+        tasks += [(i, _STORED) for i in stored]  # forkable, as they are local
 
         def walk(t: int) -> tuple[split.Survey, LayerPackages | None]:
             i, k = tasks[t]
+            if k == _STORED:
+                return self._survey_stored(layers[i])
             stop = starts[i][k + 1] if k + 1 < len(starts[i]) else None
             return self._survey(layers[i], chosen.get(i, 1), starts[i][k], stop, len(starts[i]))
 
         walked = fork_map(
             walk,
             len(tasks),
-            [(layers[i].size or 0) // len(starts[i]) for i, _ in tasks],
+            [(layers[i].size or 0) * _STORED_WEIGHT if k == _STORED else (layers[i].size or 0) // len(starts[i]) for i, k in tasks],
             workers if side_by_side else 1,
             on_error=lambda t, reason: (split.Survey(uncuttable=True), None),  # scanned whole, which reports it
             meanwhile=self.stack,
         )
         pieces: list[Piece] = []
         expected: dict[int, LayerPackages] = {}
+        for (i, k), (_, packages) in zip(tasks, walked, strict=True):
+            if k == _STORED and packages:
+                expected[i] = packages
         for i, handle in enumerate(layers):
             cuts: list[int] = []
             if i in starts:
@@ -397,6 +413,27 @@ class Scanner:
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
             pieces.append(Piece(i, digest_only=True))
         return pieces, expected
+
+    def _surveys_stored(self, handle: LayerHandle) -> bool:
+        """Whether a layer's package records are read in a pass of their own before its scan
+        (``split.survey_stored``): a local blob (reopened cheaply) that is not cut, big enough
+        for the records to save more than the pass costs (another decompression), with package
+        provenance on."""
+        return (
+            bool(self._database_bytes)
+            and handle.forkable
+            and handle.walk is None
+            and (handle.size or 0) >= MIN_STORED_SURVEY
+            and not self.deadline.expired
+        )
+
+    def _survey_stored(self, handle: LayerHandle) -> tuple[split.Survey, LayerPackages | None]:
+        try:
+            with handle.open() as blob:
+                found = split.survey_stored(blob, self.config.limits, self._database_bytes)
+        except (OSError, SecretScanError):
+            found = split.Survey()  # its scan says what is wrong with it
+        return found, _records(found)
 
     @property
     def _database_bytes(self) -> int:

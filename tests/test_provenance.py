@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import secretgen
 from conftest import fingerprint_of
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
 
 from secretscan.provenance.collect import Collector
 from secretscan.provenance.index import ProvenanceIndex
@@ -507,6 +507,49 @@ def test_files_their_records_vouch_for_are_not_searched_or_searched_with_provide
     configured = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--config", tmp_path / "secretscan.yaml")
     assert configured.report["images"][0]["verified_searched"] is True
     assert _report_by_value(configured, {"token": token})[0]["token"]["locations"] == findings["token"]["locations"]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_compressed_layer_s_records_are_read_before_its_files(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """A compressed layer (an OCI layout's gzip or zstd blob) streams past once, and a package's
+    records come after its files: they are read in a pass of their own first, so its pristine
+    files are verified and left unsearched as in an uncompressed layer, and the report is the one
+    the same image gives as a docker archive (uncompressed layers)."""
+    from secretscan import scan
+
+    monkeypatch.setattr(scan, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
+    password = secretgen.password().replace("+", "8")
+    token = secretgen.github_pat()
+    module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
+    root = tmp_path / "root"
+    _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.conf": module}))
+    changed = module.replace("EXAMPLE", "OTHER") + "# edited\n"
+    layers = [
+        Layer(_tree(root), compression=compression),
+        Layer([Entry(f"app/{SITE}/vouched/defaults.conf", changed.encode())], compression=compression),
+    ]
+    archive, layout = tmp_path / "pip.tar", tmp_path / "layout"
+    write_docker_archive(archive, ImageSpec(layers))
+    write_oci_layout(layout, ImageSpec(layers))
+
+    def outcome(result) -> tuple:
+        summary = result.report["images"][0]
+        findings = sorted(
+            (f["fingerprint"], f["rule_id"], f["severity"], sorted((loc["path"], loc["package_state"]) for loc in f["locations"]))
+            for f in result.report["findings"]
+        )
+        return findings, {k: summary[k] for k in ("files_scanned", "bytes_scanned", "verified_files", "verified_bytes")}
+
+    for jobs in ("1", "2"):
+        expected = cli("scan", archive, "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
+        compressed = cli("scan", f"oci:{layout}", "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
+        assert compressed.code == expected.code == 0, compressed.err
+        assert outcome(compressed) == outcome(expected)
+        findings, counts = outcome(compressed)
+        assert counts["verified_files"] >= 1  # the pristine module among them, not searched
+        assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in findings}
 
 
 def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_path: Path) -> None:

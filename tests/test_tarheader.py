@@ -413,10 +413,8 @@ def _sample_tar() -> bytes:
 
 
 SAMPLE = _sample_tar()
-SAMPLE_HEADERS = sorted(
-    {m.offset for m in tarfile.open(fileobj=io.BytesIO(SAMPLE)).getmembers()}
-    | {m.offset_data - 512 for m in tarfile.open(fileobj=io.BytesIO(SAMPLE)).getmembers()}
-)
+with tarfile.open(fileobj=io.BytesIO(SAMPLE)) as _sample:
+    SAMPLE_HEADERS = sorted({m.offset for m in _sample} | {m.offset_data - 512 for m in _sample})
 """Where the sample's headers start: pax headers and the members' own."""
 
 

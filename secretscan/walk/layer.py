@@ -182,6 +182,19 @@ class LayerTooLarge(Exception):
     """Not a decoding error: nothing inside the layer (a nested archive) may catch it."""
 
 
+def bounded_uncompressed(raw: BinaryIO, limits: Limits) -> BinaryIO:
+    """A stored layer's uncompressed bytes (any compression ``open_uncompressed`` knows), bounded
+    as its scan bounds them: ``max_layer_bytes``, ``max_compression_ratio``, ``max_xz_memory``.
+    For a pass over a layer beside its scan (``walk.split.survey_stored``)."""
+    stored = [0]
+
+    def count(data: bytes) -> None:
+        stored[0] += len(data)
+
+    stream, _ = open_uncompressed(io.BufferedReader(Observed(raw, count), 1 << 20), xz_memory=limits.max_xz_memory)  # type: ignore[arg-type]
+    return io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)  # type: ignore[arg-type]
+
+
 class _LayerBound(io.RawIOBase):
     """The uncompressed layer stream, stopped at ``max_layer_bytes`` or, past 64 MiB, at
     ``max_compression_ratio``: a decompression bomb costs bounded time, not an unbounded scan."""

@@ -15,19 +15,24 @@ The layer's digest is still taken over all its bytes, in a task of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
+from secretscan.errors import SecretScanError
+from secretscan.image.compression import XzMemoryLimit
 from secretscan.image.entries import normalise
+from secretscan.limits import Limits
 from secretscan.provenance import collect
 from secretscan.provenance.index import listed_content
 from secretscan.provenance.model import LayerPackages
 from secretscan.provenance.packages import SHARED
 from secretscan.walk import headers
+from secretscan.walk.content import DECODE_ERRORS
 from secretscan.walk.fate import LayerPaths
-from secretscan.walk.layer import LayerResult
+from secretscan.walk.layer import LayerResult, LayerTooLarge, bounded_uncompressed
 from secretscan.walk.tarstream import CANONICAL_NUMBERS, octal_number, unsigned_checksum
 
 MIN_PIECE = 48 * 1024 * 1024
@@ -106,14 +111,16 @@ def survey(
     stop: int | None = None,
     budget: int = MAX_SURVEY_BYTES,
     targets_from: int | None = None,
+    into: Survey | None = None,
 ) -> Survey:
     """Cut points as ``cut_points`` gives them, and the package database files of at most
     ``max_database_bytes`` each (0: none), up to ``budget`` bytes in all. A header that does not
     check out ends the walk: no cut, and only the databases before it (a file not vouched for is
     scanned in full, so that is safe). ``start``: a member boundary to walk from; ``stop``: where
     to stop, at the first member boundary at or past it (walks side by side: ``chunk_starts``);
-    the walk cuts for the targets from ``targets_from`` (default ``start``) up to ``stop``."""
-    found = Survey()
+    the walk cuts for the targets from ``targets_from`` (default ``start``) up to ``stop``.
+    ``into``: the survey to fill (what it holds so far stays if reading the stream fails)."""
+    found = Survey() if into is None else into
     low = start if targets_from is None else targets_from
     targets = [t for t in (size * k // parts for k in range(1, parts)) if t >= low and (stop is None or t < stop)]
     pos = member_start = start
@@ -192,6 +199,46 @@ def survey(
         member_start = pos
     found.cuts, found.uncuttable = [], True
     return found
+
+
+STORED_SURVEY_ERRORS: tuple[type[BaseException], ...] = (
+    *DECODE_ERRORS, LayerTooLarge, XzMemoryLimit, SecretScanError, OSError, EOFError, ValueError,
+)  # fmt: skip
+"""What ends a pass over a stored layer early: its scan meets it too, and says what it is."""
+
+
+def survey_stored(blob: BinaryIO, limits: Limits, max_database_bytes: int) -> Survey:
+    """The package database files of a layer that cannot be cut (compressed: gzip, zstd, xz, or
+    read whole), read in a pass of their own before its scan, so that the scan can leave what they
+    vouch for unsearched (a layer streams past once, and a package's records come after its files
+    in tar order). The pass decompresses the layer once more and follows its headers (``survey``),
+    reading only the database files' bytes. Whatever stops it (damage, a limit) leaves the
+    databases before it: the scan then meets the same problem and reports it."""
+    found = Survey()
+    with contextlib.suppress(*STORED_SURVEY_ERRORS):
+        stream = cast(BinaryIO, _Forward(bounded_uncompressed(blob, limits)))
+        survey(stream, limits.max_layer_bytes, 1, max_database_bytes, into=found)
+    return found
+
+
+class _Forward:
+    """A stream that only goes forward (a layer as it is decompressed), as ``_Window`` reads it:
+    seeking ahead reads past the bytes in between; seeking back is an error."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner, self._pos = inner, 0
+
+    def seek(self, pos: int) -> int:
+        if pos < self._pos:
+            raise ValueError(f"cannot go back from offset {self._pos} to {pos}")
+        while self._pos < pos and (data := self._inner.read(min(pos - self._pos, 1 << 20))):
+            self._pos += len(data)
+        return self._pos
+
+    def read(self, n: int) -> bytes:
+        data = self._inner.read(n)
+        self._pos += len(data)
+        return data
 
 
 def chunk_starts(stream: BinaryIO, size: int, chunks: int) -> list[int]:
@@ -274,10 +321,14 @@ class _Window:
         """The bytes at hand, and the offset of their first."""
 
     def read(self, pos: int, n: int) -> bytes:
-        """Up to ``n`` bytes at ``pos`` (fewer only at the end of the stream)."""
+        """Up to ``n`` bytes at ``pos`` (fewer only at the end of the stream). Bytes at ``pos``
+        already at hand are kept and the rest read after them: the stream only goes forward."""
         if pos < self.at or pos + n > self.at + len(self.buf):
-            self._stream.seek(pos)
-            parts, want = [], max(n, self.READ)
+            end = self.at + len(self.buf)
+            parts = [self.buf[pos - self.at :]] if self.at <= pos < end else []
+            if not parts:
+                self._stream.seek(pos)
+            want = max(n, self.READ) - (end - pos if parts else 0)
             while want > 0 and (piece := self._stream.read(want)):
                 parts.append(piece)
                 want -= len(piece)
