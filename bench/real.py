@@ -1,6 +1,7 @@
 """``make bench-real``: secretscan, trivy and Kingfisher on two realistic images (issue 14).
 
-    python bench/real.py [--runs 3] [--images A,B] [--only-build] [--rebuild] [--timeout 1800]
+    python bench/real.py [--runs 3] [--images A,B] [--forms archive,oci-gzip] [--only-build] [--rebuild]
+                         [--timeout 1800]
 
 Synthetic images (bench/make_image.py) show speed, but not the noise a scanner makes on what real
 images carry: the files pip, npm and dpkg install, with their docs, tests and examples. So this
@@ -25,6 +26,12 @@ daemon, each layer streamed to a file through sha256. They are built once under 
 (downloads cached in .bench/real/cache) and rebuilt only when their spec changes (package pins,
 application, controls, the base rootfs, FORMAT); IMAGE.tar.planted.json beside each holds the
 controls' values (fake, generated at build time) and where they are.
+
+Each image is also scanned as an OCI layout with gzip layers (`skopeo copy`, under .bench/real/,
+made again when the archive changes): what `docker save` gives from the containerd image store,
+and what registries hold. A compressed layer cannot be cut or surveyed by seeking, so its package
+records are read in a pass of their own before its scan; this row measures that path (Kingfisher
+reads docker archives only: not run on it). `--forms archive` skips it.
 
 The three tools are run interleaved (for each run, each tool in turn), each run a fresh child
 process from an empty working directory (no config file of the checkout is picked up): wall time
@@ -112,6 +119,15 @@ class ImageDef:
     @property
     def sidecar(self) -> Path:
         return WORK / f"{self.name}.tar.planted.json"
+
+    def target(self, form: str) -> Path:
+        """The image as the tools read it in ``form`` (``FORMS``)."""
+        return self.archive if form == ARCHIVE else WORK / f"{self.name}.{form}"
+
+
+ARCHIVE, OCI_GZIP = "archive", "oci-gzip"
+FORMS = (ARCHIVE, OCI_GZIP)
+"""A docker-archive (uncompressed layers); the same image as an OCI layout with gzip layers."""
 
 
 APP_MODIFIED = "application file"
@@ -715,6 +731,28 @@ def ensure_built(img: ImageDef, rebuild: bool) -> dict[str, Any] | None:
     return build(img)
 
 
+def ensure_layout(img: ImageDef) -> Path | None:
+    """The image as an OCI layout with gzip layers (skopeo compresses them), made from the archive
+    when it is missing or older; None when skopeo is not there or fails."""
+    layout = img.target(OCI_GZIP)
+    stamp = layout / "made-from"
+    made_from = f"{img.archive.stat().st_mtime_ns} {img.archive.stat().st_size}"
+    if stamp.exists() and stamp.read_text() == made_from:
+        return layout
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        print(f"!! skopeo not found (make install-system installs it): {img.key} not scanned as an OCI layout")
+        return None
+    shutil.rmtree(layout, ignore_errors=True)
+    copy = [skopeo, "copy", "-q", f"docker-archive:{img.archive}", f"oci:{layout}:{img.name}"]
+    proc = subprocess.run(copy, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        print(f"!! skopeo could not make an OCI layout of {img.key}: {_safe(proc.stderr.strip())}")
+        return None
+    stamp.write_text(made_from)
+    return layout
+
+
 # ----------------------------------------------------------------------------- measuring processes
 
 
@@ -812,8 +850,9 @@ SEARCH_PACKAGES = "ss-packages"
 publishes (by default it is verified and not searched, which changes no finding)."""
 
 
-def find_tools(only_secretscan: bool) -> list[Tool]:
-    scan = [sys.executable, "-m", "secretscan", "scan", "docker-archive:{image}", "-f", "json", "-q",
+def find_tools(only_secretscan: bool, form: str = ARCHIVE) -> list[Tool]:
+    transport = "docker-archive" if form == ARCHIVE else "oci"
+    scan = [sys.executable, "-m", "secretscan", "scan", transport + ":{image}", "-f", "json", "-q",
             "--fail-on", "none", "--show-secrets"]  # fmt: skip
     tools = [Tool("secretscan", scan, (0,)), Tool(SEARCH_PACKAGES, [*scan, "--search-packages"], (0,))]
     if only_secretscan:
@@ -832,6 +871,8 @@ def find_tools(only_secretscan: bool) -> list[Tool]:
         )  # fmt: skip
     else:
         print(f"!! trivy not found or not runnable in {PEERS.relative_to(REPO)} (the Makefile installs it): skipped")
+    if form != ARCHIVE:
+        return tools  # Kingfisher reads docker archives only
     kingfisher = _kingfisher_binary()
     if kingfisher and _works([kingfisher, "--version"]):
         tools.append(
@@ -869,8 +910,8 @@ def _kingfisher_binary() -> str | None:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
-def scan_image(img: ImageDef, tools: list[Tool], runs: int, timeout: float) -> dict[str, Path]:
-    """Interleaved runs; returns each tool's report of its last good run."""
+def scan_image(img: ImageDef, tools: list[Tool], runs: int, timeout: float, form: str = ARCHIVE) -> dict[str, Path]:
+    """Interleaved runs of the image in ``form``; returns each tool's report of its last good run."""
     run_dir = WORK / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSCAN_")}
     reports: dict[str, Path] = {}
@@ -882,8 +923,8 @@ def scan_image(img: ImageDef, tools: list[Tool], runs: int, timeout: float) -> d
                 continue
             shutil.rmtree(run_dir, ignore_errors=True)
             (run_dir / "tmp").mkdir(parents=True)
-            out, err = WORK / f"{img.name}.{tool.name}.json", WORK / f"{img.name}.{tool.name}.stderr"
-            r = measure(tool.command(img.archive), out, err, run_dir, {**env, "TMPDIR": str(run_dir / "tmp")}, timeout)
+            out, err = WORK / f"{img.name}.{form}.{tool.name}.json", WORK / f"{img.name}.{form}.{tool.name}.stderr"
+            r = measure(tool.command(img.target(form)), out, err, run_dir, {**env, "TMPDIR": str(run_dir / "tmp")}, timeout)
             if r.status not in tool.ok:
                 tail = err.read_bytes()[-1500:].decode(errors="replace")
                 tool.failed = (
@@ -1004,11 +1045,14 @@ def _fmt_mb(n: float) -> str:
     return f"{n / MB:6.0f} MB"
 
 
-def report_image(img: ImageDef, sidecar: dict[str, Any], tools: list[Tool], reports: dict[str, Path]) -> list[str]:
+def report_image(
+    img: ImageDef, sidecar: dict[str, Any], tools: list[Tool], reports: dict[str, Path], form: str = ARCHIVE
+) -> list[str]:
     """Print the figures of one image; return what secretscan got wrong about the controls."""
     controls: dict[str, dict[str, Any]] = sidecar["controls"]
+    shape = "docker-archive" if form == ARCHIVE else "OCI layout, gzip layers"
     print(
-        f"\n== {img.key} {img.name}: {sidecar['uncompressed_bytes'] / MB:.0f} MB uncompressed, "
+        f"\n== {img.key} {img.name} ({shape}): {sidecar['uncompressed_bytes'] / MB:.0f} MB uncompressed, "
         f"{len(sidecar['layers'])} layers, {sidecar['files']} files; {len(sidecar['resolved']['python'])} "
         f"Python distributions, {sidecar['resolved']['npm_count']} npm packages; built {sidecar['built']}"
     )
@@ -1119,7 +1163,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rebuild", action="store_true", help="build again even if the spec is unchanged (new values)")
     ap.add_argument("--secretscan-only", action="store_true", help="do not run trivy and Kingfisher")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed (default 1800)")
+    ap.add_argument("--forms", default=",".join(FORMS), help=f"how each image is read: {', '.join(FORMS)} (default both)")
     args = ap.parse_args(argv)
+    forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+    if not forms or any(f not in FORMS for f in forms):
+        ap.error(f"--forms takes {' and/or '.join(FORMS)} (got {args.forms!r})")
     keys = [k.strip().upper() for k in args.images.split(",") if k.strip()]
     unknown = [k for k in keys if k not in IMAGES]
     if unknown or not keys or args.runs < 1:
@@ -1131,17 +1179,21 @@ def main(argv: list[str] | None = None) -> int:
             if sidecar:
                 print(f"{k} {IMAGES[k].name}: {sidecar['uncompressed_bytes'] / MB:.0f} MB, {sidecar['files']} files")
         return 0 if all(built.values()) else 1
-    tools = find_tools(args.secretscan_only)
-    print(f"tools: {', '.join(t.name for t in tools)}; {args.runs} interleaved runs per image", flush=True)
     problems: list[str] = []
-    for k, sidecar in built.items():
-        if sidecar is None:
-            problems.append(f"{k}: not built")
-            continue
-        img = IMAGES[k]
-        print(f"== scanning {k} {img.name}", flush=True)
-        reports = scan_image(img, tools, args.runs, args.timeout)
-        problems += [f"{k}: {p}" for p in report_image(img, sidecar, tools, reports)]
+    for form in forms:
+        tools = find_tools(args.secretscan_only, form)
+        print(f"{form}: tools {', '.join(t.name for t in tools)}; {args.runs} interleaved runs per image", flush=True)
+        for k, sidecar in built.items():
+            if sidecar is None:
+                problems.append(f"{k}: not built")
+                continue
+            img = IMAGES[k]
+            if form != ARCHIVE and ensure_layout(img) is None:
+                problems.append(f"{k} {form}: no OCI layout")
+                continue
+            print(f"== scanning {k} {img.name} ({form})", flush=True)
+            reports = scan_image(img, tools, args.runs, args.timeout, form)
+            problems += [f"{k} {form}: {p}" for p in report_image(img, sidecar, tools, reports, form)]
     print()
     if problems:
         print("FAIL: " + "; ".join(problems))
