@@ -48,6 +48,11 @@ class Limits:
     max_package_db_bytes: int = 128 * MiB
     """A package database file (dpkg status, apk installed, pip RECORD, ...) is read whole to
     learn what the packages installed; a larger one is scanned but not read as a database."""
+    max_held_blob_bytes: int = 512 * MiB
+    """A registry's layers, as stored (compressed), held in memory per image (an anonymous memory
+    file: never on disk) so that they are read like a local file: their package records in a pass
+    before their scan, and several layers by worker processes at once. Past it, the rest stream
+    once, one after another, as they arrive."""
     max_link_locations: int = 10_000
     """Locations one image gains through hard links (each link ships its target's secrets under
     another name): 1,000 links to a file of 1,000 tokens would be a million. Past it the rest of

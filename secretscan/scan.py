@@ -23,6 +23,7 @@ from secretscan.detection import Detection
 from secretscan.enrich import Enricher, file_problems
 from secretscan.errors import SecretScanError, SourceLimitReached
 from secretscan.findings import Occurrence, aggregate, sort_findings
+from secretscan.image import spool
 from secretscan.image.compression import sniff
 from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerFacts, LayerHandle
@@ -322,7 +323,14 @@ class Scanner:
 
     def scan_image(self, image: Image, state: RunState) -> None:
         config = image.config()
-        layers = image.layers()
+        # a registry's layers held in memory as stored (image.spool): read like local files. Not
+        # under --timeout: streamed, a layer is scanned as it arrives, and a partial report keeps
+        # whatever arrived in time; held, nothing would be scanned before every blob was in
+        worth = (self.config.jobs > 1 or bool(self._database_bytes)) and self.deadline.remaining() is None
+        with spool.held(image.layers(), self.config.limits.max_held_blob_bytes if worth else 0) as layers:
+            self._scan_layers(image, config, layers, state)
+
+    def _scan_layers(self, image: Image, config: ImageConfig, layers: Sequence[LayerHandle], state: RunState) -> None:
         # One bar per image: stored bytes, or files for a plain directory (no blob, size unknown).
         files = bool(layers) and all(h.walk is not None for h in layers)
         unit = ProgressUnit.FILES if files else ProgressUnit.BYTES

@@ -552,6 +552,58 @@ def test_a_compressed_layer_s_records_are_read_before_its_files(
         assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in findings}
 
 
+@pytest.mark.servers
+def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_none, unique_repo: str
+) -> None:
+    """A registry's layers are held in memory as they are stored (never on disk), so that their
+    package records are read before their files and several workers read them at once: the report
+    is the one the same image gives as a docker archive. Past ``max_held_blob_bytes``, or under an
+    overall ``--timeout``, they stream once as before: the same findings, their package files
+    searched (nothing verified before it is read)."""
+    import servers
+
+    from secretscan import scan
+
+    monkeypatch.setattr(scan, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
+    password = secretgen.password().replace("+", "8")
+    token = secretgen.github_pat()
+    module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
+    root = tmp_path / "root"
+    _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.conf": module}))
+    changed = module.replace("EXAMPLE", "OTHER") + "# edited\n"
+    layers = [Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.conf", changed.encode())])]
+    archive, layout = tmp_path / "pip.tar", tmp_path / "layout"
+    write_docker_archive(archive, ImageSpec(layers))
+    write_oci_layout(layout, ImageSpec(layers))  # gzip layers, as registries hold them
+    servers.push(registry_none, layout, f"{unique_repo}:1")
+    reference = f"docker://{registry_none.host}/{unique_repo}:1"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+
+    def scan_of(target: object, *args: str) -> tuple[list, dict]:
+        result = cli("scan", target, "-f", "json", "-q", "--fail-on", "none", *args)
+        assert result.code == 0, result.err
+        summary = result.report["images"][0]
+        findings = sorted(
+            (f["fingerprint"], f["rule_id"], f["severity"], sorted((loc["path"], loc["package_state"]) for loc in f["locations"]))
+            for f in result.report["findings"]
+        )
+        return findings, {k: summary[k] for k in ("files_scanned", "verified_files", "verified_bytes")}
+
+    expected = scan_of(archive, "--jobs", "2")
+    assert expected[1]["verified_files"] >= 1
+    assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in expected[0]}
+    for jobs in ("1", "2"):
+        assert scan_of(reference, "--jobs", jobs) == expected
+    assert not list(scratch.iterdir())  # held in memory: nothing written
+    for streamed in (["--limit", "max_held_blob_bytes=1"], ["--timeout", "10m"]):
+        findings, counts = scan_of(reference, *streamed)
+        assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]
+        assert counts["verified_files"] == 0
+
+
 def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_path: Path) -> None:
     """A file of several windows (a bundled library): its digest decides before the search, so a
     pristine one is verified and published, and the same file changed is the application's."""
