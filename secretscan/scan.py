@@ -441,7 +441,7 @@ class Scanner:
                 found = split.survey_stored(blob, self.config.limits, self._database_bytes)
         except (OSError, SecretScanError):
             found = split.Survey()  # its scan says what is wrong with it
-        return found, _records(found)
+        return split.Survey(), _records(found)  # the records, not the files they were read from
 
     @property
     def _database_bytes(self) -> int:
