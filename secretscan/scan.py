@@ -74,10 +74,6 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
-_STORED = -1
-"""A survey task's chunk number for a pass over a whole stored layer (``split.survey_stored``)."""
-_STORED_WEIGHT = 3
-"""A stored layer's survey weighed by its stored bytes times this (it decompresses them all)."""
 MIN_STORED_SURVEY = 4 * 1024 * 1024
 """Stored bytes below which a compressed layer is scanned without reading its records first."""
 
@@ -383,30 +379,22 @@ class Scanner:
             if found:
                 starts[i] = found
         tasks = [(i, k) for i, found in starts.items() for k in range(len(found))]
-        # the rest of the local layers (compressed): their records in a pass of their own
-        stored = [i for i, h in enumerate(layers) if i not in starts and self._surveys_stored(h)]
-        tasks += [(i, _STORED) for i in stored]  # forkable, as they are local
 
         def walk(t: int) -> tuple[split.Survey, LayerPackages | None]:
             i, k = tasks[t]
-            if k == _STORED:
-                return self._survey_stored(layers[i])
             stop = starts[i][k + 1] if k + 1 < len(starts[i]) else None
             return self._survey(layers[i], chosen.get(i, 1), starts[i][k], stop, len(starts[i]))
 
         walked = fork_map(
             walk,
             len(tasks),
-            [(layers[i].size or 0) * _STORED_WEIGHT if k == _STORED else (layers[i].size or 0) // len(starts[i]) for i, k in tasks],
+            [(layers[i].size or 0) // len(starts[i]) for i, _ in tasks],
             workers if side_by_side else 1,
             on_error=lambda t, reason: (split.Survey(uncuttable=True), None),  # scanned whole, which reports it
             meanwhile=self.stack,
         )
         pieces: list[Piece] = []
         expected: dict[int, LayerPackages] = {}
-        for (i, k), (_, packages) in zip(tasks, walked, strict=True):
-            if k == _STORED and packages:
-                expected[i] = packages
         for i, handle in enumerate(layers):
             cuts: list[int] = []
             if i in starts:
@@ -415,7 +403,9 @@ class Scanner:
                 if packages:
                     expected[i] = packages
             if not cuts:
-                pieces.append(Piece(i))
+                # the rest of the local layers (compressed): their records in a pass of their own,
+                # on the worker that then scans the layer (no wait for the other layers' passes)
+                pieces.append(Piece(i, records_first=i not in starts and self._surveys_stored(handle)))
                 continue
             bounds = [0, *cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
@@ -435,13 +425,13 @@ class Scanner:
             and not self.deadline.expired
         )
 
-    def _survey_stored(self, handle: LayerHandle) -> tuple[split.Survey, LayerPackages | None]:
+    def _survey_stored(self, handle: LayerHandle) -> LayerPackages | None:
         try:
             with handle.open() as blob:
                 found = split.survey_stored(blob, self.config.limits, self._database_bytes)
         except (OSError, SecretScanError):
-            found = split.Survey()  # its scan says what is wrong with it
-        return split.Survey(), _records(found)  # the records, not the files they were read from
+            return None  # its scan says what is wrong with it
+        return _records(found)
 
     @property
     def _database_bytes(self) -> int:
@@ -499,6 +489,8 @@ class Scanner:
     def _scan_piece(
         self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None, on_progress: Callable[[int], None]
     ) -> LayerResult:
+        if piece.records_first:
+            expected = self._survey_stored(handle)
         if piece.whole:
             return self.scan_layer(handle, expected, on_progress)
         if self.deadline.expired:

@@ -104,10 +104,9 @@ def test_a_pax_global_header_or_a_bad_header_means_no_cut(tmp_path: Path) -> Non
     assert split.cut_points(io.BytesIO(bytes(damaged)), len(damaged), 2) == []
 
 
-def test_a_member_sized_by_its_pax_header_is_walked_as_tarfile_reads_it() -> None:
-    """A pax ``size`` record overrides the header's size (tarfile follows it; files over 8 GiB are
-    written so). A hostile layer can give the header a size of 0 and the member's bytes the shape
-    of a tar: the survey must neither cut inside those bytes nor read records from them."""
+def _tar_shaped_bytes() -> bytes:
+    """Members of a tar with no end blocks (a chain a walk can follow on), one a pip RECORD: what a
+    hostile layer puts in a file's bytes for a survey that loses its place to read."""
     inner = io.BytesIO()
     with tarfile.open(fileobj=inner, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for i in range(20):
@@ -115,7 +114,23 @@ def test_a_member_sized_by_its_pax_header_is_walked_as_tarfile_reads_it() -> Non
             info = tarfile.TarInfo(record.decode())
             info.size = 8192
             tar.addfile(info, io.BytesIO(b"x,sha256=,1\n" * 600 + bytes(8192 - 7200)))
-    hidden = inner.getvalue()
+    return inner.getvalue()[: 20 * (512 + 8192)]
+
+
+def _assert_surveyed_as_tarfile_reads(layer: bytes) -> None:
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        boundaries = {m.offset for m in tar.getmembers()}
+    for parts in (2, 3, 4):
+        found = split.survey(io.BytesIO(layer), len(layer), parts, 1 << 20)
+        assert set(found.cuts) <= boundaries, (parts, found.cuts)
+        assert not [path for path, _, _ in found.databases if "dist-info" in path]
+
+
+def test_a_member_sized_by_its_pax_header_is_walked_as_tarfile_reads_it() -> None:
+    """A pax ``size`` record overrides the header's size (tarfile follows it; files over 8 GiB are
+    written so). A hostile layer can give the header a size of 0 and the member's bytes the shape
+    of a tar: the survey must neither cut inside those bytes nor read records from them."""
+    hidden = _tar_shaped_bytes()
     outer = io.BytesIO()
     with tarfile.open(fileobj=outer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for i in range(6):
@@ -141,11 +156,42 @@ def test_a_member_sized_by_its_pax_header_is_walked_as_tarfile_reads_it() -> Non
     layer = bytes(data)
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:  # tarfile still reads the layer right
         assert [m.name for m in tar.getmembers()] == [m.name for m in members]
-        boundaries = {m.offset for m in tar.getmembers()}
-    for parts in (2, 3, 4):
-        found = split.survey(io.BytesIO(layer), len(layer), parts, 1 << 20)
-        assert set(found.cuts) <= boundaries, (parts, found.cuts)
-        assert not [path for path, _, _ in found.databases if "dist-info" in path]
+    _assert_surveyed_as_tarfile_reads(layer)
+
+
+@pytest.mark.parametrize("kind", [tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE])
+def test_a_member_with_no_data_but_a_size_is_walked_as_tarfile_reads_it(kind: bytes) -> None:
+    """tarfile skips a member's data only after a regular file's header: a directory, link or
+    fifo whose header gives a size has no data, and the next header follows at once. A hostile
+    layer can give one the size that lands a survey inside the next file's bytes, shaped as a tar."""
+    hidden = _tar_shaped_bytes()
+    outer = io.BytesIO()
+    with tarfile.open(fileobj=outer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(6):
+            info = tarfile.TarInfo(f"before{i}")
+            info.size = 16384
+            tar.addfile(info, io.BytesIO(bytes(16384)))
+        odd = tarfile.TarInfo("odd")
+        odd.type, odd.linkname = kind, "before0" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+        tar.addfile(odd)
+        carrier = tarfile.TarInfo("carrier")
+        carrier.size = 1024 + len(hidden)
+        tar.addfile(carrier, io.BytesIO(bytes(1024) + hidden))
+        for i in range(6):
+            info = tarfile.TarInfo(f"after{i}")
+            info.size = 16384
+            tar.addfile(info, io.BytesIO(bytes(16384)))
+    data = bytearray(outer.getvalue())
+    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
+        members = tar.getmembers()
+    header = next(m for m in members if m.name == "odd").offset
+    data[header + 124 : header + 136] = b"%011o\0" % (512 + 1024)  # its header's size: to the hidden bytes
+    data[header + 148 : header + 156] = b"        "
+    data[header + 148 : header + 156] = b"%06o\0 " % sum(data[header : header + 512])
+    layer = bytes(data)
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:  # tarfile still reads the layer right
+        assert [m.name for m in tar.getmembers()] == [m.name for m in members]
+    _assert_surveyed_as_tarfile_reads(layer)
 
 
 def test_a_tampered_cut_layer_is_still_caught_by_its_digest(cli, tmp_path: Path, small_pieces: None) -> None:
@@ -298,3 +344,74 @@ def test_a_layer_holding_a_tar_where_its_headers_are_walked_side_by_side(cli, tm
     one, two = _report(cli, image, 1), _report(cli, image, 2)
     assert one == two and not one["errors"]
     assert [loc["path"] for f in one["findings"] for loc in f["locations"]] == ["/usr/lib/python3/site-packages/x/settings.py"]
+
+
+class _Counting(io.RawIOBase):
+    """A stored blob that counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner, self.read_bytes = io.BytesIO(data), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.read_bytes += len(data)
+        return len(data)
+
+
+def _gzip_layer(members: list[tuple[str, bytes]]) -> bytes:
+    import gzip
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
+
+
+def _record(site: str, files: dict[str, bytes], sizes_off: int = 0) -> bytes:
+    lines = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data) + sizes_off}"
+        for name, data in files.items()
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("case", ["logs", "records that list other sizes", "records that hold", "a dpkg base"])
+def test_a_pass_over_a_stored_layer_reads_on_only_while_records_can_vouch(case: str) -> None:
+    """A compressed layer's records are read in a pass of their own, which costs a decompression:
+    it stops early on a layer that shows no records (logs, data) or whose pip records list sizes
+    its files do not have, and reads on to the end when its records hold or a system package
+    manager's database is to come (its ``etc/dpkg`` early, ``var/lib/dpkg`` last)."""
+    from secretscan.limits import Limits
+
+    rng = random.Random(7)
+    noise = rng.randbytes  # incompressible: stored bytes track the walk
+    site = "usr/local/lib/python3.11/site-packages"
+    members: list[tuple[str, bytes]] = []
+    if case == "logs":
+        members = [(f"var/log/app/{i}.log", noise(1 << 20)) for i in range(40)]
+    elif case.startswith("records"):
+        off = 1 if case == "records that list other sizes" else 0
+        for p in range(40):
+            files = {f"pkg{p:02d}/m{i}.py": noise(64 * 1024) for i in range(8)}
+            members += [(f"{site}/{name}", data) for name, data in files.items()]
+            members.append((f"{site}/pkg{p:02d}-1.0.dist-info/RECORD", _record(site, files, off)))
+    else:
+        members = [("etc/dpkg/dpkg.cfg", b"# dpkg\n")]
+        members += [(f"usr/lib/x86_64-linux-gnu/lib{i}.so", noise(1 << 20)) for i in range(40)]
+        members.append(("var/lib/dpkg/status", b"Package: base-files\nStatus: install ok installed\nVersion: 12\n\n"))
+    blob = _Counting(_gzip_layer(members))
+    stored = len(blob._inner.getvalue())
+    found = split.survey_stored(io.BufferedReader(blob), Limits(), 1 << 20)  # type: ignore[arg-type]
+    databases = [path for path, _, _ in found.databases]
+    if case in ("logs", "records that list other sizes"):
+        assert blob.read_bytes < stored // 2, (blob.read_bytes, stored)
+    else:
+        assert blob.read_bytes == stored
+        assert databases and databases[-1] in (f"/{site}/pkg39-1.0.dist-info/RECORD", "/var/lib/dpkg/status")

@@ -449,7 +449,7 @@ def test_the_compiled_reader_on_damaged_headers_reads_what_tarfile_reads_or_decl
     buf = bytes(data)
     entry = headers.plain_entry(buf, at)
     paxed = headers.pax_path_entry(buf, at)
-    walked = headers.skip_plain(buf, at, len(buf), collect.NAME_ENDINGS, collect.NAME_PART)
+    walked = headers.skip_plain(buf, at, len(buf), collect.NAME_ENDINGS, (collect.NAME_PART,))
     if not 0 <= at <= len(buf) - 512:
         assert entry is None and paxed is None and walked == (at, 0)
         return

@@ -26,6 +26,10 @@ NAME_ENDINGS: tuple[bytes, ...] = _LAST_PARTS
 NAME_PART = b"status.d"
 """A tar header whose ``name`` field ends with none of ``NAME_ENDINGS`` and whose ``name`` and
 ``prefix`` fields hold no ``NAME_PART`` names no database (``might_want_header``)."""
+SYSTEM_MARKERS = ("etc/dpkg/", "etc/apk/", "etc/rpm/", "etc/yum.repos.d/", "etc/dnf/")
+"""Files of a system package manager's own that come early in a layer's tar order (``etc/``, where
+names sort before ``lib/``, ``usr/`` and ``var/``), while its database comes late
+(``var/lib/dpkg``, ``var/lib/rpm``): a layer that holds them likely ends with records."""
 
 
 _IN_EXTENDED = re.compile(b"|".join(re.escape(part) + b"\n" for part in _LAST_PARTS) + b"|status\\.d/")

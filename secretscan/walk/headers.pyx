@@ -83,15 +83,20 @@ cdef inline Py_ssize_t _length(const unsigned char* p, Py_ssize_t limit) noexcep
     return limit if nul == NULL else nul - p
 
 
-cdef inline bint _contains(const unsigned char* p, Py_ssize_t n, const unsigned char* needle, Py_ssize_t m) noexcept nogil:
-    """Whether ``needle`` (``m`` > 0 bytes) is among the ``n`` bytes at ``p``."""
+cdef inline Py_ssize_t _find(const unsigned char* p, Py_ssize_t n, const unsigned char* needle, Py_ssize_t m) noexcept nogil:
+    """Where ``needle`` (``m`` > 0 bytes) first is among the ``n`` bytes at ``p``; -1 if nowhere."""
     cdef Py_ssize_t i
     if m == 0:
-        return False
+        return -1
     for i in range(n - m + 1):
         if p[i] == needle[0] and memcmp(p + i, needle, m) == 0:
-            return True
-    return False
+            return i
+    return -1
+
+
+cdef inline bint _contains(const unsigned char* p, Py_ssize_t n, const unsigned char* needle, Py_ssize_t m) noexcept nogil:
+    """Whether ``needle`` (``m`` > 0 bytes) is among the ``n`` bytes at ``p``."""
+    return _find(p, n, needle, m) >= 0
 
 
 def plain_entry(const unsigned char[::1] buf, Py_ssize_t at, bytes long_name=None):
@@ -183,30 +188,23 @@ cdef object _entry(const unsigned char* h, bytes long_name):
     return path, False, mode, _octal(h + 124, 11), _octal(h + 136, 11)
 
 
-cdef inline bint _names_wanted(
-    const unsigned char* p, Py_ssize_t n, tuple name_endings, const unsigned char* part, Py_ssize_t part_length
-):
-    """Whether the ``n`` bytes at ``p`` hold ``part`` or any of ``name_endings`` anywhere: what a pax
-    header's records may name a wanted file with."""
-    cdef bytes ending
-    if _contains(p, n, part, part_length):
-        return True
-    for ending in name_endings:
-        if _contains(p, n, <const unsigned char*>(<const char*>ending), len(ending)):
+cdef inline bint _holds_any(const unsigned char* p, Py_ssize_t n, tuple needles):
+    """Whether any of ``needles`` is among the ``n`` bytes at ``p``."""
+    cdef bytes needle
+    for needle in needles:
+        if _contains(p, n, <const unsigned char*>(<const char*>needle), len(needle)):
             return True
     return False
 
 
-cdef inline bint _name_wanted(
-    const unsigned char* h, tuple name_endings, const unsigned char* part, Py_ssize_t part_length
-):
+cdef inline bint _name_wanted(const unsigned char* h, tuple name_endings, tuple name_parts):
     """Whether a header's ``name`` field ends with one of ``name_endings``, or its ``name`` or ustar
-    ``prefix`` holds ``part``."""
+    ``prefix`` holds one of ``name_parts``."""
     cdef Py_ssize_t name_length = _length(h, 100)
     cdef bytes ending
-    if _contains(h, name_length, part, part_length):
+    if _holds_any(h, name_length, name_parts):
         return True
-    if h[345] != 0 and _contains(h + 345, _length(h + 345, 155), part, part_length):
+    if h[345] != 0 and _holds_any(h + 345, _length(h + 345, 155), name_parts):
         return True
     for ending in name_endings:
         if len(ending) <= name_length and memcmp(h + name_length - len(ending), <const char*>ending, len(ending)) == 0:
@@ -223,7 +221,8 @@ def skip_plain(
     Py_ssize_t at,
     Py_ssize_t limit,
     tuple name_endings,
-    bytes name_part,
+    tuple name_parts,
+    dict sizes=None,
 ):
     """Follow the chain of plain members from ``buf[at]`` (a member's first header), stopping at
     the first member that starts at or past ``limit``, is not whole in ``buf`` (its headers), or is
@@ -232,10 +231,13 @@ def skip_plain(
 
     A plain member is one header written the usual way (as ``plain_entry``: usual numbers, a
     checksum that holds) of any kind but the extended and uncuttable ones (``x L K g V M``) and
-    the sparse ``S``, perhaps after one pax header (``x``, at most 64 KiB, no ``size`` record) whose
-    records hold none of ``name_endings`` and no ``name_part``. A member the caller wants: a file
-    (``0``, NUL, ``7``) named by its own header whose ``name`` field ends with one of
-    ``name_endings`` or whose ``name`` or ustar prefix holds ``name_part`` (empty: none does)."""
+    the sparse ``S``, and no link, device, directory or fifo (``1``-``6``) that gives a size
+    (tarfile skips no data after one), perhaps after one pax header (``x``, at most 64 KiB, no
+    ``size`` record) whose records hold none of ``name_endings`` and ``name_parts``. A member the
+    caller wants: a file (``0``, NUL, ``7``) named by its own header whose ``name`` field ends with
+    one of ``name_endings`` or whose ``name`` or ustar prefix holds one of ``name_parts``.
+    ``sizes``: filled with the size of each file gone past, by its name as the archive writes it
+    (a ustar prefix joined, or the pax path)."""
     cdef Py_ssize_t size = buf.shape[0]
     cdef Py_ssize_t members = 0
     cdef Py_ssize_t header_at
@@ -244,12 +246,12 @@ def skip_plain(
     cdef unsigned char kind
     cdef long long length
     cdef bint named
-    cdef bytes ending
-    cdef const unsigned char* part = <const unsigned char*>(<const char*>name_part)
-    cdef Py_ssize_t part_length = len(name_part)
-    for ending in name_endings:
-        if len(ending) == 0:
-            raise ValueError("an empty name ending would stop at every file")
+    cdef bytes needle
+    cdef bytes name = None
+    cdef Py_ssize_t path_at, path_end
+    for needle in name_endings + name_parts:
+        if len(needle) == 0:
+            raise ValueError("an empty name ending or part would stop at every file")
     while at >= 0 and at < limit and at + BLOCK <= size:
         header_at, named = at, False
         h = &buf[at]
@@ -261,21 +263,31 @@ def skip_plain(
             if length > 65536 or header_at + BLOCK > size:
                 break
             records = h + BLOCK
-            if _contains(records, length, b" size=", 6) or _names_wanted(
-                records, length, name_endings, part, part_length
-            ):
+            if _contains(records, length, b" size=", 6) or _holds_any(records, length, name_endings + name_parts):
                 break
             named = _contains(records, length, b" path=", 6)
+            if named and sizes is not None:
+                path_at = _find(records, length, b" path=", 6) + 6
+                path_end = path_at
+                while path_end < length and records[path_end] != 10:
+                    path_end += 1
+                name = (<const char*>records)[path_at:path_end]
             h = &buf[header_at]
         kind = h[156]
         if kind in b"xLKgVMS":
             break
         if not _plain(h):
             break
-        if not named and (kind == 48 or kind == 0 or kind == 55) and _name_wanted(
-            h, name_endings, part, part_length
-        ):
+        if 49 <= kind <= 54 and _octal(h + 124, 11) != 0:  # "1"-"6" with a size: tarfile skips no data
             break
+        if not named and (kind == 48 or kind == 0 or kind == 55) and _name_wanted(h, name_endings, name_parts):
+            break
+        if sizes is not None and (kind == 48 or kind == 0 or kind == 55):
+            if not named:
+                name = (<const char*>h)[: _length(h, 100)]
+                if h[345] != 0:
+                    name = (<const char*>h)[345 : 345 + _length(h + 345, 155)] + b"/" + name
+            sizes[name] = _octal(h + 124, 11)
         at = header_at + BLOCK + _padded(_octal(h + 124, 11))
         members += 1
     return at, members

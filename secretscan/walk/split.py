@@ -8,7 +8,8 @@ index: the headers are walked once, seeking past each member's data (512 bytes r
 and cuts are made only before a member whose extended headers (PAX, GNU long names) are all its
 own. Anything unusual (a header that does not check out, a PAX global header whose settings would
 not reach the later pieces, a PAX size record or an old GNU sparse member, whose data does not end
-where its own header says, more members than the walk is allowed) and the layer is not cut.
+where its own header says, a link, directory or device whose header gives a size, which tarfile
+does not skip, more members than the walk is allowed) and the layer is not cut.
 Plain headers are followed in C (``walk.headers``), the rest here.
 The layer's digest is still taken over all its bytes, in a task of its own.
 """
@@ -43,6 +44,9 @@ MAX_HEADERS = 2_000_000
 _BLOCK = 512
 _EXTENDED = (b"x", b"L", b"K")
 """A PAX header, a GNU long name or long link name: they describe the member after them."""
+_NO_DATA = (b"1", b"2", b"3", b"4", b"5", b"6")
+"""Hard and symbolic link, devices, directory, fifo: whatever size their header gives, tarfile
+reads no data after it (``TarInfo._proc_builtin`` skips data for regular files and unknown kinds)."""
 _NOT_CUTTABLE = (b"g", b"V", b"M", b"S")
 """PAX global header (applies to all later members), volume label, multi-volume continuation, old
 GNU sparse file (its map may go on in blocks after its header)."""
@@ -57,6 +61,9 @@ class Piece:
     """Stored bytes [start, end); ``end`` None with ``start`` 0: the whole layer, as usual."""
     digest_only: bool = False
     """Only the layer's digest, over all its bytes (the pieces cannot give it)."""
+    records_first: bool = False
+    """A whole layer (compressed) whose package records are read in a pass of their own
+    (``survey_stored``) by the worker that then scans it."""
 
     @property
     def whole(self) -> bool:
@@ -69,6 +76,8 @@ class Piece:
         longest, and handed out first it does not finish alone after every piece."""
         if self.digest_only:
             return layer_size // 2
+        if self.records_first:
+            return layer_size * 3 // 2  # decompressed twice
         return layer_size if self.end is None else self.end - self.start
 
 
@@ -91,6 +100,7 @@ class Survey:
     """The walk met what forbids any cut of the layer (a bad header, a pax global header)."""
 
 
+_SYSTEM_MARKERS = tuple(marker.encode() for marker in collect.SYSTEM_MARKERS)
 _MAX_EXTENDED = 64 * 1024
 MAX_SURVEY_BYTES = 256 * 1024 * 1024
 """Database bytes one survey keeps; the databases past it are read when the scan meets them."""
@@ -112,6 +122,7 @@ def survey(
     budget: int = MAX_SURVEY_BYTES,
     targets_from: int | None = None,
     into: Survey | None = None,
+    give_up_at: int | None = None,
 ) -> Survey:
     """Cut points as ``cut_points`` gives them, and the package database files of at most
     ``max_database_bytes`` each (0: none), up to ``budget`` bytes in all. A header that does not
@@ -119,7 +130,9 @@ def survey(
     scanned in full, so that is safe). ``start``: a member boundary to walk from; ``stop``: where
     to stop, at the first member boundary at or past it (walks side by side: ``chunk_starts``);
     the walk cuts for the targets from ``targets_from`` (default ``start``) up to ``stop``.
-    ``into``: the survey to fill (what it holds so far stays if reading the stream fails)."""
+    ``into``: the survey to fill (what it holds so far stays if reading the stream fails).
+    ``give_up_at``: an offset past which a walk that has found no database, and no file of a
+    system package manager (``collect.SYSTEM_MARKERS``), stops (``survey_stored``)."""
     found = Survey() if into is None else into
     low = start if targets_from is None else targets_from
     targets = [t for t in (size * k // parts for k in range(1, parts)) if t >= low and (stop is None or t < stop)]
@@ -127,9 +140,17 @@ def survey(
     long_name: str | None = None
     window = _Window(stream)
     buf, base = b"", 0  # the window's bytes and where they start: a header is read off them without a call
-    wanted = (collect.NAME_ENDINGS, collect.NAME_PART) if max_database_bytes else ((), b"")
+    wanted: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
+    if max_database_bytes:
+        markers = _SYSTEM_MARKERS if give_up_at is not None else ()
+        wanted = (collect.NAME_ENDINGS, (collect.NAME_PART, *markers))
+    system = False
+    records = _RecordSizes() if give_up_at is not None else None
+    sizes = records.sizes if records is not None else None
     walked = 0
     while walked < MAX_HEADERS:
+        if give_up_at is not None and pos >= give_up_at and not found.databases and not system:
+            return found
         if stop is not None and pos >= stop and pos == member_start:
             found.stopped_at, found.unmet = pos, (targets[0] if targets else None)
             return found
@@ -143,11 +164,13 @@ def survey(
                 return found  # end of archive
         if long_name is None:  # the plain members up to the next one to look at, in C
             limit = min(size - _BLOCK + 1, targets[0] if targets else size, size if stop is None else stop)
-            passed, members = headers.skip_plain(buf, at, limit - base, *wanted)
+            passed, members = headers.skip_plain(buf, at, limit - base, *wanted, sizes)
             if members:
                 found.opens = found.opens or member_start == start
                 pos = member_start = base + passed
                 walked += members
+                if records is not None and records.pending and records.settle():
+                    return found  # records that do not describe the layer: not worth the pass
                 continue
         walked += 1
         header = buf[at : at + _BLOCK]
@@ -156,6 +179,9 @@ def survey(
         else:
             length = _checked_size(header)
         kind = header[156:157]
+        if length and kind in _NO_DATA:
+            found.cuts, found.uncuttable = [], True  # tarfile reads the next header right after it
+            return found
         if length is None or kind in _NOT_CUTTABLE:
             if length is None and header.count(0) == _BLOCK:
                 return found  # end of archive
@@ -184,6 +210,8 @@ def survey(
             found.cuts.append(member_start)
             while targets and targets[0] <= member_start:
                 targets.pop(0)
+        if give_up_at is not None and not system and kind in (b"0", b"\0", b"7"):
+            system = any(marker in (long_name or _ustar_name(header)) for marker in collect.SYSTEM_MARKERS)
         if (
             max_database_bytes
             and kind in (b"0", b"\0", b"7")
@@ -195,6 +223,8 @@ def survey(
                 found.databases.append((path, _octal(header[136:148]) or 0, window.read(data_at, length)))
                 buf, base = window.buf, window.at
                 budget -= length
+                if records is not None and path.endswith(".dist-info/RECORD") and records.listed(name, found.databases[-1][2]):
+                    return found  # records that do not describe the layer: not worth the pass
         long_name = None
         member_start = pos
     found.cuts, found.uncuttable = [], True
@@ -210,15 +240,26 @@ STORED_SURVEY_ERRORS: tuple[type[BaseException], ...] = (
 def survey_stored(blob: BinaryIO, limits: Limits, max_database_bytes: int) -> Survey:
     """The package database files of a layer that cannot be cut (compressed: gzip, zstd, xz, or
     read whole), read in a pass of their own before its scan, so that the scan can leave what they
-    vouch for unsearched (a layer streams past once, and a package's records come after its files
-    in tar order). The pass decompresses the layer once more and follows its headers (``survey``),
-    reading only the database files' bytes. Whatever stops it (damage, a limit) leaves the
-    databases before it: the scan then meets the same problem and reports it."""
+    vouch for unsearched (a layer streams past once, and a package's records mostly come after its
+    files in tar order). The pass decompresses the layer once more and follows its headers (``survey``),
+    reading only the database files' bytes, and gives up early on a layer that shows no sign of
+    any (``GIVE_UP_AT``). Whatever stops it (damage, a limit) leaves the databases before it: the
+    scan then meets the same problem and reports it."""
     found = Survey()
     with contextlib.suppress(*STORED_SURVEY_ERRORS):
         stream = cast(BinaryIO, _Forward(bounded_uncompressed(blob, limits)))
-        survey(stream, limits.max_layer_bytes, 1, max_database_bytes, into=found)
+        survey(stream, limits.max_layer_bytes, 1, max_database_bytes, into=found, give_up_at=GIVE_UP_AT)
     return found
+
+
+GIVE_UP_AT = 16 * 1024 * 1024
+"""Uncompressed bytes after which a pass over a stored layer that has met no package database, and
+no system package manager's files, stops: the layer (logs, data, an application) is searched in
+full anyway, and the pass would cost a decompression for nothing. A pip or npm layer's first
+records come within its first package; a Debian, Alpine or Red Hat base's database comes last,
+after its ``etc/`` (``collect.SYSTEM_MARKERS``). The pass stops too once pip records list more
+files with another size than the one the layer holds than with it (``_RecordSizes``): records
+that vouch for nothing."""
 
 
 class _Forward:
@@ -239,6 +280,51 @@ class _Forward:
         data = self._inner.read(n)
         self._pos += len(data)
         return data
+
+
+class _RecordSizes:
+    """Whether the pip records a pass over a stored layer meets describe the layer: the files they
+    list with a size, compared with the files the walk goes past (before or after the record: tar
+    writers sort a package's directory and its ``dist-info`` either way)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[bytes, int] = {}
+        """Each file gone past, by its name in the archive (``headers.skip_plain`` fills it)."""
+        self.pending: dict[bytes, int] = {}
+        """Listed files not yet gone past, with their recorded size."""
+        self.same = self.other = 0
+
+    def listed(self, name: str, data: bytes) -> bool:
+        """Take in the ``RECORD`` at ``name`` in the archive; whether the records are hopeless."""
+        site = name.rpartition("/")[0].rpartition("/")[0]
+        for line in data.decode("utf-8", "surrogateescape").splitlines():
+            rest, _, size = line.rpartition(",")
+            listed = rest.rpartition(",")[0]
+            if size.isdigit() and listed and not listed.startswith(("../", "/")):
+                key = (f"{site}/{listed}" if site else listed).encode("utf-8", "surrogateescape")
+                if key in self.sizes:
+                    self._count(self.sizes[key], int(size))
+                else:
+                    self.pending[key] = int(size)
+        return self.hopeless
+
+    def settle(self) -> bool:
+        """Compare the listed files gone past since; whether the records are hopeless."""
+        for key in [key for key in self.pending if key in self.sizes]:
+            self._count(self.sizes[key], self.pending.pop(key))
+        return self.hopeless
+
+    def _count(self, seen: int, recorded: int) -> None:
+        if seen == recorded:
+            self.same += 1
+        else:
+            self.other += 1
+
+    @property
+    def hopeless(self) -> bool:
+        """More listed files of another size than of the recorded one: records that vouch for
+        nothing here (a package changed in place, or records not written by pip)."""
+        return self.other >= 8 and self.other > 2 * self.same
 
 
 def chunk_starts(stream: BinaryIO, size: int, chunks: int) -> list[int]:
