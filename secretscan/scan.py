@@ -29,7 +29,6 @@ from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerFacts, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
 from secretscan.parallel import fork_map
-from secretscan.provenance import collect
 from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import LayerPackages
 from secretscan.redact import Masker
@@ -74,20 +73,6 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
-MIN_STORED_SURVEY = 4 * 1024 * 1024
-"""Stored bytes below which a compressed layer is scanned without reading its records first."""
-
-
-def _records(found: split.Survey) -> LayerPackages | None:
-    """The package records of the database files a survey read (their bytes are dropped: the
-    records are what is sent on)."""
-    if not found.databases:
-        return None
-    collector = collect.Collector()
-    for path, mtime, data in found.databases:
-        collector.feed(path, data, mtime)
-    found.databases = []
-    return collector.packages
 
 
 def _share(piece: Piece, layer_size: int) -> int:
@@ -322,7 +307,7 @@ class Scanner:
         # a registry's layers held in memory as stored (image.spool): read like local files. Not
         # under --timeout: streamed, a layer is scanned as it arrives, and a partial report keeps
         # whatever arrived in time; held, nothing would be scanned before every blob was in
-        worth = (self.config.jobs > 1 or bool(self._database_bytes)) and self.deadline.remaining() is None
+        worth = (self.config.jobs > 1 or bool(self.database_bytes)) and self.deadline.remaining() is None
         with spool.held(image.layers(), self.config.limits.max_held_blob_bytes if worth else 0) as layers:
             self._scan_layers(image, config, layers, state)
 
@@ -418,23 +403,15 @@ class Scanner:
         for the records to save more than the pass costs (another decompression), with package
         provenance on."""
         return (
-            bool(self._database_bytes)
+            bool(self.database_bytes)
             and handle.forkable
             and handle.walk is None
-            and (handle.size or 0) >= MIN_STORED_SURVEY
+            and (handle.size or 0) >= split.MIN_STORED_SURVEY
             and not self.deadline.expired
         )
 
-    def _survey_stored(self, handle: LayerHandle) -> LayerPackages | None:
-        try:
-            with handle.open() as blob:
-                found = split.survey_stored(blob, self.config.limits, self._database_bytes)
-        except (OSError, SecretScanError):
-            return None  # its scan says what is wrong with it
-        return _records(found)
-
     @property
-    def _database_bytes(self) -> int:
+    def database_bytes(self) -> int:
         """The largest package database file a survey reads (0: none, without package provenance)."""
         return self.config.limits.max_package_db_bytes if self.config.package_provenance else 0
 
@@ -460,11 +437,11 @@ class Scanner:
         try:
             with handle.open_range(0, handle.size) as blob:
                 found = split.survey(
-                    blob, handle.size, parts, self._database_bytes, start=start, stop=stop, budget=split.MAX_SURVEY_BYTES // chunks
+                    blob, handle.size, parts, self.database_bytes, start=start, stop=stop, budget=split.MAX_SURVEY_BYTES // chunks
                 )
         except (OSError, SecretScanError):
             found = split.Survey(uncuttable=True)  # scanned whole, which reports what is wrong with it
-        return found, _records(found)
+        return found, split.records_of(found)
 
     def _joined(
         self, handle: LayerHandle, parts: int, starts: list[int], walks: list[tuple[split.Survey, LayerPackages | None]]
@@ -478,19 +455,19 @@ class Scanner:
             try:
                 with handle.open_range(0, handle.size) as blob:
                     rest = split.walk_on(
-                        blob, handle.size, parts, self._database_bytes, split.Survey(joined.cuts), resume_at, targets_from
+                        blob, handle.size, parts, self.database_bytes, split.Survey(joined.cuts), resume_at, targets_from
                     )
             except (OSError, SecretScanError):
                 return [], split.merge_packages(records)
             joined.cuts = rest.cuts
-            records.append(_records(rest))
+            records.append(split.records_of(rest))
         return joined.cuts, split.merge_packages(records)
 
     def _scan_piece(
         self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None, on_progress: Callable[[int], None]
     ) -> LayerResult:
         if piece.records_first:
-            expected = self._survey_stored(handle)
+            expected = split.records_first(handle, self.config.limits, self.database_bytes)
         if piece.whole:
             return self.scan_layer(handle, expected, on_progress)
         if self.deadline.expired:

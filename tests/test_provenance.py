@@ -517,9 +517,9 @@ def test_a_compressed_layer_s_records_are_read_before_its_files(
     records come after its files: they are read in a pass of their own first, so its pristine
     files are verified and left unsearched as in an uncompressed layer, and the report is the one
     the same image gives as a docker archive (uncompressed layers)."""
-    from secretscan import scan
+    from secretscan.walk import split
 
-    monkeypatch.setattr(scan, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
+    monkeypatch.setattr(split, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
     password = secretgen.password().replace("+", "8")
     token = secretgen.github_pat()
     module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
@@ -558,14 +558,15 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
 ) -> None:
     """A registry's layers are held in memory as they are stored (never on disk), so that their
     package records are read before their files and several workers read them at once: the report
-    is the one the same image gives as a docker archive. Past ``max_held_blob_bytes``, or under an
+    is the one the same image gives as a docker archive, and a sweep of the registry verifies the
+    same files. Past ``max_held_blob_bytes``, or under an
     overall ``--timeout``, they stream once as before: the same findings, their package files
     searched (nothing verified before it is read)."""
     import servers
 
-    from secretscan import scan
+    from secretscan.walk import split
 
-    monkeypatch.setattr(scan, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
+    monkeypatch.setattr(split, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
     password = secretgen.password().replace("+", "8")
     token = secretgen.github_pat()
     module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
@@ -598,6 +599,11 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     for jobs in ("1", "2"):
         assert scan_of(reference, "--jobs", jobs) == expected
     assert not list(scratch.iterdir())  # held in memory: nothing written
+    swept = cli("sweep", registry_none.host, "--repo", unique_repo, "--db", tmp_path / "s.db", "-f", "json", "-q")
+    assert swept.code == 1, swept.err  # a sweep scans its layers the same way, one job each
+    summary = swept.report["images"][0]
+    assert summary["verified_files"] == expected[1]["verified_files"]
+    assert sorted(f["fingerprint"] for f in swept.report["findings"]) == [f[0] for f in expected[0]]
     for streamed in (["--limit", "max_held_blob_bytes=1"], ["--timeout", "10m"]):
         findings, counts = scan_of(reference, *streamed)
         assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]

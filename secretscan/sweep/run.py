@@ -145,7 +145,7 @@ class Sweeper:
         """Managed-secret stores (``--vault``, ``--aws-secrets``) the sweep's findings are compared
         with, by fingerprint, once every image is recorded."""
         config = scanner.config
-        self.profile = scan_profile(scanner.ruleset, scanner.sealer, config.limits)
+        self.profile = scan_profile(scanner.ruleset, scanner.sealer, config.limits, scanner.database_bytes)
         self.summary = SweepSummary()
 
     # ---- phase 1: plan
@@ -344,9 +344,21 @@ class Sweeper:
         finally:
             self.progress.done()
 
+    @property
+    def _held_share(self) -> int:
+        """The largest blob one job holds in memory: ``max_held_blob_bytes`` shared by the jobs
+        that run at once (a worker's memory limit counts what it holds)."""
+        return self.scanner.config.limits.max_held_blob_bytes // max(1, self.options.jobs)
+
     def _dispatch_local(self, todo: list[LayerJob], arrived: Callable[[LayerJob, LayerResult], None]) -> None:
         scanner = LayerScanner(
-            self.scanner.engine, self.scanner.sealer, self.scanner.config.limits, self.keychain, self.registry_options
+            self.scanner.engine,
+            self.scanner.sealer,
+            self.scanner.config.limits,
+            self.keychain,
+            self.registry_options,
+            self.scanner.database_bytes,
+            self._held_share,
         )
         clients: dict[str, RegistryClient] = {}  # filled inside each worker process only
         fork_map(
@@ -377,6 +389,8 @@ class Sweeper:
             ecr_hosts=(),
             profile=self.profile,
             cache_dir=str(config.cache_dir) if config.cache_dir else None,
+            database_bytes=self.scanner.database_bytes,
+            held_bytes=self._held_share,
         )
         try:
             client = Client(self.options.dask, timeout=30)

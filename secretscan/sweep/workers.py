@@ -23,11 +23,14 @@ from secretscan.detect.rules import RuleSet
 from secretscan.detect.seal import Sealer
 from secretscan.detection import Detection
 from secretscan.errors import SecretScanError
+from secretscan.image import spool
+from secretscan.image.model import LayerHandle
 from secretscan.limits import Limits
 from secretscan.sources.auth import Keychain, default_keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions
 from secretscan.version import __version__
+from secretscan.walk import split
 from secretscan.walk.layer import LAYER_RESULT_FORMAT, LayerResult, scan_layer_blob
 
 
@@ -45,10 +48,12 @@ IMAGE_CACHE_FORMAT = 2
 """Bump when what the sweep caches per image config (``run.ImageCacheEntry``) changes shape."""
 
 
-def scan_profile(ruleset: RuleSet, sealer: Sealer, limits: Limits) -> str:
-    """What a cached result depends on besides the layer's bytes."""
+def scan_profile(ruleset: RuleSet, sealer: Sealer, limits: Limits, database_bytes: int) -> str:
+    """What a cached result depends on besides the layer's bytes (``database_bytes``: whether a
+    layer's package records are read before its scan, which leaves the files they vouch for
+    unsearched)."""
     formats = [LAYER_RESULT_FORMAT, IMAGE_CACHE_FORMAT]
-    text = json.dumps([__version__, formats, ruleset.digest, sealer.identity, encode(limits)])
+    text = json.dumps([__version__, formats, ruleset.digest, sealer.identity, encode(limits), database_bytes])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -61,18 +66,30 @@ class LayerScanner:
     limits: Limits
     keychain: Keychain
     options: RegistryOptions
+    database_bytes: int = 0
+    """The largest package database read before a layer's scan (0: records are not read first)."""
+    held_bytes: int = 0
+    """The largest blob held in memory for that (``image.spool``): this worker's share of
+    ``max_held_blob_bytes``, so that the workers together stay within it."""
 
     def scan(self, job: LayerJob, clients: dict[str, RegistryClient]) -> LayerResult:
-        """The layer's sealed result; a download or read problem is the result's ``error``."""
+        """The layer's sealed result; a download or read problem is the result's ``error``. With
+        ``database_bytes``, a blob of up to ``held_bytes`` is held in memory and its package
+        records read first, as a scan of the image reads them."""
         client = clients.get(job.repository)
         if client is None:
             client = clients[job.repository] = RegistryClient(
                 ImageRef(job.registry, job.repository), self.keychain, self.options
             )
+        size = job.size or None  # a descriptor size of 0 means "not given" here (no layer blob is empty)
+        streamed = LayerHandle(0, job.diff_id, job.digest, size, lambda: client.open_blob(job.digest, size))
         try:
-            # a descriptor size of 0 means "not given" here (no layer blob is empty)
-            with client.open_blob(job.digest, job.size or None) as blob:
-                result = scan_layer_blob(self.engine, self.sealer, self.limits, blob)
+            with spool.held([streamed], self.held_bytes if self.database_bytes else 0) as (layer,):
+                expected = None
+                if layer.forkable and (layer.size or 0) >= split.MIN_STORED_SURVEY:  # held
+                    expected = split.records_first(layer, self.limits, self.database_bytes)
+                with layer.open() as blob:
+                    result = scan_layer_blob(self.engine, self.sealer, self.limits, blob, expected=expected)
         except SecretScanError as exc:
             result = LayerResult(error=str(exc))
         result.secrets = {}  # sweeps store and ship sealed results only
@@ -94,6 +111,10 @@ class WorkerSpec:
     profile: str
     cache_dir: str | None = None
     """The client's --cache-dir, a path on the workers too; None: each worker's default cache."""
+    database_bytes: int = 0
+    """``LayerScanner.database_bytes``."""
+    held_bytes: int = 0
+    """``LayerScanner.held_bytes``."""
 
 
 def run_remote_job(spec: WorkerSpec, job: LayerJob) -> bytes:
@@ -113,13 +134,14 @@ def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
         store=ArtefactStore(Path(spec.cache_dir)) if spec.cache_dir else None,
     )
     ruleset, engine, sealer = detection.ruleset, detection.engine, detection.sealer
-    profile = scan_profile(ruleset, sealer, spec.limits)
+    profile = scan_profile(ruleset, sealer, spec.limits, spec.database_bytes)
     if profile != spec.profile:
         raise SecretScanError(
             f"this worker's scan profile differs from the client's (secretscan {__version__}, rules {ruleset.digest}): "
             "run the same secretscan version and rule directories on every worker"
         )
-    return LayerScanner(engine, sealer, spec.limits, default_keychain(ecr_hosts=spec.ecr_hosts), spec.options)
+    keychain = default_keychain(ecr_hosts=spec.ecr_hosts)
+    return LayerScanner(engine, sealer, spec.limits, keychain, spec.options, spec.database_bytes, spec.held_bytes)
 
 
 @functools.cache

@@ -25,6 +25,7 @@ from typing import BinaryIO, cast
 from secretscan.errors import SecretScanError
 from secretscan.image.compression import XzMemoryLimit
 from secretscan.image.entries import normalise
+from secretscan.image.model import LayerHandle
 from secretscan.limits import Limits
 from secretscan.provenance import collect
 from secretscan.provenance.index import listed_content
@@ -235,6 +236,32 @@ STORED_SURVEY_ERRORS: tuple[type[BaseException], ...] = (
     *DECODE_ERRORS, LayerTooLarge, XzMemoryLimit, SecretScanError, OSError, EOFError, ValueError,
 )  # fmt: skip
 """What ends a pass over a stored layer early: its scan meets it too, and says what it is."""
+
+
+MIN_STORED_SURVEY = 4 * 1024 * 1024
+"""Stored bytes below which a compressed layer is scanned without reading its records first."""
+
+
+def records_of(found: Survey) -> LayerPackages | None:
+    """The package records of the database files a survey read (their bytes are dropped: the
+    records are what is sent on)."""
+    if not found.databases:
+        return None
+    collector = collect.Collector()
+    for path, mtime, data in found.databases:
+        collector.feed(path, data, mtime)
+    found.databases = []
+    return collector.packages
+
+
+def records_first(handle: LayerHandle, limits: Limits, max_database_bytes: int) -> LayerPackages | None:
+    """A whole local layer's package records, read in a pass of their own before its scan
+    (``survey_stored``); None when it has none, or cannot be read (its scan then says why)."""
+    try:
+        with handle.open() as blob:
+            return records_of(survey_stored(blob, limits, max_database_bytes))
+    except (OSError, SecretScanError):
+        return None
 
 
 def survey_stored(blob: BinaryIO, limits: Limits, max_database_bytes: int) -> Survey:
