@@ -84,10 +84,9 @@ class LayerScanner:
         size = job.size or None  # a descriptor size of 0 means "not given" here (no layer blob is empty)
         streamed = LayerHandle(0, job.diff_id, job.digest, size, lambda: client.open_blob(job.digest, size))
         try:
-            with spool.held([streamed], self.held_bytes if self.database_bytes else 0) as (layer,):
-                expected = None
-                if layer.forkable and (layer.size or 0) >= split.MIN_STORED_SURVEY:  # held
-                    expected = split.records_first(layer, self.limits, self.database_bytes)
+            worth = self.database_bytes and (size or 0) >= split.MIN_STORED_SURVEY  # else: searched whole, quickly
+            with spool.held([streamed], self.held_bytes if worth else 0) as (layer,):
+                expected = split.records_first(layer, self.limits, self.database_bytes) if layer.forkable else None
                 with layer.open() as blob:
                     result = scan_layer_blob(self.engine, self.sealer, self.limits, blob, expected=expected)
         except SecretScanError as exc:
