@@ -69,7 +69,10 @@ def _copy(handle: LayerHandle) -> int | None:
     whole (an error, a shorter or a longer body: the layer then streams as before, and its scan
     says what is wrong)."""
     assert handle.size is not None
-    fd = os.memfd_create("secretscan-layer", os.MFD_CLOEXEC)
+    try:
+        fd = os.memfd_create("secretscan-layer", os.MFD_CLOEXEC)
+    except OSError:  # no memory file to be had (too many open files, a seccomp filter): stream it
+        return None
     try:
         written = 0
         with handle.open() as blob:
