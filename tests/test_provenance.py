@@ -509,14 +509,12 @@ def test_files_their_records_vouch_for_are_not_searched_or_searched_with_provide
     assert _report_by_value(configured, {"token": token})[0]["token"]["locations"] == findings["token"]["locations"]
 
 
-@pytest.mark.parametrize("compression", ["gzip", "zstd"])
-def test_a_compressed_layer_s_records_are_read_before_its_files(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
-) -> None:
-    """A compressed layer (an OCI layout's gzip or zstd blob) streams past once, and a package's
-    records come after its files: they are read in a pass of their own first, so its pristine
-    files are verified and left unsearched as in an uncompressed layer, and the report is the one
-    the same image gives as a docker archive (uncompressed layers)."""
+def _pip_image_in_both_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> tuple[str, str, Path, Path]:
+    """(password, token, docker archive, OCI layout) of one image: a pip package whose module holds
+    both values, and a later layer with a changed copy of it; layers compressed as asked in the
+    layout. Records are read first even for its small layers."""
     from secretscan.walk import split
 
     monkeypatch.setattr(split, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
@@ -533,14 +531,32 @@ def test_a_compressed_layer_s_records_are_read_before_its_files(
     archive, layout = tmp_path / "pip.tar", tmp_path / "layout"
     write_docker_archive(archive, ImageSpec(layers))
     write_oci_layout(layout, ImageSpec(layers))
+    return password, token, archive, layout
+
+
+def _outcome(report: dict, counts: tuple[str, ...]) -> tuple[list, dict]:
+    """A report's findings (value, rule, severity, where and in what package state) and the
+    image summary's ``counts``."""
+    summary = report["images"][0]
+    findings = sorted(
+        (f["fingerprint"], f["rule_id"], f["severity"], sorted((loc["path"], loc["package_state"]) for loc in f["locations"]))
+        for f in report["findings"]
+    )
+    return findings, {k: summary[k] for k in counts}
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_compressed_layer_s_records_are_read_before_its_files(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """A compressed layer (an OCI layout's gzip or zstd blob) streams past once, and a package's
+    records come after its files: they are read in a pass of their own first, so its pristine
+    files are verified and left unsearched as in an uncompressed layer, and the report is the one
+    the same image gives as a docker archive (uncompressed layers)."""
+    password, token, archive, layout = _pip_image_in_both_forms(tmp_path, monkeypatch, compression)
 
     def outcome(result) -> tuple:
-        summary = result.report["images"][0]
-        findings = sorted(
-            (f["fingerprint"], f["rule_id"], f["severity"], sorted((loc["path"], loc["package_state"]) for loc in f["locations"]))
-            for f in result.report["findings"]
-        )
-        return findings, {k: summary[k] for k in ("files_scanned", "bytes_scanned", "verified_files", "verified_bytes")}
+        return _outcome(result.report, ("files_scanned", "bytes_scanned", "verified_files", "verified_bytes"))
 
     for jobs in ("1", "2"):
         expected = cli("scan", archive, "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
@@ -564,19 +580,7 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     searched (nothing verified before it is read)."""
     import servers
 
-    from secretscan.walk import split
-
-    monkeypatch.setattr(split, "MIN_STORED_SURVEY", 0)  # the test's layers are a few KiB
-    password = secretgen.password().replace("+", "8")
-    token = secretgen.github_pat()
-    module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
-    root = tmp_path / "root"
-    _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.conf": module}))
-    changed = module.replace("EXAMPLE", "OTHER") + "# edited\n"
-    layers = [Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.conf", changed.encode())])]
-    archive, layout = tmp_path / "pip.tar", tmp_path / "layout"
-    write_docker_archive(archive, ImageSpec(layers))
-    write_oci_layout(layout, ImageSpec(layers))  # gzip layers, as registries hold them
+    password, token, archive, layout = _pip_image_in_both_forms(tmp_path, monkeypatch, "gzip")  # as registries hold them
     servers.push(registry_none, layout, f"{unique_repo}:1")
     reference = f"docker://{registry_none.host}/{unique_repo}:1"
     scratch = tmp_path / "scratch"
@@ -586,12 +590,7 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     def scan_of(target: object, *args: str) -> tuple[list, dict]:
         result = cli("scan", target, "-f", "json", "-q", "--fail-on", "none", *args)
         assert result.code == 0, result.err
-        summary = result.report["images"][0]
-        findings = sorted(
-            (f["fingerprint"], f["rule_id"], f["severity"], sorted((loc["path"], loc["package_state"]) for loc in f["locations"]))
-            for f in result.report["findings"]
-        )
-        return findings, {k: summary[k] for k in ("files_scanned", "verified_files", "verified_bytes")}
+        return _outcome(result.report, ("files_scanned", "verified_files", "verified_bytes"))
 
     expected = scan_of(archive, "--jobs", "2")
     assert expected[1]["verified_files"] >= 1

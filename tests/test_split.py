@@ -117,6 +117,21 @@ def _tar_shaped_bytes() -> bytes:
     return inner.getvalue()[: 20 * (512 + 8192)]
 
 
+def _padding(tar: tarfile.TarFile, prefix: str) -> None:
+    """Six plain files of 16 KiB around the member a test makes odd."""
+    for i in range(6):
+        info = tarfile.TarInfo(f"{prefix}{i}")
+        info.size = 16384
+        tar.addfile(info, io.BytesIO(bytes(16384)))
+
+
+def _set_size(data: bytearray, header: int, size: int) -> None:
+    """Give the header at ``header`` another size field, its checksum made to hold again."""
+    data[header + 124 : header + 136] = b"%011o\0" % size
+    data[header + 148 : header + 156] = b"        "
+    data[header + 148 : header + 156] = b"%06o\0 " % sum(data[header : header + 512])
+
+
 def _assert_surveyed_as_tarfile_reads(layer: bytes) -> None:
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
         boundaries = {m.offset for m in tar.getmembers()}
@@ -133,26 +148,18 @@ def test_a_member_sized_by_its_pax_header_is_walked_as_tarfile_reads_it() -> Non
     hidden = _tar_shaped_bytes()
     outer = io.BytesIO()
     with tarfile.open(fileobj=outer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for i in range(6):
-            info = tarfile.TarInfo(f"before{i}")
-            info.size = 16384
-            tar.addfile(info, io.BytesIO(bytes(16384)))
+        _padding(tar, "before")
         info = tarfile.TarInfo("blob")
         info.size = len(hidden)
         info.pax_headers = {"size": str(len(hidden))}
         tar.addfile(info, io.BytesIO(hidden))
-        for i in range(6):
-            info = tarfile.TarInfo(f"after{i}")
-            info.size = 16384
-            tar.addfile(info, io.BytesIO(bytes(16384)))
+        _padding(tar, "after")
     data = bytearray(outer.getvalue())
     with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
         members = tar.getmembers()
     blob = next(m for m in members if m.name == "blob")
     header = blob.offset_data - 512  # its own header, after the pax one
-    data[header + 124 : header + 136] = b"00000000000\0"
-    data[header + 148 : header + 156] = b"        "
-    data[header + 148 : header + 156] = b"%06o\0 " % sum(data[header : header + 512])
+    _set_size(data, header, 0)
     layer = bytes(data)
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:  # tarfile still reads the layer right
         assert [m.name for m in tar.getmembers()] == [m.name for m in members]
@@ -167,27 +174,19 @@ def test_a_member_with_no_data_but_a_size_is_walked_as_tarfile_reads_it(kind: by
     hidden = _tar_shaped_bytes()
     outer = io.BytesIO()
     with tarfile.open(fileobj=outer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for i in range(6):
-            info = tarfile.TarInfo(f"before{i}")
-            info.size = 16384
-            tar.addfile(info, io.BytesIO(bytes(16384)))
+        _padding(tar, "before")
         odd = tarfile.TarInfo("odd")
         odd.type, odd.linkname = kind, "before0" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
         tar.addfile(odd)
         carrier = tarfile.TarInfo("carrier")
         carrier.size = 1024 + len(hidden)
         tar.addfile(carrier, io.BytesIO(bytes(1024) + hidden))
-        for i in range(6):
-            info = tarfile.TarInfo(f"after{i}")
-            info.size = 16384
-            tar.addfile(info, io.BytesIO(bytes(16384)))
+        _padding(tar, "after")
     data = bytearray(outer.getvalue())
     with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
         members = tar.getmembers()
     header = next(m for m in members if m.name == "odd").offset
-    data[header + 124 : header + 136] = b"%011o\0" % (512 + 1024)  # its header's size: to the hidden bytes
-    data[header + 148 : header + 156] = b"        "
-    data[header + 148 : header + 156] = b"%06o\0 " % sum(data[header : header + 512])
+    _set_size(data, header, 512 + 1024)  # its header's size: to the hidden bytes
     layer = bytes(data)
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:  # tarfile still reads the layer right
         assert [m.name for m in tar.getmembers()] == [m.name for m in members]
