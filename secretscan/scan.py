@@ -33,7 +33,8 @@ from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import LayerPackages
 from secretscan.redact import Masker
 from secretscan.sources import Source, StreamedSource
-from secretscan.sources.savestream import SaveStream, read_save_stream
+from secretscan.sources.savestream import LayerReader, SaveStream, read_save_stream
+from secretscan.streamlayers import EachAsItPasses, HeldInMemory
 from secretscan.version import __version__
 from secretscan.walk import split
 from secretscan.walk.config_fields import config_texts
@@ -254,22 +255,40 @@ class Scanner:
         return report, result.secrets
 
     def scan_stream(self, stream: SaveStream, state: RunState) -> None:
-        """The images of a ``docker save`` stream, read once: each layer scanned as it passes."""
+        """The images of a ``docker save`` stream, read once: its layers held in memory as they
+        pass and scanned as a local archive's are (``streamlayers``), or each scanned as it passes."""
         self.progress.start_image(stream.label, stream.total_bytes or None, stream.layers)
 
-        def scan_one(blob: BinaryIO) -> LayerResult:
+        def scan_streamed(blob: BinaryIO) -> LayerResult:
             result = self.scan_layer_stream(blob, on_bytes=self.progress.advance)
             self.progress.layer_done()
             return result
 
+        layers: LayerReader = EachAsItPasses(scan_streamed)
+        if self._worth_holding():
+            budget = self.config.limits.max_held_blob_bytes
+            layers = HeldInMemory(scan_streamed, self._scan_held, budget, self.progress.advance)
         try:
-            scanned = read_save_stream(stream.reader, scan_one, stream.label, stream.wanted)
+            scanned = read_save_stream(stream.reader, layers, stream.label, stream.wanted)
         finally:
             self.progress.end_image()
         for item in scanned:
             state.add_notes(item.image.name, self.attribute(item.image, item.config, item.layers, item.results, state))
             if item.problem:  # the stream was cut short, or this image's metadata is broken: its layers are kept
                 state.errors.append(item.problem)
+
+    def _worth_holding(self) -> bool:
+        """Whether layers that arrive once (a registry's, a stream's) are held in memory to be read
+        like local files (``image.spool``): when that lets several workers share them, or their
+        package records be read first. Not under --timeout: streamed, a layer is scanned as it
+        arrives, and a partial report keeps whatever arrived in time; held, nothing would be
+        scanned before all of them were in."""
+        return (self.config.jobs > 1 or bool(self.database_bytes)) and self.deadline.remaining() is None
+
+    def _scan_held(self, layers: Sequence[LayerHandle]) -> list[LayerResult]:
+        """Layers of a stream held in memory, scanned as a local archive's: the bar has already
+        moved by their bytes as they arrived, and moves here by the layers done."""
+        return self._scan_handles(layers, counted=False)
 
     def scan_layer_stream(
         self, blob: BinaryIO, expected: LayerPackages | None = None, on_bytes: Callable[[int], None] = _ignore
@@ -304,11 +323,9 @@ class Scanner:
 
     def scan_image(self, image: Image, state: RunState) -> None:
         config = image.config()
-        # a registry's layers held in memory as stored (image.spool): read like local files. Not
-        # under --timeout: streamed, a layer is scanned as it arrives, and a partial report keeps
-        # whatever arrived in time; held, nothing would be scanned before every blob was in
-        worth = (self.config.jobs > 1 or bool(self.database_bytes)) and self.deadline.remaining() is None
-        with spool.held(image.layers(), self.config.limits.max_held_blob_bytes if worth else 0) as layers:
+        # a registry's layers held in memory as stored (image.spool): read like local files
+        budget = self.config.limits.max_held_blob_bytes if self._worth_holding() else 0
+        with spool.held(image.layers(), budget) as layers:
             self._scan_layers(image, config, layers, state)
 
     def _scan_layers(self, image: Image, config: ImageConfig, layers: Sequence[LayerHandle], state: RunState) -> None:
@@ -318,11 +335,26 @@ class Scanner:
         sizes = [h.size for h in layers]
         total = None if files or None in sizes else sum(s or 0 for s in sizes)
         self.progress.start_image(image.name, total, len(layers), unit)
+        try:
+            results = self._scan_handles(layers, counted=True)
+        finally:
+            self.progress.end_image()
+        notes = self.attribute(image, config, [h.facts for h in layers], results, state)
+        state.add_notes(image.name, notes)
+
+    def _scan_handles(self, layers: Sequence[LayerHandle], *, counted: bool) -> list[LayerResult]:
+        """One result per layer: big local layers cut into pieces, their records read first, the
+        pieces side by side on the workers. ``counted``: the bar moves by the bytes read (else only
+        by the layers done)."""
+        files = bool(layers) and all(h.walk is not None for h in layers)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
         pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1)
         parallel = parallel and len(pieces) > 1
         size_of = [layers[p.layer].size for p in pieces]
-        shares = [None if files or size is None else _share(p, size) for p, size in zip(pieces, size_of, strict=True)]
+        shares = [
+            0 if not counted else None if files or size is None else _share(p, size)
+            for p, size in zip(pieces, size_of, strict=True)
+        ]
         meter = _Meter(self.progress, shares, [p.layer for p in pieces])
 
         def scan_one(k: int) -> LayerResult:
@@ -332,19 +364,15 @@ class Scanner:
             tell = _ignore if silent else meter.reporter(k)
             return self._scan_piece(handle, pieces[k], expected.get(pieces[k].layer), tell)
 
-        try:
-            results = fork_map(
-                scan_one,
-                len(pieces),
-                [p.weight(size or 0) for p, size in zip(pieces, size_of, strict=True)],
-                self.config.jobs if parallel else 1,
-                on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
-                on_done=lambda k, result: meter.done(k),
-            )
-        finally:
-            self.progress.end_image()
-        notes = self.attribute(image, config, [h.facts for h in layers], split.merged(pieces, results, len(layers)), state)
-        state.add_notes(image.name, notes)
+        results = fork_map(
+            scan_one,
+            len(pieces),
+            [p.weight(size or 0) for p, size in zip(pieces, size_of, strict=True)],
+            self.config.jobs if parallel else 1,
+            on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
+            on_done=lambda k, result: meter.done(k),
+        )
+        return split.merged(pieces, results, len(layers))
 
     def _pieces(self, layers: Sequence[LayerHandle], workers: int) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member

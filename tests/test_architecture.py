@@ -20,7 +20,7 @@ LEVELS: dict[int, set[str]] = {
     3: {"sources", "stores", "verify"},
     4: {"config"},
     5: {"detection", "findings", "enrich"},
-    6: {"scan"},
+    6: {"scan", "streamlayers"},
     7: {"sweep"},
     8: {"progress", "report", "baseline", "docker_plugin", "about", "completion", "outputs"},
     9: {"api", "cli", "prebuild", "__init__", "__main__"},

@@ -9,6 +9,7 @@ roots that become image layers; every secret is generated at test time."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -607,6 +608,132 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
         findings, counts = scan_of(reference, *streamed)
         assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]
         assert counts["verified_files"] == 0
+
+
+def _piped(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard input a pipe that a thread fills with ``path``'s bytes (``docker save IMAGE |``)."""
+    import threading
+
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        with open(write_end, "wb") as sink, contextlib.suppress(BrokenPipeError):  # the scan stopped reading
+            sink.write(path.read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    monkeypatch.setattr(sys, "stdin", open(read_end))  # noqa: SIM115 - closed with the test
+
+
+def _layer_sizes(archive: Path) -> list[int]:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        return [m.size for m in tar.getmembers() if m.name.endswith("layer.tar")]
+
+
+def test_a_piped_image_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``docker save IMAGE | secretscan scan -`` (and the Docker daemon's save stream) passes
+    once: its layers are held in memory as they pass (never on disk), as many as
+    ``max_held_blob_bytes`` allows together, then read as an archive's on disk are, records first
+    and side by side. The report is the archive's, whether the budget holds every layer at once or
+    one at a time; past it, or under ``--timeout``, a layer is scanned as it passes: the same
+    findings, its package files searched (nothing verified before it is read)."""
+    password, token, archive, _ = _pip_image_in_both_forms(tmp_path, monkeypatch, "none")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+
+    def scan_of(target: object, *args: str) -> tuple[list, dict]:
+        if target == "-":
+            _piped(archive, monkeypatch)
+        result = cli("scan", target, "-f", "json", "-q", "--fail-on", "none", *args)
+        assert result.code == 0, result.err
+        return _outcome(result.report, ("files_scanned", "verified_files", "verified_bytes"))
+
+    expected = scan_of(archive, "--jobs", "2")
+    assert expected[1]["verified_files"] >= 1
+    assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in expected[0]}
+    one_at_a_time = f"max_held_blob_bytes={max(_layer_sizes(archive))}"
+    for args in (["--jobs", "1"], ["--jobs", "2"], ["--jobs", "2", "--limit", one_at_a_time]):
+        assert scan_of("-", *args) == expected, args
+    assert not list(scratch.iterdir())  # held in memory: nothing written
+    for streamed in (["--limit", "max_held_blob_bytes=1"], ["--timeout", "10m"]):
+        findings, counts = scan_of("-", *streamed)
+        assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]
+        assert counts["verified_files"] == 0
+
+
+def test_the_stream_s_layers_held_at_once_stay_within_the_budget() -> None:
+    """Layers are held until the next would pass the budget; then the held ones are scanned and
+    their memory given back. Every layer gets its own result, and no memory file is left open."""
+    import io as _io
+
+    from secretscan.streamlayers import HeldInMemory
+    from secretscan.walk.layer import LayerResult
+
+    batches: list[list[bytes]] = []
+
+    def scan_held(handles) -> list:
+        batch = []
+        for handle in handles:
+            with handle.open() as blob:
+                batch.append(blob.read())
+        batches.append(batch)
+        return [LayerResult(files=len(data)) for data in batch]
+
+    def scan_streamed(blob) -> LayerResult:
+        return LayerResult(files=-len(blob.read()))
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    layers = [os.urandom(n) for n in (300, 500, 200, 900, 100, 2000, 50)]
+    reader = HeldInMemory(scan_streamed, scan_held, 1000, lambda n: None)
+    keys = [reader.take(_io.BytesIO(data), len(data)) for data in layers]
+    results = reader.results()
+    assert [results[k].files for k in keys] == [300, 500, 200, 900, 100, -2000, 50]  # 2000 > budget: streamed
+    assert [[len(d) for d in batch] for batch in batches] == [[300, 500, 200], [900, 100], [50]]
+    assert sorted(d for batch in batches for d in batch) == sorted(d for d in layers if len(d) <= 1000)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+@pytest.mark.servers
+def test_the_docker_daemon_s_layers_are_read_as_a_local_archive_s(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_daemon
+) -> None:
+    """``docker-daemon:IMAGE`` (the check before ``docker push``): the daemon's save stream is
+    read as a piped one, so the report is the one the same image gives as an archive."""
+    import servers
+
+    monkeypatch.setenv("DOCKER_HOST", docker_daemon.host)
+    password, token, archive, _ = _pip_image_in_both_forms(tmp_path, monkeypatch, "none")
+    tagged = tmp_path / "tagged.tar"
+    _retag(archive, tagged, f"provenance/{tmp_path.name.lower()}:1")
+    loaded = servers.docker_load(docker_daemon, tagged)
+    expected = cli("scan", archive, "-f", "json", "-q", "--fail-on", "none")
+    counts = ("files_scanned", "verified_files", "verified_bytes")
+    for jobs in ("1", "2"):
+        result = cli("scan", f"docker-daemon:{loaded[0]}", "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
+        assert result.code == 0, result.err
+        assert _outcome(result.report, counts) == _outcome(expected.report, counts)
+    assert _outcome(expected.report, counts)[1]["verified_files"] >= 1
+    assert {fingerprint_of(password), fingerprint_of(token)} <= {f["fingerprint"] for f in expected.report["findings"]}
+
+
+def _retag(archive: Path, out: Path, tag: str) -> None:
+    """A copy of a docker archive whose manifest names its image ``tag`` (docker load keeps it)."""
+    import io as _io
+    import tarfile
+
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if member.name == "manifest.json" and data is not None:
+                manifest = json.loads(data)
+                manifest[0]["RepoTags"] = [tag]
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            dst.addfile(member, _io.BytesIO(data) if data is not None else None)
 
 
 def test_package_files_longer_than_a_scan_window_are_verified_whole(cli, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import BinaryIO
 
+from secretscan.image.compression import read_some
 from secretscan.image.model import LayerHandle
 
 FETCHES = 4
@@ -69,18 +70,12 @@ def _copy(handle: LayerHandle) -> int | None:
     whole (an error, a shorter or a longer body: the layer then streams as before, and its scan
     says what is wrong)."""
     assert handle.size is not None
-    try:
-        fd = os.memfd_create("secretscan-layer", os.MFD_CLOEXEC)
-    except OSError:  # no memory file to be had (too many open files, a seccomp filter): stream it
+    fd = memory_file()
+    if fd is None:
         return None
     try:
-        written = 0
         with handle.open() as blob:
-            while written < handle.size and (data := blob.read(min(_PIECE, handle.size - written))):
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                written += len(data)
+            written = fill(fd, blob, handle.size)
             longer = written == handle.size and blob.read(1)
         if written == handle.size and not longer:
             return fd
@@ -90,14 +85,59 @@ def _copy(handle: LayerHandle) -> int | None:
     return None
 
 
+def memory_file() -> int | None:
+    """A new anonymous memory file, or None when none can be had (not Linux, too many open files,
+    a seccomp filter): the caller then streams."""
+    if not can_hold():
+        return None
+    try:
+        return os.memfd_create("secretscan-layer", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+
+
+def fill(fd: int, blob: BinaryIO, size: int, on_bytes: Callable[[int], None] = lambda n: None) -> int:
+    """Copy up to ``size`` bytes of ``blob`` into ``fd``; how many came. A failure to read is
+    raised with what came before it already written (read as it comes, ``read_some``: a read
+    that waited for a whole piece would lose the bytes in front of the failure; written a piece
+    at a time, for a write per read costs twice the time in the kernel)."""
+    written = at = 0
+    piece = bytearray(_PIECE)  # one buffer, filled and written again and again
+    try:
+        while written + at < size and (data := read_some(blob, min(_PIECE - at, size - written - at))):
+            piece[at : at + len(data)] = data
+            at += len(data)
+            on_bytes(len(data))
+            if at == _PIECE:
+                written += _write(fd, memoryview(piece))
+                at = 0
+    finally:
+        written += _write(fd, memoryview(piece)[:at])
+    return written
+
+
+def _write(fd: int, view: memoryview) -> int:
+    size = len(view)
+    while view:
+        view = view[os.write(fd, view) :]
+    return size
+
+
 def _held_handle(handle: LayerHandle, fd: int) -> LayerHandle:
-    size = handle.size
-    assert size is not None
+    assert handle.size is not None
+    return held_handle(fd, handle.size, handle.index, handle.diff_id, handle.blob_digest)
+
+
+def held_handle(
+    fd: int, size: int, index: int, diff_id: str | None = None, blob_digest: str | None = None
+) -> LayerHandle:
+    """A layer whose stored bytes are the first ``size`` of the memory file ``fd``: read like a
+    local file, from any offset, in this process or a forked worker."""
     opener: Callable[[int, int], AbstractContextManager[BinaryIO]] = lambda start, end: _reader(fd, start, end)  # noqa: E731
     return LayerHandle(
-        index=handle.index,
-        diff_id=handle.diff_id,
-        blob_digest=handle.blob_digest,
+        index=index,
+        diff_id=diff_id,
+        blob_digest=blob_digest,
         size=size,
         open=lambda: _reader(fd, 0, size),
         forkable=True,

@@ -1,7 +1,7 @@
 """Where images come from. A source yields :class:`~secretscan.image.model.Image` values
 (``ImageSource``), or, when its images come as one stream to be read once (the Docker daemon's
-``docker save``), opens that stream (``StreamedSource``): the scanner reads it, scanning each layer
-as it passes. No source knows the scanner.
+``docker save``), opens that stream (``StreamedSource``): the scanner reads it once, holding or
+scanning each layer as it passes (``streamlayers``). No source knows the scanner.
 
 References follow containers-transports(5), the convention skopeo and podman users know:
 ``docker-archive:PATH[:REF|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``dir:PATH``,

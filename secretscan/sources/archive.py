@@ -112,8 +112,8 @@ class StdinArchive:
 
     A pipe can be read once, and a docker save stream names its images in ``manifest.json`` only
     after the layers, so it is read as the daemon's save stream is (``savestream``): each layer
-    scanned as it passes, nothing extracted or spooled to disk, memory bounded by the limits that
-    bound every layer. The first bytes are checked here, so that what is not a tar archive at all
+    held in memory or scanned as it passes (``streamlayers``), nothing extracted or spooled to disk,
+    memory bounded by the limits that bound every layer. The first bytes are checked here, so that what is not a tar archive at all
     gets a message that says what standard input can hold."""
 
     label = "stdin"

@@ -1,7 +1,7 @@
 """Images from the local Docker engine, through the docker SDK (``DOCKER_HOST`` respected).
 
-``image.save()`` is streamed through :mod:`secretscan.sources.savestream`: no temp file, each layer
-scanned as it arrives.
+``image.save()`` is streamed through :mod:`secretscan.sources.savestream`: no temp file; each layer
+held in memory as it arrives, or scanned as it passes (``secretscan.streamlayers``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Read a ``docker save`` stream in one pass, without seeking and without temp files.
 
 A save stream puts layers before the manifest that says which image uses them in which order, so
-each layer is scanned as it passes (a layer's scan does not depend on its position) and attributed
-once ``manifest.json`` arrives at the end. Small JSON members (configs, manifests) are kept in
+each layer is read as it passes (a ``LayerReader`` scans it then, or holds it and scans it later:
+a layer's scan does not depend on its position) and attributed once ``manifest.json`` arrives at
+the end. Small JSON members (configs, manifests) are kept in
 memory; nothing is written to disk. A stream without ``manifest.json`` but with an OCI layout's
 ``oci-layout`` and ``index.json`` (an ``oci-archive`` tar) is attributed through its index, as an
 OCI layout on disk is.
@@ -17,9 +18,9 @@ from __future__ import annotations
 import io
 import posixpath
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from secretscan.errors import SecretScanError, SourceError, SourceLimitReached
 from secretscan.image.compression import prefixed, read_some
@@ -72,28 +73,47 @@ class ScannedImage:
     cut short, the image's config is missing): an error of the run, named after the stream."""
 
 
-def read_save_stream(
-    stream: BinaryIO, scan_layer: Callable[[BinaryIO], LayerResult], label: str, wanted: str | None = None
-) -> list[ScannedImage]:
-    """Scan every layer of a ``docker save`` stream with ``scan_layer`` as it passes, and give the
+class LayerReader(Protocol):
+    """How the layers of a stream are scanned: each as it passes, or some held (in memory) and
+    scanned later, side by side (``scan.Scanner.scan_stream``)."""
+
+    def take(self, blob: BinaryIO, size: int) -> int:
+        """Read the layer ``blob`` (``size`` bytes as stored) to its end or its first failure; a
+        key to its result."""
+        ...
+
+    def results(self) -> dict[int, LayerResult]:
+        """Every layer's result by key, once the stream has been read or has broken off."""
+        ...
+
+
+def read_save_stream(stream: BinaryIO, layers: LayerReader, label: str, wanted: str | None = None) -> list[ScannedImage]:
+    """Read every layer of a ``docker save`` stream with ``layers`` as it passes, and give the
     images the stream holds (only the image tagged ``wanted`` when given and present) with their
     layers' results. Raises ``SourceError`` only when no layer could be read: otherwise what went
     wrong is a ``problem`` of the first image, and the layers read are kept."""
     seen = _Seen()
-    problem = None
+    broke: str | None = None
+    failed: SourceError | None = None
     try:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - the stream belongs to the caller
         for member in each_member(tar):
-            seen.take(tar, member, scan_layer, label)
+            seen.take(tar, member, layers, label)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        why = f"{type(exc).__name__}: {str(exc)[:120]}"
-        if not seen.members:
-            raise SourceError(f"{label}: the docker save stream is unreadable ({why})") from None
-        problem = seen.cut_short(why)
+        broke = f"{type(exc).__name__}: {str(exc)[:120]}"
     except SourceError as exc:
+        failed = exc
+    found = layers.results()
+    seen.results = {name: found[key] for name, key in seen.keys.items()}
+    problem = None
+    if broke is not None:
+        if not seen.members:
+            raise SourceError(f"{label}: the docker save stream is unreadable ({broke})") from None
+        problem = seen.cut_short(broke)
+    if failed is not None:
         if not seen.results:
-            raise
-        problem = _unlabelled(exc, label)
+            raise failed
+        problem = _unlabelled(failed, label)
     return _images(seen, label, wanted, problem)
 
 
@@ -102,8 +122,10 @@ class _Seen:
     """What one pass over the stream keeps: small JSON members whole, layers as their results."""
 
     small: dict[str, bytes] = field(default_factory=dict)
+    keys: dict[str, int] = field(default_factory=dict)
+    """Layer member -> the key to its result (``LayerReader.take``), in the order the layers came."""
     results: dict[str, LayerResult] = field(default_factory=dict)
-    """Layer member -> its result, in the order the layers came."""
+    """Layer member -> its result, once the pass is over."""
     sizes: dict[str, int] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     named: set[str] = field(default_factory=set)
@@ -116,9 +138,7 @@ class _Seen:
     last: str | None = None
     """The last member met: the one being read when the stream broke, if it broke in a layer."""
 
-    def take(
-        self, tar: tarfile.TarFile, member: tarfile.TarInfo, scan_layer: Callable[[BinaryIO], LayerResult], label: str
-    ) -> None:
+    def take(self, tar: tarfile.TarFile, member: tarfile.TarInfo, layers: LayerReader, label: str) -> None:
         self.members += 1
         name = self.last = _norm(member.name)
         if member.issym() or member.islnk():
@@ -144,7 +164,7 @@ class _Seen:
                 self.named = _named_layers(self.small[name])
         elif _is_layer(name) or name in self.named:
             self.sizes[name] = member.size
-            self.results[name] = scan_layer(prefixed(head, f))
+            self.keys[name] = layers.take(prefixed(head, f), member.size)
         elif len(self.passed) < _MAX_PASSED:
             self.passed.add(name)
 
