@@ -29,6 +29,7 @@ from secretscan.detection import Detection
 from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
 from secretscan.errors import SecretScanError, UsageError
+from secretscan.heap import tune_allocator
 from secretscan.models import ScanReport, Severity
 from secretscan.outputs import FORMAT_ENV, parse_also, parse_severities, report_format, shown, summary_line
 from secretscan.progress import make_progress, make_sweep_progress
@@ -484,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal is not None:
         print(refusal, file=sys.stderr)
         return EXIT_ERROR
+    tune_allocator()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TerminalSafeFormatter("secretscan: %(message)s"))  # messages may quote images
     logging.basicConfig(handlers=[handler])

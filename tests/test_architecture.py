@@ -14,7 +14,7 @@ from conftest import REPO
 PACKAGE = REPO / "secretscan"
 
 LEVELS: dict[int, set[str]] = {
-    0: {"version", "errors", "models", "redact", "terminal", "safewrite", "deadline", "codec", "parallel", "limits", "origin"},
+    0: {"version", "errors", "models", "redact", "terminal", "safewrite", "deadline", "codec", "parallel", "limits", "origin", "heap"},
     1: {"image", "detect", "provenance"},
     2: {"walk"},
     3: {"sources", "stores", "verify"},
