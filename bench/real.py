@@ -1,6 +1,6 @@
 """``make bench-real``: secretscan, trivy and Kingfisher on two realistic images (issue 14).
 
-    python bench/real.py [--runs 3] [--images A,B] [--forms archive,oci-gzip] [--only-build] [--rebuild]
+    python bench/real.py [--runs 3] [--images A,B] [--forms archive,oci-gzip,daemon] [--only-build] [--rebuild]
                          [--timeout 1800]
 
 Synthetic images (bench/make_image.py) show speed, but not the noise a scanner makes on what real
@@ -33,6 +33,13 @@ and what registries hold. A compressed layer cannot be cut or surveyed by seekin
 records are read in a pass of their own before its scan; this row measures that path (Kingfisher
 reads docker archives only: not run on it). `--forms archive` skips it.
 
+`--forms daemon` (not by default: it needs root, and loading the two images takes minutes) also
+scans each image from a private dockerd (vfs storage, no network: the tests' `servers.dockerd`),
+after `docker load` of its archive: `docker-daemon:REF` against trivy's `--image-src docker`, the
+check before `docker push`. Both read the daemon's `docker save` stream, which dockerd takes
+seconds to start sending; trivy spools it to a temporary file, secretscan holds the layers in
+memory as they pass.
+
 The three tools are run interleaved (for each run, each tool in turn), each run a fresh child
 process from an empty working directory (no config file of the checkout is picked up): wall time
 around Popen + os.wait4, CPU time (user + system) and ru_maxrss (the largest single process) from
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -57,6 +65,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -120,14 +129,23 @@ class ImageDef:
     def sidecar(self) -> Path:
         return WORK / f"{self.name}.tar.planted.json"
 
-    def target(self, form: str) -> Path:
+    @property
+    def ref(self) -> str:
+        """The name the archive tags its image with (and a daemon knows it by once loaded)."""
+        return f"secretscan-bench/{self.name}:latest"
+
+    def target(self, form: str) -> Path | str:
         """The image as the tools read it in ``form`` (``FORMS``)."""
+        if form == DAEMON:
+            return self.ref
         return self.archive if form == ARCHIVE else WORK / f"{self.name}.{form}"
 
 
-ARCHIVE, OCI_GZIP = "archive", "oci-gzip"
-FORMS = (ARCHIVE, OCI_GZIP)
-"""A docker-archive (uncompressed layers); the same image as an OCI layout with gzip layers."""
+ARCHIVE, OCI_GZIP, DAEMON = "archive", "oci-gzip", "daemon"
+FORMS = (ARCHIVE, OCI_GZIP, DAEMON)
+"""A docker-archive (uncompressed layers); the same image as an OCI layout with gzip layers; the
+same image loaded into a Docker daemon."""
+DEFAULT_FORMS = (ARCHIVE, OCI_GZIP)
 
 
 APP_MODIFIED = "application file"
@@ -693,7 +711,7 @@ def build(img: ImageDef) -> dict[str, Any]:
             "rootfs": {"type": "layers", "diff_ids": [ly.digest for ly in layers]},
             "history": history,
         }
-        write_docker_archive(img.archive, layers, config, f"secretscan-bench/{img.name}:latest")
+        write_docker_archive(img.archive, layers, config, img.ref)
         sidecar = {
             "spec_hash": spec_hash(img),
             "image": img.name,
@@ -841,8 +859,8 @@ class Tool:
     runs: list[Run] = field(default_factory=list)
     failed: str = ""
 
-    def command(self, archive: Path) -> list[str]:
-        return [part.replace("{image}", str(archive)) for part in self.cmd]
+    def command(self, image: Path | str) -> list[str]:
+        return [part.replace("{image}", str(image)) for part in self.cmd]
 
 
 SEARCH_PACKAGES = "ss-packages"
@@ -850,8 +868,9 @@ SEARCH_PACKAGES = "ss-packages"
 publishes (by default it is verified and not searched, which changes no finding)."""
 
 
-def find_tools(only_secretscan: bool, form: str = ARCHIVE) -> list[Tool]:
-    transport = "docker-archive" if form == ARCHIVE else "oci"
+def find_tools(only_secretscan: bool, form: str = ARCHIVE, docker_host: str = "") -> list[Tool]:
+    """The tools for ``form``; ``docker_host``: the daemon's address, for ``DAEMON``."""
+    transport = {ARCHIVE: "docker-archive", OCI_GZIP: "oci", DAEMON: "docker-daemon"}[form]
     scan = [sys.executable, "-m", "secretscan", "scan", transport + ":{image}", "-f", "json", "-q",
             "--fail-on", "none", "--show-secrets"]  # fmt: skip
     tools = [Tool("secretscan", scan, (0,)), Tool(SEARCH_PACKAGES, [*scan, "--search-packages"], (0,))]
@@ -862,7 +881,7 @@ def find_tools(only_secretscan: bool, form: str = ARCHIVE) -> list[Tool]:
         tools.append(
             Tool(
                 "trivy",
-                [str(trivy), "image", "--input", "{image}", "--scanners", "secret", "--format", "json", "-q",
+                [str(trivy), "image", *_trivy_source(form, docker_host), "--scanners", "secret", "--format", "json", "-q",
                  "--cache-backend", "memory", "--cache-dir", str(WORK / "run" / "trivy-cache"), "--skip-db-update",
                  "--skip-java-db-update", "--offline-scan", "--skip-check-update", "--skip-version-check",
                  "--disable-telemetry", "--timeout", "60m"],
@@ -888,6 +907,12 @@ def find_tools(only_secretscan: bool, form: str = ARCHIVE) -> list[Tool]:
     return tools
 
 
+def _trivy_source(form: str, docker_host: str) -> list[str]:
+    if form == DAEMON:
+        return ["--image-src", "docker", "--docker-host", docker_host, "{image}"]
+    return ["--input", "{image}"]
+
+
 def _works(cmd: list[str]) -> bool:
     try:
         return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
@@ -910,10 +935,14 @@ def _kingfisher_binary() -> str | None:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
-def scan_image(img: ImageDef, tools: list[Tool], runs: int, timeout: float, form: str = ARCHIVE) -> dict[str, Path]:
+def scan_image(
+    img: ImageDef, tools: list[Tool], runs: int, timeout: float, form: str = ARCHIVE, docker_host: str = ""
+) -> dict[str, Path]:
     """Interleaved runs of the image in ``form``; returns each tool's report of its last good run."""
     run_dir = WORK / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSCAN_")}
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
     reports: dict[str, Path] = {}
     for tool in tools:
         tool.runs, tool.failed = [], ""
@@ -1050,7 +1079,7 @@ def report_image(
 ) -> list[str]:
     """Print the figures of one image; return what secretscan got wrong about the controls."""
     controls: dict[str, dict[str, Any]] = sidecar["controls"]
-    shape = "docker-archive" if form == ARCHIVE else "OCI layout, gzip layers"
+    shape = {ARCHIVE: "docker-archive", OCI_GZIP: "OCI layout, gzip layers", DAEMON: "Docker daemon"}[form]
     print(
         f"\n== {img.key} {img.name} ({shape}): {sidecar['uncompressed_bytes'] / MB:.0f} MB uncompressed, "
         f"{len(sidecar['layers'])} layers, {sidecar['files']} files; {len(sidecar['resolved']['python'])} "
@@ -1155,6 +1184,24 @@ def report_image(
 # ----------------------------------------------------------------------------- main
 
 
+def _start_daemon(stack: contextlib.ExitStack, images: Sequence[ImageDef], problems: list[str]) -> str:
+    """A private dockerd for the rest of the run, with ``images`` loaded from their archives: its
+    address, or "" (and a problem said) when it cannot start or load them."""
+    import servers
+
+    try:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-real-dockerd-")))
+        info = stack.enter_context(servers.dockerd(work))
+        for img in images:
+            t0 = time.perf_counter()
+            loaded = servers.docker_load(info, img.archive)
+            print(f"   docker load {img.key} ({', '.join(loaded)}): {time.perf_counter() - t0:.0f} s", flush=True)
+    except Exception as exc:  # noqa: BLE001 - no daemon here: the other forms still run
+        problems.append(f"daemon: could not start dockerd and load the images ({_safe(str(exc))})")
+        return ""
+    return info.host
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="runs of each tool per image (default 3; best is shown)")
@@ -1163,11 +1210,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rebuild", action="store_true", help="build again even if the spec is unchanged (new values)")
     ap.add_argument("--secretscan-only", action="store_true", help="do not run trivy and Kingfisher")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed (default 1800)")
-    ap.add_argument("--forms", default=",".join(FORMS), help=f"how each image is read: {', '.join(FORMS)} (default both)")
+    ap.add_argument(
+        "--forms",
+        default=",".join(DEFAULT_FORMS),
+        help=f"how each image is read: {', '.join(FORMS)} (default {','.join(DEFAULT_FORMS)})",
+    )
     args = ap.parse_args(argv)
     forms = [f.strip() for f in args.forms.split(",") if f.strip()]
     if not forms or any(f not in FORMS for f in forms):
-        ap.error(f"--forms takes {' and/or '.join(FORMS)} (got {args.forms!r})")
+        ap.error(f"--forms takes any of {', '.join(FORMS)} (got {args.forms!r})")
     keys = [k.strip().upper() for k in args.images.split(",") if k.strip()]
     unknown = [k for k in keys if k not in IMAGES]
     if unknown or not keys or args.runs < 1:
@@ -1180,20 +1231,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{k} {IMAGES[k].name}: {sidecar['uncompressed_bytes'] / MB:.0f} MB, {sidecar['files']} files")
         return 0 if all(built.values()) else 1
     problems: list[str] = []
-    for form in forms:
-        tools = find_tools(args.secretscan_only, form)
-        print(f"{form}: tools {', '.join(t.name for t in tools)}; {args.runs} interleaved runs per image", flush=True)
-        for k, sidecar in built.items():
-            if sidecar is None:
-                problems.append(f"{k}: not built")
-                continue
-            img = IMAGES[k]
-            if form != ARCHIVE and ensure_layout(img) is None:
-                problems.append(f"{k} {form}: no OCI layout")
-                continue
-            print(f"== scanning {k} {img.name} ({form})", flush=True)
-            reports = scan_image(img, tools, args.runs, args.timeout, form)
-            problems += [f"{k} {form}: {p}" for p in report_image(img, sidecar, tools, reports, form)]
+    with contextlib.ExitStack() as daemon:
+        for form in forms:
+            docker_host = ""
+            if form == DAEMON:
+                docker_host = _start_daemon(daemon, [IMAGES[k] for k, sidecar in built.items() if sidecar], problems)
+                if not docker_host:
+                    continue
+            tools = find_tools(args.secretscan_only, form, docker_host)
+            print(f"{form}: tools {', '.join(t.name for t in tools)}; {args.runs} interleaved runs per image", flush=True)
+            for k, sidecar in built.items():
+                if sidecar is None:
+                    problems.append(f"{k}: not built")
+                    continue
+                img = IMAGES[k]
+                if form == OCI_GZIP and ensure_layout(img) is None:
+                    problems.append(f"{k} {form}: no OCI layout")
+                    continue
+                print(f"== scanning {k} {img.name} ({form})", flush=True)
+                reports = scan_image(img, tools, args.runs, args.timeout, form, docker_host)
+                problems += [f"{k} {form}: {p}" for p in report_image(img, sidecar, tools, reports, form)]
     print()
     if problems:
         print("FAIL: " + "; ".join(problems))
