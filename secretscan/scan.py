@@ -9,6 +9,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import BinaryIO
@@ -210,7 +211,7 @@ class Scanner:
         failed: list[SecretScanError] = []
         try:
             if isinstance(source, StreamedSource):  # its layers are scanned as they pass
-                self.scan_stream(source.open_stream(), state)
+                self.scan_stream(self._opened_while_building(source), state)
             else:
                 for image in source.images():
                     try:
@@ -253,6 +254,16 @@ class Scanner:
             finished=time.time(),
         )
         return report, result.secrets
+
+    def _opened_while_building(self, source: StreamedSource) -> SaveStream:
+        """The source's stream, opened on a thread while the detection stack is built here: the
+        Docker daemon answers ``docker save`` only once it has the export ready (seconds), and a
+        pipe's first bytes wait on the command that writes them. The thread is over before any
+        worker process is forked."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            opening = pool.submit(source.open_stream)
+            self.stack()
+            return opening.result()
 
     def scan_stream(self, stream: SaveStream, state: RunState) -> None:
         """The images of a ``docker save`` stream, read once: its layers held in memory as they
