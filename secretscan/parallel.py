@@ -21,6 +21,10 @@ T = TypeVar("T")
 _STOP = -1
 
 
+def _nothing() -> None:
+    """``fork_map``'s default ``meanwhile``."""
+
+
 def fork_map(
     func: Callable[[int], T],
     count: int,
@@ -28,16 +32,17 @@ def fork_map(
     workers: int,
     on_error: Callable[[int, str], T],
     on_done: Callable[[int, T], None] = lambda i, result: None,
-    meanwhile: Callable[[], object] = lambda: None,
+    meanwhile: Callable[[], object] = _nothing,
 ) -> list[T]:
     """``[func(0), …, func(count - 1)]`` computed in up to ``workers`` forked processes.
 
     Work is handed out one item at a time, heaviest first, so a worker stuck on a big layer does
     not hold back the rest. An item whose worker raises or dies becomes ``on_error(index,
     reason)``: one layer's failure never loses the others. ``meanwhile`` runs in this process
-    once the workers have their first items (before any item when there are no workers); should
-    it raise, the workers are stopped and the error goes on."""
-    if workers <= 1 or count <= 1 or not hasattr(os, "fork"):
+    once the workers have their first items (before any item when there are no workers; a single
+    item is forked only to run beside a ``meanwhile``); should it raise, the workers are stopped
+    and the error goes on."""
+    if workers <= 1 or count == 0 or (count == 1 and meanwhile is _nothing) or not hasattr(os, "fork"):
         meanwhile()
         out = []
         for i in range(count):

@@ -6,6 +6,7 @@ is never lost."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -75,6 +76,13 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
+
+
+INFLATE_SHARE = 0.75
+"""A compressed layer is decompressed into memory before its scan only when it holds this much of
+its image's stored bytes: the other layers wait for it, and with more of them to scan meanwhile,
+their workers were as busy as the pieces would have made them (B as a gzip OCI layout, two big
+layers: 2.15 s before, 2.38 s decompressing its npm layer first)."""
 
 
 def _share(piece: Piece, layer_size: int) -> int:
@@ -356,10 +364,72 @@ class Scanner:
     def _scan_handles(self, layers: Sequence[LayerHandle], *, counted: bool) -> list[LayerResult]:
         """One result per layer: big local layers cut into pieces, their records read first, the
         pieces side by side on the workers. ``counted``: the bar moves by the bytes read (else only
-        by the layers done)."""
+        by the layers done).
+
+        A compressed local layer that holds most of the image streams on one worker while the
+        others wait: it is decompressed into memory first (``split.inflate``, while the detection
+        stack is built here), then cut and scanned as an uncompressed layer with the rest."""
+        target = self._to_inflate(layers)
+        fd = spool.memory_file() if target is not None else None
+        if target is None or fd is None:
+            return self._scan_pieces(layers, counted=counted)
+        k, cap = target
+        handle = layers[k]
+        try:
+            [inflated] = fork_map(
+                lambda _: split.inflate(handle, fd, cap, self.config.limits),
+                1,
+                [1],
+                self.config.jobs,
+                on_error=lambda _, reason: LayerResult(error=f"layer worker failed: {reason}"),
+                meanwhile=self.stack,
+            )
+            if inflated.error is not None:  # scanned from its blob, as before: that reports the problem
+                return self._scan_pieces(layers, counted=counted)
+            if counted:
+                self.progress.advance(handle.size or 0)
+            held = spool.held_handle(fd, inflated.bytes, handle.index, handle.diff_id)
+            rest = [*layers[:k], held, *layers[k + 1 :]]
+            results = self._scan_pieces(rest, counted=False, digests=False)
+            if counted:
+                self.progress.advance(sum(h.size or 0 for i, h in enumerate(layers) if i != k))
+            results[k].stored_digest, results[k].compression = inflated.stored_digest, inflated.compression
+            return results
+        finally:
+            os.close(fd)
+
+    def _to_inflate(self, layers: Sequence[LayerHandle]) -> tuple[int, int] | None:
+        """(index, memory left) of the compressed local layer to decompress into memory: the
+        largest, when it holds at least ``INFLATE_SHARE`` of the stored bytes and at least
+        ``split.MIN_STORED_SURVEY``, there are workers to share it, and its uncompressed size (its
+        gzip trailer's, else taken as twice its stored size) fits what ``max_held_blob_bytes``
+        leaves beside the layers held already."""
+        if self.config.jobs < 2 or self.deadline.remaining() is not None or not spool.can_hold() or not layers:
+            return None
+        sizes = [h.size or 0 for h in layers]
+        k = max(range(len(layers)), key=sizes.__getitem__)
+        handle, size = layers[k], sizes[k]
+        left = self.config.limits.max_held_blob_bytes - sum(s for h, s in zip(layers, sizes, strict=True) if h.held)
+        if (
+            not handle.forkable
+            or handle.walk is not None
+            or size < max(split.MIN_STORED_SURVEY, INFLATE_SHARE * sum(sizes))
+            or size > self.config.limits.max_layer_bytes
+            or 2 * size > left
+            or split.stored_kind(handle) == "none"
+        ):
+            return None
+        expected = split.gzip_size(handle) or 2 * size
+        return (k, left) if expected <= left else None
+
+    def _scan_pieces(
+        self, layers: Sequence[LayerHandle], *, counted: bool, digests: bool = True
+    ) -> list[LayerResult]:
+        """``_scan_handles``' work on the layers as they are; ``digests`` False: a layer cut into
+        pieces gets no digest task (one held in memory whose stored digest is already known)."""
         files = bool(layers) and all(h.walk is not None for h in layers)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
-        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1)
+        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1, digests)
         parallel = parallel and len(pieces) > 1
         size_of = [layers[p.layer].size for p in pieces]
         shares = [
@@ -385,7 +455,9 @@ class Scanner:
         )
         return split.merged(pieces, results, len(layers))
 
-    def _pieces(self, layers: Sequence[LayerHandle], workers: int) -> tuple[list[Piece], dict[int, LayerPackages]]:
+    def _pieces(
+        self, layers: Sequence[LayerHandle], workers: int, digests: bool = True
+    ) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
         boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
         layer, its package records read before the scan: they let files they vouch for skip the
@@ -433,7 +505,8 @@ class Scanner:
                 continue
             bounds = [0, *cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
-            pieces.append(Piece(i, digest_only=True))
+            if digests:
+                pieces.append(Piece(i, digest_only=True))
         return pieces, expected
 
     def _surveys_stored(self, handle: LayerHandle) -> bool:

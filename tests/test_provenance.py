@@ -569,6 +569,60 @@ def test_a_compressed_layer_s_records_are_read_before_its_files(
         assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in findings}
 
 
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_compressed_layer_holding_most_of_its_image_is_decompressed_into_memory_once(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """A compressed layer with most of an image's bytes streams on one worker while the others
+    wait: with workers to share it, it is decompressed into memory once (never on disk) and cut
+    into pieces as an uncompressed layer is. The report is the archive's. When it does not fit the
+    memory left (a zstd layer gives no size beforehand) or does not decompress whole (cut short),
+    it is scanned from its blob as before: the report a single worker gives, which never holds it."""
+    from secretscan.walk import split
+
+    password, token, archive, layout = _pip_image_in_both_forms(tmp_path, monkeypatch, compression)
+    tries = tmp_path / "inflations"
+    real = split.inflate
+
+    def inflate(*args: object) -> object:  # the real decompression, told to a file (it runs in a worker)
+        result = real(*args)  # type: ignore[arg-type]
+        with tries.open("a") as told:
+            told.write(f"{result.error}\n")
+        return result
+
+    monkeypatch.setattr(split, "inflate", inflate)
+    counts = ("files_scanned", "verified_files", "verified_bytes")
+
+    def scan_of(*args: str) -> tuple[list, dict, list]:
+        result = cli("scan", f"oci:{layout}", "-f", "json", "-q", "--fail-on", "none", *args)
+        assert result.code in (0, 2), result.err  # 2: the cut layer, a corrupt image
+        return (*_outcome(result.report, counts), sorted(result.report["errors"]))
+
+    expected = cli("scan", archive, "-f", "json", "-q", "--fail-on", "none")
+    whole = scan_of("--jobs", "2")
+    assert whole == (*_outcome(expected.report, counts), [])
+    assert tries.read_text().splitlines() == ["None"]  # decompressed into memory, whole
+    assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in whole[0]}
+
+    blobs = sorted((layout / "blobs" / "sha256").iterdir(), key=lambda b: b.stat().st_size)
+    biggest = blobs[-1]
+    stored = biggest.stat().st_size
+    if compression == "zstd":  # no size beforehand: tried, found larger than the memory left
+        tries.unlink()
+        limit = f"max_held_blob_bytes={3 * stored}"
+        assert scan_of("--jobs", "2", "--limit", limit) == scan_of("--jobs", "1", "--limit", limit) == whole
+        assert tries.read_text().startswith("larger than")
+    tries.unlink(missing_ok=True)
+    data = bytearray(biggest.read_bytes())
+    data[stored // 2 : stored // 2 + 16] = bytes(16)  # damaged inside (its trailer as it was): a digest that differs
+    biggest.write_bytes(bytes(data))
+    damaged = scan_of("--jobs", "2")
+    assert damaged == scan_of("--jobs", "1")
+    if compression == "gzip":  # its CRC finds the damage; a zstd frame without a checksum decodes it
+        assert tries.read_text().startswith("not decompressed")  # as it is, in memory as on one worker
+    assert any("does not match its digest" in e for e in damaged[2])
+
+
 @pytest.mark.servers
 def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_none, unique_repo: str

@@ -183,6 +183,8 @@ class LayerHandle:
     open_range: Callable[[int, int], AbstractContextManager[BinaryIO]] | None = None
     """Opens the stored bytes from one offset to another, seekable (a local file): lets the
     workers share one big uncompressed layer (``walk.split``)."""
+    held: bool = False
+    """Its bytes are held in memory (``image.spool``): they count against ``max_held_blob_bytes``."""
 
     @property
     def facts(self) -> LayerFacts:

@@ -142,6 +142,7 @@ def held_handle(
         open=lambda: _reader(fd, 0, size),
         forkable=True,
         open_range=opener,
+        held=True,
     )
 
 

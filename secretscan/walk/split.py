@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
 from secretscan.errors import SecretScanError
-from secretscan.image.compression import XzMemoryLimit
+from secretscan.image import spool
+from secretscan.image.compression import GZIP_MAGIC, Observed, XzMemoryLimit, sniff
 from secretscan.image.entries import normalise
 from secretscan.image.model import LayerHandle
 from secretscan.limits import Limits
@@ -260,6 +262,62 @@ def records_first(handle: LayerHandle, limits: Limits, max_database_bytes: int) 
     try:
         with handle.open() as blob:
             return records_of(survey_stored(blob, limits, max_database_bytes))
+    except (OSError, SecretScanError):
+        return None
+
+
+def inflate(handle: LayerHandle, fd: int, cap: int, limits: Limits) -> LayerResult:
+    """A compressed local layer decompressed once into the memory file ``fd``, bounded as its
+    scan bounds it and by ``cap`` bytes: its uncompressed size (``bytes``), ``compression``, and
+    the digest of its stored bytes (``stored_digest``, checked as its scan would check it).
+    Whatever keeps it from coming out whole (damage, a limit, ``cap``) is an ``error``, and the
+    layer is then scanned from its blob as before, which reports the problem as it always has.
+
+    A compressed layer is a stream: one worker must decompress it twice (its records first, then
+    its scan) while the others wait, where an uncompressed one is cut into pieces that all the
+    workers share. Decompressed into memory, it is one."""
+    sha256 = hashlib.sha256()
+    try:
+        with handle.open() as blob:
+            stored = io.BufferedReader(Observed(blob, sha256.update), 1 << 20)  # type: ignore[arg-type]
+            compression = sniff(stored.peek(8)[:8])
+            written = spool.fill(fd, bounded_uncompressed(stored, limits), cap + 1)  # type: ignore[arg-type]
+            while stored.read(1 << 20):  # the rest of the blob still counts for its digest
+                pass
+    except (OSError, SecretScanError, LayerTooLarge, XzMemoryLimit, *DECODE_ERRORS) as exc:
+        return LayerResult(error=f"not decompressed into memory: {type(exc).__name__}")
+    if written > cap:
+        return LayerResult(error=f"larger than the {cap} bytes of memory left to hold it")
+    return LayerResult(stored_digest="sha256:" + sha256.hexdigest(), compression=compression, bytes=written)
+
+
+def stored_kind(handle: LayerHandle) -> str:
+    """The compression a local layer's blob is stored with (``sniff``), "none" if unreadable."""
+    try:
+        with handle.open() as blob:
+            return sniff(blob.read(8))
+    except (OSError, SecretScanError):
+        return "none"
+
+
+def gzip_size(handle: LayerHandle) -> int | None:
+    """A gzip blob's uncompressed size as its last member's trailer gives it (modulo 4 GiB: a
+    hint, which ``inflate``'s cap checks), or None for another compression or a blob that
+    cannot be read here. A blob without ranged reads is read through to its trailer (the stored
+    bytes only, from memory or the page cache: a blob worth the look is at most a few hundred MB)."""
+    if not handle.size or handle.size < 18:
+        return None
+    try:
+        if handle.open_range is not None:
+            with handle.open_range(0, 2) as head, handle.open_range(handle.size - 4, handle.size) as end:
+                return int.from_bytes(end.read(4), "little") if head.read(2) == GZIP_MAGIC else None
+        with handle.open() as blob:
+            if blob.read(2) != GZIP_MAGIC:
+                return None
+            tail = b""
+            while data := blob.read(1 << 20):
+                tail = (tail + data)[-4:]
+            return int.from_bytes(tail, "little") if len(tail) == 4 else None
     except (OSError, SecretScanError):
         return None
 
@@ -588,9 +646,9 @@ def merged(pieces: Sequence[Piece], results: Sequence[LayerResult], count: int) 
         if len(parts) == 1 and parts[0][0].whole:
             out.append(parts[0][1])
             continue
-        digest_task = next(r for p, r in parts if p.digest_only)
-        layer = merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest)
-        if digest_task.error and layer.error is None:
+        digest_task = next((r for p, r in parts if p.digest_only), None)  # none: the digest is known
+        layer = merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest if digest_task else None)
+        if digest_task is not None and digest_task.error and layer.error is None:
             layer.error = digest_task.error
         out.append(layer)
     return out
