@@ -76,8 +76,6 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
-
-
 INFLATE_SHARE = 0.75
 """A compressed layer is decompressed into memory before its scan only when it holds this much of
 its image's stored bytes: the other layers wait for it, and with more of them to scan meanwhile,
@@ -390,7 +388,7 @@ class Scanner:
                 self.progress.advance(handle.size or 0)
             held = spool.held_handle(fd, inflated.bytes, handle.index, handle.diff_id)
             rest = [*layers[:k], held, *layers[k + 1 :]]
-            results = self._scan_pieces(rest, counted=False, digests=False)
+            results = self._scan_pieces(rest, counted=False, digest_known=k)
             if counted:
                 self.progress.advance(sum(h.size or 0 for i, h in enumerate(layers) if i != k))
             results[k].stored_digest, results[k].compression = inflated.stored_digest, inflated.compression
@@ -423,13 +421,13 @@ class Scanner:
         return (k, left) if expected <= left else None
 
     def _scan_pieces(
-        self, layers: Sequence[LayerHandle], *, counted: bool, digests: bool = True
+        self, layers: Sequence[LayerHandle], *, counted: bool, digest_known: int | None = None
     ) -> list[LayerResult]:
-        """``_scan_handles``' work on the layers as they are; ``digests`` False: a layer cut into
-        pieces gets no digest task (one held in memory whose stored digest is already known)."""
+        """``_scan_handles``' work on the layers as they are; ``digest_known``: the layer whose
+        stored digest is known already (decompressed into memory): cut, it gets no digest task."""
         files = bool(layers) and all(h.walk is not None for h in layers)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
-        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1, digests)
+        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1, digest_known)
         parallel = parallel and len(pieces) > 1
         size_of = [layers[p.layer].size for p in pieces]
         shares = [
@@ -456,7 +454,7 @@ class Scanner:
         return split.merged(pieces, results, len(layers))
 
     def _pieces(
-        self, layers: Sequence[LayerHandle], workers: int, digests: bool = True
+        self, layers: Sequence[LayerHandle], workers: int, digest_known: int | None = None
     ) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
         boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
@@ -505,7 +503,7 @@ class Scanner:
                 continue
             bounds = [0, *cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
-            if digests:
+            if i != digest_known:
                 pieces.append(Piece(i, digest_only=True))
         return pieces, expected
 
