@@ -7,7 +7,8 @@ after the files they vouch for, are met too late to spare the search of package 
 Held in memory as it passes (an anonymous memory file, ``image.spool``: never on disk), a layer
 is read like a local archive's: records first, cut into pieces, several layers side by side.
 
-Memory is bounded by ``max_held_blob_bytes``: layers are held until the next would pass it, then
+Memory is bounded by ``max_held_blob_bytes``: layers are held until the next would pass it (or
+``spool.MAX_HELD`` are held: each is a file descriptor), then
 the held ones are scanned and their memory given back before the stream is read on (the sender
 waits meanwhile, as a pipe makes it). A layer larger than the whole budget, or one for which no
 memory file can be had, is scanned as it passes, as before.
@@ -68,7 +69,7 @@ class HeldInMemory:
         if fd is None:
             self._done[key] = self._scan_streamed(blob)
             return key
-        if size > self._left:
+        if size > self._left or len(self._held) == spool.MAX_HELD:
             self._scan_all_held()
         try:
             spool.fill(fd, blob, size, self._on_bytes)

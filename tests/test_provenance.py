@@ -751,6 +751,40 @@ def test_the_stream_s_layers_held_at_once_stay_within_the_budget() -> None:
     assert len(os.listdir("/proc/self/fd")) == open_before
 
 
+def test_thousands_of_tiny_layers_are_never_held_all_at_once() -> None:
+    """Each held layer is a file descriptor, and a process may have as few as 1,024: an image or a
+    stream of thousands of tiny layers is held a bounded number at a time (the rest of an image's
+    stream from the registry, a stream's are scanned in batches), so the pipes the workers need can
+    still be made."""
+    import io as _io
+
+    from secretscan.image import spool
+    from secretscan.image.model import LayerHandle
+    from secretscan.streamlayers import HeldInMemory
+    from secretscan.walk.layer import LayerResult
+
+    count = spool.MAX_HELD + 300
+    batches: list[int] = []
+
+    def scan_held(handles) -> list:
+        batches.append(len(handles))
+        return [LayerResult() for _ in handles]
+
+    reader = HeldInMemory(lambda blob: LayerResult(), scan_held, 1 << 30, lambda n: None)
+    for _ in range(count):
+        reader.take(_io.BytesIO(b"x"), 1)
+    assert len(reader.results()) == count
+    assert max(batches) <= spool.MAX_HELD and sum(batches) == count
+
+    handles = [
+        LayerHandle(index=i, diff_id=None, blob_digest=None, size=1, open=lambda: contextlib.nullcontext(_io.BytesIO(b"x")))
+        for i in range(count)
+    ]
+    with spool.held(handles, 1 << 30) as held:
+        assert sum(h.held for h in held) == spool.MAX_HELD
+        assert all(h is original for h, original in zip(held[spool.MAX_HELD :], handles[spool.MAX_HELD :], strict=True))
+
+
 @pytest.mark.servers
 def test_the_docker_daemon_s_layers_are_read_as_a_local_archive_s(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_daemon

@@ -27,6 +27,10 @@ from secretscan.image.compression import read_some
 from secretscan.image.model import LayerHandle
 
 FETCHES = 4
+MAX_HELD = 256
+"""Memory files open at once, whatever their size: each is a file descriptor, and a process may
+have as few as 1,024. An image or a stream of thousands of tiny layers would use them all up, and
+then the pipes the scan's workers need could not be made."""
 """Blobs fetched at once: the transfer waits on the network, not on this process."""
 _PIECE = 1 << 20
 
@@ -40,13 +44,13 @@ def can_hold() -> bool:
 def held(layers: Sequence[LayerHandle], budget: int) -> Iterator[list[LayerHandle]]:
     """``layers`` with each one that streams from a server (a blob that is neither forkable nor
     walked, of known size) held in memory, while the context lasts: in layer order, until the
-    stored sizes would pass ``budget``. The others come back as they are."""
+    stored sizes would pass ``budget`` (or ``MAX_HELD`` are held). The others come back as they are."""
     chosen: list[int] = []
     left = budget
     for k, handle in enumerate(layers):
         if handle.forkable or handle.walk is not None or not handle.size:
             continue
-        if handle.size > left:
+        if handle.size > left or len(chosen) == MAX_HELD:
             break
         chosen.append(k)
         left -= handle.size
