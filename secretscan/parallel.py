@@ -15,7 +15,7 @@ import select
 import signal
 import struct
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _STOP = -1
@@ -96,6 +96,53 @@ def fork_map(
         results[index] = on_error(index, "no worker left to scan it")
         on_done(index, results[index])
     return [results[i] for i in range(count)]
+
+
+class Forked(Generic[T]):
+    """A call running in a forked child (``fork_call``) while this process goes on."""
+
+    def __init__(self, pid: int, result_r: int, on_error: Callable[[str], T]) -> None:
+        self._pid, self._fd, self._on_error = pid, result_r, on_error
+
+    def result(self) -> T:
+        """Its value, once the child has given it (waits for it); ``on_error(reason)`` if the call
+        raised or the child died."""
+        try:
+            message = _read_message(self._fd)
+        finally:
+            os.close(self._fd)
+            os.waitpid(self._pid, 0)
+        if message is None:
+            return self._on_error("worker process ended abnormally")
+        kind, payload = message
+        return payload if kind == "ok" else self._on_error(str(payload))  # type: ignore[return-value]
+
+    def cancel(self) -> None:
+        """Stop the child and reap it (the run is ending without its value)."""
+        os.kill(self._pid, signal.SIGKILL)
+        os.close(self._fd)
+        os.waitpid(self._pid, 0)
+
+
+def fork_call(func: Callable[[], T], on_error: Callable[[str], T]) -> Forked[T] | None:
+    """``func()`` in a forked child, this process going on meanwhile; None where processes cannot
+    be forked. The value comes back pickled, as ``fork_map``'s do."""
+    if not hasattr(os, "fork"):
+        return None
+    result_r, result_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(result_r)
+        try:
+            try:
+                payload = pickle.dumps(("ok", func()), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001 - reported as the call's error
+                payload = pickle.dumps(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
+            _write_all(result_w, struct.pack("!Q", len(payload)) + payload)
+        finally:
+            os._exit(0)
+    os.close(result_w)
+    return Forked(pid, result_r, on_error)
 
 
 def _work(func: Callable[[int], object], task_r: int, result_w: int) -> None:  # pragma: no cover - child

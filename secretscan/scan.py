@@ -30,13 +30,13 @@ from secretscan.image.compression import sniff
 from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerFacts, LayerHandle
 from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
-from secretscan.parallel import fork_map
+from secretscan.parallel import fork_call, fork_map
 from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import LayerPackages
 from secretscan.redact import Masker
 from secretscan.sources import Source, StreamedSource
-from secretscan.sources.savestream import LayerReader, SaveStream, read_save_stream
-from secretscan.streamlayers import EachAsItPasses, HeldInMemory
+from secretscan.sources.savestream import SaveStream, read_save_stream
+from secretscan.streamlayers import EachAsItPasses, Finished, HeldInMemory, Running
 from secretscan.version import __version__
 from secretscan.walk import split
 from secretscan.walk.config_fields import config_texts
@@ -281,12 +281,15 @@ class Scanner:
             self.progress.layer_done()
             return result
 
-        layers: LayerReader = EachAsItPasses(scan_streamed)
+        layers: EachAsItPasses | HeldInMemory = EachAsItPasses(scan_streamed)
         if self._worth_holding():
             budget = self.config.limits.max_held_blob_bytes
-            layers = HeldInMemory(scan_streamed, self._scan_held, budget, self.progress.advance)
+            layers = HeldInMemory(scan_streamed, self._start_held, budget, self.progress.advance, self._layers_done)
         try:
             scanned = read_save_stream(stream.reader, layers, stream.label, stream.wanted)
+        except BaseException:  # an interrupt: no batch is left running in a child
+            layers.abandon()
+            raise
         finally:
             self.progress.end_image()
         for item in scanned:
@@ -302,10 +305,24 @@ class Scanner:
         scanned before all of them were in."""
         return (self.config.jobs > 1 or bool(self.database_bytes)) and self.deadline.remaining() is None
 
-    def _scan_held(self, layers: Sequence[LayerHandle]) -> list[LayerResult]:
-        """Layers of a stream held in memory, scanned as a local archive's: the bar has already
-        moved by their bytes as they arrived, and moves here by the layers done."""
-        return self._scan_handles(layers, counted=False)
+    def _start_held(self, layers: Sequence[LayerHandle]) -> Running:
+        """Layers of a stream held in memory, scanned as a local archive's, in a forked child while
+        the stream is read on (with more than one worker). The bar has already moved by their
+        bytes as they arrived; it moves by the layers when their results come (``_layers_done``)."""
+        quiet = Progress()
+
+        def scan() -> list[LayerResult]:
+            return self._scan_handles(layers, counted=False, progress=quiet)
+
+        if self.config.jobs > 1:
+            forked = fork_call(scan, lambda why: [LayerResult(error=f"layer worker failed: {why}") for _ in layers])
+            if forked is not None:
+                return forked
+        return Finished(scan())
+
+    def _layers_done(self, count: int) -> None:
+        for _ in range(count):
+            self.progress.layer_done()
 
     def scan_layer_stream(
         self, blob: BinaryIO, expected: LayerPackages | None = None, on_bytes: Callable[[int], None] = _ignore
@@ -359,10 +376,13 @@ class Scanner:
         notes = self.attribute(image, config, [h.facts for h in layers], results, state)
         state.add_notes(image.name, notes)
 
-    def _scan_handles(self, layers: Sequence[LayerHandle], *, counted: bool) -> list[LayerResult]:
+    def _scan_handles(
+        self, layers: Sequence[LayerHandle], *, counted: bool, progress: Progress | None = None
+    ) -> list[LayerResult]:
         """One result per layer: big local layers cut into pieces, their records read first, the
         pieces side by side on the workers. ``counted``: the bar moves by the bytes read (else only
-        by the layers done).
+        by the layers done); ``progress``: the display to tell (another than the run's: a quiet
+        one, for a scan whose layers are counted by its caller).
 
         A compressed local layer that holds most of the image streams on one worker while the
         others wait: it is decompressed into memory first (``split.inflate``, while the detection
@@ -370,7 +390,7 @@ class Scanner:
         target = self._to_inflate(layers)
         fd = spool.memory_file() if target is not None else None
         if target is None or fd is None:
-            return self._scan_pieces(layers, counted=counted)
+            return self._scan_pieces(layers, counted=counted, progress=progress)
         k, cap = target
         handle = layers[k]
         try:
@@ -383,12 +403,12 @@ class Scanner:
                 meanwhile=self.stack,
             )
             if inflated.error is not None:  # scanned from its blob, as before: that reports the problem
-                return self._scan_pieces(layers, counted=counted)
+                return self._scan_pieces(layers, counted=counted, progress=progress)
             if counted:
                 self.progress.advance(handle.size or 0)
             held = spool.held_handle(fd, inflated.bytes, handle.index, handle.diff_id)
             rest = [*layers[:k], held, *layers[k + 1 :]]
-            results = self._scan_pieces(rest, counted=False, digest_known=k)
+            results = self._scan_pieces(rest, counted=False, progress=progress, digest_known=k)
             if counted:
                 self.progress.advance(sum(h.size or 0 for i, h in enumerate(layers) if i != k))
             results[k].stored_digest, results[k].compression = inflated.stored_digest, inflated.compression
@@ -421,7 +441,12 @@ class Scanner:
         return (k, left) if expected <= left else None
 
     def _scan_pieces(
-        self, layers: Sequence[LayerHandle], *, counted: bool, digest_known: int | None = None
+        self,
+        layers: Sequence[LayerHandle],
+        *,
+        counted: bool,
+        progress: Progress | None = None,
+        digest_known: int | None = None,
     ) -> list[LayerResult]:
         """``_scan_handles``' work on the layers as they are; ``digest_known``: the layer whose
         stored digest is known already (decompressed into memory): cut, it gets no digest task."""
@@ -434,7 +459,7 @@ class Scanner:
             0 if not counted else None if files or size is None else _share(p, size)
             for p, size in zip(pieces, size_of, strict=True)
         ]
-        meter = _Meter(self.progress, shares, [p.layer for p in pieces])
+        meter = _Meter(progress or self.progress, shares, [p.layer for p in pieces])
 
         def scan_one(k: int) -> LayerResult:
             handle = layers[pieces[k].layer]

@@ -116,6 +116,53 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the failure"
 
 
+def test_a_forked_call_runs_beside_this_process_and_its_failure_is_its_own(tmp_path: Path) -> None:
+    """``fork_call``: a stream's batch of held layers scanned in a child while the stream is read
+    on. Its value comes back; a call that raises or a child that dies becomes the error value; a
+    cancelled call leaves no process behind. And ``fork_map`` forks a single item only when
+    something runs beside it."""
+    import os
+    import time
+
+    from secretscan.parallel import fork_call, fork_map
+
+    go_on = tmp_path / "parent-went-on"
+
+    def waits_for_the_parent() -> bool:
+        deadline = time.monotonic() + 20
+        while not go_on.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return go_on.exists()
+
+    forked = fork_call(waits_for_the_parent, lambda why: False)
+    assert forked is not None
+    go_on.touch()  # only reached if fork_call did not wait for the call
+    assert forked.result() is True
+
+    def fails() -> float:
+        raise ValueError("unreadable")
+
+    def dies() -> float:
+        os._exit(9)
+
+    failing, dying = fork_call(fails, lambda why: why), fork_call(dies, lambda why: why)
+    assert failing is not None and dying is not None
+    assert str(failing.result()).startswith("ValueError: unreadable")
+    assert dying.result() == "worker process ended abnormally"
+
+    hanging = fork_call(lambda: time.sleep(60), lambda why: None)
+    assert hanging is not None
+    pid = hanging._pid
+    hanging.cancel()
+    assert not Path(f"/proc/{pid}").exists()
+
+    pids: list[int] = []
+    fork_map(lambda i: pids.append(os.getpid()), 1, [1], 2, on_error=lambda i, why: None)
+    assert pids == [os.getpid()]  # alone: run here
+    beside = fork_map(lambda i: os.getpid(), 1, [1], 2, on_error=lambda i, why: 0, meanwhile=lambda: None)
+    assert beside != [os.getpid()]  # beside work of this process: forked
+
+
 def _child_of(proc: Path, parent: int) -> bool:
     try:
         stat = (proc / "stat").read_text()

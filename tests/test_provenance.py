@@ -720,34 +720,65 @@ def test_a_piped_image_s_layers_are_held_in_memory_and_read_as_a_local_archive_s
 
 
 def test_the_stream_s_layers_held_at_once_stay_within_the_budget() -> None:
-    """Layers are held until the next would pass the budget; then the held ones are scanned and
-    their memory given back. Every layer gets its own result, and no memory file is left open."""
+    """The first layer held is scanned at once; the layers held meanwhile are the next batch. A
+    layer that would pass the budget waits for the batch under way (its memory given back) before
+    it is copied. Every layer gets its own result, the bar hears of each, and no memory file is
+    left open."""
     import io as _io
 
-    from secretscan.streamlayers import HeldInMemory
+    from secretscan.streamlayers import Finished, HeldInMemory
     from secretscan.walk.layer import LayerResult
 
     batches: list[list[bytes]] = []
+    told: list[int] = []
 
-    def scan_held(handles) -> list:
+    def scan_held(handles) -> Finished:
         batch = []
         for handle in handles:
             with handle.open() as blob:
                 batch.append(blob.read())
         batches.append(batch)
-        return [LayerResult(files=len(data)) for data in batch]
+        return Finished([LayerResult(files=len(data)) for data in batch])
 
     def scan_streamed(blob) -> LayerResult:
         return LayerResult(files=-len(blob.read()))
 
     open_before = len(os.listdir("/proc/self/fd"))
     layers = [os.urandom(n) for n in (300, 500, 200, 900, 100, 2000, 50)]
-    reader = HeldInMemory(scan_streamed, scan_held, 1000, lambda n: None)
+    reader = HeldInMemory(scan_streamed, scan_held, 1000, lambda n: None, told.append)
     keys = [reader.take(_io.BytesIO(data), len(data)) for data in layers]
     results = reader.results()
     assert [results[k].files for k in keys] == [300, 500, 200, 900, 100, -2000, 50]  # 2000 > budget: streamed
-    assert [[len(d) for d in batch] for batch in batches] == [[300, 500, 200], [900, 100], [50]]
+    assert [[len(d) for d in batch] for batch in batches] == [[300], [500, 200], [900], [100, 50]]
     assert sorted(d for batch in batches for d in batch) == sorted(d for d in layers if len(d) <= 1000)
+    assert sum(told) == 6
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_a_stream_abandoned_mid_batch_stops_its_scan_and_closes_its_memory() -> None:
+    """An interrupt while a batch of held layers is being scanned (in a child) and others are
+    held: the scan is stopped and every memory file is closed."""
+    import io as _io
+
+    from secretscan.streamlayers import HeldInMemory
+    from secretscan.walk.layer import LayerResult
+
+    class Endless:
+        cancelled = False
+
+        def result(self) -> list:
+            raise AssertionError("an abandoned stream's batch is not waited for")
+
+        def cancel(self) -> None:
+            Endless.cancelled = True
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    reader = HeldInMemory(lambda blob: LayerResult(), lambda handles: Endless(), 1000, lambda n: None)
+    for size in (100, 200, 300):
+        reader.take(_io.BytesIO(os.urandom(size)), size)
+    assert len(os.listdir("/proc/self/fd")) == open_before + 3
+    reader.abandon()
+    assert Endless.cancelled
     assert len(os.listdir("/proc/self/fd")) == open_before
 
 
@@ -760,15 +791,15 @@ def test_thousands_of_tiny_layers_are_never_held_all_at_once() -> None:
 
     from secretscan.image import spool
     from secretscan.image.model import LayerHandle
-    from secretscan.streamlayers import HeldInMemory
+    from secretscan.streamlayers import Finished, HeldInMemory
     from secretscan.walk.layer import LayerResult
 
     count = spool.MAX_HELD + 300
     batches: list[int] = []
 
-    def scan_held(handles) -> list:
+    def scan_held(handles) -> Finished:
         batches.append(len(handles))
-        return [LayerResult() for _ in handles]
+        return Finished([LayerResult() for _ in handles])
 
     reader = HeldInMemory(lambda blob: LayerResult(), scan_held, 1 << 30, lambda n: None)
     for _ in range(count):

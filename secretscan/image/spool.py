@@ -100,11 +100,18 @@ def memory_file() -> int | None:
         return None
 
 
-def fill(fd: int, blob: BinaryIO, size: int, on_bytes: Callable[[int], None] = lambda n: None) -> int:
+def fill(
+    fd: int,
+    blob: BinaryIO,
+    size: int,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    before_write: Callable[[int], None] = lambda n: None,
+) -> int:
     """Copy up to ``size`` bytes of ``blob`` into ``fd``; how many came. A failure to read is
     raised with what came before it already written (read as it comes, ``read_some``: a read
     that waited for a whole piece would lose the bytes in front of the failure; written a piece
-    at a time, for a write per read costs twice the time in the kernel)."""
+    at a time, for a write per read costs twice the time in the kernel). ``before_write`` is told
+    of each piece's size before it goes into memory (and may wait for room)."""
     written = at = 0
     piece = bytearray(_PIECE)  # one buffer, filled and written again and again
     try:
@@ -113,15 +120,17 @@ def fill(fd: int, blob: BinaryIO, size: int, on_bytes: Callable[[int], None] = l
             at += len(data)
             on_bytes(len(data))
             if at == _PIECE:
-                written += _write(fd, memoryview(piece))
+                written += _write(fd, memoryview(piece), before_write)
                 at = 0
     finally:
-        written += _write(fd, memoryview(piece)[:at])
+        written += _write(fd, memoryview(piece)[:at], before_write)
     return written
 
 
-def _write(fd: int, view: memoryview) -> int:
+def _write(fd: int, view: memoryview, before: Callable[[int], None]) -> int:
     size = len(view)
+    if size:
+        before(size)
     while view:
         view = view[os.write(fd, view) :]
     return size
