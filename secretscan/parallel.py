@@ -3,8 +3,10 @@ inherits them) that take the next layer as soon as they finish one, biggest laye
 results merged back in layer order.
 
 Forking is safe here because layer readers open their own file handles (``TarBlobs`` slices,
-OCI blob files) and nothing is shared but read-only state. Sources that hold network sessions or
-streams are scanned in the parent, one layer after another.
+OCI blob files, memory files read with ``pread``) and nothing is shared but read-only state. What
+arrives over a network session or a stream is read in the parent only: held in memory first
+(``image.spool``, ``streamlayers``), or scanned there as it passes. ``fork_call`` runs one call in
+a child while the parent goes on (a stream's batch of held layers while the stream is read on).
 """
 
 from __future__ import annotations
