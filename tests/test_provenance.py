@@ -535,6 +535,10 @@ def _pip_image_in_both_forms(
     return password, token, archive, layout
 
 
+HELD_COUNTS = ("files_scanned", "verified_files", "verified_bytes")
+"""What a scan of layers held in memory must count as the archive's scan does."""
+
+
 def _outcome(report: dict, counts: tuple[str, ...]) -> tuple[list, dict]:
     """A report's findings (value, rule, severity, where and in what package state) and the
     image summary's ``counts``."""
@@ -591,7 +595,7 @@ def test_a_compressed_layer_holding_most_of_its_image_is_decompressed_into_memor
         return result
 
     monkeypatch.setattr(split, "inflate", inflate)
-    counts = ("files_scanned", "verified_files", "verified_bytes")
+    counts = HELD_COUNTS
 
     def scan_of(*args: str) -> tuple[list, dict, list]:
         result = cli("scan", f"oci:{layout}", "-f", "json", "-q", "--fail-on", "none", *args)
@@ -623,6 +627,29 @@ def test_a_compressed_layer_holding_most_of_its_image_is_decompressed_into_memor
     assert any("does not match its digest" in e for e in damaged[2])
 
 
+def _empty_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR a directory of its own, which a scan that holds layers in memory leaves empty."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    return scratch
+
+
+def _scanned(cli, target: object, *args: str) -> tuple[list, dict]:
+    result = cli("scan", target, "-f", "json", "-q", "--fail-on", "none", *args)
+    assert result.code == 0, result.err
+    return _outcome(result.report, HELD_COUNTS)
+
+
+def _streamed_as_before(scan_of, target: object, expected: tuple[list, dict]) -> None:
+    """Past ``max_held_blob_bytes``, or under ``--timeout``, layers stream once as before: the
+    same findings, their package files searched (nothing verified before it is read)."""
+    for streamed in (["--limit", "max_held_blob_bytes=1"], ["--timeout", "10m"]):
+        findings, counts = scan_of(target, *streamed)
+        assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]
+        assert counts["verified_files"] == 0
+
+
 @pytest.mark.servers
 def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_none, unique_repo: str
@@ -638,14 +665,10 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     password, token, archive, layout = _pip_image_in_both_forms(tmp_path, monkeypatch, "gzip")  # as registries hold them
     servers.push(registry_none, layout, f"{unique_repo}:1")
     reference = f"docker://{registry_none.host}/{unique_repo}:1"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
+    scratch = _empty_tmpdir(tmp_path, monkeypatch)
 
     def scan_of(target: object, *args: str) -> tuple[list, dict]:
-        result = cli("scan", target, "-f", "json", "-q", "--fail-on", "none", *args)
-        assert result.code == 0, result.err
-        return _outcome(result.report, ("files_scanned", "verified_files", "verified_bytes"))
+        return _scanned(cli, target, *args)
 
     expected = scan_of(archive, "--jobs", "2")
     assert expected[1]["verified_files"] >= 1
@@ -658,10 +681,7 @@ def test_a_registry_s_layers_are_held_in_memory_and_read_as_a_local_archive_s(
     summary = swept.report["images"][0]
     assert summary["verified_files"] == expected[1]["verified_files"]
     assert sorted(f["fingerprint"] for f in swept.report["findings"]) == [f[0] for f in expected[0]]
-    for streamed in (["--limit", "max_held_blob_bytes=1"], ["--timeout", "10m"]):
-        findings, counts = scan_of(reference, *streamed)
-        assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]
-        assert counts["verified_files"] == 0
+    _streamed_as_before(scan_of, reference, expected)
 
 
 def _piped(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -695,16 +715,12 @@ def test_a_piped_image_s_layers_are_held_in_memory_and_read_as_a_local_archive_s
     one at a time; past it, or under ``--timeout``, a layer is scanned as it passes: the same
     findings, its package files searched (nothing verified before it is read)."""
     password, token, archive, _ = _pip_image_in_both_forms(tmp_path, monkeypatch, "none")
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
+    scratch = _empty_tmpdir(tmp_path, monkeypatch)
 
     def scan_of(target: object, *args: str) -> tuple[list, dict]:
         if target == "-":
             _piped(archive, monkeypatch)
-        result = cli("scan", target, "-f", "json", "-q", "--fail-on", "none", *args)
-        assert result.code == 0, result.err
-        return _outcome(result.report, ("files_scanned", "verified_files", "verified_bytes"))
+        return _scanned(cli, target, *args)
 
     expected = scan_of(archive, "--jobs", "2")
     assert expected[1]["verified_files"] >= 1
@@ -713,10 +729,7 @@ def test_a_piped_image_s_layers_are_held_in_memory_and_read_as_a_local_archive_s
     for args in (["--jobs", "1"], ["--jobs", "2"], ["--jobs", "2", "--limit", one_at_a_time]):
         assert scan_of("-", *args) == expected, args
     assert not list(scratch.iterdir())  # held in memory: nothing written
-    for streamed in (["--limit", "max_held_blob_bytes=1"], ["--timeout", "10m"]):
-        findings, counts = scan_of("-", *streamed)
-        assert [f[:3] for f in findings] == [f[:3] for f in expected[0]]
-        assert counts["verified_files"] == 0
+    _streamed_as_before(scan_of, "-", expected)
 
 
 def test_the_stream_s_layers_held_at_once_stay_within_the_budget() -> None:
@@ -830,7 +843,7 @@ def test_the_docker_daemon_s_layers_are_read_as_a_local_archive_s(
     _retag(archive, tagged, f"provenance/{tmp_path.name.lower()}:1")
     loaded = servers.docker_load(docker_daemon, tagged)
     expected = cli("scan", archive, "-f", "json", "-q", "--fail-on", "none")
-    counts = ("files_scanned", "verified_files", "verified_bytes")
+    counts = HELD_COUNTS
     for jobs in ("1", "2"):
         result = cli("scan", f"docker-daemon:{loaded[0]}", "-f", "json", "-q", "--fail-on", "none", "--jobs", jobs)
         assert result.code == 0, result.err

@@ -65,7 +65,9 @@ def held(layers: Sequence[LayerHandle], budget: int) -> Iterator[list[LayerHandl
             if fd is None:
                 continue
             files.callback(os.close, fd)
-            out[k] = _held_handle(layers[k], fd)
+            size = layers[k].size
+            assert size is not None
+            out[k] = held_handle(fd, size, layers[k].index, layers[k].diff_id, layers[k].blob_digest)
         yield out
 
 
@@ -134,11 +136,6 @@ def _write(fd: int, view: memoryview, before: Callable[[int], None]) -> int:
     while view:
         view = view[os.write(fd, view) :]
     return size
-
-
-def _held_handle(handle: LayerHandle, fd: int) -> LayerHandle:
-    assert handle.size is not None
-    return held_handle(fd, handle.size, handle.index, handle.diff_id, handle.blob_digest)
 
 
 def held_handle(
