@@ -16,6 +16,7 @@ import pickle
 import select
 import signal
 import struct
+import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -40,10 +41,11 @@ def fork_map(
 
     Work is handed out one item at a time, heaviest first, so a worker stuck on a big layer does
     not hold back the rest. An item whose worker raises or dies becomes ``on_error(index,
-    reason)``: one layer's failure never loses the others. ``meanwhile`` runs in this process
-    once the workers have their first items (before any item when there are no workers; a single
-    item is forked only to run beside a ``meanwhile``); should it raise, the workers are stopped
-    and the error goes on."""
+    reason)``: one layer's failure never loses the others. ``meanwhile`` runs in this process, on
+    a thread of its own, once the workers are forked and have their first items (before any item
+    when there are no workers; a single item is forked only to run beside a ``meanwhile``): items
+    are still handed out while it runs (a worker done with its first would otherwise wait for
+    it). Should it raise, the workers are stopped and the error goes on."""
     if workers <= 1 or count == 0 or (count == 1 and meanwhile is _nothing) or not hasattr(os, "fork"):
         meanwhile()
         out = []
@@ -67,15 +69,14 @@ def fork_map(
         index = queue.pop(0)
         os.write(task_w, struct.pack("!i", index))
         busy[result_r] = (pid, task_w, index)
-    try:
-        meanwhile()
-    except BaseException:
-        for fd, (pid, task_w, _) in busy.items():
-            os.kill(pid, signal.SIGKILL)
-            _finish(pid, task_w, fd)
-        raise
+    beside = _Beside(meanwhile)  # started only now: no fork may happen while it runs
     while busy:
-        ready, _, _ = select.select(list(busy), [], [])
+        ready, _, _ = select.select(list(busy), [], [], None if beside.done else _POLL)
+        if beside.failed():
+            for fd, (pid, task_w, _) in busy.items():
+                os.kill(pid, signal.SIGKILL)
+                _finish(pid, task_w, fd)
+            beside.result()
         for fd in ready:
             pid, task_w, index = busy.pop(fd)
             message = _read_message(fd)
@@ -97,7 +98,43 @@ def fork_map(
     for index in queue:  # only when every worker died early
         results[index] = on_error(index, "no worker left to scan it")
         on_done(index, results[index])
+    beside.result()
     return [results[i] for i in range(count)]
+
+
+_POLL = 0.05
+"""Seconds between looks at whether ``meanwhile`` failed, while it runs."""
+
+
+class _Beside:
+    """``fork_map``'s ``meanwhile``, on a thread while the workers' items are handed out."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if call is not _nothing:
+            self._thread = threading.Thread(target=self._run, args=(call,), name="secretscan-meanwhile", daemon=True)
+            self._thread.start()
+
+    def _run(self, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - raised again by ``result``
+            self._error = exc
+
+    @property
+    def done(self) -> bool:
+        return self._thread is None or not self._thread.is_alive()
+
+    def failed(self) -> bool:
+        return self.done and self._error is not None
+
+    def result(self) -> None:
+        """Wait for it; raise what it raised."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 class Forked(Generic[T]):

@@ -76,8 +76,9 @@ def test_a_dying_worker_loses_only_its_own_layer() -> None:
 
 
 def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_path: Path) -> None:
-    """The detection stack is built while forked workers survey the layers: it overlaps them, and
-    should it fail (a bad rule file) no worker is left behind."""
+    """The detection stack is built while forked workers survey the layers: it overlaps them, a
+    worker done with one layer goes on with the next meanwhile, and should it fail (a bad rule
+    file) no worker is left behind."""
     import os
     import time
 
@@ -96,6 +97,19 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
 
     ends = fork_map(survey, 2, [1, 1], 2, on_error=lambda i, why: 0.0, meanwhile=build)
     assert float((tmp_path / "built").read_text()) < min(ends)  # built while both workers worked
+
+    def quick(i: int) -> int:
+        (tmp_path / f"quick-{i}").touch()
+        return i
+
+    def build_slowly() -> None:  # done only once every item has started: workers are not kept waiting
+        deadline = time.monotonic() + 10
+        while len(list(tmp_path.glob("quick-*"))) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "started when built").write_text(str(len(list(tmp_path.glob("quick-*")))))
+
+    assert fork_map(quick, 6, [1] * 6, 2, on_error=lambda i, why: -1, meanwhile=build_slowly) == list(range(6))
+    assert (tmp_path / "started when built").read_text() == "6"
 
     def children() -> set[int]:
         return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _child_of(p, os.getpid())}
