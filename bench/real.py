@@ -1,6 +1,6 @@
 """``make bench-real``: secretscan, trivy and Kingfisher on two realistic images (issue 14).
 
-    python bench/real.py [--runs 3] [--images A,B] [--forms archive,oci-gzip,daemon] [--only-build] [--rebuild]
+    python bench/real.py [--runs 3] [--images A,B] [--forms archive,oci-gzip,registry,daemon] [--only-build] [--rebuild]
                          [--timeout 1800]
 
 Synthetic images (bench/make_image.py) show speed, but not the noise a scanner makes on what real
@@ -32,6 +32,11 @@ made again when the archive changes): what `docker save` gives from the containe
 and what registries hold. A compressed layer cannot be cut or surveyed by seeking, so its package
 records are read in a pass of their own before its scan; this row measures that path (Kingfisher
 reads docker archives only: not run on it). `--forms archive` skips it.
+
+That layout is also pushed to a registry on loopback (the tests' `servers.registry`: Debian's
+docker-registry, no auth, plain HTTP) and scanned from there, as a CI gate or a sweep reads an
+image: `docker://HOST/REF` against trivy's `--image-src remote --insecure`. secretscan holds the
+compressed layers in memory as they arrive; trivy spools them to temporary files.
 
 `--forms daemon` (not by default: it needs root, and loading the two images takes minutes) also
 scans each image from a private dockerd (vfs storage, no network: the tests' `servers.dockerd`),
@@ -134,18 +139,21 @@ class ImageDef:
         """The name the archive tags its image with (and a daemon knows it by once loaded)."""
         return f"secretscan-bench/{self.name}:latest"
 
-    def target(self, form: str) -> Path | str:
-        """The image as the tools read it in ``form`` (``FORMS``)."""
+    def target(self, form: str, server: str = "") -> Path | str:
+        """The image as the tools read it in ``form`` (``FORMS``); ``server``: the registry's
+        host for ``REGISTRY``."""
         if form == DAEMON:
             return self.ref
+        if form == REGISTRY:
+            return f"{server}/{self.ref}"
         return self.archive if form == ARCHIVE else WORK / f"{self.name}.{form}"
 
 
-ARCHIVE, OCI_GZIP, DAEMON = "archive", "oci-gzip", "daemon"
-FORMS = (ARCHIVE, OCI_GZIP, DAEMON)
-"""A docker-archive (uncompressed layers); the same image as an OCI layout with gzip layers; the
-same image loaded into a Docker daemon."""
-DEFAULT_FORMS = (ARCHIVE, OCI_GZIP)
+ARCHIVE, OCI_GZIP, REGISTRY, DAEMON = "archive", "oci-gzip", "registry", "daemon"
+FORMS = (ARCHIVE, OCI_GZIP, REGISTRY, DAEMON)
+"""A docker-archive (uncompressed layers); the same image as an OCI layout with gzip layers; that
+layout pushed to a registry on loopback; the same image loaded into a Docker daemon."""
+DEFAULT_FORMS = (ARCHIVE, OCI_GZIP, REGISTRY)
 
 
 APP_MODIFIED = "application file"
@@ -870,8 +878,8 @@ publishes (by default it is verified and not searched, which changes no finding)
 
 def find_tools(only_secretscan: bool, form: str = ARCHIVE, docker_host: str = "") -> list[Tool]:
     """The tools for ``form``; ``docker_host``: the daemon's address, for ``DAEMON``."""
-    transport = {ARCHIVE: "docker-archive", OCI_GZIP: "oci", DAEMON: "docker-daemon"}[form]
-    scan = [sys.executable, "-m", "secretscan", "scan", transport + ":{image}", "-f", "json", "-q",
+    transport = {ARCHIVE: "docker-archive:", OCI_GZIP: "oci:", REGISTRY: "docker://", DAEMON: "docker-daemon:"}[form]
+    scan = [sys.executable, "-m", "secretscan", "scan", transport + "{image}", "-f", "json", "-q",
             "--fail-on", "none", "--show-secrets"]  # fmt: skip
     tools = [Tool("secretscan", scan, (0,)), Tool(SEARCH_PACKAGES, [*scan, "--search-packages"], (0,))]
     if only_secretscan:
@@ -910,6 +918,8 @@ def find_tools(only_secretscan: bool, form: str = ARCHIVE, docker_host: str = ""
 def _trivy_source(form: str, docker_host: str) -> list[str]:
     if form == DAEMON:
         return ["--image-src", "docker", "--docker-host", docker_host, "{image}"]
+    if form == REGISTRY:  # plain HTTP on loopback, as secretscan takes it
+        return ["--image-src", "remote", "--insecure", "{image}"]
     return ["--input", "{image}"]
 
 
@@ -936,13 +946,14 @@ def _kingfisher_binary() -> str | None:
 
 
 def scan_image(
-    img: ImageDef, tools: list[Tool], runs: int, timeout: float, form: str = ARCHIVE, docker_host: str = ""
+    img: ImageDef, tools: list[Tool], runs: int, timeout: float, form: str = ARCHIVE, server: str = ""
 ) -> dict[str, Path]:
-    """Interleaved runs of the image in ``form``; returns each tool's report of its last good run."""
+    """Interleaved runs of the image in ``form``; returns each tool's report of its last good run.
+    ``server``: the daemon's address for ``DAEMON``, the registry's host for ``REGISTRY``."""
     run_dir = WORK / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSCAN_")}
-    if docker_host:
-        env["DOCKER_HOST"] = docker_host
+    if form == DAEMON:
+        env["DOCKER_HOST"] = server
     reports: dict[str, Path] = {}
     for tool in tools:
         tool.runs, tool.failed = [], ""
@@ -953,7 +964,8 @@ def scan_image(
             shutil.rmtree(run_dir, ignore_errors=True)
             (run_dir / "tmp").mkdir(parents=True)
             out, err = WORK / f"{img.name}.{form}.{tool.name}.json", WORK / f"{img.name}.{form}.{tool.name}.stderr"
-            r = measure(tool.command(img.target(form)), out, err, run_dir, {**env, "TMPDIR": str(run_dir / "tmp")}, timeout)
+            target = img.target(form, server)
+            r = measure(tool.command(target), out, err, run_dir, {**env, "TMPDIR": str(run_dir / "tmp")}, timeout)
             if r.status not in tool.ok:
                 tail = err.read_bytes()[-1500:].decode(errors="replace")
                 tool.failed = (
@@ -1079,7 +1091,12 @@ def report_image(
 ) -> list[str]:
     """Print the figures of one image; return what secretscan got wrong about the controls."""
     controls: dict[str, dict[str, Any]] = sidecar["controls"]
-    shape = {ARCHIVE: "docker-archive", OCI_GZIP: "OCI layout, gzip layers", DAEMON: "Docker daemon"}[form]
+    shape = {
+        ARCHIVE: "docker-archive",
+        OCI_GZIP: "OCI layout, gzip layers",
+        REGISTRY: "registry on loopback, gzip layers",
+        DAEMON: "Docker daemon",
+    }[form]
     print(
         f"\n== {img.key} {img.name} ({shape}): {sidecar['uncompressed_bytes'] / MB:.0f} MB uncompressed, "
         f"{len(sidecar['layers'])} layers, {sidecar['files']} files; {len(sidecar['resolved']['python'])} "
@@ -1202,6 +1219,26 @@ def _start_daemon(stack: contextlib.ExitStack, images: Sequence[ImageDef], probl
     return info.host
 
 
+def _start_registry(stack: contextlib.ExitStack, images: Sequence[ImageDef], problems: list[str]) -> str:
+    """A registry on loopback (the tests' ``servers.registry``, no auth, plain HTTP) for the rest of
+    the run, with ``images`` pushed from their gzip OCI layouts (``skopeo copy``): its host, or ""
+    (and a problem said) when it cannot start or take them."""
+    import servers
+
+    try:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-real-registry-")))
+        info = stack.enter_context(servers.registry(work))
+        for img in images:
+            layout = ensure_layout(img)
+            if layout is None:
+                raise RuntimeError(f"{img.key}: no OCI layout to push")
+            servers.push(info, f"oci:{layout}:{img.name}", img.ref)
+    except Exception as exc:  # noqa: BLE001 - no registry here: the other forms still run
+        problems.append(f"registry: could not start one and push the images ({_safe(str(exc))})")
+        return ""
+    return info.host
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="runs of each tool per image (default 3; best is shown)")
@@ -1231,14 +1268,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{k} {IMAGES[k].name}: {sidecar['uncompressed_bytes'] / MB:.0f} MB, {sidecar['files']} files")
         return 0 if all(built.values()) else 1
     problems: list[str] = []
-    with contextlib.ExitStack() as daemon:
+    with contextlib.ExitStack() as servers_running:
         for form in forms:
-            docker_host = ""
-            if form == DAEMON:
-                docker_host = _start_daemon(daemon, [IMAGES[k] for k, sidecar in built.items() if sidecar], problems)
-                if not docker_host:
+            server = ""
+            if form in (DAEMON, REGISTRY):
+                start = _start_daemon if form == DAEMON else _start_registry
+                server = start(servers_running, [IMAGES[k] for k, sidecar in built.items() if sidecar], problems)
+                if not server:
                     continue
-            tools = find_tools(args.secretscan_only, form, docker_host)
+            tools = find_tools(args.secretscan_only, form, server)
             print(f"{form}: tools {', '.join(t.name for t in tools)}; {args.runs} interleaved runs per image", flush=True)
             for k, sidecar in built.items():
                 if sidecar is None:
@@ -1249,7 +1287,7 @@ def main(argv: list[str] | None = None) -> int:
                     problems.append(f"{k} {form}: no OCI layout")
                     continue
                 print(f"== scanning {k} {img.name} ({form})", flush=True)
-                reports = scan_image(img, tools, args.runs, args.timeout, form, docker_host)
+                reports = scan_image(img, tools, args.runs, args.timeout, form, server)
                 problems += [f"{k} {form}: {p}" for p in report_image(img, sidecar, tools, reports, form)]
     print()
     if problems:
