@@ -138,6 +138,26 @@ def test_truncated_gzip_layer_in_oci_layout(cli, tmp_path: Path) -> None:
     assert "unreadable layer" in result.err or "does not match its digest" in result.err
 
 
+def test_a_small_gzip_layer_whose_trailer_check_fails_keeps_the_files_before_it(cli, tmp_path: Path) -> None:
+    """A gzip layer's CRC and size come at its end. One that does not check out (damage, or a
+    hostile image) is reported, and the files decoded before it are still scanned: a layer of a
+    few KiB is read in one piece, which the failing check used to lose whole."""
+    token = secretgen.github_pat()
+    layout = tmp_path / "oci"
+    files = [Entry("app/settings.py", f'TOKEN = "{token}"\n'.encode()), Entry("app/data.bin", bytes(4096))]
+    write_oci_layout(layout, [ImageSpec(steps=[Layer(files, compression="gzip")])])
+    index = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"].split(":")[1]
+    layer = json.loads((layout / "blobs/sha256" / index).read_text())["layers"][0]["digest"].split(":")[1]
+    blob = layout / "blobs/sha256" / layer
+    data = bytearray(blob.read_bytes())
+    assert len(data) < 4096  # one piece
+    data[-8] ^= 0xFF  # the CRC
+    blob.write_bytes(bytes(data))
+    result = cli("scan", f"oci:{layout}", "-f", "json", "--quiet", "--fail-on", "none")
+    assert result.code == 2 and "does not match its digest" in result.err
+    assert [loc["path"] for f in result.report["findings"] for loc in f["locations"]] == ["/app/settings.py"]
+
+
 def test_tampered_layer_fails_digest_check(cli, tmp_path: Path) -> None:
     layout = tmp_path / "oci"
     write_oci_layout(layout, [ImageSpec(steps=[Layer([Entry("a.txt", b"original\n")], compression="none")])])
