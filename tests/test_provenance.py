@@ -637,6 +637,44 @@ def test_a_compressed_layer_holding_most_of_its_image_is_decompressed_into_memor
     assert any("does not match its digest" in e for e in damaged[2])
 
 
+def test_a_gzip_trailer_that_understates_its_layer_costs_only_the_try(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip layer is held in memory by the size its trailer states. A trailer that understates it
+    (a hostile image) makes the layer overflow that room: the decompression stops there, and the
+    layer is read from its blob as if nothing were held. The report is the one a scan that holds
+    nothing gives, the damage found and said."""
+    from secretscan.walk import split
+
+    _, _, _, layout = _pip_image_in_both_forms(tmp_path, monkeypatch, "gzip")
+    for blob in (layout / "blobs" / "sha256").iterdir():
+        data = blob.read_bytes()
+        if data[:2] == b"\x1f\x8b":  # stated: its stored size (plausible), far less than it holds
+            blob.write_bytes(data[:-4] + len(data).to_bytes(4, "little"))
+    tries = tmp_path / "inflations"
+    real = split.inflate
+
+    def inflate(*args: object) -> object:
+        result = real(*args)  # type: ignore[arg-type]
+        with tries.open("a") as told:
+            told.write(f"{result.error}\n")
+        return result
+
+    monkeypatch.setattr(split, "inflate", inflate)
+
+    def scan_of(*args: str) -> tuple[list, dict, list]:
+        result = cli("scan", f"oci:{layout}", "-f", "json", "-q", "--fail-on", "none", *args)
+        assert result.code == 2, result.err  # a corrupt image: its trailers do not check out
+        return (*_outcome(result.report, HELD_COUNTS), sorted(result.report["errors"]))
+
+    for jobs in ("1", "2"):
+        held = scan_of("--jobs", jobs)
+        assert held == scan_of("--jobs", jobs, "--limit", "max_held_blob_bytes=1")
+        assert any("does not match its digest" in e for e in held[2])
+    told = tries.read_text().splitlines()  # tried, and never held: overflowing its room, or its trailer's check
+    assert any(line.startswith("larger than") for line in told) and "None" not in told
+
+
 def _empty_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """TMPDIR a directory of its own, which a scan that holds layers in memory leaves empty."""
     scratch = tmp_path / "scratch"
