@@ -403,7 +403,7 @@ class Scanner:
                 meanwhile=self.stack,
             )
             if inflated.error is not None:  # scanned from its blob, as before: that reports the problem
-                return self._scan_pieces(layers, counted=counted, progress=progress, hold=False)
+                return self._scan_pieces(layers, counted=counted, progress=progress)
             if counted:
                 self.progress.advance(handle.size or 0)
             held = spool.held_handle(fd, inflated.bytes, handle.index, handle.diff_id)
@@ -422,12 +422,12 @@ class Scanner:
         ``split.MIN_STORED_SURVEY``, there are workers to share it, and its uncompressed size (its
         gzip trailer's, else taken as twice its stored size) fits what ``max_held_blob_bytes``
         leaves beside the layers held already."""
-        if self.config.jobs < 2 or not layers:
+        if self.config.jobs < 2 or self.deadline.remaining() is not None or not spool.can_hold() or not layers:
             return None
-        left = self._room_to_hold(layers)
         sizes = [h.size or 0 for h in layers]
         k = max(range(len(layers)), key=sizes.__getitem__)
         handle, size = layers[k], sizes[k]
+        left = self.config.limits.max_held_blob_bytes - sum(s for h, s in zip(layers, sizes, strict=True) if h.held)
         if (
             not handle.forkable
             or handle.walk is not None
@@ -440,14 +440,6 @@ class Scanner:
         expected = split.gzip_size(handle) or 2 * size
         return (k, left) if expected <= left else None
 
-    def _room_to_hold(self, layers: Sequence[LayerHandle]) -> int:
-        """Bytes of memory that layers may be decompressed into: what ``max_held_blob_bytes``
-        leaves beside the layers held already; 0 where memory files cannot be had, or under
-        ``--timeout`` (a layer scanned as it is decompressed keeps what was scanned in time)."""
-        if self.deadline.remaining() is not None or not spool.can_hold():
-            return 0
-        return max(0, self.config.limits.max_held_blob_bytes - sum(h.size or 0 for h in layers if h.held))
-
     def _scan_pieces(
         self,
         layers: Sequence[LayerHandle],
@@ -455,14 +447,12 @@ class Scanner:
         counted: bool,
         progress: Progress | None = None,
         digest_known: int | None = None,
-        hold: bool = True,
     ) -> list[LayerResult]:
         """``_scan_handles``' work on the layers as they are; ``digest_known``: the layer whose
-        stored digest is known already (decompressed into memory): cut, it gets no digest task.
-        ``hold`` False: no compressed layer is decompressed into memory (one just failed to be)."""
+        stored digest is known already (decompressed into memory): cut, it gets no digest task."""
         files = bool(layers) and all(h.walk is not None for h in layers)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
-        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1, digest_known, hold)
+        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1, digest_known)
         parallel = parallel and len(pieces) > 1
         size_of = [layers[p.layer].size for p in pieces]
         shares = [
@@ -489,16 +479,14 @@ class Scanner:
         return split.merged(pieces, results, len(layers))
 
     def _pieces(
-        self, layers: Sequence[LayerHandle], workers: int, digest_known: int | None = None, hold: bool = True
+        self, layers: Sequence[LayerHandle], workers: int, digest_known: int | None = None
     ) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
         boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
         layer, its package records read before the scan: they let files they vouch for skip the
         name = value heuristics (one walk over its headers gives both). Several layers are
         surveyed side by side, on the workers that then scan them, and a big layer's headers in
-        chunks side by side (one layer of 70,000 files would otherwise hold the scan back alone).
-        A compressed local layer's records are read by the worker that scans it, from memory when
-        it is given room to be held (``_holds``), else in a pass of their own."""
+        chunks side by side (one layer of 70,000 files would otherwise hold the scan back alone)."""
         limit = self.config.limits.max_layer_bytes
         cuttable = [h.open_range is not None and h.walk is None and (h.size or 0) <= limit for h in layers]
         chosen = dict(split.plan([h.size for h in layers], cuttable, workers))
@@ -526,8 +514,6 @@ class Scanner:
         )
         pieces: list[Piece] = []
         expected: dict[int, LayerPackages] = {}
-        first = [i for i, h in enumerate(layers) if i not in starts and self._surveys_stored(h)]
-        holds = self._holds(layers, first) if hold else {}
         for i, handle in enumerate(layers):
             cuts: list[int] = []
             if i in starts:
@@ -538,31 +524,13 @@ class Scanner:
             if not cuts:
                 # the rest of the local layers (compressed): their records in a pass of their own,
                 # on the worker that then scans the layer (no wait for the other layers' passes)
-                pieces.append(Piece(i, records_first=i in first, hold=holds.get(i, 0)))
+                pieces.append(Piece(i, records_first=i not in starts and self._surveys_stored(handle)))
                 continue
             bounds = [0, *cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
             if i != digest_known:
                 pieces.append(Piece(i, digest_only=True))
         return pieces, expected
-
-    def _holds(self, layers: Sequence[LayerHandle], compressed: Sequence[int]) -> dict[int, int]:
-        """Memory for the ``compressed`` layers whose records are read first (layer -> bytes):
-        one decompressed into memory is decompressed once, not twice (records, then scan). The
-        biggest first, each by the size its gzip trailer gives, while their sum fits
-        ``_room_to_hold``: they may all be held at the same time. A layer whose size is not known
-        beforehand (zstd, xz) is not held: a guess too small would cost the decompression it saves."""
-        left = self._room_to_hold(layers) if compressed else 0
-        holds: dict[int, int] = {}
-        for i in sorted(compressed, key=lambda i: -(layers[i].size or 0)):
-            size = layers[i].size or 0
-            if size > self.config.limits.max_layer_bytes or size > left:
-                continue
-            expected = split.gzip_size(layers[i])
-            if expected is not None and size <= expected <= left:
-                holds[i] = expected
-                left -= expected
-        return holds
 
     def _surveys_stored(self, handle: LayerHandle) -> bool:
         """Whether a layer's package records are read in a pass of their own before its scan
@@ -634,8 +602,6 @@ class Scanner:
         self, handle: LayerHandle, piece: Piece, expected: LayerPackages | None, on_progress: Callable[[int], None]
     ) -> LayerResult:
         if piece.records_first:
-            if piece.hold and (once := self._scan_held_once(handle, piece.hold)) is not None:
-                return once
             expected = split.records_first(handle, self.config.limits, self.database_bytes)
         if piece.whole:
             return self.scan_layer(handle, expected, on_progress)
@@ -657,27 +623,6 @@ class Scanner:
                 )
         except (OSError, SecretScanError) as exc:
             return LayerResult(error=f"cannot read the layer: {exc}")
-
-    def _scan_held_once(self, handle: LayerHandle, cap: int) -> LayerResult | None:
-        """A compressed layer decompressed once into memory (at most ``cap`` bytes), its records
-        read from there, then scanned from there: one decompression where ``records_first``
-        takes two. None when it cannot be held (no memory file; damage, a limit or more than
-        ``cap`` bytes): it is then read twice from its blob, as before, which reports any problem."""
-        fd = spool.memory_file()
-        if fd is None:
-            return None
-        try:
-            inflated = split.inflate(handle, fd, cap, self.config.limits)
-            if inflated.error is not None:
-                return None
-            held = spool.held_handle(fd, inflated.bytes, handle.index, handle.diff_id)
-            _, expected = self._survey(held, 1, 0, None, 1)
-            piece = Piece(0, 0, inflated.bytes)
-            [result] = split.merged([piece], [self._scan_piece(held, piece, expected, _ignore)], 1)
-        finally:
-            os.close(fd)
-        result.stored_digest, result.compression = inflated.stored_digest, inflated.compression
-        return result
 
     def attribute(
         self,

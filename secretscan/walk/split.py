@@ -67,9 +67,6 @@ class Piece:
     records_first: bool = False
     """A whole layer (compressed) whose package records are read in a pass of their own
     (``survey_stored``) by the worker that then scans it."""
-    hold: int = 0
-    """For ``records_first``: bytes of memory the worker may decompress the layer into, once, to
-    read its records and then scan it from there (0: decompressed twice, records then scan)."""
 
     @property
     def whole(self) -> bool:
@@ -83,7 +80,7 @@ class Piece:
         if self.digest_only:
             return layer_size // 2
         if self.records_first:
-            return layer_size if self.hold else layer_size * 3 // 2  # decompressed once or twice
+            return layer_size * 3 // 2  # decompressed twice
         return layer_size if self.end is None else self.end - self.start
 
 
