@@ -31,6 +31,8 @@ _READ = 1 << 20
 _FEED = 64 * 1024
 _TAIL = 64
 """Bytes at the end of what was read that go to a decoder as a piece of their own (``_piece``)."""
+_TRAILER = 8
+"""A gzip member's trailer (CRC-32 and size): the very last bytes read go on their own."""
 
 
 def read_some(stream: BinaryIO, n: int) -> bytes:
@@ -128,15 +130,16 @@ class _Decompressing(io.RawIOBase):
         """The next ``_FEED`` bytes of input. Input goes to the decoder in small pieces so that,
         when it meets damage, what the pieces before it decoded has already been handed out (one
         big piece would fail as a whole and lose the files in front of the damage). The last
-        ``_TAIL`` bytes of what was read go on their own: a stream's checks come at its end (a
-        gzip trailer's CRC and size, xz's and bzip2's), and a small layer read in one piece with
-        a check that fails would lose every file in it."""
+        ``_TAIL`` bytes of what was read go on their own, and their last ``_TRAILER`` apart again:
+        a stream's checks come at its end (a gzip trailer's CRC and size, xz's and bzip2's), and a
+        small layer read in one piece with a check that fails would lose every file in it."""
         if self._pos >= len(self._chunk):
             self._chunk, self._pos = memoryview(read_some(self._raw, _READ)), 0
             if not len(self._chunk):
                 return b""
         left = len(self._chunk) - self._pos
-        piece = self._chunk[self._pos : self._pos + (left if left <= _TAIL else min(_FEED, left - _TAIL))]
+        size = min(_FEED, left - _TAIL) if left > _TAIL else left - _TRAILER if left > _TRAILER else left
+        piece = self._chunk[self._pos : self._pos + size]
         self._pos += len(piece)
         return piece
 
