@@ -70,31 +70,35 @@ def fork_map(
         os.write(task_w, struct.pack("!i", index))
         busy[result_r] = (pid, task_w, index)
     beside = _Beside(meanwhile)  # started only now: no fork may happen while it runs
-    while busy:
-        ready, _, _ = select.select(list(busy), [], [], None if beside.done else _POLL)
-        if beside.failed():
-            for fd, (pid, task_w, _) in busy.items():
-                os.kill(pid, signal.SIGKILL)
-                _finish(pid, task_w, fd)
-            beside.result()
-        for fd in ready:
-            pid, task_w, index = busy.pop(fd)
-            message = _read_message(fd)
-            if message is None:  # the worker died (out of memory, a signal): its item is lost
-                results[index] = on_error(index, "worker process ended abnormally")
+    try:
+        while busy:
+            ready, _, _ = select.select(list(busy), [], [], None if beside.done else _POLL)
+            if beside.failed():
+                beside.result()  # raises: the workers are stopped below
+            for fd in ready:
+                pid, task_w, index = busy[fd]
+                message = _read_message(fd)
+                del busy[fd]
+                if message is None:  # the worker died (out of memory, a signal): its item is lost
+                    _finish(pid, task_w, fd)
+                    results[index] = on_error(index, "worker process ended abnormally")
+                    on_done(index, results[index])
+                    continue
+                kind, payload = message
+                if queue:
+                    following = queue.pop(0)
+                    os.write(task_w, struct.pack("!i", following))
+                    busy[fd] = (pid, task_w, following)
+                else:
+                    os.write(task_w, struct.pack("!i", _STOP))
+                    _finish(pid, task_w, fd)
+                results[index] = payload if kind == "ok" else on_error(index, str(payload))  # type: ignore[assignment]
                 on_done(index, results[index])
-                _finish(pid, task_w, fd)
-                continue
-            kind, payload = message
-            results[index] = payload if kind == "ok" else on_error(index, str(payload))  # type: ignore[assignment]
-            on_done(index, results[index])
-            if queue:
-                following = queue.pop(0)
-                os.write(task_w, struct.pack("!i", following))
-                busy[fd] = (pid, task_w, following)
-            else:
-                os.write(task_w, struct.pack("!i", _STOP))
-                _finish(pid, task_w, fd)
+    except BaseException:  # meanwhile failed, an interrupt, a callback raised: no worker outlives it
+        for fd, (pid, task_w, _) in busy.items():
+            os.kill(pid, signal.SIGKILL)
+            _finish(pid, task_w, fd)
+        raise
     for index in queue:  # only when every worker died early
         results[index] = on_error(index, "no worker left to scan it")
         on_done(index, results[index])

@@ -78,7 +78,7 @@ def test_a_dying_worker_loses_only_its_own_layer() -> None:
 def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_path: Path) -> None:
     """The detection stack is built while forked workers survey the layers: it overlaps them, a
     worker done with one layer goes on with the next meanwhile, and should it fail (a bad rule
-    file) no worker is left behind."""
+    file), or the run be interrupted, no worker is left behind."""
     import os
     import time
 
@@ -128,6 +128,21 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
         fork_map(hang, 2, [1, 1], 2, on_error=lambda i, why: None, meanwhile=fail)
     assert len(pids) == 2
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the failure"
+
+    def first_quick(i: int) -> None:  # item 0 (the heavier) is done at once, item 1 hangs
+        if i:
+            time.sleep(60)
+
+    def interrupted(i: int, result: object) -> None:  # as an interrupt would, while a worker still works
+        pids.clear()
+        pids.extend(children() - before)
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fork_map(first_quick, 2, [2, 1], 2, on_error=lambda i, why: None, on_done=interrupted)
+    assert time.monotonic() - started < 30 and pids
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the interrupt"
 
 
 def test_a_forked_call_runs_beside_this_process_and_its_failure_is_its_own(tmp_path: Path) -> None:
