@@ -16,8 +16,8 @@ import pickle
 import select
 import signal
 import struct
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -69,40 +69,20 @@ def fork_map(
         index = queue.pop(0)
         os.write(task_w, struct.pack("!i", index))
         busy[result_r] = (pid, task_w, index)
-    beside = _Beside(meanwhile)  # started only now: no fork may happen while it runs
-    try:
-        while busy:
-            ready, _, _ = select.select(list(busy), [], [], None if beside.done else _POLL)
-            if beside.failed():
-                beside.result()  # raises: the workers are stopped below
-            for fd in ready:
-                pid, task_w, index = busy[fd]
-                message = _read_message(fd)
-                del busy[fd]
-                if message is None:  # the worker died (out of memory, a signal): its item is lost
-                    _finish(pid, task_w, fd)
-                    results[index] = on_error(index, "worker process ended abnormally")
-                    on_done(index, results[index])
-                    continue
-                kind, payload = message
-                if queue:
-                    following = queue.pop(0)
-                    os.write(task_w, struct.pack("!i", following))
-                    busy[fd] = (pid, task_w, following)
-                else:
-                    os.write(task_w, struct.pack("!i", _STOP))
-                    _finish(pid, task_w, fd)
-                results[index] = payload if kind == "ok" else on_error(index, str(payload))  # type: ignore[assignment]
-                on_done(index, results[index])
-    except BaseException:  # meanwhile failed, an interrupt, a callback raised: no worker outlives it
-        for fd, (pid, task_w, _) in busy.items():
-            os.kill(pid, signal.SIGKILL)
-            _finish(pid, task_w, fd)
-        raise
+    # on a thread started only now, and over before fork_map returns: no fork happens while it runs
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secretscan-meanwhile") as beside:
+        running = beside.submit(meanwhile)
+        try:
+            _hand_out(busy, queue, results, on_error, on_done, running)
+        except BaseException:  # meanwhile failed, an interrupt, a callback raised: no worker outlives it
+            for fd, (pid, task_w, _) in busy.items():
+                os.kill(pid, signal.SIGKILL)
+                _finish(pid, task_w, fd)
+            raise
+        running.result()
     for index in queue:  # only when every worker died early
         results[index] = on_error(index, "no worker left to scan it")
         on_done(index, results[index])
-    beside.result()
     return [results[i] for i in range(count)]
 
 
@@ -110,35 +90,40 @@ _POLL = 0.05
 """Seconds between looks at whether ``meanwhile`` failed, while it runs."""
 
 
-class _Beside:
-    """``fork_map``'s ``meanwhile``, on a thread while the workers' items are handed out."""
-
-    def __init__(self, call: Callable[[], object]) -> None:
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if call is not _nothing:
-            self._thread = threading.Thread(target=self._run, args=(call,), name="secretscan-meanwhile", daemon=True)
-            self._thread.start()
-
-    def _run(self, call: Callable[[], object]) -> None:
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 - raised again by ``result``
-            self._error = exc
-
-    @property
-    def done(self) -> bool:
-        return self._thread is None or not self._thread.is_alive()
-
-    def failed(self) -> bool:
-        return self.done and self._error is not None
-
-    def result(self) -> None:
-        """Wait for it; raise what it raised."""
-        if self._thread is not None:
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+def _hand_out(
+    busy: dict[int, tuple[int, int, int]],
+    queue: list[int],
+    results: dict[int, T],
+    on_error: Callable[[int, str], T],
+    on_done: Callable[[int, T], None],
+    meanwhile: Future[object],
+) -> None:
+    """``fork_map``'s loop: each result read as it comes and the worker given the next item; raises
+    what ``meanwhile`` raised as soon as it has. A worker stays in ``busy`` until its message is
+    read, so that whatever ends the loop early stops it."""
+    while busy:
+        ready, _, _ = select.select(list(busy), [], [], None if meanwhile.done() else _POLL)
+        if meanwhile.done():
+            meanwhile.result()
+        for fd in ready:
+            pid, task_w, index = busy[fd]
+            message = _read_message(fd)
+            del busy[fd]
+            if message is None:  # the worker died (out of memory, a signal): its item is lost
+                _finish(pid, task_w, fd)
+                results[index] = on_error(index, "worker process ended abnormally")
+                on_done(index, results[index])
+                continue
+            kind, payload = message
+            if queue:
+                following = queue.pop(0)
+                os.write(task_w, struct.pack("!i", following))
+                busy[fd] = (pid, task_w, following)
+            else:
+                os.write(task_w, struct.pack("!i", _STOP))
+                _finish(pid, task_w, fd)
+            results[index] = payload if kind == "ok" else on_error(index, str(payload))  # type: ignore[assignment]
+            on_done(index, results[index])
 
 
 class Forked(Generic[T]):
@@ -177,11 +162,7 @@ def fork_call(func: Callable[[], T], on_error: Callable[[str], T]) -> Forked[T] 
     if pid == 0:  # pragma: no cover - runs in the child
         os.close(result_r)
         try:
-            try:
-                payload = pickle.dumps(("ok", func()), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:  # noqa: BLE001 - reported as the call's error
-                payload = pickle.dumps(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
-            _write_all(result_w, struct.pack("!Q", len(payload)) + payload)
+            _answer(result_w, func)
         finally:
             os._exit(0)
     os.close(result_w)
@@ -197,13 +178,18 @@ def _work(func: Callable[[int], object], task_r: int, result_w: int) -> None:  #
             (index,) = struct.unpack("!i", raw)
             if index == _STOP:
                 break
-            try:
-                payload = pickle.dumps(("ok", func(index)), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:  # noqa: BLE001 - reported as this item's error
-                payload = pickle.dumps(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
-            _write_all(result_w, struct.pack("!Q", len(payload)) + payload)
+            _answer(result_w, lambda: func(index))  # noqa: B023 - called at once
     finally:
         os._exit(0)
+
+
+def _answer(result_w: int, call: Callable[[], object]) -> None:  # pragma: no cover - child
+    """A forked child's message: ``call()``'s value, or what it raised, pickled, sized, written."""
+    try:
+        payload = pickle.dumps(("ok", call()), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # noqa: BLE001 - reported as the call's error
+        payload = pickle.dumps(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
+    _write_all(result_w, struct.pack("!Q", len(payload)) + payload)
 
 
 def _finish(pid: int, task_w: int, result_r: int) -> None:

@@ -27,11 +27,11 @@ from secretscan.image.compression import read_some
 from secretscan.image.model import LayerHandle
 
 FETCHES = 4
+"""Blobs fetched at once: the transfer waits on the network, not on this process."""
 MAX_HELD = 256
 """Memory files open at once, whatever their size: each is a file descriptor, and a process may
 have as few as 1,024. An image or a stream of thousands of tiny layers would use them all up, and
 then the pipes the scan's workers need could not be made."""
-"""Blobs fetched at once: the transfer waits on the network, not on this process."""
 _PIECE = 1 << 20
 
 
