@@ -872,8 +872,9 @@ class Tool:
 
 
 SEARCH_PACKAGES = "ss-packages"
-"""secretscan with ``--search-packages``: verified package content searched too, to list what it
-publishes (by default it is verified and not searched, which changes no finding)."""
+"""secretscan with ``--search-packages``: verified package content searched with every provider
+rule, to list what it publishes (by default with the self-identifying rules only, which changes
+no finding and lists the values those find)."""
 
 
 def find_tools(only_secretscan: bool, form: str = ARCHIVE, docker_host: str = "") -> list[Tool]:
@@ -1148,6 +1149,16 @@ def report_image(
         print(f"secretscan findings the same with and without --search-packages: {'yes' if same else 'NO'}")
         if not same:
             bad.append("--search-packages changed the findings")
+        listed = [
+            {k.get("fingerprint") for k in r.get("known_test_keys", []) if str(k.get("source", "")).startswith("published by")}
+            for r in ss_reports.values()
+        ]
+        print(
+            f"values published by packages, listed: {len(listed[0])} by default, {len(listed[1])} with "
+            f"--search-packages, {len(listed[0] & listed[1])} by both"
+        )
+        if not listed[0] <= listed[1]:
+            bad.append("the default lists a published value --search-packages does not")
     print(f"\n{'control':<31} {'layer':>5} {'path:line':<62} " + " ".join(f"{t.name:<13}" for t in tools))
     for name, c in controls.items():
         cells = [(verdicts[t.name].found.get(name) or "MISSED") if t.name in verdicts else "n/a" for t in tools]
@@ -1163,7 +1174,7 @@ def report_image(
         f"\nsecretscan image: files_scanned={image.get('files_scanned')} bytes_scanned={image.get('bytes_scanned')}"
         + "".join(f" {k}={_safe(json.dumps(v), 80)}" for k, v in image.items() if k not in usual)
     )
-    listing = SEARCH_PACKAGES if SEARCH_PACKAGES in ss_reports else "secretscan"
+    listing = "secretscan" if "secretscan" in ss_reports else SEARCH_PACKAGES
     published = ss_reports[listing].get("known_test_keys", [])
     groups = Counter(
         (str(k.get("source", "?")), str(((k.get("locations") or [{}])[0]).get("path", "?"))) for k in published

@@ -25,6 +25,7 @@ from secretscan.config import CONFIG_FILENAME, ScanConfig, load_config, parse_li
 from secretscan.deadline import NO_DEADLINE, Deadline, parse_duration
 from secretscan.detect.checks import check_rules
 from secretscan.detect.rules import BUILTIN_RULES_DIR, load_rules
+from secretscan.detect.scope import SelfIdentifying
 from secretscan.detection import Detection
 from secretscan.docker_plugin import install as install_docker_plugin
 from secretscan.enrich import Enricher
@@ -89,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--search-packages",
             action="store_true",
-            help="also search the files verified against their package managers' records (pip, dpkg, npm, ...) "
-            "and list what they publish; by default they are not searched, as no value in them can fail the scan",
+            help="search the files verified against their package managers' records (pip, dpkg, npm, ...) with every "
+            "provider rule, to list what they publish; by default only with the self-identifying rules (a key that "
+            "names itself: ghp_..., AKIA..., a private key), as no value in them can fail the scan",
         )
         store_args(p)
         run_args(p)
@@ -219,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="check or list the rule pack")
     rules.add_argument("action", choices=["check", "list"])
+    rules.add_argument(
+        "--self-identifying",
+        action="store_true",
+        help="list only the rules that search package content by default (a secret that names its own kind)",
+    )
     rules.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR")
     rules.add_argument("--config", type=Path)
 
@@ -570,8 +577,10 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
 def _rules(args: argparse.Namespace) -> int:
     ruleset = load_rules([BUILTIN_RULES_DIR, *_config(args).rule_dirs], VERIFIER_NAMES)
     if args.action == "list":
+        chosen = SelfIdentifying.derive(ruleset).rule_ids if args.self_identifying else None
         for rule in ruleset.rules:
-            print(terminal_safe(f"{rule.id:45} {str(rule.severity):9} {rule.name}"))
+            if chosen is None or rule.id in chosen:
+                print(terminal_safe(f"{rule.id:45} {str(rule.severity):9} {rule.name}"))
         return EXIT_CLEAN
     failures = check_rules(ruleset)
     for failure in failures:

@@ -47,6 +47,7 @@ class Detection:
         ruleset = load_rules(dirs, VERIFIER_NAMES, trusted=(BUILTIN_RULES_DIR,))
         store = store or ArtefactStore(default_cache_dir())
         base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, store=store)
+        base.prepare_scopes()  # shared by the twin below, and by every worker forked after this
         known = with_rule_examples(base, ruleset, dirs, store)
         return cls(ruleset, known, base.with_known(known), Sealer(fingerprint_key, known, tuple(allow_values)))
 

@@ -323,6 +323,18 @@ class LayerSummary:
     bytes: int
 
 
+class RuleScope(str, enum.Enum):
+    """Which rules search a file (``detect.scope``)."""
+
+    ALL = "all"
+    """Every rule: an application's own files, config, history."""
+    PROVIDER = "provider"
+    """Every rule but the name = value heuristics (``generic.*``): package content with ``--search-packages``."""
+    SELF_IDENTIFYING = "self-identifying"
+    """The rules whose secret names its own kind, and the credential-file parsers (a file's name
+    says what it holds): package content by default."""
+
+
 @dataclass(frozen=True, slots=True)
 class ImageSummary:
     name: str
@@ -341,11 +353,11 @@ class ImageSummary:
     npm, ...). All are scanned; the digests of those a secret was seen in are checked."""
     verified_files: int = 0
     verified_bytes: int = 0
-    """Of those: files whose bytes were checked against their records before the search (local
-    uncompressed layers): not searched, unless ``verified_searched``."""
-    verified_searched: bool = False
-    """Whether the verified files were searched, with provider-format rules only, to list what
-    they publish (``--search-packages``); either way no value in them can fail the scan."""
+    """Of those: files whose bytes were checked against their records before the search: searched
+    with ``verified_rules`` only."""
+    verified_rules: RuleScope = RuleScope.SELF_IDENTIFYING
+    """The rules the verified files were searched with, to list what they publish: no value seen
+    only in them can fail the scan (``--search-packages``: every provider-format rule)."""
     config_digest: str | None = None
     """The digest of the image config (the image ID), whichever ``digest`` names: with a manifest
     digest in ``digest``, a responder has both names by which registries and ``docker`` know it."""

@@ -1,5 +1,5 @@
 """``python -m secretscan.prebuild DIR``: the built-in rule set's compiled artefacts (the Hyperscan
-database and the memo of the values the rule pack publishes), written to DIR.
+databases, the memo of the values the rule pack publishes, its self-identifying rules), written to DIR.
 
 The wheel build (``setup.py``) writes them into the package and ``make install`` into a
 checkout, so that a fresh install, a container image or a CI runner with an empty cache does not

@@ -29,7 +29,7 @@ from secretscan.image import spool
 from secretscan.image.compression import sniff
 from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.image.model import Image, ImageConfig, ImageIdentity, LayerFacts, LayerHandle
-from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, ScanReport, Skipped
+from secretscan.models import Exposure, ImageSummary, LayerSummary, Location, RuleScope, ScanReport, Skipped
 from secretscan.parallel import fork_call, fork_map
 from secretscan.provenance.index import ProvenanceIndex
 from secretscan.provenance.model import LayerPackages
@@ -197,6 +197,11 @@ class Scanner:
         return self.stack().ruleset
 
     @property
+    def package_scope(self) -> RuleScope:
+        """The rules that search the files package records vouch for (``walk.layer.Vouching``)."""
+        return RuleScope.PROVIDER if self.config.search_packages else RuleScope.SELF_IDENTIFYING
+
+    @property
     def known(self) -> KnownKeys:
         return self.stack().known
 
@@ -336,7 +341,7 @@ class Scanner:
             on_bytes,
             deadline=self.deadline,
             expected=expected,
-            search_vouched=self.config.search_packages,
+            package_scope=self.package_scope,
         )
 
     def scan_layer(
@@ -619,7 +624,7 @@ class Scanner:
                     blob,
                     self.deadline,
                     expected,
-                    search_vouched=self.config.search_packages,
+                    package_scope=self.package_scope,
                 )
         except (OSError, SecretScanError) as exc:
             return LayerResult(error=f"cannot read the layer: {exc}")
@@ -731,7 +736,7 @@ class Scanner:
                 sum(r.vouched_files for r in results),
                 sum(r.vouched_bytes for r in results),
                 config_digest=config.digest,
-                verified_searched=self.config.search_packages,
+                verified_rules=self.package_scope,
             )
         )
         return notes

@@ -220,6 +220,31 @@ HEX = DIGITS + "abcdef"
 B64 = ALNUM + "+/"
 
 
+def putty_private_key(seed: int | None = None) -> str:
+    """An unencrypted ed25519 key in PuTTY's PPK 3 layout: the public and private blobs in
+    base64 lines of 64, then the MAC (random bytes of the right lengths: no tool makes PPK here)."""
+    rng = _rng(seed)
+
+    def lines(data: bytes) -> list[str]:
+        text = base64.b64encode(data).decode()
+        return [text[i : i + 64] for i in range(0, len(text), 64)]
+
+    public = lines(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(rng.getrandbits(8) for _ in range(32)))
+    private = lines(b"\0\0\0\x20" + bytes(rng.getrandbits(8) for _ in range(32)))
+    return "\n".join(
+        [
+            "PuTTY-User-Key-File-3: ssh-ed25519",
+            "Encryption: none",
+            "Comment: ed25519-key-build",
+            f"Public-Lines: {len(public)}",
+            *public,
+            f"Private-Lines: {len(private)}",
+            *private,
+            f"Private-MAC: {_rand(rng, HEX, 64)}",
+        ]
+    ) + "\n"
+
+
 def _uuid(rng: random.Random) -> str:
     """A version-4 UUID from ``rng``, with the same placeholder checks as every other value."""
     while True:

@@ -356,13 +356,13 @@ def test_a_compile_is_announced_and_kept_in_the_cache_dir(cli, tmp_path: Path) -
     assert first.returncode == 1, first.stderr
     announced = [line for line in first.stderr.splitlines() if line.startswith(COMPILING)]
     assert announced == [f"{COMPILING} for this rule set (seconds, once; kept in {cache})"]
-    assert {p.name.split("-")[0] for p in cache.iterdir()} == {"hyperscan", "published"}
+    assert {p.name.split("-")[0] for p in cache.iterdir()} == {"hyperscan", "published", "scope"}
     assert not (tmp_path / "home").exists() and not (tmp_path / "xdg").exists()
     again = _scan_in_fresh_process(tmp_path, "--cache-dir", cache, "--rules", rules)
     assert again.returncode == 1 and COMPILING not in again.stderr
     quiet = _scan_in_fresh_process(tmp_path, "--rules", rules, "-q", cache_env=tmp_path / "env-cache")
     assert quiet.returncode == 1 and quiet.stderr == ""
-    assert {p.name.split("-")[0] for p in (tmp_path / "env-cache").iterdir()} == {"hyperscan", "published"}
+    assert {p.name.split("-")[0] for p in (tmp_path / "env-cache").iterdir()} == {"hyperscan", "published", "scope"}
     (tmp_path / "afile").write_text("x")
     result = cli("scan", DEMO, "-q", "--cache-dir", "afile")
     assert (result.code, result.err) == (2, "secretscan: error: cache directory afile: not a directory\n")

@@ -125,6 +125,41 @@ def test_a_rule_naming_a_verifier_that_does_not_exist_is_an_error(cli, tmp_path:
         assert len(result.err.strip().splitlines()) == 1
 
 
+def test_which_rules_search_package_content_is_read_from_the_regex_or_said_in_yaml(cli, tmp_path: Path) -> None:
+    """A rule whose secret always starts with a literal of 3+ case-sensitive characters is
+    self-identifying (searches package content by default); ``self_identifying`` in its YAML says
+    otherwise either way; a value that is not a boolean is a one-line error."""
+
+    def rule(rule_id: str, pattern: str, extra: str = "") -> str:
+        return (
+            f"  - id: {rule_id}\n    name: R\n    pattern: '{pattern}'\n    keywords: [zz]\n    severity: low\n"
+            f"    examples: ['zzq_0123456789']\n    negative_examples: ['nothing']\n{extra}"
+        )
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "own.yaml").write_text(
+        "rules:\n"
+        + rule("own.prefixed", "(zzq_[0-9]{10})")
+        + rule("own.prefixed-alternatives", "((?:zzq_|zzr_)[0-9]{10})")
+        + rule("own.short-prefix", "(zz[q-r]_[0-9]{10})")
+        + rule("own.caseless", "(?i)(zzq_[0-9]{10})")
+        + rule("own.named", "zz_key=(zzq_[0-9]{10})", "    self_identifying: true\n")
+        + rule("own.opted-out", "(zzq_[0-9]{10})", "    self_identifying: false\n")
+    )
+    listed = cli("rules", "list", "--self-identifying", "--rules", rules)
+    assert listed.code == 0, listed.err
+    own = {line.split()[0] for line in listed.out.splitlines() if line.startswith("own.")}
+    assert own == {"own.prefixed", "own.prefixed-alternatives", "own.named"}
+    everything = {line.split()[0] for line in cli("rules", "list", "--rules", rules).out.splitlines()}
+    assert own < everything and "generic.secret-assignment" in everything and "github.personal-access-token" in listed.out
+    assert "generic.secret-assignment" not in listed.out  # a name = value guess never searches package content
+    (rules / "own.yaml").write_text("rules:\n" + rule("own.bad", "(zzq_[0-9]{10})", "    self_identifying: yes please\n"))
+    refused = cli("rules", "check", "--rules", rules)
+    assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
+    assert "own.bad" in refused.err and "self_identifying must be true or false" in refused.err
+
+
 def test_known_test_keys_are_informational_not_findings(cli, tmp_path: Path) -> None:
     from secretscan.detect.knownkeys import known_key_fingerprint
 

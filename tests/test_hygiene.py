@@ -95,7 +95,7 @@ def test_no_plaintext_in_caches(cli, tmp_path: Path, monkeypatch) -> None:
     rules = own_rule_dir(tmp_path)  # a rule set of the user's own: compiled and cached, not shipped
     assert cli("scan", _image(tmp_path, plants), "-q", "-f", "json", "--rules", rules).code == 1
     files = [p for p in cache.rglob("*") if p.is_file()]
-    assert {p.name.split("-")[0] for p in files} == {"hyperscan", "published"}, "expected the compiled caches"
+    assert {p.name.split("-")[0] for p in files} == {"hyperscan", "published", "scope"}, "expected the compiled caches"
     for path in files:
         data = path.read_bytes()
         for name, secret in plants.items():

@@ -90,12 +90,20 @@ def _states(finding: dict) -> dict[str, tuple[str | None, str | None]]:
     return {loc["path"]: (loc["package_state"], loc["package"]) for loc in finding["locations"]}
 
 
+def _self_identifying_rules(cli) -> set[str]:
+    listed = cli("rules", "list", "--self-identifying")
+    assert listed.code == 0, listed.err
+    return {line.split()[0] for line in listed.out.splitlines()}
+
+
 def _scan_both(cli, image: Path, *args: str):
     """(the scan as it runs by default, the scan with ``--search-packages``) as JSON. By default
-    the files their layer's records vouch for are verified and not searched, except Python sources
-    (the ``.pyc`` compiled from one is published only when its value is seen in it); searched,
-    they list what they publish. Either way the exit code and every finding's value, rule and
-    severity are the same."""
+    the files their layer's records vouch for are verified and searched with the self-identifying
+    rules only (``secretscan rules list --self-identifying``), except Python sources of system
+    packages (the ``.pyc`` compiled from one is published only when its value is seen in it);
+    with the flag, with every provider-format rule. Either way the exit code and every finding's
+    value, rule and severity are the same, and what the default lists as published is listed
+    with the flag too; what only the flag lists was found by a rule that is not self-identifying."""
     default = cli("scan", image, "-f", "json", "-q", *args)
     searched = cli("scan", image, "-f", "json", "-q", "--search-packages", *args)
     assert default.code == searched.code, (default.err, searched.err)
@@ -104,15 +112,20 @@ def _scan_both(cli, image: Path, *args: str):
         return sorted((f["fingerprint"], f["rule_id"], f["severity"]) for f in result.report["findings"])
 
     assert verdict(default) == verdict(searched)
-    # only the Python sources of system packages are searched: a .pyc no record lists may need them
+
+    def listed(result) -> dict[str, str]:
+        keys = result.report["known_test_keys"]
+        return {k["fingerprint"]: k["rule_id"] for k in keys if k["source"].startswith("published by")}
+
+    only_searched = set(listed(searched).items()) - set(listed(default).items())
+    assert set(listed(default).items()) <= set(listed(searched).items())
+    narrow = _self_identifying_rules(cli)
     system = ("(dpkg)", "(rpm)", "(apk)")
-    listed = [k for k in default.report["known_test_keys"] if k["source"].startswith("published by")]
-    assert all(k["source"].endswith(system) for k in listed), listed
-    assert all(loc["path"].endswith((".py", ".pyc")) for k in listed for loc in k["locations"]), listed
-    vouched = [loc for f in default.report["findings"] for loc in f["locations"] if loc["package_state"] == "pristine"]
-    assert all(loc["path"].endswith(".py") and loc["package"].endswith(system) for loc in vouched), vouched
+    sources = {k["fingerprint"]: k["source"] for k in default.report["known_test_keys"]}
+    for fingerprint, rule_id in only_searched:  # (a Python source of a system package: searched with both)
+        assert rule_id not in narrow or sources.get(fingerprint, "").endswith(system), (rule_id, fingerprint)
     summary, searched_summary = default.report["images"][0], searched.report["images"][0]
-    assert summary["verified_searched"] is False and searched_summary["verified_searched"] is True
+    assert (summary["verified_rules"], searched_summary["verified_rules"]) == ("self-identifying", "provider")
     assert summary["verified_files"] == searched_summary["verified_files"]
     return default, searched
 
@@ -148,7 +161,7 @@ def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tm
     assert result.code == 1, result.err
     findings, published = _report_by_value(result, values)
     assert set(published) == {"doc"} and set(findings) == {"shared", "modified", "added", "app"}
-    assert _states(_report_by_value(default, values)[0]["shared"]) == {"/app/settings.py": (None, None)}
+    assert _states(_report_by_value(default, values)[0]["shared"]) == _states(findings["shared"])
     assert "tinypkg 1.4.2 (pip)" in published["doc"]["source"]
     doc_paths = {loc["path"] for loc in published["doc"]["locations"]}
     assert f"/{package_dir}/client.py" in doc_paths and any(p.endswith(".pyc") for p in doc_paths)
@@ -164,10 +177,10 @@ def test_pip_pristine_is_published_modified_and_added_files_are_findings(cli, tm
     text = cli("scan", image, "-q", "--fail-on", "none", "--search-packages").out
     assert "modified after install: package tinypkg 1.4.2 (pip), installed by layer 0" in text
     assert "published by tinypkg 1.4.2 (pip)" in text
-    assert "verified unchanged, searched for provider formats only" in text
+    assert "verified unchanged, searched with every provider-format rule" in text
     text = cli("scan", image, "-q", "--fail-on", "none").out
-    assert "verified unchanged and not searched" in text and "--search-packages lists what they publish" in text
-    assert "published by" not in text
+    assert "verified unchanged, searched with the self-identifying rules only" in text
+    assert "published by tinypkg 1.4.2 (pip)" in text  # a GitHub token names itself
 
 
 def test_without_package_provenance_published_values_are_findings(cli, tmp_path: Path) -> None:
@@ -221,6 +234,48 @@ def test_npm_member_is_published_files_added_later_are_findings(cli, tmp_path: P
     assert state == "unrecorded" and "installed by layer 0" in package and "added by layer 1" in package
     state, package = _states(findings["later_write"])["/app/node_modules/tinynpm/lib/patch.js"]
     assert state == "unrecorded" and "written at another time" in package
+
+
+def test_by_default_package_content_lists_the_keys_that_name_themselves(cli, tmp_path: Path) -> None:
+    """A pristine npm package is searched with the self-identifying rules by default: a GitHub
+    token, private keys inside source maps (their line breaks written ``\\n`` there) and a value
+    in a credential file (``.env``: its parser knows the file by name) are listed as published by
+    it; an AWS secret key, known only by the name before it, is listed with ``--search-packages``."""
+    values = {"token": secretgen.github_pat(), "aws": secretgen.aws_secret_access_key(), "env": secretgen.password()}
+    key, putty = secretgen.rsa_private_key_pem(), secretgen.putty_private_key()
+    package = tmp_path / "pkg"
+    (package / "lib").mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "keyring-demo", "version": "0.3.0", "main": "lib/index.js"}))
+    (package / "lib" / "index.js").write_text(f"module.exports = '{values['token']}';\n//# sourceMappingURL=index.js.map\n")
+    for name, pem in (("index", key), ("putty", putty)):  # nothing else in either map names a key
+        source = f"// a fixture\nexport const KEY = `{pem}`;\n"
+        source_map = {"version": 3, "sources": [f"../src/{name}.ts"], "sourcesContent": [source], "mappings": "AAAA"}
+        (package / "lib" / f"{name}.js.map").write_text(json.dumps(source_map))
+    (package / "lib" / "aws.js").write_text(f'const aws_secret_access_key = "{values["aws"]}";\n')
+    (package / "test").mkdir()
+    (package / "test" / ".env").write_text(f"DB_PASSWORD={values['env']}\n")
+    (package / ".npmignore").write_text("")
+    subprocess.run(["npm", "pack", "--silent"], cwd=package, check=True, capture_output=True)
+    app = tmp_path / "root" / "app"
+    app.mkdir(parents=True)
+    (app / "package.json").write_text(json.dumps({"name": "app", "version": "1.0.0", "private": True}))
+    subprocess.run(
+        ["npm", "install", "--offline", "--silent", "--no-audit", "--no-fund", str(package / "keyring-demo-0.3.0.tgz")],
+        cwd=app,
+        check=True,
+        capture_output=True,
+    )
+    assert (app / "node_modules" / "keyring-demo" / "test" / ".env").exists(), "npm installed the .env"
+    image = tmp_path / "npm.tar"
+    write_docker_archive(image, ImageSpec([Layer(_tree(tmp_path / "root"), created_by="RUN npm ci")]))
+    default, searched = _scan_both(cli, image, "--fail-on", "info")
+    assert default.code == 0 and not default.report["findings"], default.report["findings"]
+    values["key"], values["putty"] = key.strip(), putty.strip()
+    findings, listed = _report_by_value(default, values)
+    assert not findings and set(listed) == {"token", "key", "putty", "env"}, listed
+    assert [listed[k]["rule_id"] for k in ("key", "putty", "env")] == ["private-key.pkcs8", "private-key.putty", "file.dotenv.secret"]
+    assert all("published by keyring-demo 0.3.0 (npm)" in k["source"] for k in listed.values())
+    assert set(_report_by_value(searched, values)[1]) == {"token", "key", "putty", "env", "aws"}
 
 
 def _installed_then_changed(image: Path, root: Path, step: str, directory: str, values: dict[str, str]) -> Path:
@@ -475,16 +530,18 @@ def test_layer_packages_round_trip_through_the_sweep_cache_encoding() -> None:
     assert isinstance(again.packages, LayerPackages)
 
 
-def test_files_their_records_vouch_for_are_not_searched_or_searched_with_provider_rules_only(
+def test_files_their_records_vouch_for_are_searched_with_self_identifying_rules_or_provider_rules(
     cli, tmp_path: Path
 ) -> None:
-    """An uncompressed local layer's records are read before its files: a pristine file is not
-    searched, or with ``--search-packages`` gets provider rules only (its name = value guesses
-    would be published anyway), and the report counts it; a changed copy of the same file is
-    searched in full."""
+    """An uncompressed local layer's records are read before its files: a pristine file is
+    searched with the self-identifying rules only (a GitHub token names itself; an AWS secret key
+    needs the name before it), or with ``--search-packages`` with every provider rule (its
+    name = value guesses would be published anyway), and the report counts it; a changed copy of
+    the same file is searched in full."""
     password = secretgen.password().replace("+", "8")  # "+…+" in code reads as a concatenation
     token = secretgen.github_pat()
-    module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\n'
+    aws = secretgen.aws_secret_access_key()
+    module = f'DEFAULT_PASSWORD = "{password}"\nEXAMPLE_TOKEN = "{token}"\naws_secret_access_key = "{aws}"\n'
     root = tmp_path / "root"
     _pip_install(root, _wheel(tmp_path, "vouched", "0.1", {"vouched/defaults.conf": module}))
     image = tmp_path / "pip.tar"
@@ -493,21 +550,22 @@ def test_files_their_records_vouch_for_are_not_searched_or_searched_with_provide
         image,
         ImageSpec([Layer(_tree(root)), Layer([Entry(f"app/{SITE}/vouched/defaults.conf", changed.encode())])]),
     )
+    values = {"password": password, "token": token, "aws": aws}
+    copy, pristine = f"/app/{SITE}/vouched/defaults.conf", f"/{SITE}/vouched/defaults.conf"
     for jobs in ("1", "2"):
         default, result = _scan_both(cli, image, "--fail-on", "none", "--jobs", jobs)
-        for scanned, pristine in ((default, set()), (result, {f"/{SITE}/vouched/defaults.conf"})):
-            findings, published = _report_by_value(scanned, {"password": password, "token": token})
-            assert set(findings) == {"password", "token"}  # the application's copy: everything is searched
-            copy = f"/app/{SITE}/vouched/defaults.conf"
+        for scanned, provider_rules in ((default, False), (result, True)):
+            findings, _ = _report_by_value(scanned, values)
+            assert set(findings) == {"password", "token", "aws"}  # the application's copy: everything is searched
             assert [loc["path"] for loc in findings["password"]["locations"]] == [copy]
-            assert {loc["path"] for loc in findings["token"]["locations"]} == {copy} | pristine
+            assert {loc["path"] for loc in findings["token"]["locations"]} == {copy, pristine}
+            assert {loc["path"] for loc in findings["aws"]["locations"]} == {copy} | ({pristine} if provider_rules else set())
             summary = scanned.report["images"][0]
             assert summary["verified_files"] >= 1 and summary["verified_files"] <= summary["package_files"]
-        assert default.report["images"][0]["bytes_scanned"] < result.report["images"][0]["bytes_scanned"]
     (tmp_path / "secretscan.yaml").write_text("search_packages: true\n")
     configured = cli("scan", image, "-f", "json", "-q", "--fail-on", "none", "--config", tmp_path / "secretscan.yaml")
-    assert configured.report["images"][0]["verified_searched"] is True
-    assert _report_by_value(configured, {"token": token})[0]["token"]["locations"] == findings["token"]["locations"]
+    assert configured.report["images"][0]["verified_rules"] == "provider"
+    assert _report_by_value(configured, {"aws": aws})[0]["aws"]["locations"] == findings["aws"]["locations"]
 
 
 def _pip_image_in_both_forms(

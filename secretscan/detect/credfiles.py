@@ -680,6 +680,7 @@ def _is_env_file(name: str) -> bool:
     return not any(p in _EXAMPLE_PARTS or p in _NOT_DOTENV_PARTS for p in after)
 
 
+@functools.lru_cache(maxsize=8192)
 def _parser_name_for(name: str, parent: str) -> str | None:
     """Rules that need the parent directory or a suffix; plain basenames come from ``_BY_NAME``."""
     if name == "config.json" and parent == ".docker":

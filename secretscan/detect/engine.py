@@ -7,6 +7,8 @@ rule set and handed every chunk of every file, config entry and history line.
 from __future__ import annotations
 
 import copy
+import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -37,9 +39,12 @@ from secretscan.detect.prefilter import (
 )
 from secretscan.detect.pysource import DocumentationSpans, documentation_spans
 from secretscan.detect.rules import CONFIDENCE_RANK, Rule, RuleSet, detect_secrets_plugins
-from secretscan.models import Documentation
+from secretscan.detect.scope import SelfIdentifying
+from secretscan.models import Documentation, RuleScope
 
 MAX_LINE_FOR_FILTERS = 4096
+_MULTILINE_LEADS = " multiline leads"
+"""The self-identifying prefilter's entry for ``SelfIdentifying.multiline_leads`` (no rule id has a space)."""
 PYTHON_SOURCE = (".py", ".pyi", ".pyw")
 MAX_PYTHON_SOURCE = 4 * 1024 * 1024
 """Python files beyond this are generated data, not documented code: their spans are not read."""
@@ -60,6 +65,8 @@ class Engine:
         (or with ``hyperscan=False``) the keyword-only path gives the same findings, slower."""
         self.ruleset = ruleset
         self.known = known or KnownKeys({})
+        self._store = store
+        self._hyperscan = hyperscan
         self._pattern_rules = {r.id: r for r in ruleset.rules if r.source is not None}
         self._bounds: dict[str, tuple[int, int | None]] = {}
         """Rule id -> (``_reach``, ``_span``), worked out the first time the rule is a candidate:
@@ -77,17 +84,53 @@ class Engine:
         self._rule_keywords = {r.id: r.keywords for r in ruleset.rules if r.source is not None or r.detect_secrets}
         self._heuristic = frozenset(r.id for r in ruleset.rules if r.heuristic)
         """Rules that guess from a name and a value's looks (``generic.*``), not a provider's format."""
+        self._candidate_patterns = {rid: r.source for rid, r in self._pattern_rules.items() if r.source is not None}
+        # a plugin rule's candidates: where one of the plugin's own regexes can match (it runs only on
+        # its keywords' lines, as on the keyword-only path)
+        for rule, plugin in self._ds_rules:
+            self._candidate_patterns[rule.id] = bytes_superset([regex.pattern for regex in plugin.denylist])
         self.prefilter: PatternPrefilter | None = None
-        if hyperscan and self._pattern_rules:
-            try:
-                patterns = {rid: r.source for rid, r in self._pattern_rules.items() if r.source is not None}
-                # a plugin rule's candidates: where one of the plugin's own regexes can match (it runs
-                # only on its keywords' lines, as on the keyword-only path)
-                for rule, plugin in self._ds_rules:
-                    patterns[rule.id] = bytes_superset([regex.pattern for regex in plugin.denylist])
-                self.prefilter = PatternPrefilter(patterns, self._rule_keywords, store)
-            except ImportError:
-                self.prefilter = None
+        self.prefilter = self._prefilter_of(self._candidate_patterns)
+
+    def _prefilter_of(
+        self, patterns: Mapping[str, bytes], keywords: Mapping[str, Sequence[bytes]] | None = None
+    ) -> PatternPrefilter | None:
+        if not self._hyperscan or not patterns:
+            return None
+        keywords = {**{rid: self._rule_keywords[rid] for rid in patterns if rid in self._rule_keywords}, **(keywords or {})}
+        announce = self.prefilter is None or not self.prefilter.compiled  # one announcement a run
+        try:
+            return PatternPrefilter(patterns, keywords, self._store, announce=announce)
+        except ImportError:
+            return None
+
+    @functools.cached_property
+    def self_identifying(self) -> SelfIdentifying:
+        """The rules that search package content by default (``detect.scope``)."""
+        return SelfIdentifying.of(self.ruleset, self._store)
+
+    @functools.cached_property
+    def _scopes(self) -> dict[RuleScope, tuple[frozenset[str], PatternPrefilter | None]]:
+        """Per scope: the rules left out, and the prefilter of the rules in it (its own, smaller
+        database for the self-identifying rules: a third of the rules, so a faster pass; with it,
+        the literals that start a secret spanning lines, for ``may_self_identify``)."""
+        narrow = self.self_identifying.rule_ids
+        patterns = {rid: p for rid, p in self._candidate_patterns.items() if rid in narrow}
+        leads = self.self_identifying.multiline_leads
+        if leads:
+            patterns[_MULTILINE_LEADS] = b"|".join(re.escape(lead) for lead in leads)
+        return {
+            RuleScope.ALL: (frozenset(), self.prefilter),
+            RuleScope.PROVIDER: (self._heuristic, self.prefilter),
+            RuleScope.SELF_IDENTIFYING: (
+                frozenset(self._candidate_patterns) - narrow | {_MULTILINE_LEADS},
+                self._prefilter_of(patterns, {_MULTILINE_LEADS: tuple(lead.lower() for lead in leads)}),
+            ),
+        }
+
+    def prepare_scopes(self) -> None:
+        """Build the narrower scopes now: before workers fork, so that each does not load them again."""
+        self._scopes  # noqa: B018 - a cached property, built for its side effect
 
     def with_known(self, known: KnownKeys) -> Engine:
         """This engine with other known test keys: the rules, compiled once, are shared."""
@@ -96,22 +139,22 @@ class Engine:
         return twin
 
     def scan_bytes(
-        self, data: bytes, path: str | None = None, *, parse: bool = True, heuristics: bool = True
+        self, data: bytes, path: str | None = None, *, parse: bool = True, scope: RuleScope = RuleScope.ALL
     ) -> list[Match]:
         """All matches in ``data`` after filtering and overlap resolution, in offset order.
 
         ``path`` (inside the image) selects path-based filters and, with ``parse`` (the data is the
-        whole file, not a window of it), a credential-file parser. ``heuristics`` off: only rules
-        for a provider's format run (for package content its records vouch for).
+        whole file, not a window of it), a credential-file parser. ``scope``: which rules run (fewer
+        for package content its records vouch for: ``detect.scope``).
         """
         if not data:  # an empty file (images hold many) has nothing to match or parse
             return []
-        skip = frozenset() if heuristics else self._heuristic
+        skip, prefilter = self._scopes[scope] if scope is not RuleScope.ALL else (frozenset(), self.prefilter)
         hits: Mapping[str, Sequence[int]]
-        if self.prefilter is None:
+        if prefilter is None:
             hits = {r: o for r, o in self._keywords.hits(data).items() if r not in skip}
         else:
-            hits = self._candidate_hits(data, skip)
+            hits = self._candidate_hits(prefilter, data, skip)
         parser = self._parser_for(path) if path is not None and parse else None
         if not hits and parser is None:  # no keyword, no parser: nothing can match (nearly every file)
             return []
@@ -129,13 +172,29 @@ class Engine:
             kept = [replace(m, documentation=spans.at(m.start)) if m.rule_id in self._heuristic else m for m in kept]
         return kept
 
-    def _candidate_hits(self, data: bytes, skip: frozenset[str]) -> dict[str, Sequence[int]]:
+    def may_self_identify(self, data: bytes) -> bool:
+        """Whether a self-identifying rule might match in ``data`` (a superset: True when unsure),
+        for a file searched with those only; its credential-file parser, if any, is the caller's.
+        Also True where a secret spanning lines might start: in a JSON string (a source map's
+        sources) its line breaks are written ``\\n``, and the literal it starts with is all that
+        is left to know it by."""
+        skip, prefilter = self._scopes[RuleScope.SELF_IDENTIFYING]
+        if prefilter is None:
+            return any(lead in data for lead in self.self_identifying.multiline_leads) or any(
+                r not in skip for r in self._keywords.hits(data)
+            )
+        return prefilter.matches_any(data)
+
+    def parses(self, path: str) -> bool:
+        """Whether a credential-file parser reads the whole file at ``path``."""
+        return self._parser_for(path) is not None
+
+    def _candidate_hits(self, prefilter: PatternPrefilter, data: bytes, skip: frozenset[str]) -> dict[str, Sequence[int]]:
         """Keyword offsets, as the keyword index finds them, but only for the rules Hyperscan says
         can match."""
-        assert self.prefilter is not None
-        candidates, found = self.prefilter.scan(data)
+        candidates, found = prefilter.scan(data)
         hits: dict[str, Sequence[int]] = {}
-        in_pass = self.prefilter.in_pass
+        in_pass = prefilter.in_pass
         lowered = b""
         located: dict[bytes, list[int]] = {}
         for rule_id in candidates - skip:

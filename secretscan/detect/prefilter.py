@@ -58,7 +58,7 @@ def newline_span(pattern: re.Pattern[bytes]) -> int | None:
         tree = _sre_parse.parse(pattern.pattern.decode("latin-1"), pattern.flags)
     except Exception:  # noqa: BLE001 - unknown: no bound
         return None
-    span = _newlines(tree.data, dotall=bool(pattern.flags & re.DOTALL))
+    span = newlines_in(tree.data, dotall=bool(pattern.flags & re.DOTALL))
     return None if span > MAX_LINE_SPAN else int(span)
 
 
@@ -66,7 +66,8 @@ _NEWLINE = 10
 _INFINITE = float("inf")
 
 
-def _newlines(items: Any, dotall: bool) -> float:
+def newlines_in(items: Any, dotall: bool) -> float:
+    """How many newlines a match of the parsed ``items`` can hold at most (inf: no bound)."""
     total = 0.0
     for op, av in items:
         name = str(op)
@@ -79,14 +80,14 @@ def _newlines(items: Any, dotall: bool) -> float:
         elif name == "IN":
             total += _set_has_newline(av)
         elif name == "SUBPATTERN":
-            total += _newlines(av[-1], dotall or bool(av[1] & re.DOTALL))
+            total += newlines_in(av[-1], dotall or bool(av[1] & re.DOTALL))
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            inner = _newlines(av[2], dotall)
+            inner = newlines_in(av[2], dotall)
             total += 0 if not inner else (_INFINITE if av[1] == _sre_parse.MAXREPEAT else inner * av[1])
         elif name == "BRANCH":
-            total += max(_newlines(branch, dotall) for branch in av[1])
+            total += max(newlines_in(branch, dotall) for branch in av[1])
         elif name == "ATOMIC_GROUP":
-            total += _newlines(av, dotall)
+            total += newlines_in(av, dotall)
         elif name in ("GROUPREF", "GROUPREF_EXISTS", "CATEGORY"):
             return _INFINITE  # rare in rules: no bound
     return total
@@ -220,9 +221,12 @@ class PatternPrefilter:
         patterns: Mapping[str, bytes],
         keywords: Mapping[str, Sequence[bytes]],
         store: ArtefactStore | None,
+        *,
+        announce: bool = True,
     ) -> None:
         """``patterns``: rule id -> the bytes regex whose matches make it a candidate; ``keywords``:
-        rule id -> its keywords; ``store``: where a compiled database is looked up and kept."""
+        rule id -> its keywords; ``store``: where a compiled database is looked up and kept;
+        ``announce``: say so on stderr when compiling (once a run is enough)."""
         import hyperscan
 
         self._hs = hyperscan
@@ -244,11 +248,14 @@ class PatternPrefilter:
         ).hexdigest()[:32]
         name = f"hyperscan-{key}.db"
         loaded = self._load(store, name) if store else None
+        self.compiled = loaded is None
+        """Whether the database was compiled here rather than loaded."""
         if loaded is None:
-            logger.warning(
-                "compiling the rule database for this rule set (seconds, once%s)",
-                f"; kept in {store.cache_dir}" if store else "",
-            )
+            if announce:
+                logger.warning(
+                    "compiling the rule database for this rule set (seconds, once%s)",
+                    f"; kept in {store.cache_dir}" if store else "",
+                )
             self._db: Any = self._compile(patterns)
             if store:
                 self._store(store, name)
@@ -313,6 +320,15 @@ class PatternPrefilter:
     def _store(self, store: ArtefactStore, name: str) -> None:
         store.write(name, ",".join(sorted(self.unsupported)).encode() + b"\n" + self._hs.dumpb(self._db))
 
+    def matches_any(self, data: bytes) -> bool:
+        """Whether any rule can match in ``data``: the pass stops at the first report. (A rule
+        Hyperscan cannot take runs only where its keyword is, and its keywords are in the pass.)"""
+        try:
+            self._db.scan(data, match_event_handler=_stop)
+        except self._hs.ScanTerminated:
+            return True
+        return False
+
     def scan(self, data: bytes) -> tuple[set[str], dict[bytes, list[int]]]:
         """(rules that can match, keyword -> start offsets in order for the ``in_pass`` keywords)."""
         found: set[str] = set(self.unsupported)
@@ -331,6 +347,10 @@ class PatternPrefilter:
             keyword = self._keywords[j]
             offsets.setdefault(keyword, []).append(end - len(keyword))
         return found, offsets
+
+
+def _stop(*_: object) -> bool:
+    return True
 
 
 MAX_EXACT_REPEAT = 255

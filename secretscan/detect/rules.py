@@ -46,6 +46,7 @@ _KNOWN_KEYS = {
     "detect_secrets",
     "verifier",
     "quoted_in",
+    "self_identifying",
 }
 
 
@@ -84,6 +85,9 @@ class Rule:
     quoted_in: tuple[str, ...] = ()
     """File name endings (``.js``, ``.py``) of source code, where a hardcoded value is a string
     literal: there a bare ``NAME = value`` is an expression (``token = this.getToken()``)."""
+    self_identifying: bool | None = None
+    """Whether the secret names its own kind, so that the rule searches package content by
+    default (``detect.scope``); None: read from the regex (a fixed prefix such as ``ghp_``)."""
     compiled: re.Pattern[bytes] | None = field(default=None, repr=False, compare=False)
     """``pattern`` once compiled (given at load when the rule was validated there)."""
 
@@ -205,6 +209,9 @@ def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = (), *, val
     if names - set(known_filters):
         raise bad(f"unknown filters {sorted(names - set(known_filters))}; known: {tuple(known_filters)}")
     filters = frozenset(RuleFilter(f) for f in names)
+    self_identifying = raw.get("self_identifying")
+    if self_identifying is not None and not isinstance(self_identifying, bool):
+        raise bad("self_identifying must be true or false")
     return Rule(
         id=rule_id,
         name=str(raw["name"]),
@@ -223,6 +230,7 @@ def _parse_rule(raw: Any, filename: str, verifiers: Collection[str] = (), *, val
         references=tuple(str(r) for r in raw.get("references") or ()),
         origin=origin,
         quoted_in=tuple(str(e).lower() for e in raw.get("quoted_in") or ()),
+        self_identifying=self_identifying,
         compiled=pattern,
     )
 

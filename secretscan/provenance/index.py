@@ -165,9 +165,8 @@ class ProvenanceIndex:
     def vouch(self, path: str, mtime: int, mode: int) -> Vouch | None:
         """What the records, for an index of the layer's own records, require of the file at
         ``path`` to vouch for it as package content as installed (pristine or member): what lets
-        the scan leave it unsearched (``walk.layer.Vouching``), or search it with provider rules
-        only. None: they cannot vouch for it, whatever its bytes. Asked before the file is read:
-        a file vouched for by membership alone need not be read at all."""
+        the scan search it with fewer rules (``walk.layer.Vouching``). None: they cannot vouch
+        for it, whatever its bytes. Asked before the file is read."""
         if self._recorded_dirs is None:
             self._recorded_dirs = {name.rpartition("/")[0] for _, lp in self._layers for name in lp.files}
         directory = path.rpartition("/")[0]

@@ -127,7 +127,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
                 "package_bytes": i.package_bytes,
                 "verified_files": i.verified_files,
                 "verified_bytes": i.verified_bytes,
-                "verified_searched": i.verified_searched,
+                "verified_rules": i.verified_rules.value,
                 "layer_details": [
                     {
                         "index": d.index,

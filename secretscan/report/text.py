@@ -15,6 +15,7 @@ from secretscan.models import (
     Location,
     ManagedMatch,
     PackageState,
+    RuleScope,
     ScanReport,
     SecretStore,
     Severity,
@@ -108,11 +109,13 @@ def package_content(image: ImageSummary) -> str | None:
     text = f"{image.package_files} files, {_size(image.package_bytes)} as installed by package managers"
     if not image.verified_files:
         return text
-    if image.verified_searched:
-        return f"{text}; {image.verified_files} of them verified unchanged, searched for provider formats only"
+    verified = f"{text}; {image.verified_files} of them ({_size(image.verified_bytes)}) verified unchanged"
+    if image.verified_rules is RuleScope.PROVIDER:
+        return f"{verified}, searched with every provider-format rule to list what they publish"
     return (
-        f"{text}; {image.verified_files} of them ({_size(image.verified_bytes)}) verified unchanged and not searched, "
-        "as no value in them can fail the scan: --search-packages lists what they publish"
+        f"{verified}, searched with the self-identifying rules only (secretscan rules list --self-identifying) "
+        "to list the keys they publish: no value in them can fail the scan, and --search-packages adds every "
+        "provider-format rule"
     )
 
 

@@ -145,7 +145,9 @@ class Sweeper:
         """Managed-secret stores (``--vault``, ``--aws-secrets``) the sweep's findings are compared
         with, by fingerprint, once every image is recorded."""
         config = scanner.config
-        self.profile = scan_profile(scanner.ruleset, scanner.sealer, config.limits, scanner.database_bytes)
+        self.profile = scan_profile(
+            scanner.ruleset, scanner.sealer, config.limits, scanner.database_bytes, scanner.package_scope
+        )
         self.summary = SweepSummary()
 
     # ---- phase 1: plan
@@ -359,6 +361,7 @@ class Sweeper:
             self.registry_options,
             self.scanner.database_bytes,
             self._held_share,
+            self.scanner.package_scope,
         )
         clients: dict[str, RegistryClient] = {}  # filled inside each worker process only
         fork_map(
@@ -391,6 +394,7 @@ class Sweeper:
             cache_dir=str(config.cache_dir) if config.cache_dir else None,
             database_bytes=self.scanner.database_bytes,
             held_bytes=self._held_share,
+            package_scope=self.scanner.package_scope,
         )
         try:
             client = Client(self.options.dask, timeout=30)

@@ -26,6 +26,7 @@ from secretscan.errors import SecretScanError
 from secretscan.image import spool
 from secretscan.image.model import LayerHandle
 from secretscan.limits import Limits
+from secretscan.models import RuleScope
 from secretscan.sources.auth import Keychain, default_keychain
 from secretscan.sources.reference import ImageRef
 from secretscan.sources.registry import RegistryClient, RegistryOptions
@@ -48,12 +49,15 @@ IMAGE_CACHE_FORMAT = 2
 """Bump when what the sweep caches per image config (``run.ImageCacheEntry``) changes shape."""
 
 
-def scan_profile(ruleset: RuleSet, sealer: Sealer, limits: Limits, database_bytes: int) -> str:
+def scan_profile(
+    ruleset: RuleSet, sealer: Sealer, limits: Limits, database_bytes: int, package_scope: RuleScope
+) -> str:
     """What a cached result depends on besides the layer's bytes (``database_bytes``: whether a
-    layer's package records are read before its scan, which leaves the files they vouch for
-    unsearched)."""
+    layer's package records are read before its scan, so that the files they vouch for are
+    searched with ``package_scope`` only)."""
     formats = [LAYER_RESULT_FORMAT, IMAGE_CACHE_FORMAT]
-    text = json.dumps([__version__, formats, ruleset.digest, sealer.identity, encode(limits), database_bytes])
+    parts = [__version__, formats, ruleset.digest, sealer.identity, encode(limits), database_bytes, package_scope.value]
+    text = json.dumps(parts)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -71,6 +75,8 @@ class LayerScanner:
     held_bytes: int = 0
     """The largest blob held in memory for that (``image.spool``): this worker's share of
     ``max_held_blob_bytes``, so that the workers together stay within it."""
+    package_scope: RuleScope = RuleScope.SELF_IDENTIFYING
+    """The rules that search the files package records vouch for (``walk.layer.Vouching``)."""
 
     def scan(self, job: LayerJob, clients: dict[str, RegistryClient]) -> LayerResult:
         """The layer's sealed result; a download or read problem is the result's ``error``. With
@@ -88,7 +94,9 @@ class LayerScanner:
             with spool.held([streamed], self.held_bytes if worth else 0) as (layer,):
                 expected = split.records_first(layer, self.limits, self.database_bytes) if layer.forkable else None
                 with layer.open() as blob:
-                    result = scan_layer_blob(self.engine, self.sealer, self.limits, blob, expected=expected)
+                    result = scan_layer_blob(
+                        self.engine, self.sealer, self.limits, blob, expected=expected, package_scope=self.package_scope
+                    )
         except SecretScanError as exc:
             result = LayerResult(error=str(exc))
         result.secrets = {}  # sweeps store and ship sealed results only
@@ -114,6 +122,7 @@ class WorkerSpec:
     """``LayerScanner.database_bytes``."""
     held_bytes: int = 0
     """``LayerScanner.held_bytes``."""
+    package_scope: RuleScope = RuleScope.SELF_IDENTIFYING
 
 
 def run_remote_job(spec: WorkerSpec, job: LayerJob) -> bytes:
@@ -133,14 +142,16 @@ def _worker_scanner(spec: WorkerSpec) -> LayerScanner:
         store=ArtefactStore(Path(spec.cache_dir)) if spec.cache_dir else None,
     )
     ruleset, engine, sealer = detection.ruleset, detection.engine, detection.sealer
-    profile = scan_profile(ruleset, sealer, spec.limits, spec.database_bytes)
+    profile = scan_profile(ruleset, sealer, spec.limits, spec.database_bytes, spec.package_scope)
     if profile != spec.profile:
         raise SecretScanError(
             f"this worker's scan profile differs from the client's (secretscan {__version__}, rules {ruleset.digest}): "
             "run the same secretscan version and rule directories on every worker"
         )
     keychain = default_keychain(ecr_hosts=spec.ecr_hosts)
-    return LayerScanner(engine, sealer, spec.limits, keychain, spec.options, spec.database_bytes, spec.held_bytes)
+    return LayerScanner(
+        engine, sealer, spec.limits, keychain, spec.options, spec.database_bytes, spec.held_bytes, spec.package_scope
+    )
 
 
 @functools.cache

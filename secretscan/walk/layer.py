@@ -22,9 +22,9 @@ from secretscan.errors import BlobOverrun, SecretScanError, TimeLimitReached
 from secretscan.image.compression import Observed, XzMemoryLimit, open_uncompressed, prefixed, read_some
 from secretscan.image.entries import EntryKind, FileEntry
 from secretscan.limits import Limits
-from secretscan.models import Skipped
+from secretscan.models import RuleScope, Skipped
 from secretscan.provenance import collect
-from secretscan.provenance.index import MEMBERSHIP, ProvenanceIndex, Vouch, listed_content
+from secretscan.provenance.index import ProvenanceIndex, Vouch, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
 from secretscan.walk.content import DECODE_ERRORS, ContentScanner, RawTail, read_window
 from secretscan.walk.fate import LayerPaths
@@ -88,12 +88,12 @@ def scan_layer_blob(
     on_bytes: Callable[[int], None] = lambda n: None,
     deadline: Deadline = NO_DEADLINE,
     expected: LayerPackages | None = None,
-    search_vouched: bool = False,
+    package_scope: RuleScope = RuleScope.SELF_IDENTIFYING,
 ) -> LayerResult:
     """Stream a stored layer blob (gzip, zstd or plain tar, told by its magic bytes) to its end
     (or to the ``deadline``: then ``error`` says the layer was not finished). ``expected``: the
-    layer's own package records, read before the scan, which vouch for files as they come (see
-    ``Vouching`` for ``search_vouched``)."""
+    layer's own package records, read before the scan, which vouch for files as they come, to be
+    searched with ``package_scope`` (see ``Vouching``)."""
     result = LayerResult()
     sha256 = hashlib.sha256()
 
@@ -113,7 +113,7 @@ def scan_layer_blob(
         stream, result.compression = open_uncompressed(stored_bytes, xz_memory=limits.max_xz_memory)  # type: ignore[arg-type]
         stored_bytes.keeping = result.compression != "none"  # a plain tar's damage is handled by iter_tar
         stream = io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)
-        vouching = Vouching.of(expected, search_vouched)
+        vouching = Vouching.of(expected, package_scope)
         _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, vouching=vouching)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
@@ -244,12 +244,12 @@ def scan_layer_piece(
     stream: BinaryIO,
     deadline: Deadline = NO_DEADLINE,
     expected: LayerPackages | None = None,
-    search_vouched: bool = False,
+    package_scope: RuleScope = RuleScope.SELF_IDENTIFYING,
 ) -> LayerResult:
     """A run of whole members of an uncompressed layer (``walk.split``): scanned as a layer is,
     keeping the file sizes for the merge; the digest is the whole layer's, taken elsewhere."""
     result = LayerResult()
-    vouching = Vouching.of(expected, search_vouched)
+    vouching = Vouching.of(expected, package_scope)
     try:
         _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True, vouching=vouching)
     except TimeLimitReached as exc:
@@ -279,24 +279,26 @@ class Vouching:
     the files they list as installed (``ProvenanceIndex.vouch``), and what is done with those.
 
     A value seen only in such files is published by its package: informational, never failed on.
-    So by default they are counted and not searched at all, which changes no finding above
-    informational and no exit code (most of an application image's bytes are package content),
-    except the Python sources of dpkg, rpm and apk packages: the ``.pyc`` that ``py3compile``
-    writes after install is listed by no record, and is published only when its value is seen in
-    the pristine ``.py`` it was compiled from (``findings``), so those are searched as with
-    ``search``. ``search``: they are all searched with provider-format rules only, to list what
-    they publish (``--search-packages``)."""
+    So they are searched with ``scope``: by default the self-identifying rules only, which lists
+    the provider keys packages publish at a fraction of the cost of every rule (most of an
+    application image's bytes are package content); ``--search-packages``: every provider-format
+    rule. Except the Python sources of dpkg, rpm and apk packages: the ``.pyc`` that ``py3compile``
+    writes after install is listed by no record (so searched with every rule), and is published
+    only when its value is seen in the pristine ``.py`` it was compiled from (``findings``), so
+    those are searched with every provider-format rule."""
 
     index: ProvenanceIndex
-    search: bool
+    scope: RuleScope
 
-    def searches(self, path: str) -> bool:
-        """Whether a file at ``path`` that the records vouch for is searched."""
-        return self.search or (path.endswith(".py") and self.index.leaves_compiled_unlisted(path))
+    def scope_for(self, path: str) -> RuleScope:
+        """The rules a file at ``path`` that the records vouch for is searched with."""
+        if path.endswith(".py") and self.index.leaves_compiled_unlisted(path):
+            return RuleScope.PROVIDER
+        return self.scope
 
     @staticmethod
-    def of(expected: LayerPackages | None, search: bool) -> Vouching | None:
-        return Vouching(ProvenanceIndex([expected]), search) if expected else None
+    def of(expected: LayerPackages | None, scope: RuleScope) -> Vouching | None:
+        return Vouching(ProvenanceIndex([expected]), scope) if expected else None
 
 
 def _scan_entries(
@@ -358,14 +360,10 @@ def _scan_file(
     vouching: Vouching | None = None,
 ) -> None:
     """Scan one regular file; read it as a package database too if it is one; keep its digests
-    if a secret was seen in it. Opened only when its bytes are needed: a layer's records can
-    vouch for most of its files by membership alone."""
+    if a secret was seen in it."""
     assert entry.open is not None
     database = collect.wants(entry.path)
     vouch = None if vouching is None or database else vouching.index.vouch(entry.path, entry.mtime, entry.mode)
-    if vouch is MEMBERSHIP and vouching is not None and not vouching.searches(entry.path):
-        scanner.note_vouched(entry.size, searched=False)  # its bytes do not matter: not read at all
-        return
     with entry.open() as stream:
         _scan_opened(scanner, collector, limits, entry, stream, result, vouching, vouch, database)
 
@@ -402,12 +400,11 @@ def _scan_opened(
     if entry.size <= whole:
         data, error = read_window(stream, whole + 1)
         if len(data) <= whole:  # (a plain directory's file may have grown since its stat)
-            vouched = vouch is not None and vouch.holds(data)
-            searched = not vouched or vouching is None or vouching.searches(entry.path)
-            if vouched:
-                scanner.note_vouched(len(data), searched=searched)
-            if searched:
-                scanner.scan_whole(entry.path, data, vouched=vouched)
+            if vouch is not None and vouching is not None and vouch.holds(data):
+                scanner.note_vouched(len(data))
+                scanner.scan_whole(entry.path, data, scope=vouching.scope_for(entry.path))
+            else:
+                scanner.scan_whole(entry.path, data)
             if len(result.matches) > found:
                 result.facts[entry.path] = FileFacts(whole_digests(data), entry.mtime, entry.mode)
             if error is not None:  # the bytes before the damage were searched first
