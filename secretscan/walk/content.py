@@ -209,22 +209,24 @@ class ContentScanner:
             self._open.pop()
 
     def scan_whole(self, path: str, data: bytes, depth: int = 0, *, scope: RuleScope = RuleScope.ALL) -> None:
-        """A file already read whole (nearly every file): ``scan`` without reading it again."""
+        """A file already read whole (nearly every file): ``scan`` without reading it again.
+        Searched with the self-identifying rules only, nearly every file of a package takes one
+        Hyperscan pass and nothing else: a source map too (``_scan_source_map``), any size (a
+        pass over the whole of it finds all that windows would), anything but an archive."""
         head = data[:512]
+        opened = _nested_kind(head) is not None or gitobjects.kind_of(path, head) is not None
         if (
-            len(data) > self.limits.chunk_bytes
-            or _nested_kind(head) is not None
-            or sourcemap.is_candidate(path, head)
-            or gitobjects.kind_of(path, head)
+            scope is RuleScope.SELF_IDENTIFYING
+            and not opened
+            and not (self.engine.may_self_identify(data) or self.engine.parses(path))
         ):
+            self.stats.files += 1
+            self.stats.bytes += len(data)
+            return
+        if opened or len(data) > self.limits.chunk_bytes or sourcemap.is_candidate(path, head):
             self.scan(path, io.BytesIO(data), depth, scope=scope)
             return
         self.stats.files += 1
-        if scope is RuleScope.SELF_IDENTIFYING and not (
-            self.engine.may_self_identify(data) or self.engine.parses(path)
-        ):  # nearly every file of a package: one pass, nothing else
-            self.stats.bytes += len(data)
-            return
         self._scan_windows(path, data, None, scope=scope)
 
     def note_vouched(self, size: int) -> None:
