@@ -44,8 +44,8 @@ class Detection:
         """``rule_dirs``: the user's rule directories (the built-in rules always come first);
         ``store``: where compiled artefacts are found and kept (default: shipped, then the user's cache)."""
         dirs = [BUILTIN_RULES_DIR, *rule_dirs]
-        ruleset = load_rules(dirs, VERIFIER_NAMES, trusted=(BUILTIN_RULES_DIR,))
         store = store or ArtefactStore(default_cache_dir())
+        ruleset = load_rules(dirs, VERIFIER_NAMES, trusted=(BUILTIN_RULES_DIR,), store=store)
         base = Engine(ruleset, KnownKeys.load(dirs), hyperscan=hyperscan, store=store)
         base.prepare_scopes()  # shared by the twin below, and by every worker forked after this
         known = with_rule_examples(base, ruleset, dirs, store)

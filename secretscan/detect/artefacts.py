@@ -1,5 +1,6 @@
 """Where the detection stack's compiled artefacts live: the Hyperscan databases, the memo of the
-values the rule pack publishes, and which rules are self-identifying (``detect.scope``).
+values the rule pack publishes, which rules are self-identifying (``detect.scope``), and the rule
+files as parsed (``rules._parsed``).
 
 They take up to seconds to compute and depend only on the rule set (and the Hyperscan version), so they
 are computed once and read back. Two places are read, in order:
@@ -26,7 +27,7 @@ from secretscan.errors import OutputError
 from secretscan.safewrite import write_file
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "prebuilt"
-ARTEFACT_PATTERNS = ("hyperscan-*.db", "published-*.json", "scope-*.json")
+ARTEFACT_PATTERNS = ("hyperscan-*.db", "published-*.json", "scope-*.json", "rulefiles-*.json")
 """The names artefacts are kept under (each with its key in place of ``*``)."""
 MAX_ARTEFACT_BYTES = 256 * 1024 * 1024
 """A compiled database of the built-in rules is a few MiB; a file past this is not ours."""
