@@ -680,9 +680,14 @@ def _is_env_file(name: str) -> bool:
     return not any(p in _EXAMPLE_PARTS or p in _NOT_DOTENV_PARTS for p in after)
 
 
+_DECIDING_PARENTS = frozenset({".docker", ".aws", ".kube", "kubernetes", "git", "etc", *_SHADOW_DIRS})
+"""The parent directories ``_parser_name_for`` looks at."""
+
+
 @functools.lru_cache(maxsize=8192)
 def _parser_name_for(name: str, parent: str) -> str | None:
-    """Rules that need the parent directory or a suffix; plain basenames come from ``_BY_NAME``."""
+    """Rules that need the parent directory (one of ``_DECIDING_PARENTS``) or a suffix; plain
+    basenames come from ``_BY_NAME``."""
     if name == "config.json" and parent == ".docker":
         return "docker-config"
     if parent == ".aws" and name in ("credentials", "config"):
@@ -711,13 +716,19 @@ def _parser_name_for(name: str, parent: str) -> str | None:
 def parser_name_for(path: str) -> str | None:
     """The ``PARSERS`` key for a path inside the image, for callers that filter by parser name."""
     # a member of a nested archive is "outer.tar!etc/shadow": its own path is what follows the "!"
-    path = path.rsplit("!", 1)[-1]
+    if "!" in path:
+        path = path.rsplit("!", 1)[-1]
     # the last two components, as PurePosixPath would give them, without building one per file
     # (a normalised path's last two are its last two pieces; others are cleaned whole)
-    parts = path.rsplit("/", 2)[-2:]
-    if "\\" in path or "" in parts or "." in parts:
+    cut = path.rfind("/")
+    name = path[cut + 1 :]
+    parent = path[path.rfind("/", 0, cut) + 1 : cut] if cut > 0 else ""
+    if "\\" in path or not name or name == "." or (cut > 0 and parent in ("", ".")):
         parts = [c for c in path.replace("\\", "/").split("/") if c and c != "."]
-    return _parser_name_for(parts[-1].lower() if parts else "", parts[-2].lower() if len(parts) > 1 else "")
+        name, parent = (parts[-1] if parts else ""), (parts[-2] if len(parts) > 1 else "")
+    parent = parent.lower()
+    # any other parent decides nothing: left out, the answers for index.js or README.md are cached once
+    return _parser_name_for(name.lower(), parent if parent in _DECIDING_PARENTS else "")
 
 
 def parser_for(path: str) -> Parser | None:
