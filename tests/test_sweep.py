@@ -580,3 +580,20 @@ def test_what_was_skipped_is_named_for_each_image_sharing_a_config(cli, tmp_path
             f"{info.host}/one/app:1 layer 0: /app/bundle.zip!/inner.zip",
             f"{info.host}/two/app:1 layer 0: /app/bundle.zip!/inner.zip",
         ], report["skipped"]
+
+
+def test_a_sweep_searching_package_content_otherwise_does_not_reuse_the_other_s_layer_results(
+    cli, fleet: Fleet, tmp_path: Path
+) -> None:
+    """What a layer's cached result holds depends on the rules its package content was searched
+    with (``search_packages``): a sweep with the other setting scans the layers again."""
+    db = tmp_path / "s.db"
+    first = sweep(cli, fleet.host, db, "--repo", "team-b/web")[2]
+    (tmp_path / "secretscan.yaml").write_text("search_packages: true\n")
+    again = sweep(cli, fleet.host, db, "--repo", "team-b/web", "--config", str(tmp_path / "secretscan.yaml"))[2]
+    assert first["layers_scanned"] > 0 and again["layers_scanned"] == first["layers_scanned"]
+    assert again["layers_cached"] == 0
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(DISTINCT profile) FROM layer_cache").fetchone()[0] == 2
+    third = sweep(cli, fleet.host, db, "--repo", "team-b/web")[2]
+    assert third["layers_scanned"] == 0 and third["layers_cached"] == first["layers_scanned"]
