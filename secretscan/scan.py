@@ -473,15 +473,29 @@ class Scanner:
             tell = _ignore if silent else meter.reporter(k)
             return self._scan_piece(handle, pieces[k], expected.get(pieces[k].layer), tell)
 
-        results = fork_map(
+        # a layer is merged as soon as its last piece is in, while the workers scan the others'
+        by_layer: list[list[int]] = [[] for _ in layers]
+        for k, piece in enumerate(pieces):
+            by_layer[piece.layer].append(k)
+        arrived: dict[int, LayerResult] = {}
+        merged: dict[int, LayerResult] = {}
+
+        def done(k: int, result: LayerResult) -> None:
+            meter.done(k)
+            arrived[k] = result
+            i = pieces[k].layer
+            if all(j in arrived for j in by_layer[i]):
+                merged[i] = split.merged_layer([(pieces[j], arrived.pop(j)) for j in by_layer[i]])
+
+        fork_map(
             scan_one,
             len(pieces),
             [p.weight(size or 0) for p, size in zip(pieces, size_of, strict=True)],
             self.config.jobs if parallel else 1,
             on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
-            on_done=lambda k, result: meter.done(k),
+            on_done=done,
         )
-        return split.merged(pieces, results, len(layers))
+        return [merged[i] if i in merged else split.merged_layer([]) for i in range(len(layers))]
 
     def _pieces(
         self, layers: Sequence[LayerHandle], workers: int, digest_known: int | None = None

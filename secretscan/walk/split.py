@@ -636,19 +636,12 @@ def _merge_packages(into: LayerPackages, piece: LayerPackages) -> None:
         into.owned_dirs.setdefault(directory, index + offset)
 
 
-def merged(pieces: Sequence[Piece], results: Sequence[LayerResult], count: int) -> list[LayerResult]:
-    """One result per layer, in layer order, from the results of an image's pieces."""
-    by_layer: list[list[tuple[Piece, LayerResult]]] = [[] for _ in range(count)]
-    for piece, result in zip(pieces, results, strict=True):
-        by_layer[piece.layer].append((piece, result))
-    out = []
-    for parts in by_layer:
-        if len(parts) == 1 and parts[0][0].whole:
-            out.append(parts[0][1])
-            continue
-        digest_task = next((r for p, r in parts if p.digest_only), None)  # none: the digest is known
-        layer = merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest if digest_task else None)
-        if digest_task is not None and digest_task.error and layer.error is None:
-            layer.error = digest_task.error
-        out.append(layer)
-    return out
+def merged_layer(parts: Sequence[tuple[Piece, LayerResult]]) -> LayerResult:
+    """One layer's result from its pieces' (in the order of the pieces)."""
+    if len(parts) == 1 and parts[0][0].whole:
+        return parts[0][1]
+    digest_task = next((r for p, r in parts if p.digest_only), None)  # none: the digest is known
+    layer = merge([r for p, r in parts if not p.digest_only], digest_task.stored_digest if digest_task else None)
+    if digest_task is not None and digest_task.error and layer.error is None:
+        layer.error = digest_task.error
+    return layer
