@@ -18,10 +18,12 @@ file is never used, only missed; the shipped directory is never written at run t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from secretscan.errors import OutputError
 from secretscan.safewrite import write_file
@@ -58,6 +60,15 @@ class ArtefactStore:
                 continue
             if len(data) <= MAX_ARTEFACT_BYTES:
                 yield data, directory / name
+
+    def found_json(self, name: str) -> Iterator[Any]:
+        """Each copy of a JSON artefact that parses, shipped copy first; what it must hold is the
+        caller's to check (a copy that does not is passed over like a damaged one)."""
+        for raw, _ in self.found(name):
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                continue
 
     def write(self, name: str, data: bytes) -> None:
         """Keep ``data`` in the cache; a cache that cannot be written only costs time next run."""

@@ -79,11 +79,7 @@ takes over half a second. The file holds fingerprints of public example values o
 
 
 def _load_published(store: ArtefactStore, name: str) -> dict[str, str] | None:
-    for raw, _ in store.found(name):
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            continue
+    for doc in store.found_json(name):
         if isinstance(doc, dict):
             return {str(k): str(v) for k, v in doc.items()}
     return None

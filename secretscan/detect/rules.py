@@ -168,11 +168,7 @@ def _parsed(files: Sequence[tuple[str, bytes]], store: ArtefactStore | None) -> 
     for name, text in files:
         hasher.update(b"%d:%s:%d:" % (len(name), name.encode(), len(text)) + text)
     key = f"rulefiles-{hasher.hexdigest()[:32]}.json"
-    for raw, _ in store.found(key) if store else ():
-        try:
-            docs = json.loads(raw)
-        except ValueError:
-            continue
+    for docs in store.found_json(key) if store else ():
         if isinstance(docs, list) and len(docs) == len(files):
             return docs
     docs = []

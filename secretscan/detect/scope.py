@@ -130,13 +130,12 @@ class SelfIdentifying:
     def of(ruleset: RuleSet, store: ArtefactStore | None) -> SelfIdentifying:
         key = hashlib.sha256(f"{_VERSION}:{ruleset.digest}:{MIN_LEAD}".encode()).hexdigest()[:32]
         name = f"scope-{key}.json"
-        for raw, _ in store.found(name) if store else ():
+        for doc in store.found_json(name) if store else ():
             try:
-                doc = json.loads(raw)
                 return SelfIdentifying(
                     frozenset(doc["rule_ids"]), tuple(lead.encode("latin-1") for lead in doc["multiline_leads"])
                 )
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (KeyError, TypeError, AttributeError, UnicodeError):
                 continue
         found = SelfIdentifying.derive(ruleset)
         if store:
