@@ -55,8 +55,8 @@ class Limits:
     once, one after another, as they arrive. The layers of a stream read once (``docker save``
     from the daemon, an archive piped in) held at once: when the next would pass it, the held
     ones are scanned and let go first; a layer larger than it is scanned as it passes. What is
-    left of it beside those: room for a compressed layer that holds most of its image to be
-    decompressed into memory and cut into pieces (``walk.split.inflate``)."""
+    left of it beside those: room for an image's biggest compressed layer to be decompressed
+    into memory and cut into pieces (``walk.split.inflate``)."""
     max_link_locations: int = 10_000
     """Locations one image gains through hard links (each link ships its target's secrets under
     another name): 1,000 links to a file of 1,000 tokens would be a million. Past it the rest of

@@ -76,17 +76,10 @@ def _ignore(amount: int) -> None:
     piece moves the bar when the parent hears it is done)."""
 
 
-INFLATE_SHARE = 0.75
-"""A compressed layer is decompressed into memory before its scan only when it holds this much of
-its image's stored bytes: the other layers wait for it, and with more of them to scan meanwhile,
-their workers were as busy as the pieces would have made them (B as a gzip OCI layout, two big
-layers: 2.15 s before, 2.38 s decompressing its npm layer first)."""
-
-
 def _share(piece: Piece, layer_size: int) -> int:
     """What a piece adds to its image's bar: the stored bytes it covers (the digest task reads a
-    layer its pieces already counted)."""
-    return 0 if piece.digest_only else piece.weight(layer_size)
+    layer its pieces already counted; a whole layer's records pass is part of its share)."""
+    return 0 if piece.digest_only else layer_size if piece.end is None else piece.end - piece.start
 
 
 def _counted(entries: Iterator[FileEntry], on_file: Callable[[int], None]) -> Iterator[FileEntry]:
@@ -104,13 +97,20 @@ class _Meter:
     worker, or one that stopped early (damage, ``--timeout``), still brings the bar to its
     total, and nothing moves it past its share. So the bar only moves forward, and ends full."""
 
-    def __init__(self, progress: Progress, shares: Sequence[int | None], layers: Sequence[int]) -> None:
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.shares = shares
+        self.shares: list[int | None] = []
         """Per piece: what it adds to the bar in all (None: unknown, then what it reports)."""
-        self.given = [0] * len(shares)
-        self.pieces_left = Counter(layers)
-        self.layer_of = layers
+        self.given: list[int] = []
+        self.pieces_left: Counter[int] = Counter()
+        self.layer_of: list[int] = []
+
+    def add(self, share: int | None, layer: int) -> None:
+        """The next piece, of ``layer``."""
+        self.shares.append(share)
+        self.given.append(0)
+        self.pieces_left[layer] += 1
+        self.layer_of.append(layer)
 
     def reporter(self, k: int) -> Callable[[int], None]:
         def seen(amount: int) -> None:
@@ -134,6 +134,31 @@ class _Meter:
         self.pieces_left[layer] -= 1
         if self.pieces_left[layer] == 0:
             self.progress.layer_done()
+
+
+@dataclass(frozen=True, slots=True)
+class _Inflate:
+    """The compressed layer to decompress into the memory file ``fd``, at most ``cap`` bytes, then
+    cut (``Scanner._inflated``): an item of the workers' work beside the other layers' pieces."""
+
+    layer: int
+    fd: int
+    cap: int
+
+    @property
+    def weight(self) -> int:
+        """Handed out first: its pieces wait for it."""
+        return 1 << 62
+
+
+@dataclass(slots=True)
+class _Walked:
+    """What ``Scanner._inflated`` gives: the walk over the decompressed layer's headers, its package
+    records, and the decompression's result (size, compression, stored digest, or error)."""
+
+    survey: split.Survey
+    records: LayerPackages | None
+    stored: LayerResult | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,61 +414,43 @@ class Scanner:
         by the layers done); ``progress``: the display to tell (another than the run's: a quiet
         one, for a scan whose layers are counted by its caller).
 
-        A compressed local layer that holds most of the image streams on one worker while the
-        others wait: it is decompressed into memory first (``split.inflate``, while the detection
-        stack is built here), then cut and scanned as an uncompressed layer with the rest."""
+        A compressed local layer streams on one worker, decompressed twice (its records, then its
+        scan), while the others finish theirs and wait: the biggest that fits in memory is
+        decompressed into memory once instead (``split.inflate``, beside the other layers' record
+        passes), then cut and shared by the workers as an uncompressed layer."""
         target = self._to_inflate(layers)
         fd = spool.memory_file() if target is not None else None
-        if target is None or fd is None:
-            return self._scan_pieces(layers, counted=counted, progress=progress)
-        k, cap = target
-        handle = layers[k]
         try:
-            [inflated] = fork_map(
-                lambda _: split.inflate(handle, fd, cap, self.config.limits),
-                1,
-                [1],
-                self.config.jobs,
-                on_error=lambda _, reason: LayerResult(error=f"layer worker failed: {reason}"),
-                meanwhile=self.stack,
-            )
-            if inflated.error is not None:  # scanned from its blob, as before: that reports the problem
-                return self._scan_pieces(layers, counted=counted, progress=progress)
-            if counted:
-                self.progress.advance(handle.size or 0)
-            held = spool.held_handle(fd, inflated.bytes, handle.index, handle.diff_id)
-            rest = [*layers[:k], held, *layers[k + 1 :]]
-            results = self._scan_pieces(rest, counted=False, progress=progress, digest_known=k)
-            if counted:
-                self.progress.advance(sum(h.size or 0 for i, h in enumerate(layers) if i != k))
-            results[k].stored_digest, results[k].compression = inflated.stored_digest, inflated.compression
-            return results
+            inflate = None if target is None or fd is None else _Inflate(target[0], fd, target[1])
+            return self._scan_pieces(layers, counted=counted, progress=progress, inflate=inflate)
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
     def _to_inflate(self, layers: Sequence[LayerHandle]) -> tuple[int, int] | None:
         """(index, memory left) of the compressed local layer to decompress into memory: the
-        largest, when it holds at least ``INFLATE_SHARE`` of the stored bytes and at least
-        ``split.MIN_STORED_SURVEY``, there are workers to share it, and its uncompressed size (its
+        biggest of at least ``split.MIN_STORED_SURVEY`` stored bytes whose uncompressed size (its
         gzip trailer's, else taken as twice its stored size) fits what ``max_held_blob_bytes``
-        leaves beside the layers held already."""
+        leaves beside the layers held already, when there are workers to share it. Decompressed
+        once instead of twice (its records, then its scan), it is also shared by the workers."""
         if self.config.jobs < 2 or self.deadline.remaining() is not None or not spool.can_hold() or not layers:
             return None
         sizes = [h.size or 0 for h in layers]
-        k = max(range(len(layers)), key=sizes.__getitem__)
-        handle, size = layers[k], sizes[k]
         left = self.config.limits.max_held_blob_bytes - sum(s for h, s in zip(layers, sizes, strict=True) if h.held)
-        if (
-            not handle.forkable
-            or handle.walk is not None
-            or size < max(split.MIN_STORED_SURVEY, INFLATE_SHARE * sum(sizes))
-            or size > self.config.limits.max_layer_bytes
-            or 2 * size > left
-            or split.stored_kind(handle) == "none"
-        ):
-            return None
-        expected = split.gzip_size(handle) or 2 * size
-        return (k, left) if expected <= left else None
+        for k in sorted(range(len(layers)), key=lambda i: -sizes[i]):
+            handle, size = layers[k], sizes[k]
+            if size < split.MIN_STORED_SURVEY:
+                return None
+            if (
+                handle.forkable
+                and handle.walk is None
+                and size <= self.config.limits.max_layer_bytes
+                and 2 * size <= left
+                and split.stored_kind(handle) != "none"
+                and (split.gzip_size(handle) or 2 * size) <= left
+            ):
+                return k, left
+        return None
 
     def _scan_pieces(
         self,
@@ -451,61 +458,86 @@ class Scanner:
         *,
         counted: bool,
         progress: Progress | None = None,
-        digest_known: int | None = None,
+        inflate: _Inflate | None = None,
     ) -> list[LayerResult]:
-        """``_scan_handles``' work on the layers as they are; ``digest_known``: the layer whose
-        stored digest is known already (decompressed into memory): cut, it gets no digest task."""
+        """``_scan_handles``' work: the layers' cuts and records (``_plan``), then their pieces side
+        by side, the layer to ``inflate`` among them: once it is in memory its own pieces are
+        handed out to the workers as they come free."""
         files = bool(layers) and all(h.walk is not None for h in layers)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
-        pieces, expected = self._pieces(layers, self.config.jobs if parallel else 1, digest_known)
-        parallel = parallel and len(pieces) > 1
-        size_of = [layers[p.layer].size for p in pieces]
-        shares = [
-            0 if not counted else None if files or size is None else _share(p, size)
-            for p, size in zip(pieces, size_of, strict=True)
-        ]
-        meter = _Meter(progress or self.progress, shares, [p.layer for p in pieces])
+        pieces, expected = self._plan(layers, self.config.jobs if parallel else 1, inflate)
+        items: list[Piece | _Inflate] = [*pieces, *([inflate] if inflate is not None else [])]
+        parallel = parallel and (len(items) > 1 or inflate is not None)
+        meter = _Meter(progress or self.progress)
 
-        def scan_one(k: int) -> LayerResult:
-            handle = layers[pieces[k].layer]
+        def share(item: Piece | _Inflate) -> int | None:
+            size = layers[item.layer].size
+            if not counted:
+                return 0
+            if files or size is None:
+                return None
+            return size if isinstance(item, _Inflate) else _share(item, size)
+
+        def scan_one(item: Piece | _Inflate) -> LayerResult | _Walked:
+            if isinstance(item, _Inflate):
+                return self._inflated(layers[item.layer], item)
+            handle = layers[item.layer]
+            if item.held and inflate is not None:  # its layer decompressed into memory (``_inflated``)
+                handle = spool.held_handle(inflate.fd, item.held, handle.index, handle.diff_id)
             # A forked worker's bar is a copy that must not draw: the parent moves the bar when a piece is done.
             silent = parallel or (handle.walk is not None) != files
-            tell = _ignore if silent else meter.reporter(k)
-            return self._scan_piece(handle, pieces[k], expected.get(pieces[k].layer), tell)
+            tell = _ignore if silent else meter.reporter(next(k for k, other in enumerate(items) if other is item))
+            return self._scan_piece(handle, item, item.records or expected.get(item.layer), tell)
 
         # a layer is merged as soon as its last piece is in, while the workers scan the others'
-        by_layer: list[list[int]] = [[] for _ in layers]
-        for k, piece in enumerate(pieces):
-            by_layer[piece.layer].append(k)
+        for item in items:
+            meter.add(share(item), item.layer)
         arrived: dict[int, LayerResult] = {}
         merged: dict[int, LayerResult] = {}
+        stored: dict[int, LayerResult] = {}
 
-        def done(k: int, result: LayerResult) -> None:
-            meter.done(k)
-            arrived[k] = result
-            i = pieces[k].layer
-            if all(j in arrived for j in by_layer[i]):
-                merged[i] = split.merged_layer([(pieces[j], arrived.pop(j)) for j in by_layer[i]])
+        def done(k: int, result: LayerResult | _Walked) -> list[tuple[Piece | _Inflate, int]]:
+            item = items[k]
+            added: list[Piece] = []
+            if isinstance(item, _Inflate):  # its pieces join the work (its worker failed: it is scanned whole)
+                walked = result if isinstance(result, _Walked) else _Walked(split.Survey(), None, None)
+                if walked.stored is not None and walked.stored.error is None:
+                    stored[item.layer] = walked.stored
+                added = self._inflated_pieces(item.layer, walked, layers[item.layer])
+                for piece in added:  # the bar moved by the layer's stored bytes when it was decompressed
+                    items.append(piece)
+                    meter.add(0, piece.layer)
+            else:
+                arrived[k] = result  # type: ignore[assignment]
+            meter.done(k)  # after its layer's pieces are added: the layer is not done before them
+            mine = [(j, other) for j, other in enumerate(items) if other.layer == item.layer]
+            if not added and all(j in arrived for j, other in mine if isinstance(other, Piece)):
+                merged[item.layer] = split.merged_layer([(p, arrived.pop(j)) for j, p in mine if isinstance(p, Piece)])
+            return [(p, p.weight(layers[p.layer].size or 0)) for p in added]
 
         fork_map(
             scan_one,
-            len(pieces),
-            [p.weight(size or 0) for p, size in zip(pieces, size_of, strict=True)],
+            items,
+            [p.weight(layers[p.layer].size or 0) if isinstance(p, Piece) else p.weight for p in items],
             self.config.jobs if parallel else 1,
             on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
             on_done=done,
         )
-        return [merged[i] if i in merged else split.merged_layer([]) for i in range(len(layers))]
+        results = [merged[i] if i in merged else split.merged_layer([]) for i in range(len(layers))]
+        for i, found in stored.items():  # decompressed into memory: its digest and compression as stored
+            results[i].stored_digest, results[i].compression = found.stored_digest, found.compression
+        return results
 
-    def _pieces(
-        self, layers: Sequence[LayerHandle], workers: int, digest_known: int | None = None
+    def _plan(
+        self, layers: Sequence[LayerHandle], workers: int, inflate: _Inflate | None = None
     ) -> tuple[list[Piece], dict[int, LayerPackages]]:
         """Each layer whole, except an uncompressed one too big for one worker: cut at member
-        boundaries, plus a task for its digest (``walk.split``). And, for each uncompressed local
-        layer, its package records read before the scan: they let files they vouch for skip the
-        name = value heuristics (one walk over its headers gives both). Several layers are
-        surveyed side by side, on the workers that then scan them, and a big layer's headers in
-        chunks side by side (one layer of 70,000 files would otherwise hold the scan back alone)."""
+        boundaries, plus a task for its digest (``walk.split``), and the one to ``inflate``, which
+        is cut later. And, for each uncompressed local layer, its package records read before the
+        scan: they let files they vouch for skip the name = value heuristics (one walk over its
+        headers gives both). Several layers are surveyed side by side, on the workers that then
+        scan them, and a big layer's headers in chunks side by side (one layer of 70,000 files
+        would otherwise hold the scan back alone)."""
         limit = self.config.limits.max_layer_bytes
         cuttable = [h.open_range is not None and h.walk is None and (h.size or 0) <= limit for h in layers]
         chosen = dict(split.plan([h.size for h in layers], cuttable, workers))
@@ -525,7 +557,7 @@ class Scanner:
 
         walked = fork_map(
             walk,
-            len(tasks),
+            range(len(tasks)),
             [(layers[i].size or 0) // len(starts[i]) for i, _ in tasks],
             workers if side_by_side else 1,
             on_error=lambda t, reason: (split.Survey(uncuttable=True), None),  # scanned whole, which reports it
@@ -534,6 +566,8 @@ class Scanner:
         pieces: list[Piece] = []
         expected: dict[int, LayerPackages] = {}
         for i, handle in enumerate(layers):
+            if inflate is not None and i == inflate.layer:
+                continue  # its pieces come once it is in memory (``_inflated_pieces``)
             cuts: list[int] = []
             if i in starts:
                 own = [w for (j, _), w in zip(tasks, walked, strict=True) if j == i]
@@ -547,9 +581,29 @@ class Scanner:
                 continue
             bounds = [0, *cuts, handle.size or 0]
             pieces.extend(Piece(i, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
-            if i != digest_known:
-                pieces.append(Piece(i, digest_only=True))
+            pieces.append(Piece(i, digest_only=True))
         return pieces, expected
+
+    def _inflated(self, handle: LayerHandle, inflate: _Inflate) -> _Walked:
+        """``inflate``'s layer decompressed into its memory file, and its headers walked there for
+        its cuts and package records (in a worker, beside the other layers' pieces)."""
+        stored = split.inflate(handle, inflate.fd, inflate.cap, self.config.limits)
+        if stored.error is not None:
+            return _Walked(split.Survey(), None, stored)
+        held = spool.held_handle(inflate.fd, stored.bytes, handle.index, handle.diff_id)
+        parts = dict(split.plan([stored.bytes], [True], self.config.jobs)).get(0, 1)
+        found, records = self._survey(held, parts, 0, None, 1)
+        return _Walked(found, records, stored)
+
+    def _inflated_pieces(self, i: int, walked: _Walked, handle: LayerHandle) -> list[Piece]:
+        """The pieces of layer ``i`` once ``_inflated`` is done: read from memory, cut where its walk
+        says (its digest was taken as it was decompressed), with its records; or, when it could not
+        be decompressed, the layer whole from its blob (which reports the problem, as it always has)."""
+        if walked.stored is None or walked.stored.error is not None:
+            return [Piece(i, records_first=self._surveys_stored(handle))]
+        size = walked.stored.bytes
+        bounds = [0, *walked.survey.cuts, size]
+        return [Piece(i, a, b, held=size, records=walked.records) for a, b in zip(bounds, bounds[1:], strict=False)]
 
     def _surveys_stored(self, handle: LayerHandle) -> bool:
         """Whether a layer's package records are read in a pass of their own before its scan

@@ -69,10 +69,45 @@ def test_a_dying_worker_loses_only_its_own_layer() -> None:
             raise ValueError("unreadable")
         return f"layer {i} scanned"
 
-    results = fork_map(work, 6, [1] * 6, 2, on_error=lambda i, why: f"layer {i} failed: {why}")
+    results = fork_map(work, range(6), [1] * 6, 2, on_error=lambda i, why: f"layer {i} failed: {why}")
     assert results[2] == "layer 2 failed: worker process ended abnormally"
     assert results[3].startswith("layer 3 failed: ValueError: unreadable")
     assert [results[i] for i in (0, 1, 4, 5)] == [f"layer {i} scanned" for i in (0, 1, 4, 5)]
+
+
+def test_a_finished_item_can_add_items_and_a_free_worker_waits_for_them(tmp_path: Path) -> None:
+    """A compressed layer is cut only once a worker has decompressed it into memory: the cuts are
+    new items, sent (pickled) to workers forked before they existed. A worker done with its own
+    waits for them rather than stopping, the added items' results come after the others', and an
+    added item that fails is its own."""
+    import os
+    import time
+
+    from secretscan.parallel import fork_map
+
+    def work(item: tuple[str, int]) -> tuple[str, int, int]:
+        kind, n = item
+        if kind == "cut" and n == 3:
+            raise ValueError("damaged piece")
+        time.sleep(0.3 if kind == "inflate" else 0.2 if kind == "cut" else 0)  # the other worker is free first
+        return kind, n, os.getpid()
+
+    def done(index: int, result: tuple | str) -> list[tuple[tuple[str, int], int]]:
+        if isinstance(result, tuple) and result[0] == "inflate":  # its pieces join the work
+            return [(("cut", n), 1) for n in range(1, result[1] + 1)]
+        return []
+
+    items = [("inflate", 4), ("layer", 0)]
+    results = fork_map(work, items, [9, 1], 2, on_error=lambda i, why: f"item {i} failed: {why}", on_done=done)
+    assert [r[:2] for r in results[:2]] == [("inflate", 4), ("layer", 0)]
+    assert [r[:2] if isinstance(r, tuple) else r for r in results[2:]] == [
+        ("cut", 1), ("cut", 2), "item 4 failed: ValueError: damaged piece", ("cut", 4),
+    ]  # fmt: skip
+    workers = {r[2] for r in results if isinstance(r, tuple)}
+    assert os.getpid() not in workers and len(workers) == 2
+    assert len({r[2] for r in results[2:] if isinstance(r, tuple)}) == 2  # the free worker waited for the cuts
+    serial = fork_map(lambda item: item, items, [9, 1], 1, on_error=lambda i, why: "", on_done=done)
+    assert serial == [*items, ("cut", 1), ("cut", 2), ("cut", 3), ("cut", 4)]  # one worker: in this process
 
 
 def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_path: Path) -> None:
@@ -95,7 +130,7 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
             time.sleep(0.01)
         (tmp_path / "built").write_text(str(time.monotonic()))
 
-    ends = fork_map(survey, 2, [1, 1], 2, on_error=lambda i, why: 0.0, meanwhile=build)
+    ends = fork_map(survey, range(2), [1, 1], 2, on_error=lambda i, why: 0.0, meanwhile=build)
     assert float((tmp_path / "built").read_text()) < min(ends)  # built while both workers worked
 
     def quick(i: int) -> int:
@@ -108,7 +143,7 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
             time.sleep(0.01)
         (tmp_path / "started when built").write_text(str(len(list(tmp_path.glob("quick-*")))))
 
-    assert fork_map(quick, 6, [1] * 6, 2, on_error=lambda i, why: -1, meanwhile=build_slowly) == list(range(6))
+    assert fork_map(quick, range(6), [1] * 6, 2, on_error=lambda i, why: -1, meanwhile=build_slowly) == list(range(6))
     assert (tmp_path / "started when built").read_text() == "6"
 
     def children() -> set[int]:
@@ -125,7 +160,7 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
         raise ValueError("rule bad.yaml#x: pattern does not compile")
 
     with pytest.raises(ValueError, match="does not compile"):
-        fork_map(hang, 2, [1, 1], 2, on_error=lambda i, why: None, meanwhile=fail)
+        fork_map(hang, range(2), [1, 1], 2, on_error=lambda i, why: None, meanwhile=fail)
     assert len(pids) == 2
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the failure"
 
@@ -140,7 +175,7 @@ def test_work_meanwhile_runs_beside_the_workers_and_its_failure_stops_them(tmp_p
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        fork_map(first_quick, 2, [2, 1], 2, on_error=lambda i, why: None, on_done=interrupted)
+        fork_map(first_quick, range(2), [2, 1], 2, on_error=lambda i, why: None, on_done=interrupted)
     assert time.monotonic() - started < 30 and pids
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the interrupt"
 
@@ -186,9 +221,9 @@ def test_a_forked_call_runs_beside_this_process_and_its_failure_is_its_own(tmp_p
     assert not Path(f"/proc/{pid}").exists()
 
     pids: list[int] = []
-    fork_map(lambda i: pids.append(os.getpid()), 1, [1], 2, on_error=lambda i, why: None)
+    fork_map(lambda i: pids.append(os.getpid()), range(1), [1], 2, on_error=lambda i, why: None)
     assert pids == [os.getpid()]  # alone: run here
-    beside = fork_map(lambda i: os.getpid(), 1, [1], 2, on_error=lambda i, why: 0, meanwhile=lambda: None)
+    beside = fork_map(lambda i: os.getpid(), range(1), [1], 2, on_error=lambda i, why: 0, meanwhile=lambda: None)
     assert beside != [os.getpid()]  # beside work of this process: forked
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import secretgen
 from conftest import REPO
-from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive
+from imagebuilder import Entry, ImageSpec, Layer, write_docker_archive, write_oci_layout
 from test_hostile_corpus import _archive, _file, _tar
 
 from secretscan.config import ScanConfig
@@ -102,7 +102,12 @@ def _assert_one_monotonic_bar(draws: list[Draw]) -> None:
 
 
 def _stored_layer_bytes(archive: Path) -> int:
-    """What the layers named by a docker archive's manifest weigh, as stored."""
+    """What the layers named by a docker archive's (or an OCI layout's) manifest weigh, as stored."""
+    if archive.is_dir():
+        index = json.loads((archive / "index.json").read_text())
+        digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.loads((archive / "blobs" / "sha256" / digest).read_text())
+        return sum(layer["size"] for layer in manifest["layers"])
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
         return sum(tar.getmember(name).size for name in manifest[0]["Layers"])
@@ -184,31 +189,44 @@ def _cut_layers(tmp: Path) -> Path:
     return image
 
 
+def _compressed_layers(tmp: Path) -> Path:
+    """Two gzip layers in an OCI layout: the bigger decompressed into memory by a worker and cut
+    there, the other streamed (its records read first) meanwhile."""
+    layout = tmp / "layout"
+    pad = bytes(range(256)) * 160
+    write_oci_layout(
+        layout,
+        ImageSpec([Layer([Entry(f"l{n}/pad{i}.bin", pad) for i in range(12 - 6 * n)], compression="gzip") for n in range(2)]),
+    )
+    return layout
+
+
 def _plain_layers(tmp: Path) -> Path:
     return _archive(tmp, [_tar([_file(f"app{n}/f{i}.txt", b"x = 1\n" * 4000) for i in range(8)]) for n in range(2)])
 
 
 @pytest.mark.parametrize(
     ("build", "jobs", "budget"),
-    [(_cut_layers, 2, None), (_plain_layers, 1, None), (_plain_layers, 1, 0.0)],
-    ids=["cut-layers-in-workers", "one-by-one", "timed-out"],
+    [(_cut_layers, 2, None), (_compressed_layers, 2, None), (_plain_layers, 1, None), (_plain_layers, 1, 0.0)],
+    ids=["cut-layers-in-workers", "decompressed-into-memory", "one-by-one", "timed-out"],
 )
 def test_the_pipeline_moves_the_bar_forward_to_the_total(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Callable[[Path], Path], jobs: int, budget: float | None
 ) -> None:
     """Also when no layer could be read (``--timeout`` spent): the bar ends full when the scan ends."""
     monkeypatch.setattr(split, "MIN_PIECE", 64 * 1024)
+    monkeypatch.setattr(split, "MIN_STORED_SURVEY", 0)  # the test's compressed layers are a few KiB
     image = build(tmp_path)
     config = ScanConfig(jobs=jobs)
     recorder = Recorder()
     scanner = Scanner(config, Detection.for_config(config), recorder, deadline=Deadline.after(budget))
-    report = scanner.scan(open_source(str(image), SourceOptions()))
+    report = scanner.scan(open_source(f"oci:{image}" if image.is_dir() else str(image), SourceOptions()))
     assert bool(report.errors) == (budget is not None)  # the timed-out run says it did not scan
     ((_, total, layers, unit),) = recorder.starts
     assert unit is ProgressUnit.BYTES and total == _stored_layer_bytes(image) and layers == 2
     assert recorder.positions == sorted(recorder.positions) and recorder.positions[-1] == total
     assert recorder.layers_done == 2 and recorder.ended == 1
-    if jobs > 1:  # the bar moves as each piece is done: the layers were cut into several
+    if build is _cut_layers:  # the bar moves as each piece is done: the layers were cut into several
         assert len(recorder.positions) > 2 * layers
 
 

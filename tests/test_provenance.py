@@ -637,12 +637,13 @@ def test_a_compressed_layer_s_records_are_read_before_its_files(
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
-def test_a_compressed_layer_holding_most_of_its_image_is_decompressed_into_memory_once(
+def test_an_image_s_biggest_compressed_layer_is_decompressed_into_memory_once(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
 ) -> None:
-    """A compressed layer with most of an image's bytes streams on one worker while the others
-    wait: with workers to share it, it is decompressed into memory once (never on disk) and cut
-    into pieces as an uncompressed layer is. The report is the archive's. When it does not fit the
+    """A compressed layer streams on one worker, decompressed twice (records, then scan), while the
+    others wait for it: with workers to share it, the biggest is decompressed into memory once
+    (never on disk), by a worker while the others scan the other layers, and its pieces are handed
+    out as workers come free. The report is the archive's. When it does not fit the
     memory left (a zstd layer gives no size beforehand) or does not decompress whole (cut short),
     it is scanned from its blob as before: the report a single worker gives, which never holds it."""
     from secretscan.walk import split

@@ -366,7 +366,7 @@ class Sweeper:
         clients: dict[str, RegistryClient] = {}  # filled inside each worker process only
         fork_map(
             lambda i: scanner.scan(todo[i], clients),
-            len(todo),
+            range(len(todo)),
             [j.size for j in todo],
             self.options.jobs,
             on_error=lambda i, reason: LayerResult(error=f"layer worker failed: {reason}"),

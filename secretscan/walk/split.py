@@ -67,6 +67,12 @@ class Piece:
     records_first: bool = False
     """A whole layer (compressed) whose package records are read in a pass of their own
     (``survey_stored``) by the worker that then scans it."""
+    held: int = 0
+    """Read from the memory file its layer was decompressed into, of this size (0: from the
+    layer's own blob)."""
+    records: LayerPackages | None = field(default=None, compare=False, repr=False)
+    """The layer's package records, sent with the piece when they were read after the workers
+    were started (``Scanner._inflated``)."""
 
     @property
     def whole(self) -> bool:
