@@ -133,6 +133,7 @@ def _walk(data: bytes, step: int, read_files: bool) -> list[tuple]:
         if entry.open is not None and read_files:
             with entry.open() as f:
                 content = f.read()
+            assert entry.data is None or entry.data == content  # the bytes the walk had at hand are the file's
         out.append((entry.path, entry.kind, entry.mode, entry.size, entry.link_target, content))
     return out
 
@@ -171,7 +172,8 @@ members = st.lists(
 )
 def test_archives_walk_as_tarfile_reads_them(spec: list, fmt: int, step: int, piece: int, read_files: bool) -> None:
     """Every format tarfile writes (ustar, GNU long names, pax), through a stream that trickles
-    and pieces smaller than a file: the same entries, modes, sizes, links and bytes as tarfile's."""
+    and pieces smaller than a file: the same entries, modes, sizes, links and bytes as tarfile's
+    (read, or at hand when the piece held them)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
         for i, (stem, repeat, kind, size) in enumerate(spec):

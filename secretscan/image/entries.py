@@ -39,6 +39,9 @@ class FileEntry(NamedTuple):
     mtime: int = 0
     """Seconds since the epoch, as the archive records it: npm gives every file it extracts the
     time its package tarball carries, so a later edit shows."""
+    data: bytes | None = None
+    """Regular files only, when the walk had all of a small file's bytes at hand (the piece of the
+    archive it had read): the content itself, which ``open`` also reads."""
 
 
 def normalise(name: str) -> str:

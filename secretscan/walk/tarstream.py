@@ -148,7 +148,9 @@ def _simple_entry(
         return FileEntry(path, EntryKind.DIR, mode, 0)
     archive.offset = data_at + _padded(size)
     opener = lambda: _Member(blocks, data_at, size)  # noqa: E731
-    return FileEntry(path, EntryKind.FILE, mode, size, open=opener, mtime=mtime)  # type: ignore[arg-type]
+    start = data_at - blocks._base
+    data = blocks._buf[start : start + size] if start + size <= len(blocks._buf) else None
+    return FileEntry(path, EntryKind.FILE, mode, size, open=opener, mtime=mtime, data=data)  # type: ignore[arg-type]
 
 
 def _pax_records(data: bytes) -> dict[str, str] | None:
