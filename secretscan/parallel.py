@@ -87,7 +87,7 @@ def fork_map(
         try:
             _hand_out(busy, idle, work, results, on_error, on_done, running)
         except BaseException:  # meanwhile failed, an interrupt, a callback raised: no worker outlives it
-            for fd, (pid, task_w, _) in [*busy.items(), *((fd, (pid, task_w, 0)) for fd, pid, task_w in idle)]:
+            for fd, pid, task_w in [(fd, pid, task_w) for fd, (pid, task_w, _) in busy.items()] + idle:
                 os.kill(pid, signal.SIGKILL)
                 _finish(pid, task_w, fd)
             raise
