@@ -672,6 +672,13 @@ def test_an_image_s_biggest_compressed_layer_is_decompressed_into_memory_once(
     assert tries.read_text().splitlines() == ["None"]  # decompressed into memory, whole
     assert {fingerprint_of(password), fingerprint_of(token)} <= {f[0] for f in whole[0]}
 
+    def killed(*args: object) -> object:  # the worker decompressing it dies (out of memory, a signal)
+        os._exit(9)
+
+    monkeypatch.setattr(split, "inflate", killed)
+    assert scan_of("--jobs", "2") == whole  # the layer is scanned from its blob instead, and nothing is lost
+    monkeypatch.setattr(split, "inflate", inflate)
+
     blobs = sorted((layout / "blobs" / "sha256").iterdir(), key=lambda b: b.stat().st_size)
     biggest = blobs[-1]
     stored = biggest.stat().st_size
