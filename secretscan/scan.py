@@ -145,9 +145,8 @@ class _Inflate:
     fd: int
     cap: int
 
-    @property
-    def weight(self) -> int:
-        """Handed out first: its pieces wait for it."""
+    def weight(self, layer_size: int) -> int:
+        """Handed out first, whatever its size (``Piece.weight``): its pieces wait for it."""
         return 1 << 62
 
 
@@ -466,9 +465,15 @@ class Scanner:
         files = bool(layers) and all(h.walk is not None for h in layers)
         parallel = self.config.jobs > 1 and all(h.forkable for h in layers)
         pieces, expected = self._plan(layers, self.config.jobs if parallel else 1, inflate)
-        items: list[Piece | _Inflate] = [*pieces, *([inflate] if inflate is not None else [])]
-        parallel = parallel and (len(items) > 1 or inflate is not None)
+        parallel = parallel and (len(pieces) > 1 or inflate is not None)
         meter = _Meter(progress or self.progress)
+        items: list[Piece | _Inflate] = []
+        by_layer: dict[int, list[int]] = {}
+
+        def add(item: Piece | _Inflate, share: int | None) -> None:
+            by_layer.setdefault(item.layer, []).append(len(items))
+            items.append(item)
+            meter.add(share, item.layer)
 
         def share(item: Piece | _Inflate) -> int | None:
             size = layers[item.layer].size
@@ -477,6 +482,9 @@ class Scanner:
             if files or size is None:
                 return None
             return size if isinstance(item, _Inflate) else _share(item, size)
+
+        def weight(item: Piece | _Inflate) -> int:
+            return item.weight(layers[item.layer].size or 0)
 
         def scan_one(item: Piece | _Inflate) -> LayerResult | _Walked:
             if isinstance(item, _Inflate):
@@ -489,9 +497,10 @@ class Scanner:
             tell = _ignore if silent else meter.reporter(next(k for k, other in enumerate(items) if other is item))
             return self._scan_piece(handle, item, item.records or expected.get(item.layer), tell)
 
+        first: list[Piece | _Inflate] = [*pieces, *([inflate] if inflate is not None else [])]
+        for item in first:
+            add(item, share(item))
         # a layer is merged as soon as its last piece is in, while the workers scan the others'
-        for item in items:
-            meter.add(share(item), item.layer)
         arrived: dict[int, LayerResult] = {}
         merged: dict[int, LayerResult] = {}
         stored: dict[int, LayerResult] = {}
@@ -505,20 +514,19 @@ class Scanner:
                     stored[item.layer] = walked.stored
                 added = self._inflated_pieces(item.layer, walked, layers[item.layer])
                 for piece in added:  # the bar moved by the layer's stored bytes when it was decompressed
-                    items.append(piece)
-                    meter.add(0, piece.layer)
+                    add(piece, 0)
             else:
                 arrived[k] = result  # type: ignore[assignment]
             meter.done(k)  # after its layer's pieces are added: the layer is not done before them
-            mine = [(j, other) for j, other in enumerate(items) if other.layer == item.layer]
-            if not added and all(j in arrived for j, other in mine if isinstance(other, Piece)):
-                merged[item.layer] = split.merged_layer([(p, arrived.pop(j)) for j, p in mine if isinstance(p, Piece)])
-            return [(p, p.weight(layers[p.layer].size or 0)) for p in added]
+            mine = [(j, p) for j in by_layer[item.layer] if isinstance(p := items[j], Piece)]
+            if not added and all(j in arrived for j, _ in mine):
+                merged[item.layer] = split.merged_layer([(p, arrived.pop(j)) for j, p in mine])
+            return [(p, weight(p)) for p in added]
 
         fork_map(
             scan_one,
-            items,
-            [p.weight(layers[p.layer].size or 0) if isinstance(p, Piece) else p.weight for p in items],
+            items,  # copied: what ``done`` adds to it comes back as new items
+            [weight(item) for item in items],
             self.config.jobs if parallel else 1,
             on_error=lambda k, reason: LayerResult(error=f"layer worker failed: {reason}"),
             on_done=done,
