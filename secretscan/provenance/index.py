@@ -103,6 +103,17 @@ class Vouch:
 MEMBERSHIP = Vouch(())
 
 
+def _vouch_of(records: list[tuple[int, Package, str]]) -> Vouch | None:
+    """What ``_recorded`` decides of records that name a file, for layer 0, without the labels it
+    writes for a report."""
+    hashed = [digest.partition(":") for _, _, digest in records if digest != NO_DIGEST]
+    if hashed:
+        known = tuple((a, v) for a, _, v in hashed if a in DIGEST_ALGORITHMS)
+        return Vouch(known) if known else None
+    installed, package, _ = records[-1]
+    return MEMBERSHIP if package.manager is Manager.PIP and installed == 0 else None
+
+
 class _Odd(Enum):
     """What about a file in a package's directory speaks against its package's verdict."""
 
@@ -131,6 +142,21 @@ class _Place:
         verdict = self.verdict
         object.__setattr__(self, "published", verdict is not None and verdict.state is not None and verdict.state.published)
 
+    def odd(self, layer: int, mtime: int | None, mode: int | None) -> _Odd | None:
+        """What about a file here, added by ``layer`` with ``mtime`` and ``mode`` (None: not
+        known), speaks against this place's verdict (None: nothing)."""
+        if self.manager is None:
+            return None
+        if layer not in self.layers:
+            return _Odd.LAYER
+        if self.manager is Manager.NPM and mtime:
+            written = self.times[self.layers.index(layer)]
+            if written and abs(mtime - written) > NPM_SAME_TIME:
+                return _Odd.TIME
+        if self.manager is Manager.GO and mode is not None and mode & 0o222:
+            return _Odd.WRITABLE
+        return None
+
 
 class ProvenanceIndex:
     def __init__(self, layers: Sequence[LayerPackages]) -> None:
@@ -142,6 +168,10 @@ class ProvenanceIndex:
         """``_place`` by directory: a package's files share theirs, and npm trees hold most files."""
         self._recorded_dirs: set[str] | None = None
         """Directories some record names a file in (``vouch``, built at its first question)."""
+        self._root_places: dict[str, _Place] = {}
+        """``_root_place`` by package directory: an npm package's files lie in dozens of directories."""
+        self._unnamed: dict[str, _Place] = {}
+        """``_places`` of the directories no record names a file in (``vouch``)."""
 
     def __bool__(self) -> bool:
         return bool(self._layers)
@@ -166,24 +196,22 @@ class ProvenanceIndex:
         """What the records, for an index of the layer's own records, require of the file at
         ``path`` to vouch for it as package content as installed (pristine or member): what lets
         the scan search it with fewer rules (``walk.layer.Vouching``). None: they cannot vouch
-        for it, whatever its bytes. Asked before the file is read."""
-        if self._recorded_dirs is None:
-            self._recorded_dirs = {name.rpartition("/")[0] for _, lp in self._layers for name in lp.files}
+        for it, whatever its bytes. Asked before the file is read, of every file of a layer: a
+        directory no record names a file in is looked up once."""
         directory = path.rpartition("/")[0]
-        recorded = directory in self._recorded_dirs or (
-            path.startswith(_USR_MERGED) and directory[4:] in self._recorded_dirs
-        )
-        records = self._records(path) if recorded else []  # npm trees: no record names their files
-        if not records:  # what ``_unrecorded`` decides for layer 0, without its labels
-            place, odd = self._weigh(0, path, mtime, mode)
-            return MEMBERSHIP if odd is None and place.published else None
-        # what ``_recorded`` decides for layer 0, without the labels it writes for a report
-        hashed = [digest.partition(":") for _, _, digest in records if digest != NO_DIGEST]
-        if hashed:
-            known = tuple((a, v) for a, _, v in hashed if a in DIGEST_ALGORITHMS)
-            return Vouch(known) if known else None
-        installed, package, _ = records[-1]
-        return MEMBERSHIP if package.manager is Manager.PIP and installed == 0 else None
+        place = self._unnamed.get(directory)
+        if place is None:
+            if self._recorded_dirs is None:
+                self._recorded_dirs = {name.rpartition("/")[0] for _, lp in self._layers for name in lp.files}
+            if directory in self._recorded_dirs or (path.startswith(_USR_MERGED) and directory[4:] in self._recorded_dirs):
+                records = self._records(path)
+                if records:
+                    return _vouch_of(records)
+                place = self._place_of(path)
+            else:  # npm trees: no record names their files
+                place = self._unnamed[directory] = self._place_of(path)
+        # what ``_unrecorded`` decides for layer 0, without its labels
+        return MEMBERSHIP if place.published and place.odd(0, mtime, mode) is None else None
 
     def leaves_compiled_unlisted(self, path: str) -> bool:
         """Whether ``path`` is recorded by a manager that does not list what is compiled from its
@@ -235,21 +263,15 @@ class ProvenanceIndex:
     def _weigh(self, layer: int, path: str, mtime: int | None, mode: int | None) -> tuple[_Place, _Odd | None]:
         """The place of a file no record names, and what about the file itself (its layer, time,
         mode; None: not known) speaks against the verdict of its place (None: nothing)."""
+        place = self._place_of(path)
+        return place, place.odd(layer, mtime, mode)
+
+    def _place_of(self, path: str) -> _Place:
         directory = path.rpartition("/")[0]
         place = self._places.get(directory)
         if place is None:
             place = self._places[directory] = self._place(path)
-        if place.manager is None:
-            return place, None
-        if layer not in place.layers:
-            return place, _Odd.LAYER
-        if place.manager is Manager.NPM and mtime:
-            written = place.times[place.layers.index(layer)]
-            if written and abs(mtime - written) > NPM_SAME_TIME:
-                return place, _Odd.TIME
-        if place.manager is Manager.GO and mode is not None and mode & 0o222:
-            return place, _Odd.WRITABLE
-        return place, None
+        return place
 
     def _place(self, path: str) -> _Place:
         """What the records say of the directory holding ``path``: all but the file's own layer,
@@ -261,6 +283,13 @@ class ProvenanceIndex:
                 return _Place(None)
             return _Place(Origin(PackageState.UNRECORDED, f"a directory of {owner}, which does not list this file"))
         directory, installs = root
+        place = self._root_places.get(directory)
+        if place is None:
+            place = self._root_places[directory] = self._root_place(directory, installs)
+        return place
+
+    def _root_place(self, directory: str, installs: list[tuple[int, Package | None]]) -> _Place:
+        """The place of a package directory (``_root``): shared by every directory under it."""
         packages = [p for _, p in installs if p is not None]
         if not packages:
             return _Place(Origin(PackageState.UNRECORDED, f"a directory several packages share ({directory})"))
@@ -277,21 +306,27 @@ class ProvenanceIndex:
         ``gems`` component names, else the deepest; the file's directory alone decides), and
         (layer, package or None when shared) for each layer that records it. The marked one is
         looked up first: npm trees hold most files."""
-        marked = [path[:end] for end in sorted(_root_ends(path), reverse=True)]
+        for end in sorted(_root_ends(path), reverse=True):
+            if (found := self._installs(path[:end])) is not None:
+                return found
         directories = path.split("/", MAX_ROOT_DEPTH + 1)[1:-1]  # the last piece: the name, or the rest
         prefixes, prefix = [], ""
         for part in directories:
             prefix += "/" + part
             prefixes.append(prefix)
-        for candidate in (*marked, *reversed(prefixes)):
-            installs = [
-                (i, None if lp.roots[candidate] == SHARED else lp.packages[lp.roots[candidate]])
-                for i, lp in self._layers
-                if candidate in lp.roots
-            ]
-            if installs:
-                return candidate, installs
+        for candidate in reversed(prefixes):
+            if (found := self._installs(candidate)) is not None:
+                return found
         return None
+
+    def _installs(self, candidate: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
+        """(``candidate``, its installs) when some layer records it as a package directory."""
+        installs = [
+            (i, None if lp.roots[candidate] == SHARED else lp.packages[lp.roots[candidate]])
+            for i, lp in self._layers
+            if candidate in lp.roots
+        ]
+        return (candidate, installs) if installs else None
 
     def _root_mtime(self, layer: int, directory: str) -> int | None:
         for i, lp in self._layers:
