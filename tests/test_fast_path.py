@@ -292,3 +292,111 @@ def test_every_rule_takes_the_pattern_pass_and_long_repeats_are_left_open(tmp_pa
     engine = Engine(load_rules([REPO / "patterns"]), store=ArtefactStore(tmp_path, shipped_dir=None))
     assert engine.prefilter is not None and engine.prefilter.unsupported == frozenset()
     assert list(tmp_path.glob("hyperscan-*.db"))  # and the next run loads it instead of compiling
+
+
+def _npm_layer(members: dict[str, tuple[bytes, int]]) -> bytes:
+    """A layer of files, each with its time (npm gives a package's files its tarball's)."""
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, (data, mtime) in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), mtime, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_finds_nothing_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files an npm package's records vouch for by membership are counted without the full
+    per-file path when one Hyperscan pass finds nothing in them (``walk.layer._Members``). The
+    layer's result is the same as when every file takes the full path, for every kind of file
+    that must take it: a token, archives (zip, gzip, tar), a git object, credential files read by
+    name, a source map holding a key, a file written later than its package, a package database."""
+    import gzip
+    import tarfile
+    import zlib
+
+    from secretscan.detection import Detection
+    from secretscan.limits import Limits
+    from secretscan.walk import layer, split
+
+    stamp = 1_700_000_000
+    token, pem = secretgen.github_pat(), secretgen.rsa_private_key_pem()
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("inner/config.js", f"module.exports = '{secretgen.github_pat()}';\n")
+    nested = io.BytesIO()
+    with tarfile.open(fileobj=nested, mode="w") as tar:
+        data = f"token = '{secretgen.slack_bot_token()}'\n".encode()
+        info = tarfile.TarInfo("inner.js")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    source_map = {"version": 3, "sources": ["a.ts"], "sourcesContent": [f"const K = `{pem}`;\n"], "mappings": "AAAA"}
+    root = "app/node_modules/quick/"
+    members = {
+        "app/node_modules/.package-lock.json": json.dumps(
+            {"name": "app", "lockfileVersion": 3, "packages": {"node_modules/quick": {"version": "1.2.3"}}}
+        ).encode(),
+        root + "package.json": json.dumps({"name": "quick", "version": "1.2.3"}).encode(),
+        **{f"{root}lib/plain{i}.js": f"module.exports = {i};\n".encode() * (i + 1) for i in range(40)},
+        root + "lib/empty.js": b"",
+        root + "lib/token.js": f"module.exports = '{token}';\n".encode(),
+        root + "lib/bundle.zip": zipped.getvalue(),
+        root + "lib/data.js.gz": gzip.compress(f"x = '{secretgen.github_pat()}'\n".encode()),
+        root + "lib/fixture.tar": nested.getvalue(),
+        root + "test/.env": f"DB_PASSWORD={secretgen.password()}\n".encode(),
+        root + "kube/config.yaml": b"apiVersion: v1\nusers:\n- name: a\n  user:\n    token: "
+        + secrets.token_hex(20).encode()
+        + b"\n",
+        root + "lib/index.js.map": json.dumps(source_map).encode(),
+    }
+    blob = f"{secretgen.github_pat()}\n".encode()
+    members[root + ".git/objects/ab/" + "c" * 38] = zlib.compress(b"blob %d\0" % len(blob) + blob)
+    layered = {name: (content, stamp) for name, content in members.items()}
+    # written an hour after npm wrote its package, with a key only its name tells (the full rule set's)
+    patch = f'const aws_secret_access_key = "{secretgen.aws_secret_access_key()}";\n'.encode()
+    layered[root + "lib/patch.js"] = (patch, stamp + 3600)
+    data = _npm_layer(layered)
+
+    detection = Detection.build([], b"k" * 32)
+    limits = Limits()
+    expected = split.records_of(split.survey(io.BytesIO(data), len(data), 1, limits.max_package_db_bytes))
+    assert expected is not None
+
+    full_path = []
+    scan_file = layer._scan_file
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - a spy on the full path
+        full_path.append(args[3].path)
+        return scan_file(*args, **kwargs)
+
+    monkeypatch.setattr(layer, "_scan_file", counted)
+
+    def result() -> tuple:
+        found = layer.scan_layer_piece(detection.engine, detection.sealer, limits, io.BytesIO(data), expected=expected)
+        assert found.error is None and not found.skipped, (found.error, found.skipped)
+        matches = sorted((s.rule_id, path, line) for s, path, line in found.matches)
+        return matches, found.files, found.bytes, found.vouched_files, found.vouched_bytes, found.paths.present
+
+    quick = result()
+    taken_quickly = len(layered) - len(full_path)
+    full_path.clear()
+    monkeypatch.setattr(layer._Members, "of", staticmethod(lambda *args: None))
+    assert result() == quick
+    assert len(full_path) == len(layered)  # every file took the full path this time
+    assert taken_quickly >= 40  # the plain files (and only such files) took the quick one
+    found_in = {path for _, path, _ in quick[0]}
+    for must in (
+        "lib/token.js",
+        "lib/patch.js",
+        "test/.env",
+        "lib/index.js.map",
+        "lib/bundle.zip",
+        "lib/data.js.gz",
+        "lib/fixture.tar",
+        ".git/objects/",
+    ):
+        assert any(path.startswith("/" + root + must) for path in found_in), (must, sorted(found_in))

@@ -280,7 +280,7 @@ def detect_secrets_plugins() -> dict[str, type]:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.plugins.base import RegexBasedDetector
 
-    classes = get_mapping_from_secret_type_to_class().values()
+    classes: Iterable[type] = get_mapping_from_secret_type_to_class().values()
     return {c.__name__: c for c in classes if issubclass(c, RegexBasedDetector)}
 
 

@@ -123,7 +123,7 @@ class _Odd(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class _Place:
+class Place:
     verdict: Origin | None
     """For a file of a membership manager's package directory: the verdict when its layer, time
     and mode agree; otherwise the verdict for any file there."""
@@ -140,7 +140,9 @@ class _Place:
 
     def __post_init__(self) -> None:
         verdict = self.verdict
-        object.__setattr__(self, "published", verdict is not None and verdict.state is not None and verdict.state.published)
+        object.__setattr__(
+            self, "published", verdict is not None and verdict.state is not None and verdict.state.published
+        )
 
     def odd(self, layer: int, mtime: int | None, mode: int | None) -> _Odd | None:
         """What about a file here, added by ``layer`` with ``mtime`` and ``mode`` (None: not
@@ -164,13 +166,13 @@ class ProvenanceIndex:
         self._versions: dict[str, str] = {}
         for _, lp in self._layers:
             self._versions.update(lp.versions)
-        self._places: dict[str, _Place] = {}
+        self._places: dict[str, Place] = {}
         """``_place`` by directory: a package's files share theirs, and npm trees hold most files."""
         self._recorded_dirs: set[str] | None = None
         """Directories some record names a file in (``vouch``, built at its first question)."""
-        self._root_places: dict[str, _Place] = {}
+        self._root_places: dict[str, Place] = {}
         """``_root_place`` by package directory: an npm package's files lie in dozens of directories."""
-        self._unnamed: dict[str, _Place] = {}
+        self._unnamed: dict[str, Place] = {}
         """``_places`` of the directories no record names a file in (``vouch``)."""
 
     def __bool__(self) -> bool:
@@ -198,20 +200,30 @@ class ProvenanceIndex:
         the scan search it with fewer rules (``walk.layer.Vouching``). None: they cannot vouch
         for it, whatever its bytes. Asked before the file is read, of every file of a layer: a
         directory no record names a file in is looked up once."""
+        place = self.unnamed_place(path)
+        if place is None:
+            records = self._records(path)
+            if records:
+                return _vouch_of(records)
+            place = self._place_of(path)
+        # what ``_unrecorded`` decides for layer 0, without its labels
+        return MEMBERSHIP if place.published and place.odd(0, mtime, mode) is None else None
+
+    def unnamed_place(self, path: str) -> Place | None:
+        """The place of the file at ``path`` when no record names a file in its directory (npm
+        trees): what ``vouch`` then goes by, with the file's layer, time and mode (``Place.odd``).
+        None for a directory some record names a file in."""
         directory = path.rpartition("/")[0]
         place = self._unnamed.get(directory)
         if place is None:
             if self._recorded_dirs is None:
                 self._recorded_dirs = {name.rpartition("/")[0] for _, lp in self._layers for name in lp.files}
-            if directory in self._recorded_dirs or (path.startswith(_USR_MERGED) and directory[4:] in self._recorded_dirs):
-                records = self._records(path)
-                if records:
-                    return _vouch_of(records)
-                place = self._place_of(path)
-            else:  # npm trees: no record names their files
-                place = self._unnamed[directory] = self._place_of(path)
-        # what ``_unrecorded`` decides for layer 0, without its labels
-        return MEMBERSHIP if place.published and place.odd(0, mtime, mode) is None else None
+            if directory in self._recorded_dirs or (
+                path.startswith(_USR_MERGED) and directory[4:] in self._recorded_dirs
+            ):
+                return None
+            place = self._unnamed[directory] = self._place_of(path)
+        return place
 
     def leaves_compiled_unlisted(self, path: str) -> bool:
         """Whether ``path`` is recorded by a manager that does not list what is compiled from its
@@ -260,46 +272,46 @@ class ProvenanceIndex:
             )
         return place.verdict
 
-    def _weigh(self, layer: int, path: str, mtime: int | None, mode: int | None) -> tuple[_Place, _Odd | None]:
+    def _weigh(self, layer: int, path: str, mtime: int | None, mode: int | None) -> tuple[Place, _Odd | None]:
         """The place of a file no record names, and what about the file itself (its layer, time,
         mode; None: not known) speaks against the verdict of its place (None: nothing)."""
         place = self._place_of(path)
         return place, place.odd(layer, mtime, mode)
 
-    def _place_of(self, path: str) -> _Place:
+    def _place_of(self, path: str) -> Place:
         directory = path.rpartition("/")[0]
         place = self._places.get(directory)
         if place is None:
             place = self._places[directory] = self._place(path)
         return place
 
-    def _place(self, path: str) -> _Place:
+    def _place(self, path: str) -> Place:
         """What the records say of the directory holding ``path``: all but the file's own layer,
         time and mode, which ``_unrecorded`` weighs per file."""
         root = self._root(path)
         if root is None:
             owner = self._owned_dir(path)
             if owner is None:
-                return _Place(None)
-            return _Place(Origin(PackageState.UNRECORDED, f"a directory of {owner}, which does not list this file"))
+                return Place(None)
+            return Place(Origin(PackageState.UNRECORDED, f"a directory of {owner}, which does not list this file"))
         directory, installs = root
         place = self._root_places.get(directory)
         if place is None:
             place = self._root_places[directory] = self._root_place(directory, installs)
         return place
 
-    def _root_place(self, directory: str, installs: list[tuple[int, Package | None]]) -> _Place:
+    def _root_place(self, directory: str, installs: list[tuple[int, Package | None]]) -> Place:
         """The place of a package directory (``_root``): shared by every directory under it."""
         packages = [p for _, p in installs if p is not None]
         if not packages:
-            return _Place(Origin(PackageState.UNRECORDED, f"a directory several packages share ({directory})"))
+            return Place(Origin(PackageState.UNRECORDED, f"a directory several packages share ({directory})"))
         package = packages[-1]
         label = self._label(package)
         if package.manager not in _MEMBERSHIP:
-            return _Place(Origin(PackageState.UNRECORDED, f"{label}, which does not list this file"))
+            return Place(Origin(PackageState.UNRECORDED, f"{label}, which does not list this file"))
         layers = tuple(i for i, p in installs if p is not None)
         times = tuple(self._root_mtime(i, directory) for i in layers)
-        return _Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers, times)
+        return Place(Origin(PackageState.MEMBER, label), directory, package.manager, label, layers, times)
 
     def _root(self, path: str) -> tuple[str, list[tuple[int, Package | None]]] | None:
         """The package directory above ``path`` (the one its ``node_modules``, ``pkg/mod`` or

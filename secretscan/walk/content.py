@@ -546,12 +546,12 @@ def _is_tar(head: bytes) -> bool:
     return len(head) >= 262 and head[257:262] == b"ustar"
 
 
-_ARCHIVE_FIRST_BYTES = frozenset(magic[0] for magic in (*_ZIP_MAGIC, GZIP_MAGIC, ZSTD_MAGIC, BZIP2_MAGIC, XZ_MAGIC))
+ARCHIVE_FIRST_BYTES = frozenset(magic[0] for magic in (*_ZIP_MAGIC, GZIP_MAGIC, ZSTD_MAGIC, BZIP2_MAGIC, XZ_MAGIC))
 """The first byte of every archive kind but tar (told at offset 257): most files start otherwise."""
 
 
 def _nested_kind(head: bytes) -> str | None:
-    if head[:1] and head[0] not in _ARCHIVE_FIRST_BYTES and head[257:262] != b"ustar":
+    if head[:1] and head[0] not in ARCHIVE_FIRST_BYTES and head[257:262] != b"ustar":
         return None  # nearly every file: one look at two places
     if head.startswith(_ZIP_MAGIC):
         return "zip"
