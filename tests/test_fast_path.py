@@ -329,9 +329,9 @@ def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_fi
     with zipfile.ZipFile(zipped, "w") as z:
         z.writestr("inner/config.js", f"module.exports = '{secretgen.github_pat()}';\n")
     nested = io.BytesIO()
-    with tarfile.open(fileobj=nested, mode="w") as tar:
-        data = f"token = '{secretgen.slack_bot_token()}'\n".encode()
-        info = tarfile.TarInfo("inner.js")
+    with tarfile.open(fileobj=nested, mode="w") as tar:  # its token is seen only once it is opened
+        data = gzip.compress(f"token = '{secretgen.slack_bot_token()}'\n".encode())
+        info = tarfile.TarInfo("inner.js.gz")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     source_map = {"version": 3, "sources": ["a.ts"], "sourcesContent": [f"const K = `{pem}`;\n"], "mappings": "AAAA"}
@@ -352,6 +352,7 @@ def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_fi
         + secrets.token_hex(20).encode()
         + b"\n",
         root + "lib/index.js.map": json.dumps(source_map).encode(),
+        "app/node_modules/notes.txt": b"in no package's directory\n",
     }
     blob = f"{secretgen.github_pat()}\n".encode()
     members[root + ".git/objects/ab/" + "c" * 38] = zlib.compress(b"blob %d\0" % len(blob) + blob)

@@ -7,6 +7,7 @@ import io
 import os
 import tarfile
 import time
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -199,6 +200,121 @@ def test_archives_walk_as_tarfile_reads_them(spec: list, fmt: int, step: int, pi
         _Blocks.PIECE = default
     expected = _tarfile_view(data, read_files)
     assert walked == expected
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text("abc_-.", min_size=1, max_size=12),
+            st.integers(0, 40),
+            st.sampled_from(["file", "file", "file", "dir", "symlink", "hardlink"]),
+            st.integers(0, 3000),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+    st.sampled_from([4096, 1 << 20]),
+    st.sampled_from([1024, 8192, 1 << 20]),
+    st.integers(0, 3),
+)
+def test_members_taken_in_c_are_the_archive_s_and_the_walk_goes_on_after_them(
+    spec: list, fmt: int, step: int, piece: int, seed: int
+) -> None:
+    """``headers.pass_members``, as ``iter_tar`` calls it (``passing``), taking the members whose
+    name it is told to let pass: each member is either taken there, with its own bytes, or walked
+    as an entry, once, whatever the format, the names' lengths and where the pieces end."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for i, (stem, repeat, kind, size) in enumerate(spec):
+            info = tarfile.TarInfo(f"d{i % 3}/" + (stem * (repeat + 1))[:300] + f"-{i}")
+            info.mtime, info.mode = 1_700_000_000, 0o640
+            if kind == "file":
+                info.size = size
+            else:
+                info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+                info.linkname = "" if kind == "dir" else f"target/{stem}"
+            try:
+                tar.addfile(info, io.BytesIO(bytes((i * 7 + j) % 251 for j in range(size))) if kind == "file" else None)
+            except ValueError:  # a name the format cannot hold
+                return
+    data = buf.getvalue()
+    view = _tarfile_view(data, True)
+    passed, left = _walk_passing(data, step, piece, seed)
+    content = {path: data for path, _, _, _, _, data in view}
+    kinds = {path: kind for path, kind, *_ in view}
+    assert all(kinds[path] == kind and (kind == "dir" or content[path] == taken) for path, kind, taken in passed)
+    assert sorted([p for p, _, _ in passed] + left) == sorted(kinds)  # every member once, taken or walked
+
+
+def test_a_run_of_plain_members_is_taken_in_c() -> None:
+    """The property above is not empty: a layer of small files and directories is nearly all taken."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(300):
+            info = tarfile.TarInfo(f"pkg/lib{i % 5}/" + "m" * (i % 150) + f"-{i}.js")
+            info.size = i
+            tar.addfile(info, io.BytesIO(b"x" * i))
+    passed, left = _walk_passing(buf.getvalue(), 1 << 20, 1 << 20, seed=-1)
+    assert len(passed) >= 290 and len(passed) + len(left) == 300
+
+
+class _Passing:
+    """What ``headers.pass_members`` asks of ``walk.layer._Members``, letting files pass by their
+    name alone (whatever their place or bytes), and keeping the bytes it was shown."""
+
+    def __init__(self, seed: int) -> None:
+        self.places: dict = {}
+        self.names: dict = {}
+        self.present: dict = {}
+        self.sizes: dict = {}
+        self.first_bytes = bytes(256)
+        self.most = 1 << 30
+        self.dir_kind, self.file_kind = "dir", "file"
+        self.seen: list[bytes] = []
+        self._seed = seed
+
+    def place_of(self, path: str, directory: str) -> _Passing:
+        self.places[directory] = self
+        return self
+
+    def plain_of(self, path: str, tail: str) -> bool:
+        """Three names in four (all of them for a seed below 0)."""
+        self.names[tail] = self._seed < 0 or zlib.crc32(f"{tail}{self._seed}".encode()) % 4 != 0
+        return self.names[tail]
+
+    def odd(self, layer: int, mtime: int, mode: int) -> None:
+        return None
+
+    def finds(self, data: bytes) -> bool:
+        self.seen.append(data)
+        return False
+
+
+def _walk_passing(data: bytes, step: int, piece: int, seed: int) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """(path, kind, bytes) of the members taken in C, and the paths walked as entries."""
+    from secretscan.walk import headers
+
+    taker = _Passing(seed)
+    taken: list[tuple[str, str, bytes]] = []
+
+    def passing(buf: bytes, at: int) -> int:
+        before, seen = set(taker.present), len(taker.seen)
+        stop, files, total = headers.pass_members(buf, at, 7, taker)
+        new = [(path, kind) for path, kind in taker.present.items() if path not in before]
+        shown = iter(taker.seen[seen:])
+        taken.extend((path, kind, next(shown) if kind == "file" else b"") for path, kind in new)
+        assert files == sum(kind == "file" for _, kind in new) and total == sum(
+            len(t) for *_, t in taken[-len(new) :] if new
+        )
+        return stop
+
+    default, _Blocks.PIECE = _Blocks.PIECE, piece
+    try:
+        left = [entry.path for entry in iter_tar(_Trickle(data, step), passing)]  # type: ignore[arg-type]
+    finally:
+        _Blocks.PIECE = default
+    return taken, left
 
 
 class _Endless(io.RawIOBase):

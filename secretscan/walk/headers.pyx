@@ -149,6 +149,81 @@ def pax_path_entry(const unsigned char[::1] buf, Py_ssize_t at):
     return None if entry is None else (entry, header_at)
 
 
+def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, object members):
+    """The members from ``buf[at]`` on that ``members`` (``walk.layer._Members``) lets pass,
+    taken here one after another without a Python call each, up to ``most`` of them: plain
+    headers (``plain_entry``, ``pax_path_entry``) of directories, and of files whose bytes are
+    whole in ``buf`` that its remembered answers let pass (``places`` by directory, ``names`` by
+    the last two parts of a path, worked out by ``place_of`` and ``plain_of`` when not known yet),
+    whose place finds nothing odd about them (``odd``), whose first bytes are no archive's
+    (``first_bytes``, a table of 256 flags, or ``ustar`` at 257) and in which ``finds`` finds
+    nothing. Each is recorded in ``present`` (and a file in ``sizes``). Returns ``(offset, files,
+    bytes)``: where the first member not taken starts, and the files taken and their bytes."""
+    cdef Py_ssize_t end = buf.shape[0]
+    cdef Py_ssize_t header_at, data_at, next_at, size, cut, files = 0, total = 0, taken = 0
+    cdef dict places = members.places
+    cdef dict names = members.names
+    cdef dict present = members.present
+    cdef dict sizes = members.sizes
+    cdef const unsigned char[::1] first = members.first_bytes
+    cdef Py_ssize_t largest = members.most
+    cdef object place_of = members.place_of
+    cdef object plain_of = members.plain_of
+    cdef object finds = members.finds
+    cdef object dir_kind = members.dir_kind
+    cdef object file_kind = members.file_kind
+    cdef str path, directory, tail
+    cdef const unsigned char* data
+    while taken < most and at >= 0 and at + BLOCK <= end:
+        header_at = at
+        entry = _entry(&buf[at], None)
+        if entry is None:
+            paxed = pax_path_entry(buf, at)
+            if paxed is None:
+                break
+            entry, header_at = paxed
+        path = entry[0]
+        if entry[1]:  # a directory
+            present[path] = dir_kind
+            at = header_at + BLOCK
+            taken += 1
+            continue
+        size = entry[3]
+        data_at = header_at + BLOCK
+        next_at = data_at + _padded(size)
+        if size > largest or next_at > end:
+            break
+        cut = path.rfind("/")
+        directory = path[:cut]
+        place = places.get(directory, places)  # (the dict itself: not known yet)
+        if place is places:
+            place = place_of(path, directory)
+        if place is None:
+            break
+        tail = path[path.rfind("/", 0, cut) + 1 :]
+        plain = names.get(tail)
+        if plain is None:
+            plain = plain_of(path, tail)
+        if not plain or place.odd(0, entry[4], entry[2]) is not None:
+            break
+        if size > 0:  # (an empty file's data_at may be the end of ``buf``)
+            data = &buf[data_at]
+            if first[data[0]] or (size >= 262 and memcmp(data + 257, b"ustar", 5) == 0):
+                break
+            content = (<const char*>data)[:size]
+        else:
+            content = b""
+        if finds(content):
+            break
+        present[path] = file_kind
+        sizes[path] = size
+        files += 1
+        total += size
+        taken += 1
+        at = next_at
+    return at, files, total
+
+
 cdef object _entry(const unsigned char* h, bytes long_name):
     """``plain_entry`` of the header block at ``h`` (512 bytes, checked by the caller)."""
     cdef unsigned char kind = h[156]

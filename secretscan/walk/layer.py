@@ -26,6 +26,7 @@ from secretscan.models import RuleScope, Skipped
 from secretscan.provenance import collect
 from secretscan.provenance.index import Place, ProvenanceIndex, Vouch, listed_content
 from secretscan.provenance.model import FileFacts, LayerPackages
+from secretscan.walk import headers
 from secretscan.walk.content import ARCHIVE_FIRST_BYTES, DECODE_ERRORS, ContentScanner, RawTail, read_window
 from secretscan.walk.fate import LayerPaths
 from secretscan.walk.filedigest import DigestingReader, whole_digests
@@ -114,7 +115,9 @@ def scan_layer_blob(
         stored_bytes.keeping = result.compression != "none"  # a plain tar's damage is handled by iter_tar
         stream = io.BufferedReader(_LayerBound(stream, limits, stored), 1 << 20)
         vouching = Vouching.of(expected, package_scope)
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, vouching=vouching)
+        members = _Members.of(engine, limits, vouching, deadline)
+        entries = iter_tar(stream, members.take if members is not None else None)
+        _scan_entries(engine, sealer, limits, entries, result, deadline, vouching=vouching, members=members)
         while stream.read(1 << 20):
             pass  # the rest of the blob (tar padding) still counts for its digest
         while hashing.read(1 << 20):
@@ -250,8 +253,12 @@ def scan_layer_piece(
     keeping the file sizes for the merge; the digest is the whole layer's, taken elsewhere."""
     result = LayerResult()
     vouching = Vouching.of(expected, package_scope)
+    members = _Members.of(engine, limits, vouching, deadline)
+    entries = iter_tar(stream, members.take if members is not None else None)
     try:
-        _scan_entries(engine, sealer, limits, iter_tar(stream), result, deadline, keep_sizes=True, vouching=vouching)
+        _scan_entries(
+            engine, sealer, limits, entries, result, deadline, keep_sizes=True, vouching=vouching, members=members
+        )
     except TimeLimitReached as exc:
         result.error = _not_finished(exc)
     except SecretScanError as exc:
@@ -311,11 +318,15 @@ def _scan_entries(
     *,
     keep_sizes: bool = False,
     vouching: Vouching | None = None,
+    members: _Members | None = None,
 ) -> None:
+    """``members``: what takes the files it lets pass from the tar walk (``iter_tar``'s
+    ``passing``): they join the paths, sizes and counts here."""
     scanner = _content_scanner(engine, sealer, limits, result, deadline)
     collector = collect.Collector()
     sizes: dict[str, int] = {}
-    members = _Members.of(scanner, limits, vouching)
+    if members is not None:
+        members.present, members.sizes = result.paths.present, sizes
     try:
         present = result.paths.present
         for entry in entries:
@@ -328,8 +339,6 @@ def _scan_entries(
                 result.hardlinks.append((entry.path, entry.link_target))
             elif entry.kind is EntryKind.FILE and entry.open is not None:
                 sizes[entry.path] = entry.size
-                if members is not None and entry.data is not None and members.passes(entry):
-                    continue
                 try:
                     _scan_file(scanner, collector, limits, entry, result, vouching)
                 except OSError as exc:  # a file of a plain directory that vanished or is unreadable
@@ -343,8 +352,10 @@ def _scan_entries(
         )
         scanner.scan_plain(RAW_LAYER_PATH, exc.rest, first_line=None)
     finally:
-        result.files, result.bytes = scanner.stats.files, scanner.stats.bytes
-        result.vouched_files, result.vouched_bytes = scanner.stats.vouched_files, scanner.stats.vouched_bytes
+        stats = scanner.stats
+        passed = (members.files, members.bytes) if members is not None else (0, 0)
+        result.files, result.bytes = stats.files + passed[0], stats.bytes + passed[1]
+        result.vouched_files, result.vouched_bytes = stats.vouched_files + passed[0], stats.vouched_bytes + passed[1]
         result.packages = collector.packages
         if keep_sizes:  # a piece: counted once its layer's pieces are merged (``walk.split.merge``)
             result.sizes = sizes
@@ -358,74 +369,69 @@ class _Members:
     """The files of package directories that records vouch for by membership alone (npm, Go and
     gem trees, as ``ProvenanceIndex.vouch`` decides), searched with the self-identifying rules:
     most of an application image's files. For each, ``_scan_file`` comes down to one Hyperscan pass
-    that nearly always finds nothing, and what decides that it does come down to that took four
-    times as long as the pass. Here those decisions are taken once per directory and once per file
-    name (what a name decides, with its parent directory: ``collect.might_want``,
-    ``Engine.parses``) and remembered; a file that passes all of them and that the pass finds
-    nothing in is counted as ``_scan_data`` would count it, and any other takes ``_scan_file``."""
+    that nearly always finds nothing, and reading its header, deciding that it comes down to that
+    and calling ``_scan_file`` took three times as long as the pass. So a run of such files is
+    taken in C from the tar walk's piece at hand (``headers.pass_members``, called by ``iter_tar``
+    as ``take``), recorded and counted as ``_scan_entries`` and ``_scan_data`` would, with what
+    decides about them worked out here (``place_of`` once per directory, ``plain_of`` once per
+    ``parent/name``; ``odd`` on the place per file). The first file it does not let pass, the tar
+    walk hands on as usual: ``_scan_file`` takes it, as every file of another kind."""
 
-    def __init__(self, scanner: ContentScanner, limits: Limits, vouching: Vouching) -> None:
-        self._scanner, self._index = scanner, vouching.index
-        self._most = limits.chunk_bytes
-        self._places: dict[str, Place | None] = {}
+    RUN = 4096
+    """Members taken per call: the deadline is checked between calls."""
+
+    def __init__(self, engine: Engine, limits: Limits, vouching: Vouching, deadline: Deadline) -> None:
+        self._engine, self._index, self._deadline = engine, vouching.index, deadline
+        self.most = limits.chunk_bytes
+        self.places: dict[str, Place | None] = {}
         """Directory -> the place of its files when records vouch for them by membership (then
-        per file, by its layer, time and mode), None when they cannot pass."""
-        self._names: dict[str, bool] = {}
-        """The last two parts of a path (``parent/name``) -> whether its name can pass."""
+        per file, by its layer, time and mode: ``Place.odd``), None when they cannot pass."""
+        self.names: dict[str, bool] = {}
+        """The last two parts of a path (``parent/name``) -> whether its name lets it pass."""
+        self.present: dict[str, EntryKind] = {}
+        self.sizes: dict[str, int] = {}
+        """The layer's paths and its files' sizes (``_scan_entries``'), which passed files join."""
+        self.first_bytes = bytes(byte in ARCHIVE_FIRST_BYTES for byte in range(256))
+        """Whether a file starting with a byte may be an archive (``ContentScanner.scan_whole`` opens those)."""
+        self.finds = engine.may_self_identify
+        self.dir_kind, self.file_kind = EntryKind.DIR, EntryKind.FILE
+        self.files = self.bytes = 0
 
     @staticmethod
-    def of(scanner: ContentScanner, limits: Limits, vouching: Vouching | None) -> _Members | None:
+    def of(engine: Engine, limits: Limits, vouching: Vouching | None, deadline: Deadline) -> _Members | None:
         if vouching is None or vouching.scope is not RuleScope.SELF_IDENTIFYING:
             return None
-        return _Members(scanner, limits, vouching)
+        return _Members(engine, limits, vouching, deadline)
 
-    def passes(self, entry: FileEntry) -> bool:
-        """Whether ``entry`` (its bytes at hand) is a member whose search finds nothing: counted."""
-        path, data = entry.path, entry.data
-        assert data is not None
-        cut = path.rfind("/")
-        directory = path[:cut]
-        try:
-            place = self._places[directory]
-        except KeyError:
-            place = self._places[directory] = self._place(path, directory)
-        if place is None or len(data) > self._most:
-            return False
-        tail = path[path.rfind("/", 0, cut) + 1 :]
-        plain = self._names.get(tail)
-        if plain is None:
-            plain = self._names[tail] = self._plain(path, tail)
-        if not plain or place.odd(0, entry.mtime, entry.mode) is not None:
-            return False
-        # not a nested archive or a git object (``ContentScanner.scan_whole`` opens those)
-        if data[:1] and (data[0] in ARCHIVE_FIRST_BYTES or data[257:262] == b"ustar"):
-            return False
-        if self._scanner.engine.may_self_identify(data):
-            return False
-        stats = self._scanner.stats
-        stats.files += 1
-        stats.vouched_files += 1
-        stats.bytes += len(data)
-        stats.vouched_bytes += len(data)
-        return True
+    def take(self, buf: bytes, at: int) -> int:
+        """``iter_tar``'s ``passing``: the members from ``buf[at]`` on that pass, recorded and
+        counted; where the first that does not starts."""
+        self._deadline.check()
+        stop, files, total = headers.pass_members(buf, at, self.RUN, self)
+        self.files += files
+        self.bytes += total
+        return stop
 
-    def _place(self, path: str, directory: str) -> Place | None:
+    def place_of(self, path: str, directory: str) -> Place | None:
         """What every file of ``directory`` shares: no record names one (``ProvenanceIndex.vouch``
         then goes by the place), a published place, no git objects or dpkg ``status.d`` there,
         and a plain name (no nesting mark, no backslash: ``Engine.parses`` then goes by its last
         two parts)."""
         place = self._index.unnamed_place(path)
-        if place is None or not place.published:
-            return None
         within = directory + "/"
-        if "objects/" in within or "status.d/" in within or "!" in within or "\\" in within:
-            return None
+        if place is not None and (
+            not place.published or any(mark in within for mark in ("objects/", "status.d/", "!", "\\"))
+        ):
+            place = None
+        self.places[directory] = place
         return place
 
-    def _plain(self, path: str, tail: str) -> bool:
+    def plain_of(self, path: str, tail: str) -> bool:
         """What a file's name decides: no package database's name (``collect.might_want``), no
         credential file a parser reads, no nesting mark or backslash."""
-        return not ("!" in tail or "\\" in tail or collect.might_want(tail) or self._scanner.engine.parses(path))
+        plain = not ("!" in tail or "\\" in tail or collect.might_want(tail) or self._engine.parses(path))
+        self.names[tail] = plain
+        return plain
 
 
 def _scan_file(

@@ -9,7 +9,7 @@ import re
 import struct
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from secretscan.image.compression import prefixed, read_some
@@ -27,8 +27,12 @@ class TarDamage(tarfile.ReadError):
         self.offset, self.rest = offset, rest
 
 
-def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
+def iter_tar(stream: BinaryIO, passing: Callable[[bytes, int], int] | None = None) -> Iterator[FileEntry]:
     """Entries in archive order. Each regular file's ``open()`` is valid until the next entry.
+
+    ``passing(piece, at)``: takes the members from ``piece[at]`` on that it deals with itself,
+    headers and bytes whole in the piece at hand, and returns where the first it leaves starts;
+    those it took are not yielded (``walk.layer._Members``: package files the scan only counts).
 
     Names are decoded as UTF-8 with invalid bytes kept as surrogates, then shown as ``\\xNN``.
     A header that cannot be parsed raises ``TarDamage``; a failure to read ``stream`` itself is
@@ -48,6 +52,12 @@ def iter_tar(stream: BinaryIO) -> Iterator[FileEntry]:
         offset = archive.offset
         if not blocks.skip_to(offset):
             raise blocks.damage("unexpected end of data", offset)
+        if passing is not None and not archive.pax_headers:
+            at = offset - blocks._base
+            after = passing(blocks._buf, at)
+            if after != at:
+                archive.offset = blocks._base + after
+                continue
         if not archive.pax_headers and (quick := _quick_entry(blocks, archive, offset)) is not None:
             yield quick
             continue
@@ -448,9 +458,10 @@ def _header(buf: bytes) -> _Header | None:
         mode, size, mtime = int(buf[100:107], 8), int(buf[124:135], 8), int(buf[136:147], 8)
         return _Header(text, mode, size, mtime, checksum, kind_read, _text(buf[157:257]))
     name, mode, uid, gid, size, mtime, chksum, kind, linkname, _, _, devmajor, devminor, prefix = _LAYOUT.unpack(buf)
-    if kind == _SPARSE or (
-        mode[0] | uid[0] | gid[0] | size[0] | mtime[0] | chksum[0] | devmajor[0] | devminor[0]
-    ) & 0x80:
+    if (
+        kind == _SPARSE
+        or (mode[0] | uid[0] | gid[0] | size[0] | mtime[0] | chksum[0] | devmajor[0] | devminor[0]) & 0x80
+    ):
         return None
     try:
         checksum = octal_number(chksum)
