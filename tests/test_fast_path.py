@@ -3,6 +3,8 @@ and without worker processes."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import secrets
@@ -354,6 +356,35 @@ def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_fi
         root + "lib/index.js.map": json.dumps(source_map).encode(),
         "app/node_modules/notes.txt": b"in no package's directory\n",
     }
+    # a pip distribution (digests in RECORD: one file changed after install, a compiled file listed
+    # without one) and a dpkg package whose Python sources every provider rule searches
+    site = "usr/local/lib/python3.11/site-packages/"
+    aws = f'aws_secret_access_key = "{secretgen.aws_secret_access_key()}"\n'.encode()
+    pip_files = {
+        "tool/__init__.py": b"VERSION = 1\n",
+        "tool/util.py": b"def f():\n    return 2\n" * 20,
+        "tool/token.py": f"T = '{secretgen.github_pat()}'\n".encode(),
+        "tool/changed.py": b"X = 1\n",
+        "tool/__pycache__/util.cpython-311.pyc": b"\xa7\r\r\n" + bytes(60),
+    }
+    record = "".join(
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        if not name.endswith(".pyc")
+        else f"{name},,\n"
+        for name, data in pip_files.items()
+    )
+    pip_files["tool/changed.py"] = aws  # after install: its digest no longer holds
+    members.update({site + name: data for name, data in pip_files.items()})
+    members[site + "tool-1.0.dist-info/RECORD"] = (record + "tool-1.0.dist-info/RECORD,,\n").encode()
+    dist = "usr/lib/python3/dist-packages/"
+    members[dist + "plug.py"] = aws
+    members["usr/share/plug/plain.txt"] = b"Y = 2\n"
+    members["var/lib/dpkg/status"] = b"Package: plug\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n"
+    members["var/lib/dpkg/info/plug.list"] = f"/{dist}plug.py\n/usr/share/plug/plain.txt\n".encode()
+    members["var/lib/dpkg/info/plug.md5sums"] = "".join(
+        f"{hashlib.md5(members[name]).hexdigest()}  {name}\n"  # noqa: S324 - dpkg's own digest
+        for name in (dist + "plug.py", "usr/share/plug/plain.txt")
+    ).encode()
     blob = f"{secretgen.github_pat()}\n".encode()
     members[root + ".git/objects/ab/" + "c" * 38] = zlib.compress(b"blob %d\0" % len(blob) + blob)
     layered = {name: (content, stamp) for name, content in members.items()}
@@ -384,6 +415,7 @@ def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_fi
 
     quick = result()
     taken_quickly = len(layered) - len(full_path)
+    walked = set(full_path)
     full_path.clear()
     monkeypatch.setattr(layer._Members, "of", staticmethod(lambda *args: None))
     assert result() == quick
@@ -401,3 +433,8 @@ def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_fi
         ".git/objects/",
     ):
         assert any(path.startswith("/" + root + must) for path in found_in), (must, sorted(found_in))
+    for must in (site + "tool/token.py", site + "tool/changed.py", dist + "plug.py"):
+        assert "/" + must in found_in, (must, sorted(found_in))
+    # (a dpkg package's Python source takes the full path: every provider rule searches it)
+    for quickly in (site + "tool/util.py", site + "tool/__pycache__/util.cpython-311.pyc", "usr/share/plug/plain.txt"):
+        assert "/" + quickly not in walked, quickly  # verified files of recorded packages are taken too

@@ -271,6 +271,8 @@ class _Passing:
         self.first_bytes = bytes(256)
         self.most = 1 << 30
         self.dir_kind, self.file_kind = "dir", "file"
+        self.recorded = object()  # never a directory's answer here: ``odd`` decides
+        self.vouches = None
         self.seen: list[bytes] = []
         self._seed = seed
 

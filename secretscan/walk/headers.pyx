@@ -155,9 +155,10 @@ def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, o
     headers (``plain_entry``, ``pax_path_entry``) of directories, and of files whose bytes are
     whole in ``buf`` that its remembered answers let pass (``places`` by directory, ``names`` by
     the last two parts of a path, worked out by ``place_of`` and ``plain_of`` when not known yet),
-    whose place finds nothing odd about them (``odd``), whose first bytes are no archive's
-    (``first_bytes``, a table of 256 flags, or ``ustar`` at 257) and in which ``finds`` finds
-    nothing. Each is recorded in ``present`` (and a file in ``sizes``). Returns ``(offset, files,
+    whose place finds nothing odd about them (``odd``; in a directory whose place is ``recorded``,
+    ``vouches`` asks the records about the file and its bytes instead), whose first bytes are no
+    archive's (``first_bytes``, a table of 256 flags, or ``ustar`` at 257) and in which ``finds``
+    finds nothing. Each is recorded in ``present`` (and a file in ``sizes``). Returns ``(offset, files,
     bytes)``: where the first member not taken starts, and the files taken and their bytes."""
     cdef Py_ssize_t end = buf.shape[0]
     cdef Py_ssize_t header_at, data_at, next_at, size, cut, files = 0, total = 0, taken = 0
@@ -170,6 +171,8 @@ def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, o
     cdef object place_of = members.place_of
     cdef object plain_of = members.plain_of
     cdef object finds = members.finds
+    cdef object vouches = members.vouches
+    cdef object recorded = members.recorded
     cdef object dir_kind = members.dir_kind
     cdef object file_kind = members.file_kind
     cdef str path, directory, tail
@@ -204,7 +207,7 @@ def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, o
         plain = names.get(tail)
         if plain is None:
             plain = plain_of(path, tail)
-        if not plain or place.odd(0, entry[4], entry[2]) is not None:
+        if not plain or (place is not recorded and place.odd(0, entry[4], entry[2]) is not None):
             break
         if size > 0:  # (an empty file's data_at may be the end of ``buf``)
             data = &buf[data_at]
@@ -213,6 +216,8 @@ def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, o
             content = (<const char*>data)[:size]
         else:
             content = b""
+        if place is recorded and not vouches(path, entry[4], entry[2], content):
+            break
         if finds(content):
             break
         present[path] = file_kind

@@ -365,6 +365,10 @@ def _scan_entries(
             logger.warning("%s: %s; values in the files it lists are judged without it", path, why)
 
 
+_RECORDED = object()
+"""``_Members.places``' answer for a directory some record names a file in."""
+
+
 class _Members:
     """The files of package directories that records vouch for by membership alone (npm, Go and
     gem trees, as ``ProvenanceIndex.vouch`` decides), searched with the self-identifying rules:
@@ -381,11 +385,12 @@ class _Members:
     """Members taken per call: the deadline is checked between calls."""
 
     def __init__(self, engine: Engine, limits: Limits, vouching: Vouching, deadline: Deadline) -> None:
-        self._engine, self._index, self._deadline = engine, vouching.index, deadline
+        self._engine, self._vouching, self._index, self._deadline = engine, vouching, vouching.index, deadline
         self.most = limits.chunk_bytes
-        self.places: dict[str, Place | None] = {}
+        self.places: dict[str, Place | object | None] = {}
         """Directory -> the place of its files when records vouch for them by membership (then
-        per file, by its layer, time and mode: ``Place.odd``), None when they cannot pass."""
+        per file, by its layer, time and mode: ``Place.odd``); ``recorded`` where records name
+        files (then per file: ``vouches``); None when they cannot pass."""
         self.names: dict[str, bool] = {}
         """The last two parts of a path (``parent/name``) -> whether its name lets it pass."""
         self.present: dict[str, EntryKind] = {}
@@ -394,6 +399,7 @@ class _Members:
         self.first_bytes = bytes(byte in ARCHIVE_FIRST_BYTES for byte in range(256))
         """Whether a file starting with a byte may be an archive (``ContentScanner.scan_whole`` opens those)."""
         self.finds = engine.may_self_identify
+        self.recorded = _RECORDED
         self.dir_kind, self.file_kind = EntryKind.DIR, EntryKind.FILE
         self.files = self.bytes = 0
 
@@ -412,19 +418,29 @@ class _Members:
         self.bytes += total
         return stop
 
-    def place_of(self, path: str, directory: str) -> Place | None:
-        """What every file of ``directory`` shares: no record names one (``ProvenanceIndex.vouch``
-        then goes by the place), a published place, no git objects or dpkg ``status.d`` there,
-        and a plain name (no nesting mark, no backslash: ``Engine.parses`` then goes by its last
-        two parts)."""
-        place = self._index.unnamed_place(path)
+    def place_of(self, path: str, directory: str) -> Place | object | None:
+        """What every file of ``directory`` shares: no git objects or dpkg ``status.d`` there, a
+        plain name (no nesting mark, no backslash: ``Engine.parses`` then goes by its last two
+        parts); and a published place where no record names a file (``ProvenanceIndex.vouch``
+        then goes by the place), or ``recorded`` where one does."""
+        place: Place | object | None = self._index.unnamed_place(path)
         within = directory + "/"
-        if place is not None and (
-            not place.published or any(mark in within for mark in ("objects/", "status.d/", "!", "\\"))
-        ):
+        if any(mark in within for mark in ("objects/", "status.d/", "!", "\\")):
+            place = None
+        elif place is None:
+            place = _RECORDED
+        elif not place.published:  # type: ignore[attr-defined]
             place = None
         self.places[directory] = place
         return place
+
+    def vouches(self, path: str, mtime: int, mode: int, data: bytes) -> bool:
+        """For a file of a ``recorded`` directory: whether its records vouch for these bytes
+        (``ProvenanceIndex.vouch``: a digest they match, or pip's membership of a compiled file)
+        and leave it to the self-identifying rules (``Vouching.scope_for``), as ``_scan_data``
+        decides."""
+        vouch = self._index.vouch(path, mtime, mode)
+        return vouch is not None and self._vouching.scope_for(path) is RuleScope.SELF_IDENTIFYING and vouch.holds(data)
 
     def plain_of(self, path: str, tail: str) -> bool:
         """What a file's name decides: no package database's name (``collect.might_want``), no
