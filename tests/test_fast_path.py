@@ -312,11 +312,13 @@ def _npm_layer(members: dict[str, tuple[bytes, int]]) -> bytes:
 def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_finds_nothing_in(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Files an npm package's records vouch for by membership are counted without the full
-    per-file path when one Hyperscan pass finds nothing in them (``walk.layer._Members``). The
-    layer's result is the same as when every file takes the full path, for every kind of file
-    that must take it: a token, archives (zip, gzip, tar), a git object, credential files read by
-    name, a source map holding a key, a file written later than its package, a package database."""
+    """Files their package records vouch for (an npm tree by membership, a pip distribution and a
+    dpkg package by digests) are taken in C and only counted when one Hyperscan pass finds nothing
+    in them (``walk.layer._Members``). The layer's result is the same as when every file takes the
+    full path, for every kind of file that must take it: a token, archives (zip, a gzip in a tar),
+    a git object, credential files read by name, a source map holding a key, a file written later
+    than its package, a file changed after install, a dpkg package's Python source (every provider
+    rule searches it), package databases, a file in no package's directory."""
     import gzip
     import tarfile
     import zlib

@@ -140,9 +140,7 @@ class Place:
 
     def __post_init__(self) -> None:
         verdict = self.verdict
-        object.__setattr__(
-            self, "published", verdict is not None and verdict.state is not None and verdict.state.published
-        )
+        object.__setattr__(self, "published", verdict is not None and verdict.state is not None and verdict.state.published)
 
     def odd(self, layer: int, mtime: int | None, mode: int | None) -> _Odd | None:
         """What about a file here, added by ``layer`` with ``mtime`` and ``mode`` (None: not

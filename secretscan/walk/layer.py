@@ -370,16 +370,17 @@ _RECORDED = object()
 
 
 class _Members:
-    """The files of package directories that records vouch for by membership alone (npm, Go and
-    gem trees, as ``ProvenanceIndex.vouch`` decides), searched with the self-identifying rules:
-    most of an application image's files. For each, ``_scan_file`` comes down to one Hyperscan pass
-    that nearly always finds nothing, and reading its header, deciding that it comes down to that
-    and calling ``_scan_file`` took three times as long as the pass. So a run of such files is
-    taken in C from the tar walk's piece at hand (``headers.pass_members``, called by ``iter_tar``
-    as ``take``), recorded and counted as ``_scan_entries`` and ``_scan_data`` would, with what
-    decides about them worked out here (``place_of`` once per directory, ``plain_of`` once per
-    ``parent/name``; ``odd`` on the place per file). The first file it does not let pass, the tar
-    walk hands on as usual: ``_scan_file`` takes it, as every file of another kind."""
+    """The files a layer's package records vouch for (``ProvenanceIndex.vouch``: npm, Go and gem
+    trees by membership, pip, dpkg, apk and rpm files by a digest their bytes match), searched with
+    the self-identifying rules: most of an application image's files. For each, ``_scan_file``
+    comes down to one Hyperscan pass that nearly always finds nothing, and reading its header,
+    deciding that it comes down to that and calling ``_scan_file`` took three times as long as the
+    pass. So a run of such files is taken in C from the tar walk's piece at hand
+    (``headers.pass_members``, called by ``iter_tar`` as ``take``), recorded and counted as
+    ``_scan_entries`` and ``_scan_data`` would, with what decides about them worked out here
+    (``place_of`` once per directory, ``plain_of`` once per ``parent/name``; per file, ``odd`` on
+    the place, or ``vouches`` where records name files). The first file it does not let pass, the
+    tar walk hands on as usual: ``_scan_file`` takes it, as every file of another kind."""
 
     RUN = 4096
     """Members taken per call: the deadline is checked between calls."""

@@ -160,7 +160,8 @@ def _simple_entry(
     opener = lambda: _Member(blocks, data_at, size)  # noqa: E731
     start = data_at - blocks._base
     data = blocks._buf[start : start + size] if start + size <= len(blocks._buf) else None
-    return FileEntry(path, EntryKind.FILE, mode, size, "", opener, mtime, data)  # type: ignore[arg-type]  # (by position: half the time)
+    # by position: half the time of keywords, on 70,000 entries a layer
+    return FileEntry(path, EntryKind.FILE, mode, size, "", opener, mtime, data)  # type: ignore[arg-type]
 
 
 def _pax_records(data: bytes) -> dict[str, str] | None:
@@ -458,10 +459,9 @@ def _header(buf: bytes) -> _Header | None:
         mode, size, mtime = int(buf[100:107], 8), int(buf[124:135], 8), int(buf[136:147], 8)
         return _Header(text, mode, size, mtime, checksum, kind_read, _text(buf[157:257]))
     name, mode, uid, gid, size, mtime, chksum, kind, linkname, _, _, devmajor, devminor, prefix = _LAYOUT.unpack(buf)
-    if (
-        kind == _SPARSE
-        or (mode[0] | uid[0] | gid[0] | size[0] | mtime[0] | chksum[0] | devmajor[0] | devminor[0]) & 0x80
-    ):
+    if kind == _SPARSE or (
+        mode[0] | uid[0] | gid[0] | size[0] | mtime[0] | chksum[0] | devmajor[0] | devminor[0]
+    ) & 0x80:
         return None
     try:
         checksum = octal_number(chksum)
