@@ -296,7 +296,7 @@ def test_every_rule_takes_the_pattern_pass_and_long_repeats_are_left_open(tmp_pa
     assert list(tmp_path.glob("hyperscan-*.db"))  # and the next run loads it instead of compiling
 
 
-def _npm_layer(members: dict[str, tuple[bytes, int]]) -> bytes:
+def _layer(members: dict[str, tuple[bytes, int]]) -> bytes:
     """A layer of files, each with its time (npm gives a package's files its tarball's)."""
     import tarfile
 
@@ -393,7 +393,7 @@ def test_package_members_that_pass_the_quick_check_are_the_ones_the_full_scan_fi
     # written an hour after npm wrote its package, with a key only its name tells (the full rule set's)
     patch = f'const aws_secret_access_key = "{secretgen.aws_secret_access_key()}";\n'.encode()
     layered[root + "lib/patch.js"] = (patch, stamp + 3600)
-    data = _npm_layer(layered)
+    data = _layer(layered)
 
     detection = Detection.build([], b"k" * 32)
     limits = Limits()

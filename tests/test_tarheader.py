@@ -152,6 +152,31 @@ def _tarfile_view(data: bytes, read_files: bool) -> list[tuple]:
     return out
 
 
+def _typed(info: tarfile.TarInfo, kind: str, size: int, link: str) -> tarfile.TarInfo:
+    """``info`` as a file of ``size`` bytes, or a directory, symlink or hard link (to ``link``)."""
+    info.mtime, info.mode = 1_700_000_000, 0o640
+    if kind == "file":
+        info.size = size
+    else:
+        info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+        info.linkname = "" if kind == "dir" else link
+    return info
+
+
+def _archive(fmt: int, members: list[tuple[str, str, int, str]]) -> bytes | None:
+    """(name, kind, size, link) members in ``fmt``, the i-th file's bytes a pattern of its own;
+    None when the format cannot hold a name."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for i, (name, kind, size, link) in enumerate(members):
+            content = io.BytesIO(bytes((i * 7 + j) % 251 for j in range(size))) if kind == "file" else None
+            try:
+                tar.addfile(_typed(tarfile.TarInfo(name), kind, size, link), content)
+            except ValueError:  # a name the format cannot hold
+                return None
+    return buf.getvalue()
+
+
 members = st.lists(
     st.tuples(
         st.text("abcé_-", min_size=1, max_size=12),
@@ -175,24 +200,13 @@ def test_archives_walk_as_tarfile_reads_them(spec: list, fmt: int, step: int, pi
     """Every format tarfile writes (ustar, GNU long names, pax), through a stream that trickles
     and pieces smaller than a file: the same entries, modes, sizes, links and bytes as tarfile's
     (read, or at hand when the piece held them)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
-        for i, (stem, repeat, kind, size) in enumerate(spec):
-            name = f"d{i}/" + (stem * (repeat + 1))[:300]
-            info = tarfile.TarInfo(name)
-            info.mtime, info.mode = 1_700_000_000, 0o640
-            content = None
-            if kind == "file":
-                info.size = size
-                content = io.BytesIO(bytes((i * 7 + j) % 251 for j in range(size)))
-            else:
-                info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
-                info.linkname = "" if kind == "dir" else f"target/{stem}"
-            try:
-                tar.addfile(info, content)
-            except ValueError:  # a name the format cannot hold
-                return
-    data = buf.getvalue()
+    named = [
+        (f"d{i}/" + (stem * (repeat + 1))[:300], kind, size, f"target/{stem}")
+        for i, (stem, repeat, kind, size) in enumerate(spec)
+    ]
+    data = _archive(fmt, named)
+    if data is None:
+        return
     default, _Blocks.PIECE = _Blocks.PIECE, piece
     try:
         walked = _walk(data, step, read_files)
@@ -224,21 +238,13 @@ def test_members_taken_in_c_are_the_archive_s_and_the_walk_goes_on_after_them(
     """``headers.pass_members``, as ``iter_tar`` calls it (``passing``), taking the members whose
     name it is told to let pass: each member is either taken there, with its own bytes, or walked
     as an entry, once, whatever the format, the names' lengths and where the pieces end."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
-        for i, (stem, repeat, kind, size) in enumerate(spec):
-            info = tarfile.TarInfo(f"d{i % 3}/" + (stem * (repeat + 1))[:300] + f"-{i}")
-            info.mtime, info.mode = 1_700_000_000, 0o640
-            if kind == "file":
-                info.size = size
-            else:
-                info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
-                info.linkname = "" if kind == "dir" else f"target/{stem}"
-            try:
-                tar.addfile(info, io.BytesIO(bytes((i * 7 + j) % 251 for j in range(size))) if kind == "file" else None)
-            except ValueError:  # a name the format cannot hold
-                return
-    data = buf.getvalue()
+    named = [
+        (f"d{i % 3}/" + (stem * (repeat + 1))[:300] + f"-{i}", kind, size, f"target/{stem}")
+        for i, (stem, repeat, kind, size) in enumerate(spec)
+    ]
+    data = _archive(fmt, named)
+    if data is None:
+        return
     view = _tarfile_view(data, True)
     passed, left = _walk_passing(data, step, piece, seed)
     content = {path: data for path, _, _, _, _, data in view}
@@ -269,7 +275,7 @@ class _Passing:
         self.present: dict = {}
         self.sizes: dict = {}
         self.first_bytes = bytes(256)
-        self.most = 1 << 30
+        self.largest = 1 << 30
         self.dir_kind, self.file_kind = "dir", "file"
         self.recorded = object()  # never a directory's answer here: ``odd`` decides
         self.vouches = None
@@ -387,13 +393,7 @@ def _pax_member(records: list, kind: str, size: int, index: int) -> bytes:
         pax = tarfile.TarInfo("././@PaxHeader")
         pax.type, pax.size = tarfile.XHDTYPE, len(data)
         out += pax.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape") + data + bytes(-len(data) % 512)
-    info = tarfile.TarInfo(f"m{index}/" + ("f" if kind == "file" else "x"))
-    info.mtime, info.mode = 1_700_000_000, 0o640
-    if kind == "file":
-        info.size = size
-    else:
-        info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
-        info.linkname = "" if kind == "dir" else f"t{index}"
+    info = _typed(tarfile.TarInfo(f"m{index}/" + ("f" if kind == "file" else "x")), kind, size, f"t{index}")
     content = bytes((index * 7 + j) % 251 for j in range(info.size))
     return out + info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape") + content + bytes(-len(content) % 512)
 

@@ -153,7 +153,7 @@ def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, o
     """The members from ``buf[at]`` on that ``members`` (``walk.layer._Members``) lets pass,
     taken here one after another without a Python call each, up to ``most`` of them: plain
     headers (``plain_entry``, ``pax_path_entry``) of directories, and of files whose bytes are
-    whole in ``buf`` that its remembered answers let pass (``places`` by directory, ``names`` by
+    whole in ``buf`` (and at most ``largest``) that its remembered answers let pass (``places`` by directory, ``names`` by
     the last two parts of a path, worked out by ``place_of`` and ``plain_of`` when not known yet),
     whose place finds nothing odd about them (``odd``; in a directory whose place is ``recorded``,
     ``vouches`` asks the records about the file and its bytes instead), whose first bytes are no
@@ -167,7 +167,7 @@ def pass_members(const unsigned char[::1] buf, Py_ssize_t at, Py_ssize_t most, o
     cdef dict present = members.present
     cdef dict sizes = members.sizes
     cdef const unsigned char[::1] first = members.first_bytes
-    cdef Py_ssize_t largest = members.most
+    cdef Py_ssize_t largest = members.largest
     cdef object place_of = members.place_of
     cdef object plain_of = members.plain_of
     cdef object finds = members.finds

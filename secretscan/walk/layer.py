@@ -387,7 +387,8 @@ class _Members:
 
     def __init__(self, engine: Engine, limits: Limits, vouching: Vouching, deadline: Deadline) -> None:
         self._engine, self._vouching, self._index, self._deadline = engine, vouching, vouching.index, deadline
-        self.most = limits.chunk_bytes
+        self.largest = limits.chunk_bytes
+        """The longest file taken (a scan window)."""
         self.places: dict[str, Place | object | None] = {}
         """Directory -> the place of its files when records vouch for them by membership (then
         per file, by its layer, time and mode: ``Place.odd``); ``recorded`` where records name
@@ -424,14 +425,11 @@ class _Members:
         plain name (no nesting mark, no backslash: ``Engine.parses`` then goes by its last two
         parts); and a published place where no record names a file (``ProvenanceIndex.vouch``
         then goes by the place), or ``recorded`` where one does."""
-        place: Place | object | None = self._index.unnamed_place(path)
+        unnamed = self._index.unnamed_place(path)
         within = directory + "/"
-        if any(mark in within for mark in ("objects/", "status.d/", "!", "\\")):
-            place = None
-        elif place is None:
-            place = _RECORDED
-        elif not place.published:  # type: ignore[attr-defined]
-            place = None
+        place: Place | object | None = None
+        if not any(mark in within for mark in ("objects/", "status.d/", "!", "\\")):
+            place = _RECORDED if unnamed is None else unnamed if unnamed.published else None
         self.places[directory] = place
         return place
 
